@@ -100,3 +100,26 @@ def arm_moments(frame: pd.DataFrame, types: np.ndarray) -> ArmMoments:
             pre_var=np.where(is_ratio, v_pre_ratio, v_pp),
             cov=np.where(is_ratio, c_ratio, c_xp),
         )
+
+
+def suff_from_units(
+    x: np.ndarray, y: np.ndarray | None = None, xp: np.ndarray | None = None, yp: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Sufficient statistics of per-unit values, summed over the last axis (the Python mirror of the SQL).
+
+    ``x`` (numerator / value), ``y`` (ratio denominator), ``xp`` / ``yp`` (pre-period values);
+    arrays of shape (..., units). Returns ``n`` and the ``sum_*`` columns the engine reads.
+    """
+    x = np.asarray(x, dtype=float)
+    out: dict[str, np.ndarray] = {"n": np.full(x.shape[:-1], x.shape[-1], dtype=np.int64), "sum_x": x.sum(-1), "sum_x2": (x * x).sum(-1)}
+    pairs = {"y": y, "xp": xp, "yp": yp}
+    vals = {"x": x, **{k: np.asarray(v, dtype=float) for k, v in pairs.items() if v is not None}}
+    names = list(vals)
+    for i, a in enumerate(names[1:], start=1):
+        out[f"sum_{a}"] = vals[a].sum(-1)
+        out[f"sum_{a}2"] = (vals[a] ** 2).sum(-1)
+        for b in names[:i]:
+            out[f"sum_{b}_{a}"] = (vals[b] * vals[a]).sum(-1)
+    if "sum_x_y" in out:
+        out["sum_xy"] = out.pop("sum_x_y")
+    return out

@@ -1,0 +1,304 @@
+"""Analysis from aggregates alone: read a summary file of per-arm sums and score it.
+
+Summary file format (``abplatform analyze-summary FILE``)
+--------------------------------------------------------
+A CSV file (header row, one row per metric × arm) or a JSON file (a list of row objects, or an
+object ``{"rows": [...], "control": "A", "treatment": "B", "alpha": 0.05, "correction": "holm",
+"relative_ci": "delta", "cuped": true}`` whose optional keys set the analysis options).
+
+Columns / keys of a row:
+
+==============  =========  ==========================================================================
+column          required   meaning
+==============  =========  ==========================================================================
+metric          yes        metric name
+arm             yes        arm name; the first arm in the file is the control unless the JSON says so
+type            yes        ``proportion`` (per-unit 0/1), ``mean`` (per-unit value) or ``ratio``
+                           (Σx/Σy over units, e.g. item CTR = clicks/impressions per user)
+n               yes        number of randomisation units (users) in the arm, a positive integer
+sum_x           yes        Σx over units (for a proportion: the number of units with x = 1)
+sum_x2          mean/ratio Σx² (optional for proportions, where x² = x)
+sum_y, sum_y2,  ratio      Σy, Σy², Σxy of the per-unit denominator y
+sum_xy
+sum_xp, sum_xp2 CUPED      pre-period covariate xp (the same metric before the test; 0 for units with
+sum_x_xp                   no pre-period activity): Σxp, Σxp², Σx·xp
+sum_yp, sum_yp2 CUPED,     pre-period denominator yp: Σyp, Σyp², Σxp·yp, Σx·yp, Σy·xp, Σy·yp
+sum_xp_yp,      ratio
+sum_x_yp,
+sum_y_xp,
+sum_y_yp
+direction       no         ``increase`` (default) or ``decrease``: which way is better
+role            no         ``primary`` (default), ``secondary`` or ``guardrail``
+margin          no         guardrail non-inferiority margin, relative (0.01 = 1%)
+==============  =========  ==========================================================================
+
+Every arm must have a row for every metric. Bad input raises :class:`abplatform.errors.InputError`
+listing every problem as ``FILE:LINE: field 'n': expected a positive integer, got -3`` (LINE is
+the CSV line, or the line where the JSON row object starts), e.g. n = 0, a missing column, an
+unknown type, or sums that imply a negative variance (Σx² < (Σx)²/n).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import InputError
+from .compare import compare
+from .moments import COVARIATE_COLUMNS, RATIO_COLUMNS
+from .types import DIRECTIONS, METRIC_TYPES, ROLES, MetricSpec
+
+_NUMERIC = ("sum_x", "sum_x2", *RATIO_COLUMNS, *COVARIATE_COLUMNS)
+_OPTION_KEYS = ("control", "treatment", "alpha", "correction", "relative_ci", "cuped")
+_COVARIATES = {
+    "proportion": COVARIATE_COLUMNS[:3],
+    "mean": COVARIATE_COLUMNS[:3],
+    "ratio": COVARIATE_COLUMNS,
+}
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and v.strip() == "")
+
+
+def _read_rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise InputError(f"{path}: cannot read summary file: {err.strerror}") from err
+    if path.suffix.lower() == ".json":
+        return _read_json(path, text)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}:1: not a readable CSV file: {err}") from err
+    frame.columns = [c.strip() for c in frame.columns]
+    rows = [(i + 2, {k: v for k, v in rec.items()}) for i, rec in enumerate(frame.to_dict("records")) if any(str(v).strip() for v in rec.values())]
+    return rows, {}
+
+
+def _read_json(path: Path, text: str) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, Any]]:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from err
+    options: dict[str, Any] = {}
+    start = 0
+    if isinstance(doc, dict):
+        if not isinstance(doc.get("rows"), list):
+            raise InputError(f"{path}:1: field 'rows': expected a list of row objects")
+        options = {k: doc[k] for k in _OPTION_KEYS if k in doc}
+        unknown = sorted(set(doc) - {"rows", *_OPTION_KEYS})
+        if unknown:
+            raise InputError(f"{path}:1: unknown top-level keys {unknown}; allowed: rows, {', '.join(_OPTION_KEYS)}")
+        m = re.search(r'"rows"\s*:\s*\[', text)
+        start = m.end() if m else 0
+    elif isinstance(doc, list):
+        start = text.index("[") + 1
+    else:
+        raise InputError(f"{path}:1: expected a list of rows or an object with 'rows'")
+    decoder = json.JSONDecoder()
+    rows: list[tuple[int, dict[str, Any]]] = []
+    pos = start
+    for item in doc["rows"] if isinstance(doc, dict) else doc:
+        while text[pos] in " \t\r\n,":
+            pos += 1
+        line = text.count("\n", 0, pos) + 1
+        _, pos = decoder.raw_decode(text, pos)
+        if not isinstance(item, dict):
+            raise InputError(f"{path}:{line}: expected a row object, got {type(item).__name__}")
+        rows.append((line, item))
+    return rows, options
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return None
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _parse_row(where: str, raw: dict[str, Any], problems: list[str]) -> dict[str, Any] | None:
+    def bad(field: str, msg: str) -> None:
+        problems.append(f"{where}: field '{field}': {msg}")
+
+    row: dict[str, Any] = {}
+    ok = True
+    for key in ("metric", "arm"):
+        v = raw.get(key)
+        if _missing(v):
+            bad(key, "required, expected a non-empty name")
+            ok = False
+        else:
+            row[key] = str(v).strip()
+    mtype = raw.get("type")
+    mtype = None if _missing(mtype) else str(mtype).strip()
+    if mtype not in METRIC_TYPES:
+        bad("type", f"expected one of {', '.join(METRIC_TYPES)}, got {mtype!r}")
+        return None
+    row["type"] = mtype
+    n = _number(raw.get("n"))
+    if n is None or n <= 0 or n != int(n):
+        bad("n", "expected a positive integer, got " + ("nothing" if _missing(raw.get("n")) else str(raw.get("n")).strip()))
+        return None
+    row["n"] = int(n)
+    need = ["sum_x"] + (["sum_x2"] if mtype != "proportion" else []) + (list(RATIO_COLUMNS) if mtype == "ratio" else [])
+    cov = _COVARIATES[mtype]
+    present_cov = [c for c in cov if not _missing(raw.get(c))]
+    if present_cov and len(present_cov) != len(cov):
+        bad([c for c in cov if c not in present_cov][0], f"CUPED needs all of {', '.join(cov)} for a {mtype} metric")
+        ok = False
+    for col in _NUMERIC:
+        v = raw.get(col)
+        if _missing(v):
+            if col in need:
+                bad(col, f"required for a {mtype} metric")
+                ok = False
+            row[col] = math.nan
+            continue
+        x = _number(v)
+        if x is None:
+            bad(col, f"expected a number, got {v!r}")
+            ok = False
+            x = math.nan
+        row[col] = x
+    if not ok:
+        return None
+    nn = row["n"]
+    if mtype == "proportion":
+        if not 0 <= row["sum_x"] <= nn:
+            bad("sum_x", f"expected a count between 0 and n = {nn} for a proportion, got {row['sum_x']}")
+            return None
+        if math.isnan(row["sum_x2"]):
+            row["sum_x2"] = row["sum_x"]
+
+    def variance_ok(s: str, s2: str) -> bool:
+        need_v = row[s] ** 2 / nn
+        if row[s2] < need_v - 1e-9 * max(1.0, abs(need_v)):
+            bad(s2, f"negative variance: {s2} = {row[s2]:g} < {s}^2/n = {need_v:g}")
+            return False
+        return True
+
+    pairs = [("sum_x", "sum_x2")] + ([("sum_y", "sum_y2")] if mtype == "ratio" else [])
+    pairs += [("sum_xp", "sum_xp2")] if present_cov else []
+    pairs += [("sum_yp", "sum_yp2")] if present_cov and mtype == "ratio" else []
+    ok = all([variance_ok(a, b) for a, b in pairs])
+    if ok and mtype == "ratio":
+        sxx = row["sum_x2"] - row["sum_x"] ** 2 / nn
+        syy = row["sum_y2"] - row["sum_y"] ** 2 / nn
+        sxy = row["sum_xy"] - row["sum_x"] * row["sum_y"] / nn
+        if sxy**2 > sxx * syy * (1 + 1e-9) + 1e-12:
+            bad("sum_xy", "inconsistent with sum_x2 and sum_y2 (implies a correlation beyond ±1)")
+            ok = False
+        if row["sum_y"] == 0:
+            bad("sum_y", "the ratio's denominator sums to 0")
+            ok = False
+    for key, allowed, default in (("direction", DIRECTIONS, "increase"), ("role", ROLES, "primary")):
+        v = raw.get(key)
+        v = default if _missing(v) else str(v).strip()
+        if v not in allowed:
+            bad(key, f"expected one of {', '.join(allowed)}, got {v!r}")
+            ok = False
+        row[key] = v
+    margin = raw.get("margin")
+    if _missing(margin):
+        row["margin"] = None
+    else:
+        m = _number(margin)
+        if m is None or not 0 < m < 1:
+            bad("margin", f"expected a relative margin in (0, 1), got {margin!r}")
+            ok = False
+        row["margin"] = m
+    return row if ok else None
+
+
+def read_summary(path: str | Path) -> tuple[pd.DataFrame, dict[str, MetricSpec], dict[str, Any]]:
+    """Parse and validate a summary file → (suff, metric specs, options).
+
+    ``options`` has ``control`` (str) and ``treatments`` (list of str) plus any of ``alpha``,
+    ``correction``, ``relative_ci``, ``cuped`` set in a JSON file.
+    """
+    path = Path(path)
+    raw_rows, options = _read_rows(path)
+    problems: list[str] = []
+    if not raw_rows:
+        raise InputError(f"{path}:1: no rows")
+    parsed: list[tuple[int, dict[str, Any]]] = []
+    for line, raw in raw_rows:
+        row = _parse_row(f"{path}:{line}", raw, problems)
+        if row is not None:
+            parsed.append((line, row))
+    specs: dict[str, MetricSpec] = {}
+    spec_line: dict[str, int] = {}
+    seen: dict[tuple[str, str], int] = {}
+    for line, row in parsed:
+        key = (row["metric"], row["arm"])
+        if key in seen:
+            problems.append(f"{path}:{line}: field 'arm': duplicate row for metric {key[0]!r} arm {key[1]!r} (first at line {seen[key]})")
+            continue
+        seen[key] = line
+        spec = MetricSpec(row["type"], row["direction"], row["role"], row["margin"])
+        if row["metric"] in specs and specs[row["metric"]] != spec:
+            problems.append(f"{path}:{line}: field 'type': metric {row['metric']!r} is described differently at line {spec_line[row['metric']]} (type/direction/role/margin must agree)")
+        specs.setdefault(row["metric"], spec)
+        spec_line.setdefault(row["metric"], line)
+    arms = list(dict.fromkeys(arm for _, r in parsed for arm in [r["arm"]]))
+    for metric, line in spec_line.items():
+        for arm in arms:
+            if (metric, arm) not in seen:
+                problems.append(f"{path}:{line}: field 'arm': metric {metric!r} has no row for arm {arm!r}")
+    if problems:
+        raise InputError("\n".join(problems), problems)
+    if len(arms) < 2:
+        raise InputError(f"{path}:1: field 'arm': need at least two arms, got {arms}")
+    control = str(options.pop("control", arms[0]))
+    if control not in arms:
+        raise InputError(f"{path}:1: field 'control': arm {control!r} not in the file (arms: {arms})")
+    treatment = options.pop("treatment", None)
+    treatments = [str(treatment)] if treatment is not None else [a for a in arms if a != control]
+    if any(t not in arms or t == control for t in treatments):
+        raise InputError(f"{path}:1: field 'treatment': expected an arm other than the control among {arms}, got {treatment!r}")
+    suff = pd.DataFrame([r for _, r in parsed]).drop(columns=["type", "direction", "role", "margin"])
+    return suff, specs, {"control": control, "treatments": treatments, **options}
+
+
+def summary_scorecard(
+    path: str | Path,
+    *,
+    alpha: float | None = None,
+    relative_ci: str | None = None,
+    correction: str | None = None,
+    cuped: bool | None = None,
+) -> pd.DataFrame:
+    """Scorecard of a summary file: ``compare`` of every treatment arm against the control.
+
+    Keyword arguments override the file's options; defaults are alpha 0.05, delta relative CI,
+    no correction, CUPED on when the file has covariate sums. Adds ``control_arm`` and
+    ``treatment_arm`` columns in front.
+    """
+    suff, specs, options = read_summary(path)
+    has_cov = "sum_xp" in suff and suff["sum_xp"].notna().any()
+    kwargs = {
+        "alpha": float(alpha if alpha is not None else options.get("alpha", 0.05)),
+        "relative_ci": relative_ci or options.get("relative_ci", "delta"),
+        "correction": correction or options.get("correction", "none"),
+        "cuped": bool(cuped if cuped is not None else options.get("cuped", has_cov)),
+    }
+    try:
+        cards = [
+            compare(suff, specs, options["control"], t, **kwargs).assign(control_arm=options["control"], treatment_arm=t)
+            for t in options["treatments"]
+        ]
+    except ValueError as err:
+        raise InputError(f"{path}: {err}") from err
+    card = pd.concat(cards, ignore_index=True)
+    front = ["control_arm", "treatment_arm"]
+    return card[front + [c for c in card.columns if c not in front]]
