@@ -1,0 +1,1 @@
+"""Offline evaluation: click models fitted on logs, off-policy estimators, interleaving, replay."""

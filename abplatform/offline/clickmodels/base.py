@@ -1,0 +1,126 @@
+"""The interface shared by all click models, and their evaluation (Chuklin, Markov & de Rijke 2015, ch. 5).
+
+A click model is fitted on a :class:`ClickLog`, then predicts for rankings ``(query_ids (n,),
+item_ids (n, k))``. Every model defines two probabilities per rank:
+
+* the *marginal* ``P(C_r = 1)`` (:meth:`ClickModel.click_probabilities`), and
+* the *conditional* ``P(C_r = 1 | C_1..C_{r-1} = c_1..c_{r-1})`` given the observed clicks above.
+
+Log-likelihood is the total of ``log P(C_r = c_r | c_<r)`` over all shown ranks of all pages, i.e.
+``sum_s log P(C = c_s)``. Perplexity at rank r is ``2 ** (-1/N_r sum_s log2 P(C_r = c_r))`` with the
+*marginal* probability (as PyClick's ``get_full_click_probs``), over the N_r pages that show rank r;
+the book's overall perplexity is the mean of the per-rank values. Probabilities are clipped to
+``[EPS, 1 - EPS]`` before taking logs, so a click a model deems impossible (e.g. a second click under
+the cascade model) costs ``log2(EPS)`` ~ -33 bits instead of an infinite loss.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Self
+
+import numpy as np
+
+from .backoff import BackedOffRate, PairIndex
+from .data import ClickLog, FeatureFn
+
+EPS = 1e-10
+
+
+def as_uniforms(u: np.ndarray | np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """``u`` itself if an array of ``shape``, else ``shape`` fresh uniforms from the generator ``u``."""
+    if isinstance(u, np.random.Generator):
+        return u.random(shape)
+    u = np.asarray(u, dtype=float)
+    if u.shape != shape:
+        raise ValueError(f"uniforms must have shape {shape}, got {u.shape}")
+    return u
+
+
+class ClickModel(ABC):
+    """Base class: per-(query, item) attraction with back-off (:mod:`.backoff`) plus a model of examination."""
+
+    name: str
+
+    def __init__(self, prior_strength: float = 5.0, max_iter: int = 100, tol: float = 1e-4) -> None:
+        self.prior_strength = prior_strength
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def fit(self, log: ClickLog, features: FeatureFn | None = None) -> Self:
+        """Fit on ``log``; ``features(query_ids, item_ids) -> (n, k, f)`` is the back-off for unseen pairs."""
+        self.features_ = features
+        self.index_ = PairIndex.from_rankings(log.query_ids, log.item_ids)
+        pair_ids, _ = self.index_.lookup(log.query_ids, log.item_ids)
+        self.attraction_ = BackedOffRate("binomial", self.prior_strength)
+        self._fit(log, pair_ids)
+        return self
+
+    @abstractmethod
+    def _fit(self, log: ClickLog, pair_ids: np.ndarray) -> None:
+        """Estimate the parameters; ``pair_ids`` (n, k) are the pairs' ids in ``self.index_`` (-1: no item)."""
+
+    def attraction(self, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+        """(n, k) attraction probability of each shown item (backed off where unseen); 0 where no item."""
+        return np.nan_to_num(self.attraction_(query_ids, item_ids), nan=0.0)
+
+    @abstractmethod
+    def click_probabilities(self, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+        """(n, k) marginal probability of a click at each rank."""
+
+    @abstractmethod
+    def conditional_click_probabilities(
+        self, query_ids: np.ndarray, item_ids: np.ndarray, clicks: np.ndarray
+    ) -> np.ndarray:
+        """(n, k) probability of a click at each rank given the clicks ``clicks`` at the ranks above it."""
+
+    @abstractmethod
+    def sample(
+        self, query_ids: np.ndarray, item_ids: np.ndarray, u: np.ndarray | np.random.Generator
+    ) -> np.ndarray:
+        """(n, k) simulated clicks, click at rank r iff ``u[:, r] < P(C_r = 1 | simulated clicks above)``.
+
+        Given the same uniforms the result is the same, so a caller keying ``u`` by session id gets
+        clicks that do not depend on batch size.
+        """
+
+    def log_likelihood(self, log: ClickLog) -> float:
+        """Total log-likelihood (natural log) of the clicks in ``log``, conditional on clicks above."""
+        p = self.conditional_click_probabilities(log.query_ids, log.item_ids, log.clicks)
+        return float(np.log(_probability_of_observed(p, log.clicks))[log.shown].sum())
+
+    def perplexity(self, log: ClickLog) -> np.ndarray:
+        """(k,) click perplexity per rank from marginal click probabilities; NaN at ranks never shown."""
+        p = self.click_probabilities(log.query_ids, log.item_ids)
+        log2_p = np.where(log.shown, np.log2(_probability_of_observed(p, log.clicks)), 0.0)
+        pages = log.shown.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(pages > 0, 2.0 ** (-log2_p.sum(axis=0) / pages), np.nan)
+
+
+def _probability_of_observed(p_click: np.ndarray, clicks: np.ndarray) -> np.ndarray:
+    return np.clip(np.where(clicks, p_click, 1.0 - p_click), EPS, 1.0 - EPS)
+
+
+def fit_pair_rate(
+    rate: BackedOffRate,
+    index: PairIndex,
+    pair_ids: np.ndarray,
+    successes: np.ndarray,
+    trials: np.ndarray,
+    features: FeatureFn | None = None,
+) -> np.ndarray:
+    """M-step for a per-pair parameter from per-impression (n, k) statistics; returns its (n, k) values.
+
+    ``successes`` / ``trials`` are summed per pair with ``np.bincount``; ranks with no item
+    (``pair_ids == -1``) are left out and get 0.
+    """
+    valid = pair_ids >= 0
+    ids = pair_ids[valid]
+    rate.fit(
+        index,
+        np.bincount(ids, successes[valid], minlength=index.n_pairs),
+        np.bincount(ids, trials[valid], minlength=index.n_pairs),
+        features,
+    )
+    return np.where(valid, rate.pair_[np.maximum(pair_ids, 0)], 0.0)

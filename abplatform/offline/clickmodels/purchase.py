@@ -1,0 +1,68 @@
+"""Purchases given clicks and orders given purchases, per (query, item) pair with back-off.
+
+``P(purchase | click, q, u) = beta_qu`` and ``orders | purchase ~ 1 + Poisson(lambda_qu)``, both
+fitted by maximum likelihood with conjugate smoothing and back-off (:mod:`.backoff`):
+``beta_qu`` = smoothed purchases / clicks, ``lambda_qu`` = smoothed (orders - 1) / purchases.
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+import numpy as np
+from scipy import stats
+
+from .backoff import BackedOffRate, PairIndex
+from .base import as_uniforms, fit_pair_rate
+from .data import ClickLog, FeatureFn
+
+
+class PurchaseModel:
+    """Fitted: ``purchase_`` (beta, a :class:`BackedOffRate`) and ``extra_orders_`` (lambda)."""
+
+    def __init__(self, prior_strength: float = 5.0) -> None:
+        self.prior_strength = prior_strength
+
+    def fit(self, log: ClickLog, features: FeatureFn | None = None) -> Self:
+        """Fit on a log with ``purchases`` and ``orders``; ``features`` as for the click models."""
+        if log.purchases is None or log.orders is None:
+            raise ValueError("the log has no purchases / orders")
+        index = PairIndex.from_rankings(log.query_ids, log.item_ids)
+        pair_ids, _ = index.lookup(log.query_ids, log.item_ids)
+        purchased = log.purchases & log.clicks
+        self.purchase_ = BackedOffRate("binomial", self.prior_strength)
+        self.extra_orders_ = BackedOffRate("poisson", self.prior_strength)
+        fit_pair_rate(self.purchase_, index, pair_ids, purchased.astype(float), log.clicks.astype(float), features)
+        extra = np.where(purchased, log.orders - 1, 0).astype(float)
+        fit_pair_rate(self.extra_orders_, index, pair_ids, extra, purchased.astype(float), features)
+        return self
+
+    def purchase_probabilities(self, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+        """(n, k) P(purchase | click); 0 where no item."""
+        return np.nan_to_num(self.purchase_(query_ids, item_ids), nan=0.0)
+
+    def expected_orders(self, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+        """(n, k) E[orders | purchase] = 1 + lambda."""
+        return 1.0 + np.nan_to_num(self.extra_orders_(query_ids, item_ids), nan=0.0)
+
+    def sample_purchases(
+        self, query_ids: np.ndarray, item_ids: np.ndarray, clicks: np.ndarray, u: np.ndarray | np.random.Generator
+    ) -> np.ndarray:
+        """(n, k) bool: purchase iff clicked and ``u < P(purchase | click)``."""
+        return clicks & (as_uniforms(u, item_ids.shape) < self.purchase_probabilities(query_ids, item_ids))
+
+    def sample_orders(
+        self, query_ids: np.ndarray, item_ids: np.ndarray, purchases: np.ndarray, u: np.ndarray | np.random.Generator
+    ) -> np.ndarray:
+        """(n, k) int64: ``1 + F^-1(u)`` of Poisson(lambda) where purchased (inverse CDF), else 0."""
+        extra = stats.poisson.ppf(as_uniforms(u, item_ids.shape), self.expected_orders(query_ids, item_ids) - 1.0)
+        return np.where(purchases, 1 + np.maximum(extra, 0).astype(np.int64), 0)
+
+    def log_likelihood(self, log: ClickLog) -> float:
+        """Total log-likelihood of the purchases given clicks and the orders given purchases."""
+        purchased = log.purchases & log.clicks
+        beta = np.clip(self.purchase_probabilities(log.query_ids, log.item_ids), 1e-10, 1 - 1e-10)
+        purchase_ll = np.where(purchased, np.log(beta), np.log1p(-beta))[log.clicks].sum()
+        lam = self.expected_orders(log.query_ids, log.item_ids) - 1.0
+        order_ll = stats.poisson.logpmf(log.orders - 1, lam)[purchased].sum()
+        return float(purchase_ll + order_ll)
