@@ -1,0 +1,144 @@
+"""Runs the metrics SQL in ``sql/`` with duckdb: event log -> per-arm sufficient statistics.
+
+Stage 1 reduces impressions to one row per session (the only pass over impression rows),
+stage 2 to one row per unit (per segment value, up to a day), stage 3 to per-arm sums for each
+metric. Python receives only stage 3's few hundred rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from string import Template
+
+import pandas as pd
+
+from abplatform.contract import PAGE_LABELS, RELEVANCE_LABELS
+from abplatform.dataset import Dataset
+from abplatform.metrics.base import Metric
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+SEGMENT_COLUMNS = ("query_segment", "query_complexity", "user_type")
+OVERALL = "all"
+
+
+def sql_template(name: str) -> Template:
+    return Template((SQL_DIR / name).read_text())
+
+
+def _empty_view(con, name: str, schema) -> None:
+    cols = ", ".join(f"CAST(NULL AS {_duck_type(f.type)}) AS {f.name}" for f in schema)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cols} WHERE FALSE")
+
+
+def _duck_type(t) -> str:
+    import pyarrow as pa
+
+    if pa.types.is_string(t):
+        return "VARCHAR"
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_floating(t):
+        return "DOUBLE"
+    return "BIGINT"
+
+
+def metric_expressions(metric: Metric) -> dict[str, str]:
+    """SQL for x, y, xp, yp and the cap of one metric (stage 3 parameters)."""
+    pre = {c: f"pre_{c}" for c in ("impressions", "clicks", "purchases", "orders", "revenue", "judged_impressions",
+                                    "grade_sum", "judged_pages", "good_pages", "sessions")}
+
+    def to_pre(expr: str) -> str:
+        import re
+
+        return re.sub(r"\b(" + "|".join(pre) + r")\b", lambda m: pre[m.group(1)], expr)
+
+    y = metric.denominator or "1"
+    if metric.cap_value is not None:
+        cap = repr(float(metric.cap_value))
+    elif metric.cap_percentile is not None:
+        cap = f"(SELECT quantile_cont(CAST({metric.numerator} AS DOUBLE), {float(metric.cap_percentile)}) FROM unit_values)"
+    else:
+        cap = "CAST(NULL AS DOUBLE)"
+    return {"metric": metric.name, "x": metric.numerator, "y": y, "xp": to_pre(metric.numerator),
+            "yp": to_pre(y), "x_cap": cap}
+
+
+class MetricsEngine:
+    """Sufficient statistics of metrics over a dataset's event log (experiment sessions with an arm)."""
+
+    def __init__(self, dataset: Dataset, threads: int | None = None):
+        self.dataset = dataset
+        self.con = dataset.connect(threads)
+        for name, schema in (("relevance_labels", RELEVANCE_LABELS.schema), ("page_labels", PAGE_LABELS.schema)):
+            if not dataset.has(name):
+                _empty_view(self.con, name, schema)
+        stage1 = sql_template("01_session_values.sql")
+        tables = {"relevance_labels": "relevance_labels", "page_labels": "page_labels"}
+        self.con.execute("CREATE TEMP TABLE session_values AS "
+                         + stage1.substitute(sessions="sessions", impressions="impressions", **tables))
+        if dataset.has("pre_sessions") and dataset.has("pre_impressions"):
+            self.con.execute("CREATE TEMP TABLE pre_session_values AS "
+                             + stage1.substitute(sessions="pre_sessions", impressions="pre_impressions", **tables))
+        else:
+            self.con.execute("CREATE TEMP TABLE pre_session_values AS SELECT * FROM session_values WHERE FALSE")
+        self.has_pre = self.con.execute("SELECT COUNT(*) FROM pre_session_values").fetchall()[0][0] > 0
+
+    def close(self) -> None:
+        self.con.close()
+
+    def days(self) -> list[str]:
+        rows = self.con.execute("SELECT DISTINCT day FROM session_values WHERE arm IS NOT NULL ORDER BY day").fetchall()
+        return [r[0].isoformat() for r in rows]
+
+    def _unit_values(self, segment: str, day_filter: str = "TRUE") -> None:
+        seg = f"'{OVERALL}'" if segment == OVERALL else segment
+        self.con.execute("CREATE OR REPLACE TEMP TABLE unit_values AS "
+                         + sql_template("02_unit_values.sql").substitute(segment=seg, day_filter=day_filter))
+
+    def _arm_stats(self, metrics: Sequence[Metric]) -> pd.DataFrame:
+        stage3 = sql_template("03_arm_stats.sql")
+        query = "\nUNION ALL\n".join(f"({stage3.substitute(metric_expressions(m))})" for m in metrics)
+        return self.con.execute(query + "\nORDER BY metric, arm, segment_value").df()
+
+    def sufficient_stats(self, metrics: Sequence[Metric], segments: Sequence[str] = ()) -> pd.DataFrame:
+        """One row per (metric, segment, segment value, arm); ``segment`` is 'all' for the overall row."""
+        frames = []
+        for segment in (OVERALL, *segments):
+            self._unit_values(segment)
+            df = self._arm_stats(metrics)
+            df.insert(1, "segment", segment)
+            frames.append(df)
+        return self._finish(pd.concat(frames, ignore_index=True), metrics)
+
+    def daily_sufficient_stats(self, metrics: Sequence[Metric]) -> pd.DataFrame:
+        """Cumulative statistics up to and including each day (for daily looks)."""
+        frames = []
+        for day in self.days():
+            self._unit_values(OVERALL, f"day <= DATE '{day}'")
+            df = self._arm_stats(metrics)
+            df.insert(1, "day", day)
+            frames.append(df)
+        return self._finish(pd.concat(frames, ignore_index=True), metrics).drop(columns="segment_value")
+
+    def _finish(self, df: pd.DataFrame, metrics: Sequence[Metric]) -> pd.DataFrame:
+        types = {m.name: m.type for m in metrics}
+        not_ratio = df["metric"].map(types) != "ratio"
+        y_cols = ["sum_y", "sum_y2", "sum_xy", "sum_yp", "sum_yp2", "sum_xp_yp", "sum_x_yp", "sum_y_xp", "sum_y_yp"]
+        df.loc[not_ratio, y_cols] = float("nan")
+        if not self.has_pre:
+            df[[c for c in df.columns if c.startswith("sum_") and ("xp" in c or "yp" in c)]] = float("nan")
+        df["n"] = df["n"].astype("int64")
+        return df
+
+    def unit_counts(self, segments: Sequence[str] = ()) -> pd.DataFrame:
+        """Units per arm overall and per segment value (the sample-ratio check's input)."""
+        frames = []
+        for segment in (OVERALL, *segments):
+            seg = f"'{OVERALL}'" if segment == OVERALL else segment
+            df = self.con.execute(f"""
+                SELECT '{segment}' AS segment, segment_value, arm, COUNT(*) AS units FROM (
+                    SELECT DISTINCT unit_id, arm, {seg} AS segment_value FROM session_values WHERE arm IS NOT NULL)
+                GROUP BY segment_value, arm ORDER BY segment_value, arm""").df()
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,39 @@
+"""Rankers: the built-in V1 and V2, and user classes named by dotted path (``pkg.module:Class``)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from abplatform.errors import InputError
+from abplatform.rankers.base import CandidateBatch, Catalog, Ranker, rank
+from abplatform.rankers.v1 import V1Ranker
+from abplatform.rankers.v2 import V2Ranker
+
+BUILTIN_RANKERS = {"v1": V1Ranker, "v2": V2Ranker}
+
+__all__ = ["BUILTIN_RANKERS", "CandidateBatch", "Catalog", "Ranker", "V1Ranker", "V2Ranker", "make_ranker", "rank"]
+
+
+def make_ranker(name: str, params: Mapping[str, Any] | None = None, *, where: str = "ranker") -> Ranker:
+    """Build an unfitted ranker from a built-in name or a ``package.module:Class`` path."""
+    params = dict(params or {})
+    if ":" in name:
+        module_name, _, class_name = name.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as e:
+            raise InputError(f"{where}: cannot load ranker class {name!r} ({e})") from None
+    else:
+        cls = BUILTIN_RANKERS.get(name)
+        if cls is None:
+            known = ", ".join(sorted(BUILTIN_RANKERS))
+            raise InputError(f"{where}: unknown ranker {name!r} (expected one of {known}, or package.module:Class)")
+    try:
+        ranker = cls(**params)
+    except TypeError as e:
+        raise InputError(f"{where}: bad parameters for ranker {name!r} ({e})") from None
+    if not isinstance(ranker, Ranker):
+        raise InputError(f"{where}: {name!r} is not a ranker (needs name, fit(dataset, catalog) and score(batch))")
+    return ranker

@@ -1,0 +1,85 @@
+"""The ranker interface: ``fit`` on logged data, then ``score`` batches of sessions x candidates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import pyarrow as pa
+
+from abplatform.dataset import Dataset
+from abplatform.rankers.text import BM25Index
+
+ATTRIBUTE_NAMES = ("brand", "colour", "material", "style")
+
+
+class Catalog:
+    """What rankers may know about items: ids, titles, categories, attributes and prices."""
+
+    def __init__(self, items: pa.Table):
+        items = items.sort_by("item_id")
+        self.item_ids = items.column("item_id").to_numpy()
+        self.titles = items.column("title").to_pylist()
+        self.category_names, self.category = np.unique(items.column("category").to_numpy(zero_copy_only=False),
+                                                       return_inverse=True)
+        self.attribute_values: dict[str, np.ndarray] = {}
+        self.attribute_codes: dict[str, np.ndarray] = {}
+        for name in ATTRIBUTE_NAMES:
+            values, codes = np.unique(items.column(name).to_numpy(zero_copy_only=False), return_inverse=True)
+            self.attribute_values[name], self.attribute_codes[name] = values, codes
+        self.price = items.column("price").to_numpy()
+        self._bm25: BM25Index | None = None
+
+    @classmethod
+    def from_dataset(cls, dataset: Dataset) -> Catalog:
+        con = dataset.connect()
+        try:
+            return cls(con.sql("SELECT * FROM items").to_arrow_table())
+        finally:
+            con.close()
+
+    @property
+    def bm25(self) -> BM25Index:
+        if self._bm25 is None:
+            self._bm25 = BM25Index(self.titles)
+        return self._bm25
+
+    def rows(self, item_ids: np.ndarray) -> np.ndarray:
+        """Catalog row of each item id; -1 for padding (-1) and for ids not in the catalog."""
+        pos = np.searchsorted(self.item_ids, item_ids)
+        pos = np.minimum(pos, len(self.item_ids) - 1)
+        return np.where((item_ids >= 0) & (self.item_ids[pos] == item_ids), pos, -1)
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+
+@dataclass(frozen=True)
+class CandidateBatch:
+    """Sessions to rank: one row per session, candidates padded with -1 to a common width."""
+
+    session_ids: np.ndarray  # (n,)
+    queries: list[str]  # n query strings
+    candidate_rows: np.ndarray  # (n, c) catalog rows, -1 = padding
+
+
+@runtime_checkable
+class Ranker(Protocol):
+    """A ranker scores candidates; higher is better. ``fit`` learns from logged data only."""
+
+    name: str
+
+    def fit(self, dataset: Dataset, catalog: Catalog) -> Ranker: ...
+
+    def score(self, batch: CandidateBatch) -> np.ndarray:
+        """(n, c) scores; padding cells are ignored by the caller."""
+        ...
+
+
+def rank(scores: np.ndarray, candidate_rows: np.ndarray, k: int) -> np.ndarray:
+    """Top-k catalog rows per session by descending score (ties by candidate order); -1 fills short pages."""
+    s = np.where(candidate_rows >= 0, scores, -np.inf)
+    order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    top = np.take_along_axis(candidate_rows, order, axis=1)
+    return np.where(np.take_along_axis(s, order, axis=1) > -np.inf, top, -1)

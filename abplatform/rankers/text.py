@@ -1,0 +1,67 @@
+"""Tokenisation and Okapi BM25 (Robertson & Zaragoza 2009) over item titles, vectorised."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def tokenize(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
+
+
+class BM25Index:
+    """BM25 term weights w(t, d) = idf(t) tf (k1 + 1) / (tf + k1 (1 - b + b |d| / avgdl)).
+
+    ``score(query_rows, doc_rows)`` sums w(t, d) over the query's distinct terms for each
+    (query, candidate) cell, with idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5)).
+    """
+
+    def __init__(self, docs: Sequence[str], k1: float = 1.2, b: float = 0.75):
+        tokens = [tokenize(d) for d in docs]
+        self.vocab: dict[str, int] = {}
+        rows, cols = [], []
+        for i, toks in enumerate(tokens):
+            for t in toks:
+                rows.append(i)
+                cols.append(self.vocab.setdefault(t, len(self.vocab)))
+        tf = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(docs), len(self.vocab)))
+        tf.sum_duplicates()
+        n_docs = len(docs)
+        df = np.bincount(tf.indices, minlength=len(self.vocab))
+        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
+        dl = np.asarray(tf.sum(axis=1)).ravel()
+        norm = k1 * (1 - b + b * dl / dl.mean())
+        tf = tf.tocoo()
+        w = idf[tf.col] * tf.data * (k1 + 1) / (tf.data + norm[tf.row])
+        # titles share a small vocabulary, so a dense (items x terms) table makes scoring one gather.
+        self.weights = sp.csr_matrix((w, (tf.row, tf.col)), shape=tf.shape).toarray()
+        self._query_cache: dict[str, np.ndarray] = {}
+
+    def query_terms(self, query: str) -> np.ndarray:
+        terms = self._query_cache.get(query)
+        if terms is None:
+            terms = np.unique([self.vocab[t] for t in tokenize(query) if t in self.vocab]).astype(np.int64)
+            self._query_cache[query] = terms
+        return terms
+
+    def score(self, queries: Sequence[str], doc_rows: np.ndarray) -> np.ndarray:
+        """BM25 of each query against each of its candidate documents; doc_rows (n, c), -1 = padding."""
+        n, c = doc_rows.shape
+        term_lists = [self.query_terms(q) for q in queries]
+        lengths = np.fromiter((len(t) for t in term_lists), np.int64, n)
+        if lengths.sum() == 0:
+            return np.zeros((n, c))
+        q_rows = np.repeat(np.arange(n), lengths)
+        q_terms = np.concatenate(term_lists)
+        vals = self.weights[np.maximum(doc_rows, 0)[q_rows], q_terms[:, None]]  # (terms in batch, c)
+        out = np.zeros((n, c))
+        has_terms = lengths > 0
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[has_terms]
+        out[has_terms] = np.add.reduceat(vals, starts, axis=0)
+        return np.where(doc_rows >= 0, out, 0.0)

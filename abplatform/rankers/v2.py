@@ -1,0 +1,135 @@
+"""V2: V1's signals plus query understanding and a multi-objective score.
+
+Query understanding maps a query to an intent — a distribution over leaf categories, attribute
+constraints and a price cap — from associations learned offline from the catalog (title words,
+including synonyms, per category) and from pre-period co-clicks (query words per clicked
+category: how "morning jog" comes to mean sneakers). Intents are computed once per distinct
+query and served from a lookup table, so serving costs no more than V1's BM25.
+
+score = w_lex BM25 + w_rel (3 P(leaf_i | q) + 0.8 attribute match - 2 [price_i > cap])
+        + w_click log(debiased CTR ratio) + w_purchase log(purchase-per-click ratio)
+
+The CTR prior divides clicks by position-weighted exposure (not raw impressions) and carries no
+popularity term, which lifts long-tail items that V1's exposure feedback buries.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from abplatform.dataset import Dataset
+from abplatform.rankers.base import ATTRIBUTE_NAMES, CandidateBatch, Catalog
+from abplatform.rankers.text import tokenize
+from abplatform.rankers.v1 import item_log_stats
+
+_PRICE_CAP = re.compile(r"\bunder\s+(\d+(?:\.\d+)?)")
+
+
+class V2Ranker:
+    name = "v2"
+
+    def __init__(self, w_lex: float = 0.3, w_rel: float = 1.0, w_click: float = 0.6, w_purchase: float = 0.4,
+                 smoothing: float = 2.0, query_prior_strength: float = 10.0):
+        self.w_lex, self.w_rel, self.w_click, self.w_purchase = w_lex, w_rel, w_click, w_purchase
+        self.smoothing, self.query_prior_strength = smoothing, query_prior_strength
+        self.catalog: Catalog | None = None
+        self._intents: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
+
+    # -- fitting -------------------------------------------------------------------------------
+    def fit(self, dataset: Dataset, catalog: Catalog) -> V2Ranker:
+        self.catalog = catalog
+        n_cat = len(catalog.category_names)
+        counts: dict[str, np.ndarray] = {}
+
+        def add(token: str, cat: int, weight: float = 1.0) -> None:
+            counts.setdefault(token, np.zeros(n_cat))[cat] += weight
+
+        for title, cat in zip(catalog.titles, catalog.category):
+            for t in set(tokenize(title)):
+                add(t, cat)
+        self.query_clicks: dict[str, np.ndarray] = {}
+        if dataset.has("pre_impressions") and dataset.has("pre_sessions"):
+            con = dataset.connect()
+            try:
+                res = con.execute("""
+                    SELECT s.query, i.item_id, COUNT(*) AS clicks
+                    FROM pre_impressions i JOIN pre_sessions s USING (session_id)
+                    WHERE i.clicked GROUP BY s.query, i.item_id""").fetchnumpy()
+            finally:
+                con.close()
+            cats = catalog.category[np.maximum(catalog.rows(res["item_id"]), 0)]
+            known = catalog.rows(res["item_id"]) >= 0
+            for q, cat, c, ok in zip(res["query"], cats, res["clicks"], known):
+                if not ok:
+                    continue
+                self.query_clicks.setdefault(q, np.zeros(n_cat))[cat] += c
+                for t in set(tokenize(q)):
+                    add(t, cat, float(c))
+        self.category_prior = np.bincount(catalog.category, minlength=n_cat) / len(catalog)
+        self.token_log_lift = {
+            t: np.log((c + self.smoothing * self.category_prior) / (c.sum() + self.smoothing)) - np.log(self.category_prior)
+            for t, c in counts.items()
+        }
+        self.attribute_tokens = {
+            name: {str(v).lower(): code for code, v in enumerate(catalog.attribute_values[name])}
+            for name in ATTRIBUTE_NAMES
+        }
+        stats = item_log_stats(dataset, catalog)
+        m = 20.0
+        clicks, exposure, purchases = stats["clicks"], stats["exposure"], stats["purchases"]
+        mean_ctr = clicks.sum() / exposure.sum() if exposure.sum() > 0 else 1.0
+        mean_cvr = purchases.sum() / clicks.sum() if clicks.sum() > 0 else 1.0
+        self.click_prior = np.log((clicks + m * mean_ctr) / (exposure + m) / mean_ctr)
+        self.purchase_prior = np.log((purchases + m * mean_cvr) / (clicks + m) / mean_cvr)
+        self._intents.clear()
+        return self
+
+    # -- serving -------------------------------------------------------------------------------
+    def intent(self, query: str) -> tuple[np.ndarray, np.ndarray, float]:
+        """(P(category | query), attribute codes (-1 = unconstrained), price cap) — cached per query."""
+        cached = self._intents.get(query)
+        if cached is not None:
+            return cached
+        tokens = tokenize(query)
+        logits = np.log(self.category_prior).copy()
+        for t in set(tokens):
+            lift = self.token_log_lift.get(t)
+            if lift is not None:
+                logits += lift
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        seen = self.query_clicks.get(query)
+        if seen is not None:
+            n = seen.sum()
+            probs = (n * seen / n + self.query_prior_strength * probs) / (n + self.query_prior_strength)
+        attrs = np.full(len(ATTRIBUTE_NAMES), -1)
+        for a, name in enumerate(ATTRIBUTE_NAMES):
+            for t in tokens:
+                if t in self.attribute_tokens[name]:
+                    attrs[a] = self.attribute_tokens[name][t]
+        cap_match = _PRICE_CAP.search(query.lower())
+        cap = float(cap_match.group(1)) if cap_match else np.inf
+        self._intents[query] = (probs, attrs, cap)
+        return self._intents[query]
+
+    def score(self, batch: CandidateBatch) -> np.ndarray:
+        cat = self.catalog
+        if cat is None:
+            raise RuntimeError("V2Ranker.score called before fit")
+        rows = np.maximum(batch.candidate_rows, 0)
+        intents = [self.intent(q) for q in batch.queries]
+        probs = np.stack([i[0] for i in intents])
+        attrs = np.stack([i[1] for i in intents])
+        caps = np.array([i[2] for i in intents])
+        p_cat = np.take_along_axis(probs, cat.category[rows], axis=1)
+        attr_match = np.zeros(rows.shape)
+        for a, name in enumerate(ATTRIBUTE_NAMES):
+            wanted = attrs[:, a][:, None]
+            attr_match += np.where(wanted < 0, 0.0, np.where(cat.attribute_codes[name][rows] == wanted, 1.0, -1.0))
+        over_cap = cat.price[rows] > caps[:, None]
+        relevance = 3.0 * p_cat + 0.8 * attr_match - 2.0 * over_cap
+        lexical = cat.bm25.score(batch.queries, batch.candidate_rows) if self.w_lex else 0.0
+        return (self.w_lex * lexical + self.w_rel * relevance + self.w_click * self.click_prior[rows]
+                + self.w_purchase * self.purchase_prior[rows])

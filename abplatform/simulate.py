@@ -1,0 +1,221 @@
+"""Replay: re-rank each logged session with its arm's ranker and simulate the user's response.
+
+The input is a dataset whose ``sessions`` and ``candidates`` tables are co-partitioned (file
+``part-i`` of each holds the same sessions — what the world generator and ``import`` write).
+Partitions are replayed independently, in parallel worker processes, in batches of sessions;
+every random draw is keyed by (seed, session id), so the output event log is identical for any
+batch size or worker count. The output is a dataset in the same contract, with the arm column
+set, plus the pre-period and catalog of the input (hard-linked), so the metrics layer reads it
+like any online log.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from abplatform.assignment import assign
+from abplatform.contract import IMPRESSIONS, RELEVANCE_LABELS, SESSIONS
+from abplatform.dataset import Dataset
+from abplatform.errors import InputError
+from abplatform.rankers import CandidateBatch, Catalog, Ranker, rank
+from abplatform.world.generate import judge
+from abplatform.world.truth import WorldTruth, load_truth
+
+COPIED_TABLES = ("items", "pre_sessions", "pre_impressions")
+
+
+@dataclass
+class ReplayArm:
+    name: str
+    ranker: Ranker
+    weight: float = 1.0
+
+
+@dataclass
+class ReplaySpec:
+    arms: Sequence[ReplayArm]
+    salt: str
+    seed: int = 1
+    page_size: int = 10
+    batch_size: int = 8192
+    workers: int = 1
+    behaviour: str | None = None  # None: the world's own mode
+
+
+@dataclass
+class ReplayResult:
+    path: Path
+    sessions: int
+    impressions: int
+    scoring_seconds: dict[str, float] = field(default_factory=dict)
+    scored_sessions: dict[str, int] = field(default_factory=dict)
+
+    def latency_ms_per_query(self) -> dict[str, float]:
+        return {a: 1000 * s / max(1, self.scored_sessions.get(a, 0)) for a, s in self.scoring_seconds.items()}
+
+
+def candidate_matrix(session_ids: np.ndarray, cand_sessions: np.ndarray, cand_items: np.ndarray) -> np.ndarray:
+    """(n, max candidates) item ids per session in ``session_ids`` order, sorted by item id, -1 padded."""
+    order = np.lexsort((cand_items, cand_sessions))
+    cs, ci = cand_sessions[order], cand_items[order]
+    uniq, start, counts = np.unique(cs, return_index=True, return_counts=True)
+    width = int(counts.max()) if len(counts) else 0
+    out = np.full((len(session_ids), width), -1, dtype=np.int64)
+    where = np.searchsorted(uniq, session_ids)
+    where = np.minimum(where, max(len(uniq) - 1, 0))
+    found = (len(uniq) > 0) & (uniq[where] == session_ids) if len(uniq) else np.zeros(len(session_ids), bool)
+    col = np.arange(len(cs)) - np.repeat(start, counts)
+    row_of_uniq = np.full(len(uniq), -1)
+    row_of_uniq[where[found]] = np.flatnonzero(found)
+    rows = np.repeat(row_of_uniq, counts)
+    keep = rows >= 0
+    out[rows[keep], col[keep]] = ci[keep]
+    return out
+
+
+# Worker state, set before the pool forks so fitted rankers are shared copy-on-write.
+_STATE: dict = {}
+
+
+def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, float], dict[str, int]]:
+    index, sessions_file, candidates_file = args
+    spec: ReplaySpec = _STATE["spec"]
+    catalog: Catalog = _STATE["catalog"]
+    truth: WorldTruth = _STATE["truth"]
+    out: Path = _STATE["out"]
+    sessions = pq.read_table(sessions_file)
+    cands = pq.read_table(candidates_file, columns=["session_id", "item_id"])
+    ids = sessions["session_id"].to_numpy()
+    units = sessions["unit_id"].to_pylist()
+    queries = sessions["query"].to_pylist()
+    cand_ids = candidate_matrix(ids, cands["session_id"].to_numpy(), cands["item_id"].to_numpy())
+    cand_rows = catalog.rows(cand_ids)
+    arm_idx = assign(spec.salt, units, [a.weight for a in spec.arms])
+    from abplatform.world.generate import unit_rows
+
+    user_rows = unit_rows(units)
+    k = spec.page_size
+    shown = np.full((len(ids), k), -1, dtype=np.int64)
+    seconds = {a.name: 0.0 for a in spec.arms}
+    scored = {a.name: 0 for a in spec.arms}
+    for lo in range(0, len(ids), spec.batch_size):
+        hi = min(len(ids), lo + spec.batch_size)
+        for a, arm in enumerate(spec.arms):
+            sel = lo + np.flatnonzero(arm_idx[lo:hi] == a)
+            if len(sel) == 0:
+                continue
+            batch = CandidateBatch(ids[sel], [queries[i] for i in sel], cand_rows[sel])
+            t0 = time.perf_counter()
+            scores = arm.ranker.score(batch)
+            shown[sel] = rank(scores, batch.candidate_rows, k)
+            seconds[arm.name] += time.perf_counter() - t0
+            scored[arm.name] += len(sel)
+    intent = truth.intents(queries)
+    resp = truth.model.respond(spec.seed, ids, intent, user_rows, shown)
+    shown_ids = np.where(shown >= 0, catalog.item_ids[np.maximum(shown, 0)], -1)
+    valid = (shown >= 0).ravel()
+    arms = np.array([a.name for a in spec.arms], dtype=object)[arm_idx]
+    name = f"part-{index:05d}.parquet"
+    out_sessions = sessions.set_column(sessions.schema.get_field_index("arm"), SESSIONS.schema.field("arm"),
+                                       pa.array(arms, pa.string()))
+    positions = np.tile(np.arange(1, k + 1, dtype=np.int16), len(ids))
+    impressions = pa.table({
+        "session_id": np.repeat(ids, k)[valid], "position": positions[valid], "item_id": shown_ids.ravel()[valid],
+        "clicked": resp.clicked.ravel()[valid], "purchased": resp.purchased.ravel()[valid],
+        "orders": resp.orders.ravel()[valid], "revenue": resp.revenue.ravel()[valid],
+        "propensity": pa.nulls(int(valid.sum()), pa.float64()),
+    }, schema=IMPRESSIONS.schema)
+    rel_labels, page_labels = judge(truth.seed, truth.label_rate, ids, queries, intent, truth.items, shown)
+    rel_labels = rel_labels.set_column(1, "item_id", pa.array(catalog.item_ids[rel_labels["item_id"].to_numpy()]))
+    for table, data in (("sessions", out_sessions), ("impressions", impressions),
+                        ("page_labels", page_labels), ("_relevance_labels", rel_labels)):
+        (out / table).mkdir(exist_ok=True)
+        pq.write_table(data, out / table / name, compression="zstd")
+    return len(ids), int(valid.sum()), seconds, scored
+
+
+def partitions(dataset: Dataset) -> list[tuple[int, str, str]]:
+    sessions = {f.name: f for f in dataset.files("sessions")}
+    candidates = {f.name: f for f in dataset.files("candidates")}
+    if not sessions:
+        raise InputError(f"{dataset.path}: replay needs a folder dataset with a sessions/ table")
+    missing = sorted(set(sessions) - set(candidates))
+    if missing:
+        raise InputError(f"{dataset.path}/candidates: no candidate partition for sessions/{missing[0]} "
+                         "(replay needs candidates co-partitioned with sessions)")
+    return [(i, str(sessions[n]), str(candidates[n])) for i, n in enumerate(sorted(sessions))]
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def replay(dataset: Dataset, spec: ReplaySpec, out_dir: str | Path,
+           progress: Callable[[int, int], None] | None = None) -> ReplayResult:
+    """Replay ``dataset`` through the arms of ``spec`` into a new dataset at ``out_dir``.
+
+    Rankers must already be fitted. Written under a temporary name and renamed when complete.
+    """
+    out = Path(out_dir)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    parts = partitions(dataset)
+    _STATE.update(spec=spec, catalog=Catalog.from_dataset(dataset), truth=load_truth(dataset.path, spec.behaviour),
+                  out=tmp)
+    totals = [0, 0]
+    seconds = {a.name: 0.0 for a in spec.arms}
+    scored = {a.name: 0 for a in spec.arms}
+
+    def collect(res: tuple[int, int, dict[str, float], dict[str, int]]) -> None:
+        totals[0] += res[0]
+        totals[1] += res[1]
+        for a in seconds:
+            seconds[a] += res[2][a]
+            scored[a] += res[3][a]
+        if progress:
+            progress(len(done) + 1, len(parts))
+        done.append(1)
+
+    done: list[int] = []
+    try:
+        if spec.workers > 1 and len(parts) > 1:
+            with mp.get_context("fork").Pool(min(spec.workers, len(parts))) as pool:
+                for res in pool.imap_unordered(_replay_partition, parts):
+                    collect(res)
+        else:
+            for p in parts:
+                collect(_replay_partition(p))
+    finally:
+        _STATE.clear()
+    con = duckdb.connect()
+    labels = con.sql(f"""SELECT DISTINCT * FROM read_parquet('{tmp / '_relevance_labels' / '*.parquet'}')
+                         ORDER BY query, item_id""").to_arrow_table().cast(RELEVANCE_LABELS.schema)
+    con.close()
+    shutil.rmtree(tmp / "_relevance_labels")
+    (tmp / "relevance_labels").mkdir()
+    pq.write_table(labels, tmp / "relevance_labels" / "part-00000.parquet", compression="zstd")
+    for table in COPIED_TABLES:
+        for f in dataset.files(table):
+            _link_or_copy(f, tmp / table / f.name)
+    if (dataset.path / "world.json").is_file():
+        shutil.copy2(dataset.path / "world.json", tmp / "world.json")
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return ReplayResult(out, totals[0], totals[1], seconds, scored)

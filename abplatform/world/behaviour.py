@@ -1,0 +1,143 @@
+"""The world's ground-truth user behaviour and manual raters (the "oracle").
+
+Only the simulator and the label generator read this module's inputs (the hidden truth);
+rankers never do. Every draw takes uniforms from :mod:`abplatform.rng` keyed by session id,
+so responses do not depend on batch size or worker count.
+
+Model, per shown item i at position k of session s with intent q (leaf, attributes, price cap):
+
+* relevance  r = cat(q, i) * 0.6^(mismatched attributes) * (0.3 if price > cap else 1)
+  with cat = 1 for the intended leaf, 0.25 for its parent category, 0 otherwise;
+* attraction a = sigmoid(-3.4 + 2.8 r + 0.6 quality_i + 0.8 pref_u(leaf_i) - 0.4 price_sens_u log(price_i / median));
+* examination: position-based, P(E_k) = EXAMINATION[k] ("pbm"), or cascade-like ("cascade"):
+  the user scans down and, after a click, stops with probability 0.5 (0.8 after a purchase);
+* purchase | click: sigmoid(-3.4 + 2.0 r + 0.5 quality_i - 0.6 price_sens_u log(price_i / median));
+* orders | purchase: 1 + Poisson(max(0.01, 0.25 + 0.25 quality_i)); revenue = orders * price.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit
+from scipy.stats import poisson
+
+from abplatform import rng
+
+EXAMINATION = 1.0 / np.arange(1, 11) ** 0.75
+STREAM_CLICK, STREAM_PURCHASE, STREAM_ORDERS, STREAM_STOP, STREAM_RATER = 11, 12, 13, 14, 15
+
+
+@dataclass(frozen=True)
+class ItemTruth:
+    """Catalog arrays indexed by item row (item_id == row index in the world)."""
+
+    leaf: np.ndarray
+    parent: np.ndarray
+    attrs: np.ndarray  # (n_items, 4) codes for brand, colour, material, style
+    price: np.ndarray
+    median_price: np.ndarray  # the leaf's median price, per item
+    quality: np.ndarray
+
+
+@dataclass(frozen=True)
+class SessionIntent:
+    """What each session's query asks for (a pure function of the query text)."""
+
+    leaf: np.ndarray  # (n,)
+    parent: np.ndarray  # (n,)
+    attrs: np.ndarray  # (n, 4), -1 where the query does not constrain the attribute
+    price_cap: np.ndarray  # (n,), inf where none
+
+
+def relevance(intent: SessionIntent, items: ItemTruth, item_rows: np.ndarray) -> np.ndarray:
+    """True relevance in [0, 1] of each (session, item) cell; item_rows (n, c), -1 = padding."""
+    rows = np.maximum(item_rows, 0)
+    cat = np.where(items.leaf[rows] == intent.leaf[:, None], 1.0,
+                   np.where(items.parent[rows] == intent.parent[:, None], 0.25, 0.0))
+    wanted = intent.attrs[:, None, :]
+    mismatches = ((wanted >= 0) & (items.attrs[rows] != wanted)).sum(axis=2)
+    over_cap = items.price[rows] > intent.price_cap[:, None]
+    rel = cat * 0.6**mismatches * np.where(over_cap, 0.3, 1.0)
+    return np.where(item_rows >= 0, rel, 0.0)
+
+
+def grades(rel: np.ndarray, noise_u: np.ndarray) -> np.ndarray:
+    """A rater's 0-3 grade: thresholds on relevance, moved one step by noise 10% of the time."""
+    g = np.digitize(rel, [0.15, 0.45, 0.8]).astype(np.int8)
+    step = np.where(noise_u < 0.05, -1, np.where(noise_u > 0.95, 1, 0))
+    return np.clip(g + step, 0, 3).astype(np.int8)
+
+
+@dataclass(frozen=True)
+class Responses:
+    clicked: np.ndarray
+    purchased: np.ndarray
+    orders: np.ndarray
+    revenue: np.ndarray
+
+
+class BehaviourModel:
+    """Ground-truth responses to a shown page, given the hidden user and item truth."""
+
+    def __init__(self, items: ItemTruth, user_pref: np.ndarray, user_price_sens: np.ndarray, mode: str = "pbm"):
+        if mode not in ("pbm", "cascade"):
+            raise ValueError(f"behaviour mode must be 'pbm' or 'cascade', got {mode!r}")
+        self.items, self.user_pref, self.user_price_sens, self.mode = items, user_pref, user_price_sens, mode
+
+    def attraction(self, intent: SessionIntent, user_rows: np.ndarray, shown: np.ndarray) -> np.ndarray:
+        it, rows = self.items, np.maximum(shown, 0)
+        rel = relevance(intent, it, shown)
+        log_price = np.log(it.price[rows] / it.median_price[rows])
+        pref = self.user_pref[user_rows[:, None], it.leaf[rows]]
+        sens = self.user_price_sens[user_rows][:, None]
+        return expit(-3.4 + 2.8 * rel + 0.6 * it.quality[rows] + 0.8 * pref - 0.4 * sens * log_price), rel
+
+    def purchase_probability(self, rel: np.ndarray, user_rows: np.ndarray, shown: np.ndarray) -> np.ndarray:
+        it, rows = self.items, np.maximum(shown, 0)
+        log_price = np.log(it.price[rows] / it.median_price[rows])
+        sens = self.user_price_sens[user_rows][:, None]
+        return expit(-3.4 + 2.0 * rel + 0.5 * it.quality[rows] - 0.6 * sens * log_price)
+
+    def click_probabilities(self, intent: SessionIntent, user_rows: np.ndarray, shown: np.ndarray) -> np.ndarray:
+        """Marginal P(click) per cell under the "pbm" mode (the cascade mode is sampled only)."""
+        a, _ = self.attraction(intent, user_rows, shown)
+        return np.where(shown >= 0, a * EXAMINATION[: shown.shape[1]], 0.0)
+
+    def respond(self, seed: int, session_ids: np.ndarray, intent: SessionIntent, user_rows: np.ndarray,
+                shown: np.ndarray) -> Responses:
+        """Sample clicks, purchases and orders for pages ``shown`` (n, k item rows, -1 = empty slot)."""
+        n, k = shown.shape
+        a, rel = self.attraction(intent, user_rows, shown)
+        u_click = rng.uniforms(seed, session_ids, STREAM_CLICK, k)
+        u_buy = rng.uniforms(seed, session_ids, STREAM_PURCHASE, k)
+        p_buy = self.purchase_probability(rel, user_rows, shown)
+        valid = shown >= 0
+        if self.mode == "pbm":
+            clicked = valid & (u_click < a * EXAMINATION[:k])
+            purchased = clicked & (u_buy < p_buy)
+        else:
+            u_stop = rng.uniforms(seed, session_ids, STREAM_STOP, k)
+            clicked = np.zeros((n, k), bool)
+            purchased = np.zeros((n, k), bool)
+            scanning = np.ones(n, bool)
+            for pos in range(k):
+                clicked[:, pos] = scanning & valid[:, pos] & (u_click[:, pos] < a[:, pos])
+                purchased[:, pos] = clicked[:, pos] & (u_buy[:, pos] < p_buy[:, pos])
+                stop_p = np.where(purchased[:, pos], 0.8, 0.5)
+                scanning &= ~(clicked[:, pos] & (u_stop[:, pos] < stop_p))
+        rows = np.maximum(shown, 0)
+        u_orders = rng.uniforms(seed, session_ids, STREAM_ORDERS, k)
+        orders = np.zeros((n, k), np.int32)
+        lam = np.maximum(0.25 + 0.25 * self.items.quality[rows[purchased]], 0.01)
+        orders[purchased] = 1 + poisson.ppf(u_orders[purchased], lam).astype(np.int32)
+        revenue = orders * self.items.price[rows]
+        return Responses(clicked, purchased, orders, revenue)
+
+
+def judge_pages(seed: int, session_ids: np.ndarray, page_grades: np.ndarray) -> np.ndarray:
+    """A rater's good/bad verdict on a page: mean grade of the top 5 plus rater noise >= 1.6."""
+    noise = rng.normals(seed, session_ids, STREAM_RATER)[:, 0] * 0.3
+    top = page_grades[:, :5].astype(float)
+    return (top.mean(axis=1) + noise) >= 1.6

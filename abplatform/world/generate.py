@@ -1,0 +1,444 @@
+"""The built-in synthetic search world, streamed to a dataset in the event-log contract.
+
+``generate_world(params, out_dir)`` writes, partition by partition (a fixed number of users per
+partition, so memory stays flat as the world grows):
+
+* ``items/`` — the catalog (Zipf popularity, long tail, titles with synonyms);
+* ``pre_sessions/``, ``pre_impressions/`` — a pre-period logged by a cold-start BM25 policy;
+* ``sessions/``, ``impressions/``, ``candidates/`` — the experiment period logged by V1 (fitted on
+  the pre-period) with epsilon-randomisation, the propensity of each shown item recorded;
+* ``relevance_labels/``, ``page_labels/`` — manual judgements of a sample of pages;
+* ``truth/`` — the hidden truth (user preferences, item quality, query intents) that only the
+  simulator's oracle behaviour model and the raters read; ``world.json`` — the parameters.
+
+Randomness: world structure uses numpy generators seeded by (seed, stage, partition); user
+responses use counter-based uniforms keyed by (seed, session id) (:mod:`abplatform.rng`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from abplatform import rng
+from abplatform.contract import IMPRESSIONS, ITEMS, PAGE_LABELS, RELEVANCE_LABELS, SESSIONS, CANDIDATES
+from abplatform.dataset import Dataset
+from abplatform.rankers import Catalog, V1Ranker
+from abplatform.rankers.base import CandidateBatch, rank
+from abplatform.world import behaviour
+from abplatform.world.behaviour import BehaviourModel, ItemTruth, SessionIntent
+from abplatform.world.vocab import ATTRIBUTES, LEAVES
+
+USERS_PER_PARTITION = 5000
+COMPLEXITY_SHARES = {"simple": 0.45, "attribute": 0.30, "multi": 0.15, "indirect": 0.10}
+ATTR_NAMES = tuple(ATTRIBUTES)
+STREAM_LOGGING, STREAM_LABEL, STREAM_GRADE = 21, 22, 23
+EXP_SESSION_OFFSET = 500_000_000_000
+
+
+@dataclass(frozen=True)
+class WorldParams:
+    users: int = 50_000
+    days: int = 14
+    pre_days: int = 7
+    items: int = 20_000
+    sessions_per_user_day: float = 0.55
+    new_user_share: float = 0.2
+    candidates: int = 30
+    page_size: int = 10
+    logging_epsilon: float = 0.1
+    label_rate: float = 0.05
+    behaviour: str = "pbm"
+    seed: int = 7
+    start_date: str = "2026-06-01"
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------
+# catalog and users
+# --------------------------------------------------------------------------------------------
+def _make_catalog(p: WorldParams) -> tuple[pa.Table, ItemTruth, np.ndarray]:
+    g = np.random.default_rng([p.seed, 0])
+    n = p.items
+    leaf_weights = 1.0 / np.arange(1, len(LEAVES) + 1) ** 0.5
+    leaf = g.choice(len(LEAVES), size=n, p=leaf_weights / leaf_weights.sum())
+    parents = sorted({lf.parent for lf in LEAVES})
+    parent_of_leaf = np.array([parents.index(lf.parent) for lf in LEAVES])
+    attrs = np.stack([g.integers(0, len(v), n) for v in ATTRIBUTES.values()], axis=1)
+    median = np.array([lf.median_price for lf in LEAVES])[leaf]
+    price = np.round(median * np.exp(g.normal(0, 0.5, n)), 0) - 0.01
+    price = np.maximum(price, 0.99)
+    log_pop = -1.0 * np.log(g.permutation(n) + 1.0)  # Zipf(1) popularity, random item order
+    quality = 0.3 * (log_pop - log_pop.mean()) / log_pop.std() + 0.95 * g.normal(0, 1, n)
+    titles = []
+    u = g.random((n, 5))
+    for i in range(n):
+        lf = LEAVES[leaf[i]]
+        word = lf.word if u[i, 0] < 0.7 else lf.synonyms[int(u[i, 0] * 10) % len(lf.synonyms)]
+        parts = [ATTRIBUTES["brand"][attrs[i, 0]].title()]
+        if u[i, 1] < 0.8:
+            parts.append(ATTRIBUTES["colour"][attrs[i, 1]])
+        if u[i, 2] < 0.6:
+            parts.append(ATTRIBUTES["material"][attrs[i, 2]])
+        parts.append(word)
+        if u[i, 3] < 0.6:
+            parts.append(f"for {ATTRIBUTES['style'][attrs[i, 3]]} use")
+        titles.append(" ".join(parts))
+    item_ids = np.arange(n, dtype=np.int64)
+    table = pa.table(
+        {
+            "item_id": item_ids,
+            "title": titles,
+            "category": [LEAVES[k].word for k in leaf],
+            "parent_category": [LEAVES[k].parent for k in leaf],
+            **{name: [ATTRIBUTES[name][c] for c in attrs[:, a]] for a, name in enumerate(ATTR_NAMES)},
+            "price": price,
+        },
+        schema=ITEMS.schema,
+    )
+    truth = ItemTruth(leaf=leaf, parent=parent_of_leaf[leaf], attrs=attrs, price=price, median_price=median,
+                      quality=quality)
+    return table, truth, log_pop
+
+
+@dataclass(frozen=True)
+class Users:
+    pref: np.ndarray  # (n_users, n_leaves) latent category preference (mean 0)
+    price_sens: np.ndarray
+    rate: np.ndarray  # sessions per day
+    is_new: np.ndarray
+
+
+def _make_users(p: WorldParams) -> Users:
+    g = np.random.default_rng([p.seed, 1])
+    n = p.users
+    pref = 0.8 * g.normal(0, 1, (n, len(LEAVES)))
+    price_sens = np.exp(g.normal(0, 0.5, n))
+    # heavy-tailed activity: lognormal with sigma 1.2, mean = sessions_per_user_day
+    rate = p.sessions_per_user_day * np.exp(g.normal(-0.72, 1.2, n))
+    is_new = g.random(n) < p.new_user_share
+    return Users(pref, price_sens, rate, is_new)
+
+
+def unit_id(rows: np.ndarray) -> list[str]:
+    return [f"u{r:07d}" for r in rows]
+
+
+def unit_rows(unit_ids: list[str] | np.ndarray) -> np.ndarray:
+    return np.array([int(u[1:]) for u in unit_ids], dtype=np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# queries: intents and their phrasing
+# --------------------------------------------------------------------------------------------
+def _phrase_queries(g: np.random.Generator, leaf: np.ndarray) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """Draw complexity, attribute constraints and price caps for each session's leaf; phrase the query."""
+    n = len(leaf)
+    kinds = list(COMPLEXITY_SHARES)
+    complexity = g.choice(len(kinds), size=n, p=list(COMPLEXITY_SHARES.values()))
+    attrs = np.full((n, 4), -1)
+    caps = np.full(n, np.inf)
+    u = g.random((n, 8))
+    values = [g.integers(0, len(v), n) for v in ATTRIBUTES.values()]
+    queries: list[str] = []
+    for i in range(n):
+        lf = LEAVES[leaf[i]]
+        kind = kinds[complexity[i]]
+        cap = None
+        if kind == "simple":
+            q = lf.word
+        elif kind == "attribute":
+            a = int(u[i, 0] * 3)  # brand, colour or material
+            attrs[i, a] = values[a][i]
+            q = f"{ATTRIBUTES[ATTR_NAMES[a]][attrs[i, a]]} {lf.word}"
+        elif kind == "multi":
+            first = int(u[i, 0] * 4)
+            second = (first + 1 + int(u[i, 1] * 3)) % 4
+            for a in (first, second):
+                attrs[i, a] = values[a][i]
+            words = [ATTRIBUTES[name][attrs[i, a]] for a, name in enumerate(ATTR_NAMES[:3]) if attrs[i, a] >= 0]
+            q = " ".join(words + [lf.word])
+            if attrs[i, 3] >= 0:
+                q += f" for {ATTRIBUTES['style'][attrs[i, 3]]}"
+            if u[i, 2] < 0.5:
+                cap = max(5, int(round(lf.median_price * (0.6 + 0.8 * u[i, 3]) / 5) * 5))
+        else:
+            need = lf.needs[int(u[i, 4] * len(lf.needs))]
+            if "{style}" in need:
+                attrs[i, 3] = values[3][i]
+                need = need.format(style=ATTRIBUTES["style"][attrs[i, 3]])
+            q = need
+            if u[i, 2] < 0.3:
+                cap = max(5, int(round(lf.median_price * (0.6 + 0.8 * u[i, 3]) / 5) * 5))
+        if cap is not None:
+            caps[i] = cap
+            q += f" under {cap}"
+        queries.append(q)
+    return queries, [kinds[c] for c in complexity], attrs, caps
+
+
+def query_keys(queries: list[str]) -> np.ndarray:
+    """A stable 63-bit key per query string (for label noise keyed by query and item)."""
+    uniq, inv = np.unique(np.asarray(queries, dtype=object).astype(str), return_inverse=True)
+    keys = np.array([int.from_bytes(hashlib.blake2b(q.encode(), digest_size=8).digest(), "little") >> 1
+                     for q in uniq], dtype=np.int64)
+    return keys[inv]
+
+
+def grade_pairs(seed: int, queries: list[str], items: np.ndarray, rel: np.ndarray) -> np.ndarray:
+    """Raters' grades for (query, item) cells; the same pair always gets the same grade."""
+    keys = (query_keys(queries)[:, None] * 1_000_003 + items).astype(np.int64)
+    noise = rng.uniforms(seed, keys.ravel(), STREAM_GRADE)[:, 0].reshape(keys.shape)
+    return behaviour.grades(rel, noise)
+
+
+# --------------------------------------------------------------------------------------------
+# retrieval: the candidate set a ranker orders
+# --------------------------------------------------------------------------------------------
+def _gumbel_top(g: np.random.Generator, logw: np.ndarray, k: int) -> np.ndarray:
+    keys = logw + g.gumbel(size=logw.shape)
+    return np.argpartition(-keys, min(k, keys.shape[1] - 1), axis=1)[:, :k]
+
+
+def _retrieve(g: np.random.Generator, p: WorldParams, it: ItemTruth, log_pop: np.ndarray,
+              intent: SessionIntent) -> np.ndarray:
+    """30 candidates: 14 from the intended leaf (attribute matches favoured), 8 popular ones from its
+    parent category, 8 popular ones from elsewhere; each pool sampled without replacement by Gumbel-top-k."""
+    n = len(intent.leaf)
+    n_leaf, n_parent = 14, 8
+    n_global = p.candidates - n_leaf - n_parent
+    out = np.empty((n, p.candidates), dtype=np.int64)
+    by_popularity = np.argsort(-log_pop, kind="stable")
+    for lf in np.unique(intent.leaf):
+        sess = np.flatnonzero(intent.leaf == lf)
+        leaf_items = np.flatnonzero(it.leaf == lf)
+        parent = it.parent[leaf_items[0]]
+        # the popular end of the parent category and of the rest of the catalog
+        parent_items = by_popularity[(it.parent[by_popularity] == parent) & (it.leaf[by_popularity] != lf)][:200]
+        glob = by_popularity[it.parent[by_popularity] != parent][:300]
+        for start in range(0, len(sess), 2000):
+            s = sess[start:start + 2000]
+            matches = ((intent.attrs[s][:, None, :] >= 0)
+                       & (it.attrs[leaf_items][None, :, :] == intent.attrs[s][:, None, :])).sum(axis=2)
+            over = it.price[leaf_items][None, :] > intent.price_cap[s][:, None]
+            logw = 0.7 * log_pop[leaf_items][None, :] + 1.5 * matches - 1.5 * over
+            out[s, :n_leaf] = leaf_items[_gumbel_top(g, logw, n_leaf)]
+            pw = np.broadcast_to(0.7 * log_pop[parent_items], (len(s), len(parent_items)))
+            out[s, n_leaf:n_leaf + n_parent] = parent_items[_gumbel_top(g, pw, n_parent)]
+            gw = np.broadcast_to(0.7 * log_pop[glob], (len(s), len(glob)))
+            out[s, n_leaf + n_parent:] = glob[_gumbel_top(g, gw, n_global)]
+    return np.sort(out, axis=1)
+
+
+# --------------------------------------------------------------------------------------------
+# logging: epsilon-randomised ranker with known propensities
+# --------------------------------------------------------------------------------------------
+def log_pages(seed: int, session_ids: np.ndarray, scores: np.ndarray, candidates: np.ndarray,
+              k: int, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
+    """Shown pages and each shown item's marginal propensity of being at its position.
+
+    With probability 1 - epsilon the page is the ranker's top k; otherwise a uniformly random
+    ordered k of the C candidates. So P(item at position j) = (1 - eps) 1[ranker puts it at j] + eps / C.
+    """
+    n, c = candidates.shape
+    ranked = rank(scores, candidates, k)
+    u = rng.uniforms(seed, session_ids, STREAM_LOGGING, 1 + c)
+    explore = u[:, 0] < epsilon
+    random_order = np.argsort(u[:, 1:], axis=1)[:, :k]
+    shown = np.where(explore[:, None], np.take_along_axis(candidates, random_order, axis=1), ranked)
+    propensity = epsilon / c + (1 - epsilon) * (shown == ranked)
+    return shown, propensity
+
+
+# --------------------------------------------------------------------------------------------
+# one partition of sessions
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Partition:
+    sessions: pa.Table
+    impressions: pa.Table
+    candidates: pa.Table
+    relevance_labels: pa.Table
+    page_labels: pa.Table
+    queries: pa.Table  # truth: query -> intent
+
+
+def _sessions_for(p: WorldParams, users: Users, user_rows: np.ndarray, days: int, start: datetime,
+                  g: np.random.Generator, first_session_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    counts = np.minimum(g.poisson(users.rate[user_rows] * days), 50 * days)
+    rows = np.repeat(user_rows, counts)
+    offsets = np.sort(g.random(len(rows)) * days * 86400)  # seconds from the period start
+    # keep each user's sessions in time order, users in id order
+    order = np.lexsort((offsets, rows))
+    rows, offsets = rows[order], offsets[order]
+    ts = np.datetime64(start.replace(tzinfo=None), "us") + (offsets * 1e6).astype("timedelta64[us]")
+    ids = first_session_id + np.arange(len(rows), dtype=np.int64)
+    return rows, ts, ids
+
+
+def _build_partition(p: WorldParams, it: ItemTruth, log_pop: np.ndarray, users: Users, model: BehaviourModel,
+                     policy: V1Ranker, catalog: Catalog, user_rows: np.ndarray, phase: str, part: int,
+                     segments: dict[str, str] | None) -> Partition:
+    start = datetime.fromisoformat(p.start_date).replace(tzinfo=timezone.utc)
+    g = np.random.default_rng([p.seed, 2 if phase == "pre" else 3, part])
+    if phase == "pre":
+        user_rows = user_rows[~users.is_new[user_rows]]
+        days, start = p.pre_days, start - timedelta(days=p.pre_days)
+        first_id = 1 + part * 10_000_000
+    else:
+        days, first_id = p.days, EXP_SESSION_OFFSET + part * 10_000_000
+    rows, ts, ids = _sessions_for(p, users, user_rows, days, start, g, first_id)
+    n = len(rows)
+    # the leaf of each session's intent: category popularity tilted by the user's taste
+    leaf_pop = np.log(np.bincount(it.leaf, minlength=len(LEAVES)) / len(it.leaf))
+    leaf = np.argmax(leaf_pop[None, :] + users.pref[rows] + g.gumbel(size=(n, len(LEAVES))), axis=1)
+    queries, complexity, attrs, caps = _phrase_queries(g, leaf)
+    parents = sorted({lf.parent for lf in LEAVES})
+    intent = SessionIntent(leaf=leaf, parent=np.array([parents.index(LEAVES[k].parent) for k in leaf]),
+                           attrs=attrs, price_cap=caps)
+    cands = _retrieve(g, p, it, log_pop, intent)
+    scores = policy.score(CandidateBatch(ids, queries, cands))
+    shown, propensity = log_pages(p.seed, ids, scores, cands, p.page_size, p.logging_epsilon)
+    resp = model.respond(p.seed, ids, intent, rows, shown)
+    k = p.page_size
+    seg = [segments.get(q, "tail") for q in queries] if segments is not None else ["tail"] * n
+    sessions = pa.table({
+        "session_id": ids, "unit_id": unit_id(rows), "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+        "query": queries, "query_segment": seg, "query_complexity": complexity,
+        "is_new_user": users.is_new[rows], "arm": pa.nulls(n, pa.string()),
+    }, schema=SESSIONS.schema)
+    impressions = pa.table({
+        "session_id": np.repeat(ids, k), "position": np.tile(np.arange(1, k + 1, dtype=np.int16), n),
+        "item_id": shown.ravel(), "clicked": resp.clicked.ravel(), "purchased": resp.purchased.ravel(),
+        "orders": resp.orders.ravel(), "revenue": resp.revenue.ravel(), "propensity": propensity.ravel(),
+    }, schema=IMPRESSIONS.schema)
+    candidates = pa.table({"session_id": np.repeat(ids, cands.shape[1]), "item_id": cands.ravel()},
+                          schema=CANDIDATES.schema)
+    rel_labels, page_labels = judge(p.seed, p.label_rate, ids, queries, intent, it, shown)
+    queries_truth = pa.table({"query": queries, "leaf": leaf, "parent": intent.parent,
+                              **{f"attr_{a}": attrs[:, j] for j, a in enumerate(ATTR_NAMES)},
+                              "price_cap": caps})
+    return Partition(sessions, impressions, candidates, rel_labels, page_labels, queries_truth)
+
+
+def judge(seed: int, label_rate: float, ids: np.ndarray, queries: list[str], intent: SessionIntent,
+          it: ItemTruth, shown: np.ndarray) -> tuple[pa.Table, pa.Table]:
+    """Manual evaluation of a sample of pages: a grade per shown (query, item) and a page verdict."""
+    judged = rng.uniforms(seed, ids, STREAM_LABEL)[:, 0] < label_rate
+    sel = np.flatnonzero(judged)
+    sel_queries = [queries[i] for i in sel]
+    sub_intent = SessionIntent(intent.leaf[sel], intent.parent[sel], intent.attrs[sel], intent.price_cap[sel])
+    rel = behaviour.relevance(sub_intent, it, shown[sel])
+    g = grade_pairs(seed, sel_queries, shown[sel], rel)
+    good = behaviour.judge_pages(seed, ids[sel], g)
+    k = shown.shape[1]
+    valid = shown[sel].ravel() >= 0
+    rel_labels = pa.table({
+        "query": pa.array(np.repeat(np.asarray(sel_queries, dtype=object), k)[valid], pa.string()),
+        "item_id": shown[sel].ravel()[valid], "grade": g.ravel()[valid],
+    }, schema=RELEVANCE_LABELS.schema)
+    page_labels = pa.table({"session_id": ids[sel], "good": good}, schema=PAGE_LABELS.schema)
+    return rel_labels, page_labels
+
+
+# --------------------------------------------------------------------------------------------
+# the whole world
+# --------------------------------------------------------------------------------------------
+def _write(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, compression="zstd")
+
+
+def _query_segments(con: duckdb.DuckDBPyConnection, pre_sessions_glob: str) -> dict[str, str]:
+    """Head / torso / tail by pre-period frequency: queries covering the first, second and last third of traffic."""
+    rows = con.sql(f"""
+        WITH f AS (SELECT query, COUNT(*) AS n FROM read_parquet('{pre_sessions_glob}') GROUP BY query),
+        c AS (SELECT query, SUM(n) OVER (ORDER BY n DESC, query ROWS UNBOUNDED PRECEDING) - n AS before,
+                     SUM(n) OVER () AS total FROM f)
+        SELECT query, CASE WHEN before < total / 3.0 THEN 'head'
+                           WHEN before < 2 * total / 3.0 THEN 'torso' ELSE 'tail' END FROM c""").fetchall()
+    return dict(rows)
+
+
+def generate_world(params: WorldParams, out_dir: str | Path, progress=None) -> Path:
+    """Generate the world into ``out_dir`` (written under a temporary name, renamed when complete)."""
+    out = Path(out_dir)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    items, it, log_pop = _make_catalog(params)
+    _write(items, tmp / "items" / "part-00000.parquet")
+    users = _make_users(params)
+    truth = tmp / "truth"
+    _write(pa.table({"item_id": items.column("item_id"), "leaf": it.leaf, "parent": it.parent,
+                     **{f"attr_{a}": it.attrs[:, j] for j, a in enumerate(ATTR_NAMES)},
+                     "price": it.price, "median_price": it.median_price, "quality": it.quality,
+                     "log_popularity": log_pop}), truth / "items.parquet")
+    _write(pa.table({"unit_id": unit_id(np.arange(params.users)), "price_sens": users.price_sens,
+                     "rate": users.rate, "is_new": users.is_new,
+                     **{f"pref_{k}": users.pref[:, k] for k in range(len(LEAVES))}}), truth / "users.parquet")
+    model = BehaviourModel(it, users.pref, users.price_sens, params.behaviour)
+    catalog = Catalog(items)
+    n_parts = -(-params.users // USERS_PER_PARTITION)
+    parts = [np.arange(i * USERS_PER_PARTITION, min(params.users, (i + 1) * USERS_PER_PARTITION))
+             for i in range(n_parts)]
+    con = duckdb.connect()
+    # pre-period, logged by a cold-start policy (BM25 only); segments need the whole pre-period first
+    cold_policy = V1Ranker().fit(Dataset(tmp), catalog)
+    for i, rows in enumerate(parts):
+        part = _build_partition(params, it, log_pop, users, model, cold_policy, catalog, rows, "pre", i, None)
+        _write(part.sessions, tmp / "_pre_sessions" / f"part-{i:05d}.parquet")
+        _write(part.impressions, tmp / "pre_impressions" / f"part-{i:05d}.parquet")
+        _write(part.queries, truth / "queries" / f"pre-{i:05d}.parquet")
+        if progress:
+            progress("pre", i + 1, n_parts)
+    segments = _query_segments(con, str(tmp / "_pre_sessions" / "*.parquet"))
+    seg_table = pa.table({"query": list(segments), "segment": list(segments.values())})
+    con.register("seg", seg_table)
+    (tmp / "pre_sessions").mkdir()
+    for f in sorted((tmp / "_pre_sessions").glob("*.parquet")):
+        t = con.execute(f"""SELECT s.* REPLACE (seg.segment AS query_segment)
+                            FROM read_parquet('{f}') s JOIN seg USING (query) ORDER BY s.session_id""").to_arrow_table()
+        _write(t.cast(SESSIONS.schema), tmp / "pre_sessions" / f.name)
+    shutil.rmtree(tmp / "_pre_sessions")
+    # experiment period, logged by V1 fitted on the pre-period
+    policy = V1Ranker().fit(Dataset(tmp), catalog)
+    for i, rows in enumerate(parts):
+        part = _build_partition(params, it, log_pop, users, model, policy, catalog, rows, "exp", i, segments)
+        name = f"part-{i:05d}.parquet"
+        for table in ("sessions", "impressions", "candidates", "relevance_labels", "page_labels"):
+            _write(getattr(part, table), tmp / table / name)
+        _write(part.queries, truth / "queries" / f"exp-{i:05d}.parquet")
+        if progress:
+            progress("experiment", i + 1, n_parts)
+    # one row per query / per (query, item): the raters' grades are a function of the pair
+    con.execute(f"""COPY (SELECT DISTINCT * FROM read_parquet('{truth / 'queries' / '*.parquet'}') ORDER BY query)
+                    TO '{truth / 'queries.parquet'}' (FORMAT parquet)""")
+    shutil.rmtree(truth / "queries")
+    labels = con.sql(f"""SELECT DISTINCT * FROM read_parquet('{tmp / 'relevance_labels' / '*.parquet'}')
+                             ORDER BY query, item_id""").to_arrow_table().cast(RELEVANCE_LABELS.schema)
+    shutil.rmtree(tmp / "relevance_labels")
+    _write(labels, tmp / "relevance_labels" / "part-00000.parquet")
+    con.close()
+    start = date.fromisoformat(params.start_date)
+    meta = {"kind": "abplatform-synthetic-world", "params": dataclasses.asdict(params),
+            "fingerprint": params.fingerprint(),
+            "experiment_window": [start.isoformat(), (start + timedelta(days=params.days)).isoformat()],
+            "pre_window": [(start - timedelta(days=params.pre_days)).isoformat(), start.isoformat()]}
+    (tmp / "world.json").write_text(json.dumps(meta, indent=2))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out

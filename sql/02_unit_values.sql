@@ -1,0 +1,55 @@
+-- Stage 2: one row per (unit, arm, segment value, day) with the unit's totals over its sessions.
+-- Parameters: $segment (a column of session_values or the literal 'all'), $day_filter (a
+-- condition on day: cumulative daily scorecards re-run this stage with day <= D).
+-- The pre-period values of the same unit (CUPED covariates) are joined by unit_id; units with
+-- no pre-period activity get 0, which keeps the adjustment unbiased (the covariate is still
+-- measured before treatment and the same rule applies in both arms).
+WITH exp AS (
+    SELECT
+        unit_id,
+        arm,
+        $segment AS segment_value,
+        SUM(impressions) AS impressions,
+        SUM(clicks) AS clicks,
+        SUM(purchases) AS purchases,
+        SUM(orders) AS orders,
+        SUM(revenue) AS revenue,
+        SUM(judged_impressions) AS judged_impressions,
+        SUM(grade_sum) AS grade_sum,
+        SUM(judged_pages) AS judged_pages,
+        SUM(good_pages) AS good_pages,
+        COUNT(*) AS sessions
+    FROM session_values
+    WHERE arm IS NOT NULL AND $day_filter
+    GROUP BY unit_id, arm, $segment
+),
+pre AS (
+    SELECT
+        unit_id,
+        SUM(impressions) AS impressions,
+        SUM(clicks) AS clicks,
+        SUM(purchases) AS purchases,
+        SUM(orders) AS orders,
+        SUM(revenue) AS revenue,
+        SUM(judged_impressions) AS judged_impressions,
+        SUM(grade_sum) AS grade_sum,
+        SUM(judged_pages) AS judged_pages,
+        SUM(good_pages) AS good_pages,
+        COUNT(*) AS sessions
+    FROM pre_session_values
+    GROUP BY unit_id
+)
+SELECT
+    e.*,
+    COALESCE(p.impressions, 0) AS pre_impressions,
+    COALESCE(p.clicks, 0) AS pre_clicks,
+    COALESCE(p.purchases, 0) AS pre_purchases,
+    COALESCE(p.orders, 0) AS pre_orders,
+    COALESCE(p.revenue, 0) AS pre_revenue,
+    COALESCE(p.judged_impressions, 0) AS pre_judged_impressions,
+    COALESCE(p.grade_sum, 0) AS pre_grade_sum,
+    COALESCE(p.judged_pages, 0) AS pre_judged_pages,
+    COALESCE(p.good_pages, 0) AS pre_good_pages,
+    COALESCE(p.sessions, 0) AS pre_sessions
+FROM exp e
+LEFT JOIN pre p ON p.unit_id = e.unit_id
