@@ -53,9 +53,10 @@ def _cs_reference(n_total: np.ndarray, alpha0: float, tuning_n: float) -> Refere
     )
 
 
-def _group_sequential_reference(keys: pd.DataFrame, n_total: np.ndarray, spec: SequentialSpec, look: str) -> Reference:
+def _group_sequential_reference(keys: pd.DataFrame, n_total: np.ndarray, spec: SequentialSpec, alpha0: float) -> Reference:
     info = n_total / float(spec.planned_n)  # type: ignore[arg-type]
-    hist: list[np.ndarray] = [np.empty(0)] * len(keys)
+    look = spec.look
+    where: list[tuple[np.ndarray, int]] = [(np.empty(0), 0)] * len(keys)
     group_cols = [c for c in keys.columns if c != look]
     frame = keys.assign(_info=info, _row=np.arange(len(keys)))
     for _, g in frame.groupby(group_cols, sort=False, dropna=False):
@@ -63,15 +64,15 @@ def _group_sequential_reference(keys: pd.DataFrame, n_total: np.ndarray, spec: S
         t = np.minimum(g["_info"].to_numpy(), 1.0)
         if np.any(np.diff(t) < 0):
             raise ValueError("group-sequential looks need cumulative sums: n must not decrease from one look to the next")
-        for i, row in enumerate(g["_row"].to_numpy()):
-            hist[row] = t[: i + 1]
+        for k, row in enumerate(g["_row"].to_numpy()):
+            where[row] = (t, k)
 
     def quantile(a: np.ndarray) -> np.ndarray:
-        a = np.broadcast_to(a, (len(hist),))
-        return np.array([sequential.obf_boundaries(h, float(ai))[-1] for h, ai in zip(hist, a)])
+        a = np.broadcast_to(a, (len(where),))
+        return np.array([sequential.obf_multiplier(float(ai), *w, alpha0) for ai, w in zip(a, where)])
 
     def p_value(z: np.ndarray) -> np.ndarray:
-        return np.array([sequential.obf_repeated_p_value(float(zi), h) for zi, h in zip(z, hist)])
+        return np.array([sequential.obf_p_value(float(zi), *w, alpha0) for zi, w in zip(z, where)])
 
     return quantile, p_value
 
@@ -136,7 +137,7 @@ def compare(
     elif sequential.method == "confidence_sequence":
         quantile, p_of = _cs_reference(n_total, alpha, sequential.tuning_n)
     else:
-        quantile, p_of = _group_sequential_reference(index[by], n_total, sequential, sequential.look)
+        quantile, p_of = _group_sequential_reference(index[keys_cols], n_total, sequential, alpha)
 
     q = quantile(np.full(len(index), alpha))
     p_value = p_of(z)

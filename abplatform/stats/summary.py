@@ -250,7 +250,7 @@ def read_summary(path: str | Path) -> tuple[pd.DataFrame, dict[str, MetricSpec],
             problems.append(f"{path}:{line}: field 'type': metric {row['metric']!r} is described differently at line {spec_line[row['metric']]} (type/direction/role/margin must agree)")
         specs.setdefault(row["metric"], spec)
         spec_line.setdefault(row["metric"], line)
-    arms = list(dict.fromkeys(arm for _, r in parsed for arm in [r["arm"]]))
+    arms = list(dict.fromkeys(str(r["arm"]).strip() for _, r in raw_rows if not _missing(r.get("arm"))))
     for metric, line in spec_line.items():
         for arm in arms:
             if (metric, arm) not in seen:
