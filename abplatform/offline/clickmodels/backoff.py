@@ -75,6 +75,12 @@ class PairIndex:
         return pair, dense
 
 
+    def slots(self, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+        """Pair ids shaped like ``item_ids``, with the extra id ``n_pairs`` for unseen pairs and empty ranks."""
+        pair, _ = self.lookup(query_ids, item_ids)
+        return np.where(pair >= 0, pair, self.n_pairs)
+
+
 class BackedOffRate:
     """A probability (``binomial``) or a Poisson rate (``poisson``) per (query, item) pair, backed off."""
 

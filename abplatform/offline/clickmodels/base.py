@@ -51,14 +51,14 @@ class ClickModel(ABC):
         """Fit on ``log``; ``features(query_ids, item_ids) -> (n, k, f)`` is the back-off for unseen pairs."""
         self.features_ = features
         self.index_ = PairIndex.from_rankings(log.query_ids, log.item_ids)
-        pair_ids, _ = self.index_.lookup(log.query_ids, log.item_ids)
+        pair_slots = self.index_.slots(log.query_ids, log.item_ids)
         self.attraction_ = BackedOffRate("binomial", self.prior_strength)
-        self._fit(log, pair_ids)
+        self._fit(log, pair_slots)
         return self
 
     @abstractmethod
-    def _fit(self, log: ClickLog, pair_ids: np.ndarray) -> None:
-        """Estimate the parameters; ``pair_ids`` (n, k) are the pairs' ids in ``self.index_`` (-1: no item)."""
+    def _fit(self, log: ClickLog, pair_slots: np.ndarray) -> None:
+        """Estimate the parameters; ``pair_slots`` is ``self.index_.slots`` of the log's rankings."""
 
     def attraction(self, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
         """(n, k) attraction probability of each shown item (backed off where unseen); 0 where no item."""
@@ -105,22 +105,22 @@ def _probability_of_observed(p_click: np.ndarray, clicks: np.ndarray) -> np.ndar
 def fit_pair_rate(
     rate: BackedOffRate,
     index: PairIndex,
-    pair_ids: np.ndarray,
+    pair_slots: np.ndarray,
     successes: np.ndarray,
     trials: np.ndarray,
     features: FeatureFn | None = None,
 ) -> np.ndarray:
     """M-step for a per-pair parameter from per-impression (n, k) statistics; returns its (n, k) values.
 
-    ``successes`` / ``trials`` are summed per pair with ``np.bincount``; ranks with no item
-    (``pair_ids == -1``) are left out and get 0.
+    ``successes`` / ``trials`` are summed per pair with ``np.bincount`` over ``pair_slots``
+    (:meth:`PairIndex.slots`); ranks with no item fall in the extra slot, are left out and get 0.
     """
-    valid = pair_ids >= 0
-    ids = pair_ids[valid]
+    slots = pair_slots.ravel()
+    n_pairs = index.n_pairs
     rate.fit(
         index,
-        np.bincount(ids, successes[valid], minlength=index.n_pairs),
-        np.bincount(ids, trials[valid], minlength=index.n_pairs),
+        np.bincount(slots, successes.ravel(), minlength=n_pairs + 1)[:n_pairs],
+        np.bincount(slots, trials.ravel(), minlength=n_pairs + 1)[:n_pairs],
         features,
     )
-    return np.where(valid, rate.pair_[np.maximum(pair_ids, 0)], 0.0)
+    return np.append(rate.pair_, 0.0)[pair_slots]

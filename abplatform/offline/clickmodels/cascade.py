@@ -19,10 +19,10 @@ from .data import ClickLog
 class Cascade(ClickModel):
     name = "cascade"
 
-    def _fit(self, log: ClickLog, pair_ids: np.ndarray) -> None:
+    def _fit(self, log: ClickLog, pair_slots: np.ndarray) -> None:
         examined = log.shown & ~_clicked_above(log.clicks)
         clicked = (log.clicks & examined).astype(float)
-        fit_pair_rate(self.attraction_, self.index_, pair_ids, clicked, examined.astype(float), self.features_)
+        fit_pair_rate(self.attraction_, self.index_, pair_slots, clicked, examined.astype(float), self.features_)
         self.n_iter_ = 1
 
     def click_probabilities(self, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:

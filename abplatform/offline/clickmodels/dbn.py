@@ -34,7 +34,7 @@ class DBN(ClickModel):
 
     name = "dbn"
 
-    def _fit(self, log: ClickLog, pair_ids: np.ndarray) -> None:
+    def _fit(self, log: ClickLog, pair_slots: np.ndarray) -> None:
         shown, clicks = log.shown, log.clicks
         self.satisfaction_ = BackedOffRate("binomial", self.prior_strength)
         alpha = np.where(shown, 0.5, 0.0)
@@ -42,16 +42,16 @@ class DBN(ClickModel):
         gamma = 0.9
         for self.n_iter_ in range(1, self.max_iter + 1):
             attracted, satisfied, continuations, chances = self._posteriors(alpha, sigma, gamma, shown, clicks)
-            new_alpha = fit_pair_rate(self.attraction_, self.index_, pair_ids, attracted, shown.astype(float))
-            new_sigma = fit_pair_rate(self.satisfaction_, self.index_, pair_ids, satisfied, clicks.astype(float))
+            new_alpha = fit_pair_rate(self.attraction_, self.index_, pair_slots, attracted, shown.astype(float))
+            new_sigma = fit_pair_rate(self.satisfaction_, self.index_, pair_slots, satisfied, clicks.astype(float))
             new_gamma = continuations / chances
             change = max(np.abs(new_alpha - alpha).max(), np.abs(new_sigma - sigma).max(), abs(new_gamma - gamma))
             alpha, sigma, gamma = new_alpha, new_sigma, new_gamma
             if change < self.tol:
                 break
         attracted, satisfied, _, _ = self._posteriors(alpha, sigma, gamma, shown, clicks)
-        fit_pair_rate(self.attraction_, self.index_, pair_ids, attracted, shown.astype(float), self.features_)
-        fit_pair_rate(self.satisfaction_, self.index_, pair_ids, satisfied, clicks.astype(float), self.features_)
+        fit_pair_rate(self.attraction_, self.index_, pair_slots, attracted, shown.astype(float), self.features_)
+        fit_pair_rate(self.satisfaction_, self.index_, pair_slots, satisfied, clicks.astype(float), self.features_)
         self.continuation_ = float(gamma)
 
     @staticmethod

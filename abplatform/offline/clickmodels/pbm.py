@@ -27,14 +27,14 @@ class PBM(ClickModel):
 
     name = "pbm"
 
-    def _fit(self, log: ClickLog, pair_ids: np.ndarray) -> None:
+    def _fit(self, log: ClickLog, pair_slots: np.ndarray) -> None:
         shown = log.shown
         pages_per_rank = shown.sum(axis=0)
         gamma = np.full(log.item_ids.shape[1], 0.5)
         alpha = np.where(shown, 0.5, 0.0)
         for self.n_iter_ in range(1, self.max_iter + 1):
             attracted, examined = examination_posteriors(alpha, gamma, log.clicks)
-            new_alpha = fit_pair_rate(self.attraction_, self.index_, pair_ids, attracted, shown.astype(float))
+            new_alpha = fit_pair_rate(self.attraction_, self.index_, pair_slots, attracted, shown.astype(float))
             new_gamma = (examined * shown).sum(axis=0) / np.maximum(pages_per_rank, 1)
             scale = new_gamma.max()
             new_gamma, new_alpha = new_gamma / scale, new_alpha * scale
@@ -43,7 +43,7 @@ class PBM(ClickModel):
             if change < self.tol:
                 break
         attracted, _ = examination_posteriors(alpha, gamma, log.clicks)
-        fit_pair_rate(self.attraction_, self.index_, pair_ids, attracted, shown.astype(float), self.features_)
+        fit_pair_rate(self.attraction_, self.index_, pair_slots, attracted, shown.astype(float), self.features_)
         self.examination_ = gamma
 
     def click_probabilities(self, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:

@@ -28,13 +28,13 @@ class PurchaseModel:
         if log.purchases is None or log.orders is None:
             raise ValueError("the log has no purchases / orders")
         index = PairIndex.from_rankings(log.query_ids, log.item_ids)
-        pair_ids, _ = index.lookup(log.query_ids, log.item_ids)
+        pair_slots = index.slots(log.query_ids, log.item_ids)
         purchased = log.purchases & log.clicks
         self.purchase_ = BackedOffRate("binomial", self.prior_strength)
         self.extra_orders_ = BackedOffRate("poisson", self.prior_strength)
-        fit_pair_rate(self.purchase_, index, pair_ids, purchased.astype(float), log.clicks.astype(float), features)
+        fit_pair_rate(self.purchase_, index, pair_slots, purchased.astype(float), log.clicks.astype(float), features)
         extra = np.where(purchased, log.orders - 1, 0).astype(float)
-        fit_pair_rate(self.extra_orders_, index, pair_ids, extra, purchased.astype(float), features)
+        fit_pair_rate(self.extra_orders_, index, pair_slots, extra, purchased.astype(float), features)
         return self
 
     def purchase_probabilities(self, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:

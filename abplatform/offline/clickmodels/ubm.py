@@ -23,7 +23,7 @@ class UBM(ClickModel):
 
     name = "ubm"
 
-    def _fit(self, log: ClickLog, pair_ids: np.ndarray) -> None:
+    def _fit(self, log: ClickLog, pair_slots: np.ndarray) -> None:
         shown, clicks = log.shown, log.clicks
         k = clicks.shape[1]
         cell = _cells(clicks)
@@ -33,7 +33,7 @@ class UBM(ClickModel):
         alpha = np.where(shown, 0.5, 0.0)
         for self.n_iter_ in range(1, self.max_iter + 1):
             attracted, examined = examination_posteriors(alpha, gamma[cell], clicks)
-            new_alpha = fit_pair_rate(self.attraction_, self.index_, pair_ids, attracted, shown.astype(float))
+            new_alpha = fit_pair_rate(self.attraction_, self.index_, pair_slots, attracted, shown.astype(float))
             examined_per_cell = np.bincount(cell_ids, examined[shown], minlength=k * (k + 1))
             new_gamma = (examined_per_cell + 0.5) / (impressions_per_cell + 1.0)
             scale = new_gamma.max()
@@ -43,7 +43,7 @@ class UBM(ClickModel):
             if change < self.tol:
                 break
         attracted, _ = examination_posteriors(alpha, gamma[cell], clicks)
-        fit_pair_rate(self.attraction_, self.index_, pair_ids, attracted, shown.astype(float), self.features_)
+        fit_pair_rate(self.attraction_, self.index_, pair_slots, attracted, shown.astype(float), self.features_)
         self.examination_ = gamma.reshape(k, k + 1)
 
     def click_probabilities(self, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
