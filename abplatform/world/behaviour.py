@@ -11,7 +11,7 @@ Model, per shown item i at position k of session s with intent q (leaf, attribut
 * attraction a = sigmoid(-3.4 + 2.8 r + 0.6 quality_i + 0.8 pref_u(leaf_i) - 0.4 price_sens_u log(price_i / median));
 * examination: position-based, P(E_k) = EXAMINATION[k] ("pbm"), or cascade-like ("cascade"):
   the user scans down and, after a click, stops with probability 0.5 (0.8 after a purchase);
-* purchase | click: sigmoid(-3.4 + 2.0 r + 0.5 quality_i - 0.6 price_sens_u log(price_i / median));
+* purchase | click: sigmoid(-5.0 + 2.0 r + 0.5 quality_i - 0.6 price_sens_u log(price_i / median));
 * orders | purchase: 1 + Poisson(max(0.01, 0.25 + 0.25 quality_i)); revenue = orders * price.
 """
 
@@ -98,7 +98,7 @@ class BehaviourModel:
         it, rows = self.items, np.maximum(shown, 0)
         log_price = np.log(it.price[rows] / it.median_price[rows])
         sens = self.user_price_sens[user_rows][:, None]
-        return expit(-3.4 + 2.0 * rel + 0.5 * it.quality[rows] - 0.6 * sens * log_price)
+        return expit(-5.0 + 2.0 * rel + 0.5 * it.quality[rows] - 0.6 * sens * log_price)
 
     def click_probabilities(self, intent: SessionIntent, user_rows: np.ndarray, shown: np.ndarray) -> np.ndarray:
         """Marginal P(click) per cell under the "pbm" mode (the cascade mode is sampled only)."""

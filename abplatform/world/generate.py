@@ -409,7 +409,7 @@ def generate_world(params: WorldParams, out_dir: str | Path, progress=None) -> P
     con.register("seg", seg_table)
     (tmp / "pre_sessions").mkdir()
     for f in sorted((tmp / "_pre_sessions").glob("*.parquet")):
-        t = con.execute(f"""SELECT s.* REPLACE (seg.segment AS query_segment)
+        t = con.sql(f"""SELECT s.* REPLACE (seg.segment AS query_segment)
                             FROM read_parquet('{f}') s JOIN seg USING (query) ORDER BY s.session_id""").to_arrow_table()
         _write(t.cast(SESSIONS.schema), tmp / "pre_sessions" / f.name)
     shutil.rmtree(tmp / "_pre_sessions")

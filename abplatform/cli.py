@@ -1,0 +1,149 @@
+"""The ``abplatform`` command.
+
+Exit codes: 0 success (for ``gate``: promote), 1 hold, 2 invalid input or config (one line per
+problem on stderr, no traceback), 3 could not evaluate (e.g. an arm has no data).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from abplatform.errors import EXIT_INVALID, EvaluationError, InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Offline-to-online A/B experimentation for search rankers.")
+world_app = typer.Typer(no_args_is_help=True, help="The built-in synthetic search world.")
+app.add_typer(world_app, name="world")
+# tables stay readable when the output is a CI log or a pipe rather than a terminal
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def _say(msg: str) -> None:
+    err.print(f"[dim]{msg}[/dim]")
+
+
+@world_app.command("generate")
+def world_generate(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the world to.")],
+    users: Annotated[int, typer.Option(min=1)] = 50_000,
+    days: Annotated[int, typer.Option(min=1)] = 14,
+    pre_days: Annotated[int, typer.Option(min=0)] = 7,
+    items: Annotated[int, typer.Option(min=1000)] = 20_000,
+    seed: int = 7,
+    behaviour: Annotated[str, typer.Option(help="pbm or cascade")] = "pbm",
+) -> None:
+    """Generate a synthetic world (catalog, users, logged sessions, labels) as an event-log dataset."""
+    from abplatform.world.generate import WorldParams, generate_world
+
+    if behaviour not in ("pbm", "cascade"):
+        raise InputError(f"--behaviour: expected pbm or cascade, got {behaviour!r}")
+    params = WorldParams(users=users, days=days, pre_days=pre_days, items=items, seed=seed, behaviour=behaviour)
+    path = generate_world(params, out_dir, progress=lambda ph, i, n: _say(f"{ph} period: partition {i}/{n}"))
+    out.print(f"World written to {path}")
+
+
+@app.command()
+def run(
+    experiment: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
+    results: Annotated[Path, typer.Option(help="Results store folder.")] = Path("results"),
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Replay worker processes.")] = None,
+    segments: Annotated[bool, typer.Option(help="Print the per-segment table.")] = True,
+) -> None:
+    """Offline: replay logged sessions through both arms, simulate users, print and store the scorecard."""
+    from abplatform.pipeline import run_offline
+    from abplatform.report import print_report
+
+    run_dir, report = run_offline(experiment, results, workers, say=_say)
+    print_report(report, out, segments=segments)
+    out.print(f"Run folder: {run_dir}")
+
+
+@app.command()
+def analyze(
+    experiment: Annotated[Path, typer.Argument(help="Experiment YAML file whose data.path is an online A/B log.")],
+    results: Annotated[Path, typer.Option(help="Results store folder.")] = Path("results"),
+    segments: Annotated[bool, typer.Option(help="Print the per-segment table.")] = True,
+) -> None:
+    """Online: analyse a real A/B log (sessions carry their arm) with the same metrics and statistics."""
+    from abplatform.pipeline import run_online
+    from abplatform.report import print_report
+
+    run_dir, report = run_online(experiment, results, say=_say)
+    print_report(report, out, segments=segments)
+    out.print(f"Run folder: {run_dir}")
+
+
+@app.command("check-data")
+def check_data(dataset: Annotated[Path, typer.Argument(help="Dataset folder or .duckdb file.")]) -> None:
+    """Check a dataset against the event-log contract (all problems at once)."""
+    from abplatform.dataset import Dataset
+    from abplatform.validate import validate_dataset
+
+    counts = validate_dataset(Dataset(dataset))
+    out.print(f"{dataset}: OK (" + ", ".join(f"{t} {n:,}" for t, n in counts.items()) + ")")
+
+
+@app.command("analyze-summary")
+def analyze_summary(
+    file: Annotated[Path, typer.Argument(help="CSV or JSON file of per-arm sufficient statistics.")],
+    output: Annotated[Optional[Path], typer.Option("--out", help="Write the scorecard JSON here.")] = None,
+    alpha: Annotated[Optional[float], typer.Option(min=0.0, max=0.5)] = None,
+    correction: Annotated[Optional[str], typer.Option(help="none, holm or bh")] = None,
+    relative_ci: Annotated[Optional[str], typer.Option(help="delta, log or fieller")] = None,
+) -> None:
+    """Score an experiment from aggregates alone (n, Σx, Σx², ... per metric and arm)."""
+    from abplatform.report import records
+    from abplatform.stats.summary import summary_scorecard
+
+    try:
+        card = summary_scorecard(file, alpha=alpha, correction=correction, relative_ci=relative_ci)
+    except ValueError as e:
+        raise InputError(f"{file}: {e}") from None
+    doc = {"source": str(file), "metrics": records(card)}
+    text = json.dumps(doc, indent=2)
+    if output:
+        output.write_text(text + "\n")
+    out.print_json(text)
+
+
+@app.command()
+def contract() -> None:
+    """Print the event-log contract (tables, columns, types) as Markdown."""
+    from abplatform.contract import markdown_table
+
+    out.print(markdown_table(), markup=False, highlight=False)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except InputError as e:
+        for line in e.problems:
+            err.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(EXIT_INVALID)
+    except EvaluationError as e:
+        err.print(f"cannot evaluate: {e}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except (typer.Exit, SystemExit) as e:
+        code = getattr(e, "exit_code", getattr(e, "code", 0))
+        sys.exit(code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as e:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(EXIT_INVALID)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""The main jobs: ``run`` (offline: replay logged sessions through both arms) and ``analyze``
+(online: the A/B log as it is), each ending in an immutable run folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from abplatform import __version__
+from abplatform.config import Experiment, load_experiment
+from abplatform.dataset import Dataset
+from abplatform.errors import InputError
+from abplatform.rankers import Catalog, make_ranker
+from abplatform.report import markdown, scorecard_json
+from abplatform.scorecard import build_scorecard
+from abplatform.simulate import ReplayArm, ReplaySpec, replay
+from abplatform.store import ResultsStore, new_run_id
+from abplatform.validate import validate_dataset
+from abplatform.world.generate import WorldParams, generate_world
+
+Progress = Callable[[str], None]
+
+
+def _noop(_: str) -> None:
+    pass
+
+
+def world_params(exp: Experiment) -> WorldParams:
+    w = exp.data.world
+    assert w is not None
+    return WorldParams(users=w.users, days=w.days, pre_days=w.pre_days, items=w.items, seed=w.seed,
+                       behaviour=w.behaviour)
+
+
+def ensure_world(params: WorldParams, cache_dir: Path, say: Progress = _noop) -> Path:
+    """The world for these parameters, generated on first use and cached by their fingerprint."""
+    path = cache_dir / f"world-{params.fingerprint()}"
+    if (path / "world.json").is_file():
+        say(f"Reusing the synthetic world in {path}")
+        return path
+    say(f"Generating the synthetic world ({params.users} users, {params.days} days) into {path}")
+    generate_world(params, path, progress=lambda phase, i, n: say(f"  {phase} period: partition {i}/{n}"))
+    return path
+
+
+def data_fingerprint(dataset: Dataset, counts: dict[str, int]) -> dict[str, Any]:
+    """Row counts, the experiment's date range and a hash of every file of the dataset."""
+    h = hashlib.blake2b(digest_size=16)
+    files = sorted(dataset.path.rglob("*.parquet")) if not dataset.is_duckdb else [dataset.path]
+    for f in files:
+        h.update(str(f.relative_to(dataset.path.parent)).encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    con = dataset.connect()
+    try:
+        lo, hi = con.execute("SELECT MIN(ts), MAX(ts) FROM sessions").fetchall()[0]
+    finally:
+        con.close()
+    return {"path": str(dataset.path), "rows": counts, "files": len(files), "hash": h.hexdigest(),
+            "first_session": str(lo), "last_session": str(hi)}
+
+
+def _replay_key(exp: Experiment, source_fingerprint: str) -> str:
+    payload = {"source": source_fingerprint, "arms": [a.model_dump() for a in exp.arms], "salt": exp.salt,
+               "sim": exp.simulation.model_dump(exclude={"workers", "batch_size"}), "version": __version__}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def resolve_data_path(exp: Experiment, config_path: Path) -> Path:
+    assert exp.data.path is not None
+    p = Path(exp.data.path)
+    return p if p.is_absolute() or p.exists() else (config_path.parent / p)
+
+
+def source_dataset(exp: Experiment, config_path: Path, say: Progress) -> Dataset:
+    if exp.data.world is not None:
+        return Dataset(ensure_world(world_params(exp), Path(exp.data.cache_dir), say))
+    path = resolve_data_path(exp, config_path)
+    if not path.exists():
+        raise InputError(f"{config_path}: data.path: {exp.data.path} does not exist")
+    return Dataset(path)
+
+
+def run_offline(config_path: str | Path, results: str | Path = "results", workers: int | None = None,
+                say: Progress = _noop) -> tuple[Path, dict[str, Any]]:
+    """Replay the logged sessions through both arms, then analyse the simulated A/B log."""
+    config_path = Path(config_path)
+    exp, config_sha = load_experiment(config_path)
+    arms = [(a, make_ranker(a.ranker, a.params, where=f"{config_path}: arms[{i}].ranker"))
+            for i, a in enumerate(exp.arms)]
+    source = source_dataset(exp, config_path, say)
+    counts = validate_dataset(source)
+    source_fp = data_fingerprint(source, counts)
+    replay_dir = Path(exp.data.cache_dir) / "replays" / f"{exp.name}-{_replay_key(exp, source_fp['hash'])}"
+    latency: dict[str, float] = {}
+    if (replay_dir / "sessions").is_dir() and (replay_dir / "latency.json").is_file():
+        say(f"Reusing the replayed event log in {replay_dir}")
+        latency = json.loads((replay_dir / "latency.json").read_text())
+    else:
+        catalog = Catalog.from_dataset(source)
+        say("Fitting rankers on the pre-period logs: " + ", ".join(f"{a.name}={a.ranker}" for a, _ in arms))
+        for _, ranker in arms:
+            ranker.fit(source, catalog)
+        spec = ReplaySpec(arms=[ReplayArm(a.name, r, a.weight) for a, r in arms], salt=exp.salt,
+                          seed=exp.simulation.seed, page_size=exp.simulation.page_size,
+                          batch_size=exp.simulation.batch_size, workers=workers or exp.simulation.workers)
+        say(f"Replaying {source.path} through both arms ({spec.workers} worker(s))")
+        res = replay(source, spec, replay_dir, progress=lambda i, n: say(f"  replayed partition {i}/{n}"))
+        latency = res.latency_ms_per_query()
+        (replay_dir / "latency.json").write_text(json.dumps(latency))
+    dataset = Dataset(replay_dir)
+    say("Computing sufficient statistics (duckdb) and the scorecard")
+    card = build_scorecard(dataset, exp)
+    extra = {"mode": "offline", "source": source_fp, "event_log": str(replay_dir),
+             "latency_ms_per_query": latency}
+    return _publish(exp, config_path, config_sha, card, extra, results)
+
+
+def run_online(config_path: str | Path, results: str | Path = "results", say: Progress = _noop) -> tuple[Path, dict[str, Any]]:
+    """Analyse an online A/B log (sessions already carry their arm)."""
+    config_path = Path(config_path)
+    exp, config_sha = load_experiment(config_path)
+    if exp.data.world is not None:
+        raise InputError(f"{config_path}: data: 'analyze' reads an online A/B log (data.path), "
+                         "not the synthetic world — use 'abplatform run' for offline replay")
+    dataset = source_dataset(exp, config_path, say)
+    counts = validate_dataset(dataset, require_arm=True)
+    say("Computing sufficient statistics (duckdb) and the scorecard")
+    card = build_scorecard(dataset, exp)
+    extra = {"mode": "online", "source": data_fingerprint(dataset, counts), "event_log": str(dataset.path)}
+    return _publish(exp, config_path, config_sha, card, extra, results)
+
+
+def _publish(exp: Experiment, config_path: Path, config_sha: str, card, extra: dict[str, Any],
+             results: str | Path) -> tuple[Path, dict[str, Any]]:
+    run_id = new_run_id()
+    report = {
+        "experiment": exp.name, "run_id": run_id, "created": datetime.now(timezone.utc).isoformat(),
+        "config_path": str(config_path), "config_sha256": config_sha, "abplatform_version": __version__,
+        "python": platform.python_version(), "seed": exp.simulation.seed, **extra, **scorecard_json(card),
+    }
+    report_md = markdown(report)
+
+    def write(tmp: Path) -> None:
+        shutil.copy2(config_path, tmp / "experiment.yaml")
+        (tmp / "config.json").write_text(exp.model_dump_json(indent=2))
+        card.overall.to_parquet(tmp / "scorecard.parquet", index=False)
+        if not card.segments.empty:
+            card.segments.to_parquet(tmp / "segments.parquet", index=False)
+        card.daily.to_parquet(tmp / "daily.parquet", index=False)
+        card.srm.to_parquet(tmp / "srm.parquet", index=False)
+        card.sufficient_stats.to_parquet(tmp / "sufficient_stats.parquet", index=False)
+        (tmp / "report.json").write_text(json.dumps(report, indent=2, default=str))
+        (tmp / "report.md").write_text(report_md)
+
+    primary = next((m for m in report["metrics"] if m["role"] == "primary"), None)
+    summary = {"created": report["created"], "mode": extra["mode"], "decision": card.decision.label,
+               "primary_metric": primary["metric"] if primary else None,
+               "primary_rel_effect": primary["rel_effect"] if primary else None,
+               "config_sha256": config_sha}
+    run_dir = ResultsStore(results).write_run(exp.name, run_id, write, summary)
+    return run_dir, report

@@ -1,0 +1,128 @@
+"""Scorecard renderings: report.json (the machine-readable truth), report.md and the console table."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from abplatform.scorecard import Scorecard
+
+METRIC_COLUMNS = ["metric", "role", "type", "direction", "n_control", "n_treatment", "control_value",
+                  "treatment_value", "abs_effect", "abs_ci_low", "abs_ci_high", "rel_effect", "rel_ci_low",
+                  "rel_ci_high", "p_value", "p_value_adjusted", "abs_ci_low_adjusted", "abs_ci_high_adjusted",
+                  "rel_ci_low_adjusted", "rel_ci_high_adjusted", "variance_reduction", "significant", "improved",
+                  "degraded", "margin", "noninferior_p_value", "breached"]
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if hasattr(v, "item"):
+        return _clean(v.item())
+    return v
+
+
+def records(df: pd.DataFrame, columns: list[str] | None = None) -> list[dict[str, Any]]:
+    if df is None or df.empty:
+        return []
+    cols = [c for c in (columns or list(df.columns)) if c in df.columns]
+    return [{c: _clean(v) for c, v in zip(cols, row)} for row in df[cols].itertuples(index=False, name=None)]
+
+
+def scorecard_json(card: Scorecard) -> dict[str, Any]:
+    srm_all = card.srm[card.srm["segment"] == "all"].iloc[0]
+    return {
+        "control": card.control,
+        "treatment": card.treatment,
+        "decision": {"decision": card.decision.label, "reasons": card.decision.reasons},
+        "srm": {"p_value": _clean(srm_all["p_value"]), "chi2": _clean(srm_all["chi2"]), "failed": bool(srm_all["failed"]),
+                "units": {a: _clean(srm_all[f"n_{a}"]) for a in (card.control, card.treatment)}},
+        "metrics": records(card.overall, METRIC_COLUMNS),
+        "segments": records(card.segments, ["segment", "segment_value", *METRIC_COLUMNS]),
+        "srm_by_segment": records(card.srm),
+        "daily": records(card.daily, ["day", *METRIC_COLUMNS]),
+    }
+
+
+def fmt_value(v: float | None) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4g}"
+
+
+def fmt_pct(v: float | None) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:+.2%}"
+
+
+def fmt_ci(lo: float | None, hi: float | None, pct: bool = True) -> str:
+    f = fmt_pct if pct else fmt_value
+    return f"[{f(lo)}, {f(hi)}]"
+
+
+def fmt_p(p: float | None) -> str:
+    if p is None or (isinstance(p, float) and not math.isfinite(p)):
+        return "n/a"
+    return "<0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def _metric_rows(metrics: list[dict[str, Any]]) -> list[list[str]]:
+    return [[m["metric"], m["role"], fmt_value(m["control_value"]), fmt_value(m["treatment_value"]),
+             fmt_value(m["abs_effect"]), fmt_pct(m["rel_effect"]), fmt_ci(m["rel_ci_low"], m["rel_ci_high"]),
+             fmt_p(m["p_value"]), fmt_p(m["p_value_adjusted"])] for m in metrics]
+
+
+HEADERS = ["metric", "role", "control", "treatment", "abs diff", "rel diff", "95% CI (rel)", "p", "p adj"]
+
+
+def markdown(report: dict[str, Any]) -> str:
+    d = report["decision"]
+    lines = [f"# {report['experiment']} — {report['run_id']}", "",
+             f"**Decision: {d['decision'].upper()}**" + ("" if not d["reasons"] else ""), ""]
+    lines += [f"- {r}" for r in d["reasons"]]
+    srm = report["srm"]
+    units = ", ".join(f"{a}: {n}" for a, n in srm["units"].items())
+    lines += ["", f"Mode: {report['mode']} · units {units} · SRM p = {fmt_p(srm['p_value'])}"
+              + (" **(FAILED)**" if srm["failed"] else ""), ""]
+    lines += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(r) + " |" for r in _metric_rows(report["metrics"])]
+    if report.get("segments"):
+        lines += ["", "## By segment", "", "| segment | value | metric | rel diff | 95% CI | p |", "|---|---|---|---|---|---|"]
+        for s in report["segments"]:
+            lines.append(f"| {s['segment']} | {s['segment_value']} | {s['metric']} | {fmt_pct(s['rel_effect'])} | "
+                         f"{fmt_ci(s['rel_ci_low'], s['rel_ci_high'])} | {fmt_p(s['p_value'])} |")
+    if report.get("latency_ms_per_query"):
+        lines += ["", "## Ranker scoring latency (ms per query, replay)", ""]
+        lines += [f"- {a}: {v:.4f}" for a, v in report["latency_ms_per_query"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def print_report(report: dict[str, Any], console: Console | None = None, segments: bool = True) -> None:
+    console = console or Console()
+    t = Table(title=f"{report['experiment']} · {report['mode']} · run {report['run_id']}")
+    for h in HEADERS:
+        t.add_column(h, justify="left" if h in ("metric", "role") else "right")
+    for row in _metric_rows(report["metrics"]):
+        t.add_row(*row)
+    console.print(t)
+    srm = report["srm"]
+    units = ", ".join(f"{a} {n}" for a, n in srm["units"].items())
+    console.print(f"Sample ratio check: units {units}; chi-square p = {fmt_p(srm['p_value'])}"
+                  + (" [red]FAILED[/red]" if srm["failed"] else " (ok)"))
+    if segments and report.get("segments"):
+        st = Table(title="Relative lift by segment (95% CI)")
+        for h in ("segment", "value", *[m["metric"] for m in report["metrics"]]):
+            st.add_column(h, justify="left" if h in ("segment", "value") else "right")
+        by_key: dict[tuple[str, str], dict[str, str]] = {}
+        for s in report["segments"]:
+            cell = f"{fmt_pct(s['rel_effect'])} {fmt_ci(s['rel_ci_low'], s['rel_ci_high'])}"
+            by_key.setdefault((s["segment"], s["segment_value"]), {})[s["metric"]] = cell
+        for (seg, val), cells in by_key.items():
+            st.add_row(seg, val, *[cells.get(m["metric"], "") for m in report["metrics"]])
+        console.print(st)
+    d = report["decision"]
+    colour = "green" if d["decision"] == "promote" else "yellow"
+    console.print(f"Decision: [bold {colour}]{d['decision'].upper()}[/bold {colour}]")
+    for r in d["reasons"]:
+        console.print(f"  - {r}")

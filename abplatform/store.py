@@ -1,0 +1,117 @@
+"""The results store: immutable, atomically written run folders and an index of them.
+
+A run is written into ``<root>/<experiment>/.tmp-<run id>`` and renamed to
+``<root>/<experiment>/<run id>`` only when every file is on disk, so a crash leaves no
+complete-looking folder. The index (``<root>/index.json``) is then rewritten under a file lock
+by write-to-temporary + ``os.replace``, so readers never see a torn or partial index and never
+see a run that is not complete.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Callable
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+INDEX = "index.json"
+TMP_PREFIX = ".tmp-"
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    return now.strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class ResultsStore:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    @contextmanager
+    def _lock(self):
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".index.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def index(self) -> list[dict[str, Any]]:
+        """Summaries of complete runs, oldest first (safe to call while runs are being written)."""
+        try:
+            return json.loads((self.root / INDEX).read_text())
+        except FileNotFoundError:
+            return []
+
+    def write_run(self, experiment: str, run_id: str, write: Callable[[Path], None],
+                  summary: dict[str, Any]) -> Path:
+        """Call ``write(tmp_dir)`` to fill the run, then publish it and add ``summary`` to the index."""
+        exp_dir = self.root / experiment
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_tmp(exp_dir)
+        tmp = exp_dir / f"{TMP_PREFIX}{run_id}.{os.getpid()}"
+        final = exp_dir / run_id
+        tmp.mkdir()
+        try:
+            write(tmp)
+            for f in tmp.rglob("*"):
+                if f.is_file():
+                    with open(f, "rb") as fh:
+                        os.fsync(fh.fileno())
+            os.rename(tmp, final)
+            _fsync_dir(exp_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        with self._lock():
+            entries = self.index()
+            entries.append({**summary, "experiment": experiment, "run_id": run_id,
+                            "path": str(final.relative_to(self.root))})
+            write_atomic(self.root / INDEX, json.dumps(entries, indent=1).encode())
+        return final
+
+    def _remove_stale_tmp(self, exp_dir: Path) -> None:
+        """Remove temporary folders of writers that no longer exist (killed runs)."""
+        for d in exp_dir.glob(f"{TMP_PREFIX}*"):
+            pid = d.name.rsplit(".", 1)[-1]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(d, ignore_errors=True)
+
+    def run_dir(self, entry: dict[str, Any]) -> Path:
+        return self.root / entry["path"]
+
+    def load_report(self, run_dir: str | Path) -> dict[str, Any]:
+        return json.loads((Path(run_dir) / "report.json").read_text())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,81 @@
+"""User mistakes: one line naming what is wrong, exit code 2, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+ARMS = "arms:\n  - {name: control, ranker: v1}\n  - {name: treatment, ranker: v2}\n"
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "abplatform.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def assert_user_error(res: subprocess.CompletedProcess, *needles: str, cwd: Path) -> None:
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
+    for needle in needles:
+        assert needle in res.stderr, res.stderr
+    assert not (cwd / "results").exists() or not any((cwd / "results").rglob("report.json"))
+
+
+def test_missing_experiment_file(tmp_path):
+    res = cli("run", "nope.yaml", cwd=tmp_path)
+    assert_user_error(res, "nope.yaml: no such experiment file", cwd=tmp_path)
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_yaml_syntax_error_names_line_and_column(tmp_path):
+    (tmp_path / "e.yaml").write_text("name: x\narms: [\n  {name: a\n")
+    res = cli("run", "e.yaml", cwd=tmp_path)
+    assert_user_error(res, "e.yaml:", "not valid YAML", cwd=tmp_path)
+
+
+def test_unknown_ranker(tmp_path):
+    (tmp_path / "e.yaml").write_text("name: x\narms:\n  - {name: control, ranker: v1}\n  - {name: t, ranker: v3}\n")
+    res = cli("run", "e.yaml", cwd=tmp_path)
+    assert_user_error(res, "arms[1].ranker", "unknown ranker 'v3'", cwd=tmp_path)
+
+
+def test_missing_data_path(tmp_path):
+    (tmp_path / "e.yaml").write_text("name: x\ndata: {path: no/such/logs}\n" + ARMS)
+    res = cli("run", "e.yaml", cwd=tmp_path)
+    assert_user_error(res, "data.path: no/such/logs does not exist", cwd=tmp_path)
+
+
+def test_log_that_breaks_the_contract_lists_every_problem(small_world, tmp_path):
+    bad = tmp_path / "logs"
+    shutil.copytree(small_world, bad)
+    f = sorted((bad / "impressions").glob("*.parquet"))[0]
+    t = pq.read_table(f)
+    purchased = t["purchased"].to_numpy().copy()
+    first_unclicked = int(np.flatnonzero(~t["clicked"].to_numpy())[0])
+    purchased[first_unclicked] = True
+    position = t["position"].to_numpy().copy()
+    position[0] = 0
+    t = t.set_column(t.schema.get_field_index("purchased"), "purchased", pa.array(purchased))
+    t = t.set_column(t.schema.get_field_index("position"), "position", pa.array(position))
+    t = pa.concat_tables([t, t.slice(5, 1)])  # one duplicate (session, position)
+    pq.write_table(t, f)
+    s = sorted((bad / "sessions").glob("*.parquet"))[0]
+    pq.write_table(pq.read_table(s).drop_columns(["query_segment"]), s)
+    (tmp_path / "e.yaml").write_text("name: x\ndata: {path: logs}\n" + ARMS)
+    res = cli("run", "e.yaml", cwd=tmp_path)
+    assert_user_error(res, "sessions: missing column 'query_segment'", "position outside 1..50",
+                      "purchase without a click", "duplicate key(s) (session_id, position)", cwd=tmp_path)
+    assert all(line.startswith("error: ") for line in res.stderr.strip().splitlines())
+
+
+def test_check_data_accepts_the_world(small_world, tmp_path):
+    res = cli("check-data", str(small_world), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "OK" in res.stdout
