@@ -10,6 +10,7 @@ import pytest
 
 from abplatform.offline.clickmodels import CLICK_MODELS, DBN, PBM, UBM, Cascade, ClickLog, make_click_model
 from abplatform.offline.clickmodels.synthetic import random_truth, sample_click_log
+from abplatform.rng import uniforms
 
 K = 10
 
@@ -172,11 +173,14 @@ def test_sample_is_deterministic_and_matches_click_probabilities(name, logs):
     n = 100_000
     query_ids = np.repeat(train.query_ids[:4], n // 4)
     item_ids = np.repeat(train.item_ids[:4], n // 4, axis=0)
-    u = np.random.default_rng(11).random((n, K))
+    session_ids = np.arange(n)
+    u = uniforms(11, session_ids, stream=0, ncols=K)
     clicks = model.sample(query_ids, item_ids, u)
     np.testing.assert_array_equal(clicks, model.sample(query_ids, item_ids, u.copy()))
-    # batch-size independence: the first half sampled alone gives the same clicks
-    np.testing.assert_array_equal(clicks[: n // 2], model.sample(query_ids[: n // 2], item_ids[: n // 2], u[: n // 2]))
+    # batch-size independence: a batch with its own counter-based uniforms gives the same clicks
+    batch = slice(n // 3, n // 2)
+    batch_uniforms = uniforms(11, session_ids[batch], stream=0, ncols=K)
+    np.testing.assert_array_equal(clicks[batch], model.sample(query_ids[batch], item_ids[batch], batch_uniforms))
     p = model.click_probabilities(query_ids, item_ids)
     for page in range(4):
         rows = slice(page * n // 4, (page + 1) * n // 4)

@@ -74,7 +74,6 @@ class PairIndex:
         pair = np.where((dense >= 0) & (self.pair_keys[pair] == keys), pair, -1)
         return pair, dense
 
-
     def slots(self, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
         """Pair ids shaped like ``item_ids``, with the extra id ``n_pairs`` for unseen pairs and empty ranks."""
         pair, _ = self.lookup(query_ids, item_ids)
@@ -95,7 +94,10 @@ class BackedOffRate:
         pair_trials: np.ndarray,
         features: FeatureFn | None = None,
     ) -> BackedOffRate:
-        """Estimate from per-pair sufficient statistics (arrays of length ``index.n_pairs``)."""
+        """Estimate from per-pair sufficient statistics (arrays of length ``index.n_pairs``).
+
+        The global estimate is 0.5 when there are no trials at all.
+        """
         m = self.prior_strength
         total_trials = pair_trials.sum()
         self.global_ = float(pair_successes.sum() / total_trials) if total_trials > 0 else 0.5
@@ -120,12 +122,6 @@ class BackedOffRate:
     def __call__(self, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
         """(n, k) parameter values for the rankings; NaN where no item is shown."""
         pair, dense = self.index_.lookup(query_ids, item_ids)
-        return self.from_lookup(query_ids, item_ids, pair, dense)
-
-    def from_lookup(
-        self, query_ids: np.ndarray, item_ids: np.ndarray, pair: np.ndarray, dense: np.ndarray
-    ) -> np.ndarray:
-        """As :meth:`__call__` with the ``PairIndex.lookup`` of the rankings already done."""
         values = np.where(pair >= 0, self.pair_[pair], np.nan)
         unseen = (pair < 0) & (item_ids != NO_ITEM)
         if self.feature_model_ is not None:

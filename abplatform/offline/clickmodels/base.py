@@ -80,8 +80,9 @@ class ClickModel(ABC):
     ) -> np.ndarray:
         """(n, k) simulated clicks, click at rank r iff ``u[:, r] < P(C_r = 1 | simulated clicks above)``.
 
-        Given the same uniforms the result is the same, so a caller keying ``u`` by session id gets
-        clicks that do not depend on batch size.
+        Given the same uniforms the result is the same, so a caller keying ``u`` by session id
+        (``abplatform.rng.uniforms(seed, session_ids, stream, k)``) gets clicks that do not depend
+        on batch size. A ``numpy.random.Generator`` draws fresh uniforms instead.
         """
 
     def log_likelihood(self, log: ClickLog) -> float:
