@@ -51,11 +51,11 @@ def gen_ctr_heavy(rng, reps, n, lift):
     return rng.binomial(imps.astype(np.int64), p).astype(float), imps, None, None
 
 
-TRUTH = {  # control value of each generator (the treatment is (1 + lift) times it)
-    "proportion": 0.10,
-    "mean": None,  # set per sigma
-    "ratio": 0.10,
-}
+def gen_ctr_negbin(rng, reps, n, lift):
+    """Item CTR per user, moderately heavy tail: impressions 1 + NegBin(shape 0.5, mean 10) (CV ≈ 1.4)."""
+    imps = 1 + rng.negative_binomial(0.5, 0.5 / 10.5, (reps, n))
+    p = rng.beta(1.0, 9.0, (reps, n)) * (1 + lift)
+    return rng.binomial(imps, p).astype(float), imps.astype(float), None, None
 
 
 def coverage_table(rng, reps: int) -> list[dict]:
@@ -65,6 +65,7 @@ def coverage_table(rng, reps: int) -> list[dict]:
         ("mean lognormal σ=1.5, small", "mean", gen_mean_lognormal(1.5), 200, float(np.exp(1.5**2 / 2))),
         ("ratio CTR heavy-tailed users", "ratio", gen_ctr_heavy, 2000, 0.10),
         ("ratio CTR heavy-tailed users, small", "ratio", gen_ctr_heavy, 200, 0.10),
+        ("ratio CTR NegBin impressions, small", "ratio", gen_ctr_negbin, 200, 0.10),
     ]
     rows = []
     for name, mtype, gen, n, base in scenarios:

@@ -177,3 +177,12 @@ def test_bad_inputs_raise():
         compare(suff, {"zz": MetricSpec("mean")}, "c", "c2")
     with pytest.raises(ValueError):
         MetricSpec("binomial")
+
+
+def test_capping_reference():
+    from abplatform.stats import cap_values
+
+    x = np.arange(101, dtype=float)
+    np.testing.assert_array_equal(cap_values(x, upper=50), np.minimum(x, 50))
+    assert cap_values(x, quantile=0.9).max() == pytest.approx(90.0)
+    assert cap_values(x, upper=80, quantile=0.9).max() == 80

@@ -12,8 +12,12 @@ sums here are already sums of capped values and no statistic changes. ``capping.
 the reference implementation the SQL is tested against and the simulations use.
 """
 
+from .capping import cap_values
 from .compare import compare
+from .moments import suff_from_units
+from .power import baseline_variance, mde, plan, power_at, sample_size
 from .srm import DEFAULT_SRM_THRESHOLD, srm_table, srm_test
+from .summary import read_summary, summary_scorecard
 from .types import MetricSpec, SequentialSpec, SrmResult
 
 __all__ = [
@@ -21,7 +25,16 @@ __all__ = [
     "MetricSpec",
     "SequentialSpec",
     "SrmResult",
+    "baseline_variance",
+    "cap_values",
     "compare",
+    "mde",
+    "plan",
+    "power_at",
+    "read_summary",
+    "sample_size",
     "srm_table",
     "srm_test",
+    "suff_from_units",
+    "summary_scorecard",
 ]

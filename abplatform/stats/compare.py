@@ -14,10 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import decision, multiple, relative, sequential, welch
+from . import decision, multiple, relative, welch
+from . import sequential as seq
 from .cuped import cuped_adjust
 from .moments import RATIO_COLUMNS, arm_moments
-from .types import MetricSpec, SequentialSpec
+from .types import Correction, MetricSpec, RelativeCI, SequentialSpec
 
 Reference = tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]
 
@@ -48,8 +49,8 @@ def _fixed_reference(df: np.ndarray) -> Reference:
 
 def _cs_reference(n_total: np.ndarray, alpha0: float, tuning_n: float) -> Reference:
     return (
-        lambda a: sequential.cs_multiplier(a, n_total, alpha0, tuning_n),
-        lambda z: sequential.cs_p_value(z, n_total, alpha0, tuning_n),
+        lambda a: seq.cs_multiplier(a, n_total, alpha0, tuning_n),
+        lambda z: seq.cs_p_value(z, n_total, alpha0, tuning_n),
     )
 
 
@@ -69,10 +70,10 @@ def _group_sequential_reference(keys: pd.DataFrame, n_total: np.ndarray, spec: S
 
     def quantile(a: np.ndarray) -> np.ndarray:
         a = np.broadcast_to(a, (len(where),))
-        return np.array([sequential.obf_multiplier(float(ai), *w, alpha0) for ai, w in zip(a, where)])
+        return np.array([seq.obf_multiplier(float(ai), *w, alpha0) for ai, w in zip(a, where)])
 
     def p_value(z: np.ndarray) -> np.ndarray:
-        return np.array([sequential.obf_p_value(float(zi), *w, alpha0) for zi, w in zip(z, where)])
+        return np.array([seq.obf_p_value(float(zi), *w, alpha0) for zi, w in zip(z, where)])
 
     return quantile, p_value
 
@@ -84,10 +85,10 @@ def compare(
     treatment: str,
     *,
     alpha: float = 0.05,
-    relative_ci: str = "delta",
+    relative_ci: RelativeCI = "delta",
     cuped: bool = False,
     by: Sequence[str] = (),
-    correction: str = "none",
+    correction: Correction = "none",
     sequential: SequentialSpec | None = None,
 ) -> pd.DataFrame:
     """Scorecard of ``treatment`` vs ``control``: one row per metric × by-group.
