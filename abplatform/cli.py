@@ -118,7 +118,7 @@ def contract() -> None:
     """Print the event-log contract (tables, columns, types) as Markdown."""
     from abplatform.contract import markdown_table
 
-    out.print(markdown_table(), markup=False, highlight=False)
+    typer.echo(markdown_table())
 
 
 def main() -> None:
