@@ -8,7 +8,7 @@ Model, per shown item i at position k of session s with intent q (leaf, attribut
 
 * relevance  r = cat(q, i) * 0.6^(mismatched attributes) * (0.3 if price > cap else 1)
   with cat = 1 for the intended leaf, 0.25 for its parent category, 0 otherwise;
-* attraction a = sigmoid(-3.4 + 2.8 r + 0.6 quality_i + 0.8 pref_u(leaf_i) - 0.4 price_sens_u log(price_i / median));
+* attraction a = sigmoid(-4.0 + 2.8 r + 0.6 quality_i + 0.8 pref_u(leaf_i) - 0.4 price_sens_u log(price_i / median));
 * examination: position-based, P(E_k) = EXAMINATION[k] ("pbm"), or cascade-like ("cascade"):
   the user scans down and, after a click, stops with probability 0.5 (0.8 after a purchase);
 * purchase | click: sigmoid(-5.0 + 2.0 r + 0.5 quality_i - 0.6 price_sens_u log(price_i / median));
@@ -92,7 +92,7 @@ class BehaviourModel:
         log_price = np.log(it.price[rows] / it.median_price[rows])
         pref = self.user_pref[user_rows[:, None], it.leaf[rows]]
         sens = self.user_price_sens[user_rows][:, None]
-        return expit(-3.4 + 2.8 * rel + 0.6 * it.quality[rows] + 0.8 * pref - 0.4 * sens * log_price), rel
+        return expit(-4.0 + 2.8 * rel + 0.6 * it.quality[rows] + 0.8 * pref - 0.4 * sens * log_price), rel
 
     def purchase_probability(self, rel: np.ndarray, user_rows: np.ndarray, shown: np.ndarray) -> np.ndarray:
         it, rows = self.items, np.maximum(shown, 0)

@@ -207,20 +207,33 @@ def grade_pairs(seed: int, queries: list[str], items: np.ndarray, rel: np.ndarra
 # --------------------------------------------------------------------------------------------
 # retrieval: the candidate set a ranker orders
 # --------------------------------------------------------------------------------------------
-def _gumbel_top(g: np.random.Generator, logw: np.ndarray, k: int) -> np.ndarray:
-    keys = logw + g.gumbel(size=logw.shape)
-    return np.argpartition(-keys, min(k, keys.shape[1] - 1), axis=1)[:, :k]
+def _draw_unique(g: np.random.Generator, pool: np.ndarray, cum_weights: np.ndarray, n: int, k: int) -> np.ndarray:
+    """Per row, the first k distinct items of 3k weighted draws with replacement from ``pool``; -1 pads."""
+    u = g.random((n, 3 * k)) * cum_weights[-1]
+    return _first_distinct(pool[np.searchsorted(cum_weights, u, side="right").clip(max=len(pool) - 1)], k)
+
+
+def _dedupe_rows(m: np.ndarray) -> np.ndarray:
+    """Each row's distinct non-negative values, ascending, padded with -1 at the end."""
+    big = np.iinfo(np.int64).max
+    s = np.sort(np.where(m >= 0, m, big), axis=1)
+    s[:, 1:][s[:, 1:] == s[:, :-1]] = big
+    s = np.sort(s, axis=1)
+    return np.where(s == big, -1, s)
 
 
 def _retrieve(g: np.random.Generator, p: WorldParams, it: ItemTruth, log_pop: np.ndarray,
               intent: SessionIntent) -> np.ndarray:
-    """30 candidates: 14 from the intended leaf (attribute matches favoured), 8 popular ones from its
-    parent category, 8 popular ones from elsewhere; each pool sampled without replacement by Gumbel-top-k."""
+    """About ``p.candidates`` distinct candidates per session, as a retrieval system would return:
+    up to 5 items of the intended leaf that match the query's first constrained attribute, popular
+    items of the leaf (14 in all from the leaf), 8 popular items of its parent category and 8
+    popular items from elsewhere; popularity-weighted draws (weight popularity^0.7)."""
     n = len(intent.leaf)
-    n_leaf, n_parent = 14, 8
+    n_leaf, n_parent, n_match = 14, 8, 5
     n_global = p.candidates - n_leaf - n_parent
-    out = np.empty((n, p.candidates), dtype=np.int64)
+    weight = np.exp(0.7 * log_pop)
     by_popularity = np.argsort(-log_pop, kind="stable")
+    parts = []
     for lf in np.unique(intent.leaf):
         sess = np.flatnonzero(intent.leaf == lf)
         leaf_items = np.flatnonzero(it.leaf == lf)
@@ -228,18 +241,46 @@ def _retrieve(g: np.random.Generator, p: WorldParams, it: ItemTruth, log_pop: np
         # the popular end of the parent category and of the rest of the catalog
         parent_items = by_popularity[(it.parent[by_popularity] == parent) & (it.leaf[by_popularity] != lf)][:200]
         glob = by_popularity[it.parent[by_popularity] != parent][:300]
-        for start in range(0, len(sess), 2000):
-            s = sess[start:start + 2000]
-            matches = ((intent.attrs[s][:, None, :] >= 0)
-                       & (it.attrs[leaf_items][None, :, :] == intent.attrs[s][:, None, :])).sum(axis=2)
-            over = it.price[leaf_items][None, :] > intent.price_cap[s][:, None]
-            logw = 0.7 * log_pop[leaf_items][None, :] + 1.5 * matches - 1.5 * over
-            out[s, :n_leaf] = leaf_items[_gumbel_top(g, logw, n_leaf)]
-            pw = np.broadcast_to(0.7 * log_pop[parent_items], (len(s), len(parent_items)))
-            out[s, n_leaf:n_leaf + n_parent] = parent_items[_gumbel_top(g, pw, n_parent)]
-            gw = np.broadcast_to(0.7 * log_pop[glob], (len(s), len(glob)))
-            out[s, n_leaf + n_parent:] = glob[_gumbel_top(g, gw, n_global)]
-    return np.sort(out, axis=1)
+        block = np.full((len(sess), n_match + n_leaf + n_parent + n_global), -1, dtype=np.int64)
+        block[:, n_match:n_match + n_leaf] = _draw_unique(g, leaf_items, np.cumsum(weight[leaf_items]), len(sess), n_leaf)
+        block[:, n_match + n_leaf:-n_global] = _draw_unique(g, parent_items, np.cumsum(weight[parent_items]),
+                                                            len(sess), n_parent)
+        block[:, -n_global:] = _draw_unique(g, glob, np.cumsum(weight[glob]), len(sess), n_global)
+        constrained = intent.attrs[sess] >= 0
+        first_attr = np.where(constrained.any(axis=1), constrained.argmax(axis=1), -1)
+        for a in range(intent.attrs.shape[1]):
+            wanted = intent.attrs[sess, a]
+            for v in np.unique(wanted[first_attr == a]):
+                rows = np.flatnonzero((first_attr == a) & (wanted == v))
+                matching = leaf_items[it.attrs[leaf_items, a] == v]
+                if len(matching):
+                    block[rows, :n_match] = _draw_unique(g, matching, np.cumsum(weight[matching]), len(rows), n_match)
+        # the leaf pool keeps n_leaf items: attribute matches first, then popular ones
+        leaf_part = _dedupe_rows(block[:, :n_match + n_leaf])
+        matched_first = np.concatenate([block[:, :n_match], leaf_part], axis=1)
+        parts.append((sess, np.concatenate([_first_distinct(matched_first, n_leaf), block[:, n_match + n_leaf:]], axis=1)))
+    out = np.full((n, n_leaf + n_parent + n_global), -1, dtype=np.int64)
+    for sess, block in parts:
+        out[sess] = block
+    return _dedupe_rows(out)
+
+
+def _first_distinct(m: np.ndarray, k: int) -> np.ndarray:
+    """The first k distinct non-negative values of each row in order of appearance, -1 padded."""
+    n, w = m.shape
+    order = np.argsort(m, axis=1, kind="stable")
+    s = np.take_along_axis(m, order, axis=1)
+    repeat = np.zeros_like(m, dtype=bool)
+    repeat[:, 1:] = s[:, 1:] == s[:, :-1]
+    first = np.empty_like(repeat)
+    np.put_along_axis(first, order, ~repeat, axis=1)
+    first &= m >= 0
+    rank = np.cumsum(first, axis=1)
+    keep = first & (rank <= k)
+    out = np.full((n, k), -1, dtype=np.int64)
+    rows, cols = np.nonzero(keep)
+    out[rows, rank[rows, cols] - 1] = m[rows, cols]
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,15 +291,17 @@ def log_pages(seed: int, session_ids: np.ndarray, scores: np.ndarray, candidates
     """Shown pages and each shown item's marginal propensity of being at its position.
 
     With probability 1 - epsilon the page is the ranker's top k; otherwise a uniformly random
-    ordered k of the C candidates. So P(item at position j) = (1 - eps) 1[ranker puts it at j] + eps / C.
+    ordered k of the session's C candidates. So P(item at position j) = (1 - eps) 1[ranker puts it
+    at j] + eps / C.
     """
     n, c = candidates.shape
     ranked = rank(scores, candidates, k)
     u = rng.uniforms(seed, session_ids, STREAM_LOGGING, 1 + c)
     explore = u[:, 0] < epsilon
-    random_order = np.argsort(u[:, 1:], axis=1)[:, :k]
+    random_order = np.argsort(np.where(candidates >= 0, u[:, 1:], 2.0), axis=1)[:, :k]
     shown = np.where(explore[:, None], np.take_along_axis(candidates, random_order, axis=1), ranked)
-    propensity = epsilon / c + (1 - epsilon) * (shown == ranked)
+    n_valid = (candidates >= 0).sum(axis=1, keepdims=True)
+    propensity = epsilon / n_valid + (1 - epsilon) * (shown == ranked)
     return shown, propensity
 
 
@@ -319,12 +362,16 @@ def _build_partition(p: WorldParams, it: ItemTruth, log_pop: np.ndarray, users: 
         "query": queries, "query_segment": seg, "query_complexity": complexity,
         "is_new_user": users.is_new[rows], "arm": pa.nulls(n, pa.string()),
     }, schema=SESSIONS.schema)
+    on_page = (shown >= 0).ravel()
     impressions = pa.table({
-        "session_id": np.repeat(ids, k), "position": np.tile(np.arange(1, k + 1, dtype=np.int16), n),
-        "item_id": shown.ravel(), "clicked": resp.clicked.ravel(), "purchased": resp.purchased.ravel(),
-        "orders": resp.orders.ravel(), "revenue": resp.revenue.ravel(), "propensity": propensity.ravel(),
+        "session_id": np.repeat(ids, k)[on_page],
+        "position": np.tile(np.arange(1, k + 1, dtype=np.int16), n)[on_page],
+        "item_id": shown.ravel()[on_page], "clicked": resp.clicked.ravel()[on_page],
+        "purchased": resp.purchased.ravel()[on_page], "orders": resp.orders.ravel()[on_page],
+        "revenue": resp.revenue.ravel()[on_page], "propensity": propensity.ravel()[on_page],
     }, schema=IMPRESSIONS.schema)
-    candidates = pa.table({"session_id": np.repeat(ids, cands.shape[1]), "item_id": cands.ravel()},
+    is_cand = (cands >= 0).ravel()
+    candidates = pa.table({"session_id": np.repeat(ids, cands.shape[1])[is_cand], "item_id": cands.ravel()[is_cand]},
                           schema=CANDIDATES.schema)
     rel_labels, page_labels = judge(p.seed, p.label_rate, ids, queries, intent, it, shown)
     queries_truth = pa.table({"query": queries, "leaf": leaf, "parent": intent.parent,
