@@ -5,13 +5,16 @@ but the name and the arms, so a ten-line file is a complete experiment.
 from __future__ import annotations
 
 import hashlib
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from abplatform.contract import TABLES
 from abplatform.errors import InputError
+from abplatform.expressions import parse_expression
 from abplatform.metrics import BUILTIN_METRICS
 from abplatform.metrics.engine import SEGMENT_COLUMNS
 
@@ -31,17 +34,38 @@ class WorldSource(_Model):
     behaviour: Literal["pbm", "cascade"] = "pbm"
 
 
+class SparkSettings(_Model):
+    master: str = "local[2]"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
 class DataSource(_Model):
     """Where the event log comes from: the synthetic world, or logs on disk."""
 
     world: WorldSource | None = None
-    path: str | None = Field(None, description="A dataset folder (parquet tables) or a .duckdb file.")
+    path: str | None = Field(None, description="A dataset folder (parquet / CSV tables) or a .duckdb file.")
+    tables: dict[str, str] = Field(default_factory=dict,
+                                   description="File (or glob) per contract table, relative to path.")
+    mapping: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="Per table, contract column -> source column (for imported logs).")
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    spark: SparkSettings | None = None
     cache_dir: str = Field("data", description="Where generated worlds and replays are cached.")
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSource:
         if (self.world is None) == (self.path is None):
             raise ValueError("give exactly one of 'world' or 'path'")
+        for table, cols in {**self.tables, **self.mapping}.items():
+            if table not in TABLES:
+                raise ValueError(f"unknown table {table!r} (expected one of {', '.join(TABLES)})")
+        for table, cols in self.mapping.items():
+            known = {c.name for c in TABLES[table].columns}
+            bad = sorted(set(cols) - known)
+            if bad:
+                hint = get_close_matches(bad[0], sorted(known), n=1)
+                raise ValueError(f"mapping.{table}: {bad[0]!r} is not a column of {table}"
+                                 + (f" (did you mean {hint[0]!r}?)" if hint else ""))
         return self
 
 
@@ -57,20 +81,63 @@ class Randomisation(_Model):
     salt: str | None = Field(None, description="Hash salt; defaults to the experiment name.")
 
 
+class Aggregate(_Model):
+    """A per-unit aggregate over the unit's impressions: ``agg`` of ``column`` where ``filter`` holds.
+
+    ``column`` and ``filter`` are expressions over the contract's session and impression columns
+    (comparisons, arithmetic, AND / OR / NOT — no functions, no sub-queries)."""
+
+    agg: Literal["sum", "count", "max"] = "sum"
+    column: str | None = None
+    filter: str | None = None
+
+    @field_validator("column", "filter")
+    @classmethod
+    def _safe(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_expression(v)
+        return v
+
+    @model_validator(mode="after")
+    def _column_needed(self) -> Aggregate:
+        if self.agg != "count" and self.column is None:
+            raise ValueError(f"agg {self.agg!r} needs a column")
+        return self
+
+
 class MetricConfig(_Model):
-    name: str
+    """A built-in metric by name, or a user-defined one (type + numerator [+ denominator])."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    type: Literal["proportion", "mean", "ratio"] | None = None
+    numerator: Aggregate | None = None
+    denominator: Aggregate | None = None
     role: Literal["primary", "secondary", "guardrail"] = "secondary"
     direction: Literal["increase", "decrease"] | None = None
     margin: Annotated[float, Field(gt=0, lt=1)] | None = None
+    mde: Annotated[float, Field(gt=0)] | None = Field(None, description="Relative minimum detectable effect.")
     cap_value: float | None = None
     cap_percentile: Annotated[float, Field(gt=0, lt=1)] | None = None
 
-    @field_validator("name")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        if v not in BUILTIN_METRICS:
-            raise ValueError(f"unknown metric {v!r} (expected one of {', '.join(BUILTIN_METRICS)})")
-        return v
+    @model_validator(mode="after")
+    def _definition(self) -> MetricConfig:
+        builtin = self.name in BUILTIN_METRICS
+        if builtin and (self.type or self.numerator or self.denominator):
+            raise ValueError(f"{self.name!r} is a built-in metric; give a user-defined metric another name")
+        if not builtin:
+            if self.numerator is None:
+                hint = get_close_matches(self.name, list(BUILTIN_METRICS), n=1)
+                raise ValueError(f"unknown metric {self.name!r}"
+                                 + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                                 + f"; built-in metrics: {', '.join(BUILTIN_METRICS)}; "
+                                 "a user-defined metric needs a type and a numerator")
+            if self.type is None:
+                raise ValueError(f"user-defined metric {self.name!r} needs a type (proportion, mean or ratio)")
+            if (self.type == "ratio") != (self.denominator is not None):
+                raise ValueError("a ratio metric needs a denominator, and only a ratio metric has one")
+        if self.cap_value is not None and self.cap_percentile is not None:
+            raise ValueError("give at most one of cap_value and cap_percentile")
+        return self
 
 
 class Sequential(_Model):
@@ -86,6 +153,15 @@ class Statistics(_Model):
     correction: Literal["none", "holm", "bh"] = "none"
     sequential: Sequential | None = None
     srm_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.001
+
+
+class Decision(_Model):
+    """Promote when every primary metric improves significantly, no guardrail is breached and SRM passes."""
+
+    guardrail_test: Literal["harm", "noninferiority"] = Field(
+        "harm", description="harm: hold when a guardrail is significantly worse beyond its margin; "
+                            "noninferiority: hold unless non-inferiority within the margin is shown.")
+    block_on_srm: bool = True
 
 
 class Simulation(_Model):
@@ -110,7 +186,10 @@ class Experiment(_Model):
     )
     statistics: Statistics = Field(default_factory=Statistics)
     segments: list[Literal[SEGMENT_COLUMNS]] = Field(default_factory=lambda: list(SEGMENT_COLUMNS))  # type: ignore[valid-type]
+    decision: Decision = Field(default_factory=Decision)
     simulation: Simulation = Field(default_factory=Simulation)
+    compare_to: str | None = Field(None, description="Experiment whose latest run of the other mode (offline / "
+                                                     "online) is set beside this one; defaults to this name.")
 
     @model_validator(mode="after")
     def _consistent(self) -> Experiment:
@@ -123,6 +202,10 @@ class Experiment(_Model):
         dupes = sorted({m for m in metric_names if metric_names.count(m) > 1})
         if dupes:
             raise ValueError(f"metric {dupes[0]!r} is listed twice")
+        if not any(m.role == "primary" for m in self.metrics):
+            raise ValueError("no metric has role: primary (the decision needs at least one)")
+        if self.data.world is not None and self.data.mapping:
+            raise ValueError("data.mapping applies to logs on disk (data.path), not to the synthetic world")
         return self
 
     @property

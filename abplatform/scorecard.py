@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from abplatform import stats
-from abplatform.config import Experiment
+from abplatform.config import Aggregate, Experiment
 from abplatform.dataset import Dataset
 from abplatform.errors import EvaluationError
+from abplatform.expressions import parse_expression, to_sql
 from abplatform.metrics import BUILTIN_METRICS, Metric
+from abplatform.metrics.base import UnitColumn
 from abplatform.metrics.engine import MetricsEngine
 
 
@@ -42,12 +44,26 @@ class Scorecard:
     sufficient_stats: pd.DataFrame
 
 
+def _unit_column(name: str, agg: Aggregate, extra_filter: str | None = None) -> UnitColumn:
+    conditions = [to_sql(parse_expression(f)) for f in (agg.filter, extra_filter) if f]
+    value = to_sql(parse_expression(agg.column)) if agg.column else "1"
+    return UnitColumn(name, agg.agg, value, " AND ".join(f"({c})" for c in conditions) or "TRUE")
+
+
 def experiment_metrics(exp: Experiment) -> list[Metric]:
+    """The experiment's metrics: built-ins with the file's options, and user-defined ones."""
     out = []
     for mc in exp.metrics:
-        base = BUILTIN_METRICS[mc.name]
-        out.append(base.with_options(role=mc.role, direction=mc.direction or base.direction, margin=mc.margin,
-                                     cap_value=mc.cap_value, cap_percentile=mc.cap_percentile))
+        options = dict(role=mc.role, margin=mc.margin, cap_value=mc.cap_value, cap_percentile=mc.cap_percentile)
+        if mc.name in BUILTIN_METRICS:
+            base = BUILTIN_METRICS[mc.name]
+            out.append(base.with_options(direction=mc.direction or base.direction, **options))
+            continue
+        assert mc.numerator is not None and mc.type is not None
+        num = _unit_column(f"u_{mc.name}_num", mc.numerator)
+        den = _unit_column(f"u_{mc.name}_den", mc.denominator) if mc.denominator else None
+        out.append(Metric(mc.name, mc.type, num.name, den.name if den else None,
+                          direction=mc.direction or "increase", columns=(num, den) if den else (num,), **options))
     return out
 
 
@@ -56,7 +72,24 @@ def metric_specs(metrics: Sequence[Metric]) -> dict[str, stats.MetricSpec]:
             for m in metrics}
 
 
-def decide(overall: pd.DataFrame, srm_overall: pd.Series, alpha: float) -> Decision:
+def apply_guardrail_test(overall: pd.DataFrame, test: str, alpha: float) -> pd.DataFrame:
+    """Set ``breached`` by the configured guardrail reading.
+
+    "noninferiority": breached unless H0 "worse than the margin" is rejected (noninferior_p_value < α).
+    "harm": breached when H0 "no worse than the margin" is rejected; for the same one-sided
+    statistic that p-value is 1 − noninferior_p_value. Without a margin both mean "significantly worse".
+    """
+    out = overall.copy()
+    guard = out["role"] == "guardrail"
+    has_margin = out["margin"].notna()
+    if test == "harm":
+        out["breached"] = guard & ((has_margin & ((1 - out["noninferior_p_value"]) < alpha))
+                                   | (~has_margin & out["degraded"]))
+    return out
+
+
+def decide(overall: pd.DataFrame, srm_overall: pd.Series, alpha: float, guardrail_test: str = "harm",
+           block_on_srm: bool = True) -> Decision:
     reasons = []
     for _, r in overall.iterrows():
         rel = f"{r['rel_effect']:+.2%}" if pd.notna(r["rel_effect"]) else "n/a"
@@ -65,12 +98,15 @@ def decide(overall: pd.DataFrame, srm_overall: pd.Series, alpha: float) -> Decis
             why = "is significantly worse" if r["degraded"] else "did not improve significantly"
             reasons.append(f"primary metric {r['metric']} {why} ({rel}, p = {p:.4g}, alpha = {alpha})")
         if r["role"] == "guardrail" and r["breached"]:
-            if pd.notna(r["margin"]):
+            if pd.notna(r["margin"]) and guardrail_test == "noninferiority":
                 reasons.append(f"guardrail {r['metric']} not shown within its {r['margin']:.2%} margin "
                                f"({rel}, non-inferiority p = {r['noninferior_p_value']:.4g})")
+            elif pd.notna(r["margin"]):
+                reasons.append(f"guardrail {r['metric']} is significantly worse beyond its {r['margin']:.2%} "
+                               f"margin ({rel}, p = {1 - r['noninferior_p_value']:.4g})")
             else:
                 reasons.append(f"guardrail {r['metric']} is significantly worse ({rel}, p = {p:.4g})")
-    if bool(srm_overall["failed"]):
+    if block_on_srm and bool(srm_overall["failed"]):
         reasons.append(f"sample ratio mismatch: p = {srm_overall['p_value']:.3g} < threshold")
     if not (overall["role"] == "primary").any():
         reasons.append("no primary metric is configured")
@@ -83,7 +119,7 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
     control, treatment = exp.control_arm.name, exp.treatment_arm.name
     weights = {a.name: a.weight for a in exp.arms}
     st = exp.statistics
-    engine = MetricsEngine(dataset, threads)
+    engine = MetricsEngine(dataset, metrics, threads)
     try:
         counts = engine.unit_counts(exp.segments)
         arms_seen = set(counts["arm"])
@@ -97,7 +133,8 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
         engine.close()
     cuped = st.cuped and suff["sum_xp"].notna().any()
     common = dict(alpha=st.alpha, relative_ci=st.relative_ci, cuped=cuped, correction=st.correction)
-    overall = stats.compare(suff[suff["segment"] == "all"], specs, control, treatment, **common)
+    overall = apply_guardrail_test(stats.compare(suff[suff["segment"] == "all"], specs, control, treatment, **common),
+                                   exp.decision.guardrail_test, st.alpha)
     seg_rows = suff[suff["segment"] != "all"]
     segments = (stats.compare(seg_rows, specs, control, treatment, by=["segment", "segment_value"], **common)
                 if len(seg_rows) else pd.DataFrame())
@@ -111,5 +148,6 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
     srm = stats.srm_table(unit_counts, weights, by=["segment", "segment_value"], threshold=st.srm_threshold)
     srm_overall = srm[srm["segment"] == "all"].iloc[0]
     return Scorecard(overall=overall, segments=segments, daily=daily_card, srm=srm,
-                     decision=decide(overall, srm_overall, st.alpha), control=control, treatment=treatment,
+                     decision=decide(overall, srm_overall, st.alpha, exp.decision.guardrail_test,
+                                     exp.decision.block_on_srm), control=control, treatment=treatment,
                      sufficient_stats=suff)

@@ -1,6 +1,7 @@
 -- Stage 2: one row per (unit, arm, segment value, day) with the unit's totals over its sessions.
--- Parameters: $segment (a column of session_values or the literal 'all'), $day_filter (a
--- condition on day: cumulative daily scorecards re-run this stage with day <= D).
+-- Parameters: segment (a column of session_values or the literal 'all'), day_filter (a
+-- condition on day: cumulative daily scorecards re-run this stage with day <= D), user_exp /
+-- user_pre / user_select (the unit aggregates of user-defined metrics' session columns).
 -- The pre-period values of the same unit (CUPED covariates) are joined by unit_id; units with
 -- no pre-period activity get 0, which keeps the adjustment unbiased (the covariate is still
 -- measured before treatment and the same rule applies in both arms).
@@ -18,7 +19,7 @@ WITH exp AS (
         SUM(grade_sum) AS grade_sum,
         SUM(judged_pages) AS judged_pages,
         SUM(good_pages) AS good_pages,
-        COUNT(*) AS sessions
+        COUNT(*) AS sessions$user_exp
     FROM session_values
     WHERE arm IS NOT NULL AND $day_filter
     GROUP BY unit_id, arm, $segment
@@ -35,7 +36,7 @@ pre AS (
         SUM(grade_sum) AS grade_sum,
         SUM(judged_pages) AS judged_pages,
         SUM(good_pages) AS good_pages,
-        COUNT(*) AS sessions
+        COUNT(*) AS sessions$user_pre
     FROM pre_session_values
     GROUP BY unit_id
 )
@@ -50,6 +51,6 @@ SELECT
     COALESCE(p.grade_sum, 0) AS pre_grade_sum,
     COALESCE(p.judged_pages, 0) AS pre_judged_pages,
     COALESCE(p.good_pages, 0) AS pre_good_pages,
-    COALESCE(p.sessions, 0) AS pre_sessions
+    COALESCE(p.sessions, 0) AS pre_sessions$user_select
 FROM exp e
 LEFT JOIN pre p ON p.unit_id = e.unit_id

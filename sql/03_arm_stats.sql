@@ -1,7 +1,7 @@
 -- Stage 3: per (arm, segment value) sufficient statistics of one metric's per-unit values:
 -- n, sums, sums of squares and cross-products of x (numerator), y (denominator) and their
--- pre-period counterparts xp, yp. Parameters: $metric (name), $x, $y, $xp, $yp (expressions
--- over unit_values; y and yp are 1 for mean and proportion metrics), $x_cap (the cap on x:
+-- pre-period counterparts xp, yp. Parameters: metric (name), x, y, xp, yp (expressions
+-- over unit_values; y and yp are 1 for mean and proportion metrics), x_cap (the cap on x:
 -- a number, a percentile subquery, or NULL for none).
 WITH v AS (
     SELECT

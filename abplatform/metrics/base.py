@@ -15,6 +15,21 @@ Direction = Literal["increase", "decrease"]
 Role = Literal["primary", "secondary", "guardrail"]
 
 
+Aggregation = Literal["sum", "count", "max"]
+
+
+@dataclass(frozen=True)
+class UnitColumn:
+    """A per-unit column of a user-defined metric: ``agg`` of ``value`` over the unit's impressions
+    where ``condition`` holds (``value`` and ``condition`` are checked SQL from
+    :mod:`abplatform.expressions`; ``count`` ignores ``value``; ``max`` gives 0/1 indicators)."""
+
+    name: str
+    agg: Aggregation
+    value: str = "1"
+    condition: str = "TRUE"
+
+
 @dataclass(frozen=True)
 class Metric:
     """``numerator`` / ``denominator`` are SQL expressions over the columns of ``sql/02_unit_values.sql``;
@@ -30,6 +45,7 @@ class Metric:
     margin: float | None = None  # relative non-inferiority margin (guardrails)
     cap_value: float | None = None  # winsorise x at an absolute value ...
     cap_percentile: float | None = None  # ... or at a percentile of the pooled per-unit values
+    columns: tuple[UnitColumn, ...] = ()  # per-unit columns a user-defined metric adds to the SQL
 
     def __post_init__(self) -> None:
         if (self.type == "ratio") != (self.denominator is not None):

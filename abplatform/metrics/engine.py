@@ -7,6 +7,7 @@ metric. Python receives only stage 3's few hundred rows.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from string import Template
@@ -14,7 +15,7 @@ from string import Template
 import pandas as pd
 
 from abplatform.contract import PAGE_LABELS, RELEVANCE_LABELS
-from abplatform.dataset import Dataset
+from abplatform.dataset import Dataset, duck_type
 from abplatform.metrics.base import Metric
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
@@ -27,31 +28,21 @@ def sql_template(name: str) -> Template:
 
 
 def _empty_view(con, name: str, schema) -> None:
-    cols = ", ".join(f"CAST(NULL AS {_duck_type(f.type)}) AS {f.name}" for f in schema)
+    cols = ", ".join(f"CAST(NULL AS {duck_type(f.type)}) AS {f.name}" for f in schema)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cols} WHERE FALSE")
 
 
-def _duck_type(t) -> str:
-    import pyarrow as pa
-
-    if pa.types.is_string(t):
-        return "VARCHAR"
-    if pa.types.is_boolean(t):
-        return "BOOLEAN"
-    if pa.types.is_floating(t):
-        return "DOUBLE"
-    return "BIGINT"
+BUILTIN_UNIT_COLUMNS = ("impressions", "clicks", "purchases", "orders", "revenue", "judged_impressions",
+                        "grade_sum", "judged_pages", "good_pages", "sessions")
 
 
 def metric_expressions(metric: Metric) -> dict[str, str]:
     """SQL for x, y, xp, yp and the cap of one metric (stage 3 parameters)."""
-    pre = {c: f"pre_{c}" for c in ("impressions", "clicks", "purchases", "orders", "revenue", "judged_impressions",
-                                    "grade_sum", "judged_pages", "good_pages", "sessions")}
+    names = BUILTIN_UNIT_COLUMNS + tuple(c.name for c in metric.columns)
+    pattern = re.compile(r"\b(" + "|".join(names) + r")\b")
 
     def to_pre(expr: str) -> str:
-        import re
-
-        return re.sub(r"\b(" + "|".join(pre) + r")\b", lambda m: pre[m.group(1)], expr)
+        return pattern.sub(lambda m: f"pre_{m.group(1)}", expr)
 
     y = metric.denominator or "1"
     if metric.cap_value is not None:
@@ -64,17 +55,36 @@ def metric_expressions(metric: Metric) -> dict[str, str]:
             "yp": to_pre(y), "x_cap": cap}
 
 
+def user_column_sql(metrics: Sequence[Metric]) -> dict[str, str]:
+    """Stage 1 and 2 fragments for the per-unit columns of user-defined metrics."""
+    cols = {c.name: c for m in metrics for c in m.columns}
+    session_agg = {"sum": "SUM", "count": "SUM", "max": "MAX"}
+    aggs, columns, exp_, pre, select = [], [], [], [], []
+    for c in cols.values():
+        value = "1" if c.agg == "count" else f"CAST({c.value} AS DOUBLE)"
+        aggs.append(f",\n        {session_agg[c.agg]}(CASE WHEN {c.condition} THEN {value} ELSE 0 END) AS {c.name}")
+        columns.append(f",\n    CAST(COALESCE(i.{c.name}, 0) AS DOUBLE) AS {c.name}")
+        unit_agg = "MAX" if c.agg == "max" else "SUM"
+        exp_.append(f",\n        {unit_agg}({c.name}) AS {c.name}")
+        pre.append(f",\n        {unit_agg}({c.name}) AS {c.name}")
+        select.append(f",\n    COALESCE(p.{c.name}, 0) AS pre_{c.name}")
+    return {"user_aggs": "".join(aggs), "user_columns": "".join(columns), "user_exp": "".join(exp_),
+            "user_pre": "".join(pre), "user_select": "".join(select)}
+
+
 class MetricsEngine:
     """Sufficient statistics of metrics over a dataset's event log (experiment sessions with an arm)."""
 
-    def __init__(self, dataset: Dataset, threads: int | None = None):
+    def __init__(self, dataset: Dataset, metrics: Sequence[Metric] = (), threads: int | None = None):
         self.dataset = dataset
+        self.user_sql = user_column_sql(metrics)
         self.con = dataset.connect(threads)
         for name, schema in (("relevance_labels", RELEVANCE_LABELS.schema), ("page_labels", PAGE_LABELS.schema)):
             if not dataset.has(name):
                 _empty_view(self.con, name, schema)
         stage1 = sql_template("01_session_values.sql")
-        tables = {"relevance_labels": "relevance_labels", "page_labels": "page_labels"}
+        tables = {"relevance_labels": "relevance_labels", "page_labels": "page_labels",
+                  "user_aggs": self.user_sql["user_aggs"], "user_columns": self.user_sql["user_columns"]}
         self.con.execute("CREATE TEMP TABLE session_values AS "
                          + stage1.substitute(sessions="sessions", impressions="impressions", **tables))
         if dataset.has("pre_sessions") and dataset.has("pre_impressions"):
@@ -94,7 +104,9 @@ class MetricsEngine:
     def _unit_values(self, segment: str, day_filter: str = "TRUE") -> None:
         seg = f"'{OVERALL}'" if segment == OVERALL else segment
         self.con.execute("CREATE OR REPLACE TEMP TABLE unit_values AS "
-                         + sql_template("02_unit_values.sql").substitute(segment=seg, day_filter=day_filter))
+                         + sql_template("02_unit_values.sql").substitute(
+                             segment=seg, day_filter=day_filter, user_exp=self.user_sql["user_exp"],
+                             user_pre=self.user_sql["user_pre"], user_select=self.user_sql["user_select"]))
 
     def _arm_stats(self, metrics: Sequence[Metric]) -> pd.DataFrame:
         stage3 = sql_template("03_arm_stats.sql")
