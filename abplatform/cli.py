@@ -56,11 +56,11 @@ def run(
     workers: Annotated[Optional[int], typer.Option(min=1, help="Replay worker processes.")] = None,
     segments: Annotated[bool, typer.Option(help="Print the per-segment table.")] = True,
 ) -> None:
-    """Offline: replay logged sessions through both arms, simulate users, print and store the scorecard."""
-    from abplatform.pipeline import run_offline
+    """Run an experiment: offline replay (the world, or logs with mode: offline) or online analysis."""
+    from abplatform.pipeline import run_experiment
     from abplatform.report import print_report
 
-    run_dir, report = run_offline(experiment, results, workers, say=_say)
+    run_dir, report = run_experiment(experiment, results, workers, say=_say)
     print_report(report, out, segments=segments)
     out.print(f"Run folder: {run_dir}")
 
@@ -78,6 +78,71 @@ def analyze(
     run_dir, report = run_online(experiment, results, say=_say)
     print_report(report, out, segments=segments)
     out.print(f"Run folder: {run_dir}")
+
+
+@app.command()
+def validate(files: Annotated[list[Path], typer.Argument(help="Experiment YAML files.")]) -> None:
+    """Check experiment files: every problem at once, as FILE:LINE:COL: field.path: message."""
+    from abplatform.config import experiment_problems
+
+    problems = []
+    for f in files:
+        if not f.is_file():
+            problems.append(f"{f}: no such experiment file")
+            continue
+        try:
+            text = f.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            problems.append(f"{f}: not UTF-8 text ({e.reason} at byte {e.start})")
+            continue
+        problems += experiment_problems(f, text)[1]
+    if problems:
+        raise InputError("\n".join(problems), problems)
+    out.print(f"{len(files)} experiment file(s) OK")
+
+
+@app.command()
+def schema(output: Annotated[Optional[Path], typer.Option("--out", help="Write the schema to this file.")] = None) -> None:
+    """Print (or write) the JSON Schema of experiment files, for editor validation and completion."""
+    from abplatform.config import json_schema
+
+    text = json_schema()
+    if output:
+        output.write_text(text)
+    else:
+        typer.echo(text, nl=False)
+
+
+@app.command()
+def gate(
+    target: Annotated[Path, typer.Argument(help="A run folder, or an experiment YAML to run first.")],
+    results: Annotated[Path, typer.Option(help="Results store folder (when running a YAML).")] = Path("results"),
+    junit: Annotated[Optional[Path], typer.Option(help="Also write the JUnit XML here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
+) -> None:
+    """Promote or hold: exit 0 = promote, 1 = hold, 2 = invalid input, 3 = could not evaluate."""
+    from abplatform.gate import exit_code, gate_summary, junit_xml, load_run, publish_to_ci
+    from abplatform.report import markdown
+
+    if target.is_dir():
+        report = load_run(target)
+    elif target.suffix in (".yaml", ".yml"):
+        from abplatform.pipeline import run_experiment
+
+        _, report = run_experiment(target, results, say=_say)
+    else:
+        raise InputError(f"{target}: expected a run folder or an experiment .yaml file")
+    if junit:
+        junit.write_bytes(junit_xml(report))
+    publish_to_ci(report, markdown(report))
+    if as_json:
+        typer.echo(json.dumps(gate_summary(report), indent=2))
+    else:
+        d = report["decision"]
+        out.print(f"{report['experiment']} run {report['run_id']}: [bold]{d['decision'].upper()}[/bold]")
+        for r in d["reasons"]:
+            out.print(f"  - {r}", markup=False)
+    raise typer.Exit(exit_code(report))
 
 
 @app.command("check-data")

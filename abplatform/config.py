@@ -5,6 +5,7 @@ but the name and the arms, so a ten-line file is a complete experiment.
 from __future__ import annotations
 
 import hashlib
+import re
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,6 +18,7 @@ from abplatform.errors import InputError
 from abplatform.expressions import parse_expression
 from abplatform.metrics import BUILTIN_METRICS
 from abplatform.metrics.engine import SEGMENT_COLUMNS
+from abplatform.rankers import BUILTIN_RANKERS
 
 
 class _Model(BaseModel):
@@ -48,6 +50,9 @@ class DataSource(_Model):
                                    description="File (or glob) per contract table, relative to path.")
     mapping: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="Per table, contract column -> source column (for imported logs).")
+    mode: Literal["offline", "online"] | None = Field(
+        None, description="offline: replay the logged sessions through the arms; online: analyse the A/B "
+                          "log as it is (sessions carry their arm). Default: offline for the world, online for a path.")
     engine: Literal["duckdb", "spark"] = "duckdb"
     spark: SparkSettings | None = None
     cache_dir: str = Field("data", description="Where generated worlds and replays are cached.")
@@ -56,6 +61,10 @@ class DataSource(_Model):
     def _one_source(self) -> DataSource:
         if (self.world is None) == (self.path is None):
             raise ValueError("give exactly one of 'world' or 'path'")
+        if self.mode is None:
+            object.__setattr__(self, "mode", "offline" if self.world is not None else "online")
+        if self.world is not None and self.mode == "online":
+            raise ValueError("the synthetic world is replayed offline (mode: offline); online analysis reads data.path")
         for table, cols in {**self.tables, **self.mapping}.items():
             if table not in TABLES:
                 raise ValueError(f"unknown table {table!r} (expected one of {', '.join(TABLES)})")
@@ -71,9 +80,21 @@ class DataSource(_Model):
 
 class Arm(_Model):
     name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
-    ranker: str = Field(description="Built-in ranker name (v1, v2) or package.module:Class.")
+    ranker: str = Field(description="Built-in ranker name (v1, v2), package.module:Class, or rankings:FILE "
+                                    "(a precomputed rankings parquet).")
     params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the ranker.")
-    weight: Annotated[float, Field(gt=0)] = 1.0
+    weight: Annotated[float, Field(gt=0)] | None = Field(None, description="Traffic share; weights sum to 1 "
+                                                                           "(or 100). Default: an equal split.")
+
+    @field_validator("ranker")
+    @classmethod
+    def _ranker_name(cls, v: str) -> str:
+        # names are checked here; user classes are imported only when the experiment is run
+        if v in BUILTIN_RANKERS or re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", v) or v.startswith("rankings:"):
+            return v
+        hint = get_close_matches(v, list(BUILTIN_RANKERS), n=1)
+        raise ValueError(f"unknown ranker {v!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                         + f"; expected one of {', '.join(BUILTIN_RANKERS)}, package.module:Class or rankings:FILE")
 
 
 class Randomisation(_Model):
@@ -196,6 +217,13 @@ class Experiment(_Model):
         names = [a.name for a in self.arms]
         if len(set(names)) != len(names):
             raise ValueError(f"arm names must be unique, got {names}")
+        weights = [a.weight for a in self.arms]
+        if any(w is not None for w in weights):
+            if any(w is None for w in weights):
+                raise ValueError("give a weight for every arm or for none")
+            total = sum(weights)  # type: ignore[arg-type]
+            if not (abs(total - 1) < 1e-9 or abs(total - 100) < 1e-9):
+                raise ValueError(f"arm weights must sum to 1 (or 100), got {total:g}")
         if self.control is not None and self.control not in names:
             raise ValueError(f"control {self.control!r} is not an arm (arms: {', '.join(names)})")
         metric_names = [m.name for m in self.metrics]
@@ -217,8 +245,133 @@ class Experiment(_Model):
         return next(a for a in self.arms if a.name != self.control_arm.name)
 
     @property
+    def weights(self) -> dict[str, float]:
+        return {a.name: (a.weight if a.weight is not None else 1.0) for a in self.arms}
+
+    @property
     def salt(self) -> str:
         return self.randomisation.salt or self.name
+
+
+def json_schema() -> str:
+    """The JSON Schema of experiment files (shipped as experiments/experiment.schema.json)."""
+    import json
+
+    schema = Experiment.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "abplatform experiment"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def _node_at(root: yaml.Node, loc: tuple) -> tuple[yaml.Node, bool]:
+    """The YAML node at a pydantic error location (the deepest one that exists) and whether it is exact."""
+    node = root
+    for part in loc:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            match = next((v for k, v in node.value if k.value == part), None)
+            if match is None:
+                key = next((k for k, _ in node.value if k.value == part), None)
+                return (key or node), key is not None
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            return node, False
+    return node, True
+
+
+def _key_node(root: yaml.Node, loc: tuple) -> yaml.Node | None:
+    parent, _ = _node_at(root, loc[:-1])
+    if isinstance(parent, yaml.MappingNode):
+        return next((k for k, _ in parent.value if k.value == loc[-1]), None)
+    return None
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model that holds the field at ``loc`` (for "did you mean" on unknown keys)."""
+    model: Any = Experiment
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return None
+        model = _inner_model(field.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    from typing import get_args
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        inner = _inner_model(arg)
+        if inner is not None:
+            return inner
+    return None
+
+
+def _duplicate_keys(node: yaml.Node, path: str, out: list[tuple[yaml.Node, str]]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for k, v in node.value:
+            if k.value in seen:
+                out.append((k, f"{path}{'.' if path else ''}{k.value}"))
+            seen.add(k.value)
+            _duplicate_keys(v, f"{path}{'.' if path else ''}{k.value}", out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            _duplicate_keys(v, f"{path}[{i}]", out)
+
+
+def _where(path: Path, node: yaml.Node | None) -> str:
+    if node is None:
+        return str(path)
+    return f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+
+
+def _loc_str(loc: tuple) -> str:
+    return "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in loc).lstrip(".") or "(top level)"
+
+
+def experiment_problems(path: Path, text: str) -> tuple[Experiment | None, list[str]]:
+    """Parse and validate an experiment; every problem as 'FILE:LINE:COL: field.path: message'."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        return None, [f"{where}: not valid YAML ({getattr(e, 'problem', None) or e})"]
+    if not isinstance(raw, dict) or root is None:
+        return None, [f"{path}: expected a mapping of experiment settings at the top level"]
+    dupes: list[tuple[yaml.Node, str]] = []
+    _duplicate_keys(root, "", dupes)
+    problems = [f"{_where(path, k)}: {field}: duplicate key (the later value would silently win)" for k, field in dupes]
+    try:
+        exp = Experiment.model_validate(raw)
+    except ValidationError as e:
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                node = _key_node(root, loc)
+                model = _model_at(loc)
+                hint = get_close_matches(str(loc[-1]), list(model.model_fields), n=1) if model else []
+                msg = f"unknown key {loc[-1]!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                if model:
+                    msg += f"; allowed: {', '.join(model.model_fields)}"
+            elif err["type"] == "missing":
+                node, _ = _node_at(root, loc[:-1])
+                msg = f"missing required key {loc[-1]!r}"
+            else:
+                node, _ = _node_at(root, loc)
+                if "input" in err and err["type"] not in ("value_error", "assertion_error"):
+                    msg += f", got {err['input']!r}"
+            problems.append(f"{_where(path, node)}: {_loc_str(loc)}: {msg}")
+        return None, problems
+    return (None if problems else exp), problems
 
 
 def load_experiment(path: str | Path) -> tuple[Experiment, str]:
@@ -226,21 +379,11 @@ def load_experiment(path: str | Path) -> tuple[Experiment, str]:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such experiment file")
-    text = p.read_text(encoding="utf-8", errors="replace")
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
-        raise InputError(f"{where}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
-    if not isinstance(raw, dict):
-        raise InputError(f"{p}: expected a mapping of experiment settings at the top level")
-    try:
-        exp = Experiment.model_validate(raw)
-    except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            loc = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in err["loc"]).lstrip(".")
-            problems.append(f"{p}: {loc or '(top level)'}: {err['msg']}")
-        raise InputError(problems[0] if len(problems) == 1 else "\n".join(problems), problems) from None
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    exp, problems = experiment_problems(p, text)
+    if problems or exp is None:
+        raise InputError("\n".join(problems), problems)
     return exp, hashlib.sha256(text.encode()).hexdigest()

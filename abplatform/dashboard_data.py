@@ -104,8 +104,11 @@ def verdict(row: dict[str, Any]) -> str:
 
 
 def run_label(entry: dict[str, Any]) -> str:
-    created = str(entry.get("created", ""))[:16].replace("T", " ")
-    return f"{entry.get('experiment', '?')} · {created} · {entry.get('mode', '?')} · {entry.get('decision', '?')}"
+    """Picker label; ends with the run id's distinctive tail so two runs never read alike."""
+    created = str(entry.get("created", ""))[:19].replace("T", " ")
+    rid = str(entry.get("run_id", ""))
+    return (f"{entry.get('experiment', '?')} · {created} · {entry.get('mode', '?')} · "
+            f"{entry.get('decision', '?')} · …{rid[-8:]}")
 
 
 def runs_frame(entries: list[dict[str, Any]]) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from abplatform import __version__
 from abplatform.config import Experiment, load_experiment
 from abplatform.dataset import Dataset
 from abplatform.errors import InputError
+from abplatform.gate import junit_xml
 from abplatform.rankers import Catalog, make_ranker
 from abplatform.report import markdown, scorecard_json
 from abplatform.scorecard import build_scorecard
@@ -85,7 +86,7 @@ def source_dataset(exp: Experiment, config_path: Path, say: Progress) -> Dataset
     path = resolve_data_path(exp, config_path)
     if not path.exists():
         raise InputError(f"{config_path}: data.path: {exp.data.path} does not exist")
-    return Dataset(path)
+    return Dataset(path, exp.data.tables, exp.data.mapping)
 
 
 def run_offline(config_path: str | Path, results: str | Path = "results", workers: int | None = None,
@@ -108,7 +109,7 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
         say("Fitting rankers on the pre-period logs: " + ", ".join(f"{a.name}={a.ranker}" for a, _ in arms))
         for _, ranker in arms:
             ranker.fit(source, catalog)
-        spec = ReplaySpec(arms=[ReplayArm(a.name, r, a.weight) for a, r in arms], salt=exp.salt,
+        spec = ReplaySpec(arms=[ReplayArm(a.name, r, exp.weights[a.name]) for a, r in arms], salt=exp.salt,
                           seed=exp.simulation.seed, page_size=exp.simulation.page_size,
                           batch_size=exp.simulation.batch_size, workers=workers or exp.simulation.workers)
         say(f"Replaying {source.path} through both arms ({spec.workers} worker(s))")
@@ -121,6 +122,15 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
     extra = {"mode": "offline", "source": source_fp, "event_log": str(replay_dir),
              "latency_ms_per_query": latency}
     return _publish(exp, config_path, config_sha, card, extra, results)
+
+
+def run_experiment(config_path: str | Path, results: str | Path = "results", workers: int | None = None,
+                   say: Progress = _noop) -> tuple[Path, dict[str, Any]]:
+    """Offline replay or online analysis, as the experiment's data source says."""
+    exp, _ = load_experiment(config_path)
+    if exp.data.mode == "online":
+        return run_online(config_path, results, say)
+    return run_offline(config_path, results, workers, say)
 
 
 def run_online(config_path: str | Path, results: str | Path = "results", say: Progress = _noop) -> tuple[Path, dict[str, Any]]:
@@ -159,6 +169,7 @@ def _publish(exp: Experiment, config_path: Path, config_sha: str, card, extra: d
         card.sufficient_stats.to_parquet(tmp / "sufficient_stats.parquet", index=False)
         (tmp / "report.json").write_text(json.dumps(report, indent=2, default=str))
         (tmp / "report.md").write_text(report_md)
+        (tmp / "junit.xml").write_bytes(junit_xml(report))
 
     primary = next((m for m in report["metrics"] if m["role"] == "primary"), None)
     summary = {"created": report["created"], "mode": extra["mode"], "decision": card.decision.label,

@@ -117,7 +117,7 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
     metrics = experiment_metrics(exp)
     specs = metric_specs(metrics)
     control, treatment = exp.control_arm.name, exp.treatment_arm.name
-    weights = {a.name: a.weight for a in exp.arms}
+    weights = exp.weights
     st = exp.statistics
     engine = MetricsEngine(dataset, metrics, threads)
     try:

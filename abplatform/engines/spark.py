@@ -1,10 +1,10 @@
 """The metrics SQL and the replay on Apache Spark, with the numbers duckdb gives.
 
-:class:`SparkMetricsEngine` is :class:`~abplatform.metrics.engine.MetricsEngine` with its four
-SQL-running methods re-pointed at a Spark session: the same ``sql/`` templates, substituted the
-same way, transpiled by :mod:`abplatform.engines.transpile`, run on temp views over the parquet
-tables; the statistics-shaping code (``sufficient_stats``, ``daily_sufficient_stats``,
-``_finish``) is inherited, so the DataFrames it returns have duckdb's columns, dtypes and row order.
+:class:`SparkMetricsEngine` is :class:`~abplatform.metrics.engine.MetricsEngine` itself — every
+method inherited — with its duckdb connection swapped for a :class:`SparkConnection`: the same
+``sql/`` templates, substituted by the same code, transpiled by :mod:`abplatform.engines.transpile`
+and run on temp views over the parquet tables. Results come back through duckdb's own Arrow ->
+pandas conversion, so the frames have duckdb's columns, dtypes and row order.
 
 :func:`spark_replay` runs :func:`abplatform.simulate._replay_partition` — the local replay's own
 function — once per co-partitioned (sessions, candidates) file pair as a Spark task
@@ -16,8 +16,10 @@ Needs ``pip install 'abplatform[spark]'`` (pyspark >= 4) and Java 17.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -29,12 +31,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from abplatform.contract import PAGE_LABELS, RELEVANCE_LABELS, TABLES
+from abplatform.contract import RELEVANCE_LABELS, TABLES
 from abplatform.dataset import Dataset
 from abplatform.engines.transpile import to_spark
 from abplatform.errors import InputError
 from abplatform.metrics.base import Metric
-from abplatform.metrics.engine import OVERALL, MetricsEngine, metric_expressions, sql_template
+from abplatform.metrics.engine import MetricsEngine
 
 try:
     from pyspark.sql import DataFrame, SparkSession
@@ -82,27 +84,32 @@ def spark_session(master: str = DEFAULT_MASTER, conf: Mapping[str, Any] | None =
 # ---------------------------------------------------------------------------------------------
 # Sources: where each contract table lives, as Spark sees it.
 
-Source = str | Sequence[str]  # parquet path(s) / URI(s), or "table:<catalog table name>"
+Source = str | Sequence[str]  # parquet path(s) / URI(s) / globs, or "table:<catalog table name>"
+_READ_PARQUET = re.compile(r"^read_parquet\('((?:[^']|'')*)'\)$")
 
 
 def table_sources(dataset_or_paths: Dataset | str | Path | Mapping[str, Source]) -> dict[str, Source]:
-    """Contract table -> parquet path(s) or ``table:<name>`` for a Spark catalog table.
+    """Contract table -> parquet path(s) / glob, or ``table:<name>`` for a Spark catalog table.
 
-    Accepts a :class:`Dataset` (a parquet folder; duckdb files are not readable by Spark), a local
-    folder, a URI of a dataset root laid out like a folder dataset (``s3a://bucket/logs/ab1``:
-    one sub-folder per table), or an explicit mapping ``{"sessions": "s3a://.../sessions", ...}``.
+    Accepts a :class:`Dataset` over parquet files (its own file globs are used; CSV tables and
+    duckdb files are not readable by the Spark engine), a local folder, a URI of a dataset root
+    laid out like a folder dataset (``s3a://bucket/logs/ab1``: one sub-folder per table), or an
+    explicit mapping ``{"sessions": "s3a://.../sessions", "impressions": "table:lake.ab.impressions"}``.
     """
     if isinstance(dataset_or_paths, Mapping):
         out = dict(dataset_or_paths)
     elif isinstance(dataset_or_paths, Dataset) or Path(str(dataset_or_paths)).exists():
         ds = dataset_or_paths if isinstance(dataset_or_paths, Dataset) else Dataset(dataset_or_paths)
-        if ds.is_duckdb:
-            raise InputError(f"{ds.path}: the Spark engine reads parquet tables, not a duckdb file "
-                             "(export it: COPY ... TO 'DIR/<table>/part-0.parquet', or use engine: duckdb)")
-        out = {t: [str(f) for f in ds.files(t)] for t in TABLES if ds.has(t)}
+        out = {}
+        for table, source in ds.sources.items():
+            m = _READ_PARQUET.match(source)
+            if m is None:
+                raise InputError(f"{ds.path}: table {table} is read with {source.split('(')[0]}; the Spark engine "
+                                 "reads parquet tables only (convert it to parquet, or use engine: duckdb)")
+            out[table] = m.group(1).replace("''", "'")
     else:
         root = str(dataset_or_paths).rstrip("/")
-        out = {t: f"{root}/{t}" for t in TABLES}  # missing optional tables are dropped when read
+        out = {t: f"{root}/{t}" for t in TABLES}  # optional tables that are missing are skipped
     unknown = sorted(set(out) - set(TABLES))
     if unknown:
         raise InputError(f"unknown table {unknown[0]!r} in the Spark data source (tables: {', '.join(TABLES)})")
@@ -125,111 +132,153 @@ def _spark_type(t: pa.DataType) -> str:
         return "DOUBLE"
     if pa.types.is_timestamp(t):
         return "TIMESTAMP"
-    return "BIGINT"
+    return {8: "TINYINT", 16: "SMALLINT", 32: "INT", 64: "BIGINT"}[t.bit_width]
 
 
-def _empty(spark: SparkSession, schema: pa.Schema) -> DataFrame:
-    return spark.createDataFrame([], ", ".join(f"{f.name} {_spark_type(f.type)}" for f in schema))
+def _mapped(df: DataFrame, table: str, mapping: Mapping[str, str], path) -> DataFrame:
+    """The contract's columns of ``df`` (renamed by ``mapping``, contract column -> source column)
+    cast to their contract types — what :class:`Dataset` does for imported logs."""
+    present = set(df.columns)
+    unknown = sorted(set(mapping.values()) - present)
+    if unknown:
+        raise InputError(f"{path}: data.mapping.{table}: source column {unknown[0]!r} not found "
+                         f"(columns: {', '.join(sorted(present))})")
+    cols = [f"CAST(`{mapping.get(c.name, c.name)}` AS {_spark_type(c.type)}) AS {c.name}"
+            for c in TABLES[table].columns if mapping.get(c.name, c.name) in present]
+    return df.selectExpr(*cols) if cols else df
 
 
 def _to_pandas(df: DataFrame) -> pd.DataFrame:
-    """A Spark result as the pandas frame duckdb's ``.df()`` would give for the same rows.
+    """A Spark result as the pandas frame duckdb's ``.df()`` gives for the same rows.
 
-    The Arrow result is handed to duckdb's own pandas conversion, so dtypes (strings, int64
-    counts, float64 sums with NaN for NULL) are exactly those of the duckdb engine.
+    The Arrow result goes through duckdb's own pandas conversion, so dtypes (strings, int64
+    counts, float64 sums with NaN for NULL, dates) are exactly those of the duckdb engine.
     """
-    table = df.toArrow()
-    return duckdb.from_arrow(table).df()
+    return duckdb.from_arrow(df.toArrow()).df()
 
 
 # ---------------------------------------------------------------------------------------------
-# Metrics
+# Metrics: MetricsEngine's code, with its duckdb connection replaced by a Spark one.
+
+_CREATE = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?TEMP(?:ORARY)?\s+(TABLE|VIEW)\s+(\w+)\s+AS\s+(.*)$",
+                     re.IGNORECASE | re.DOTALL)
+
+
+class _SparkResult:
+    """The part of a duckdb result the metrics engine uses: ``fetchall()`` and ``df()``."""
+
+    def __init__(self, df: DataFrame):
+        self._df = df
+
+    def fetchall(self) -> list[tuple]:
+        return [tuple(r) for r in self._df.collect()]
+
+    def fetchone(self) -> tuple | None:
+        rows = self._df.limit(1).collect()
+        return tuple(rows[0]) if rows else None
+
+    def df(self) -> pd.DataFrame:
+        return _to_pandas(self._df)
+
+
+class SparkConnection:
+    """A duckdb-connection look-alike that runs each statement on Spark.
+
+    Statements are duckdb SQL, transpiled by :func:`abplatform.engines.transpile.to_spark`.
+    ``CREATE [OR REPLACE] TEMP TABLE t AS q`` becomes a cached DataFrame behind a temp view
+    (materialised at once, as duckdb does); ``... TEMP VIEW`` a plain temp view; ``SET`` is a no-op.
+    """
+
+    def __init__(self, spark: SparkSession):
+        self.spark = spark
+        self.cached: dict[str, DataFrame] = {}
+
+    def execute(self, sql: str) -> _SparkResult | None:
+        m = _CREATE.match(sql)
+        if m:
+            kind, name, body = m.group(1).upper(), m.group(2), m.group(3)
+            df = self.spark.sql(to_spark(body))
+            if kind == "TABLE":
+                df = df.persist()
+                df.count()
+            df.createOrReplaceTempView(name)
+            old = self.cached.pop(name, None)
+            if kind == "TABLE":
+                self.cached[name] = df
+            if old is not None:
+                old.unpersist()
+            return None
+        if re.match(r"^\s*SET\s", sql, re.IGNORECASE):
+            return None
+        return _SparkResult(self.spark.sql(to_spark(sql)))
+
+    sql = execute
+
+    def close(self) -> None:
+        for df in self.cached.values():
+            df.unpersist()
+        self.cached.clear()
+
+
+class _SparkDataset:
+    """What :class:`MetricsEngine` asks of a dataset (``has``, ``connect``), answered by Spark views."""
+
+    def __init__(self, dataset_or_paths, spark: SparkSession):
+        self.original = dataset_or_paths
+        self.path = getattr(dataset_or_paths, "path", dataset_or_paths)
+        mapping = getattr(dataset_or_paths, "mapping", None) or {}
+        self.con = SparkConnection(spark)
+        self.present: set[str] = set()
+        for name, source in table_sources(dataset_or_paths).items():
+            try:
+                df = _read(spark, source)
+            except Exception as e:  # noqa: BLE001 - an optional table that is not there
+                if name in ("sessions", "impressions"):
+                    raise InputError(f"Spark engine: cannot read required table {name} from {source} "
+                                     f"({str(e).splitlines()[0]})") from None
+                continue
+            if mapping:
+                df = _mapped(df, name, mapping.get(name, {}), self.path)
+            df.createOrReplaceTempView(name)
+            self.present.add(name)
+
+    def has(self, table: str) -> bool:
+        return table in self.present
+
+    def connect(self, threads: int | None = None) -> SparkConnection:
+        return self.con
 
 
 class SparkMetricsEngine(MetricsEngine):
     """:class:`MetricsEngine` on Spark: same public methods, same SQL, same output frames.
 
-    ``spark``: an existing session (the engine works in an isolated ``newSession()`` of it, so
-    temp views of several engines never collide); otherwise one is created (or the active one
-    reused) for ``master`` with ``conf``. ``close()`` drops the engine's cached tables and leaves
-    the Spark session running for the next engine or replay (``engine.spark.stop()`` ends it).
+    Nothing of the SQL is re-implemented here: :class:`MetricsEngine`'s own code builds every
+    statement from ``sql/`` and sends it to ``self.con``, which is a :class:`SparkConnection`.
+
+    ``spark``: an existing session (the engine works in an isolated ``newSession()`` of it, so the
+    temp views of several engines never collide); otherwise the active session is reused or one
+    is started for ``master`` with ``conf``. ``close()`` drops the engine's cached tables and
+    leaves the Spark session running for the next engine or replay (``engine.spark.stop()`` ends it).
+    ``metrics``: passed on to :class:`MetricsEngine` where it takes them (user-defined metrics).
     """
 
-    def __init__(self, dataset_or_paths: Dataset | str | Path | Mapping[str, Source],
+    def __init__(self, dataset_or_paths: Dataset | str | Path | Mapping[str, Source], metrics: Sequence[Metric] = (),
                  spark: SparkSession | None = None, master: str = DEFAULT_MASTER,
                  conf: Mapping[str, Any] | None = None):
-        self.dataset = dataset_or_paths if isinstance(dataset_or_paths, Dataset) else None
-        sources = table_sources(dataset_or_paths)
         root = spark if spark is not None else spark_session(master, conf)
         self.spark = root.newSession()
         for k, v in BASE_CONF.items():
             if k.startswith("spark.sql."):
                 self.spark.conf.set(k, v)
-        self._cached: dict[str, DataFrame] = {}
-        present = set()
-        for name, source in sources.items():
-            try:
-                _read(self.spark, source).createOrReplaceTempView(name)
-                present.add(name)
-            except Exception as e:  # noqa: BLE001 - an optional table that is not there
-                if name in ("sessions", "impressions"):
-                    raise InputError(f"Spark engine: cannot read required table {name} from {source} "
-                                     f"({str(e).splitlines()[0]})") from None
-        for name, schema in (("relevance_labels", RELEVANCE_LABELS.schema), ("page_labels", PAGE_LABELS.schema)):
-            if name not in present:
-                _empty(self.spark, schema).createOrReplaceTempView(name)
-        stage1 = sql_template("01_session_values.sql")
-        tables = {"relevance_labels": "relevance_labels", "page_labels": "page_labels"}
-        self._materialise("session_values",
-                          stage1.substitute(sessions="sessions", impressions="impressions", **tables))
-        if "pre_sessions" in present and "pre_impressions" in present:
-            self._materialise("pre_session_values",
-                              stage1.substitute(sessions="pre_sessions", impressions="pre_impressions", **tables))
+        proxy = _SparkDataset(dataset_or_paths, self.spark)
+        if "metrics" in inspect.signature(MetricsEngine.__init__).parameters:
+            super().__init__(proxy, metrics)  # type: ignore[arg-type]
         else:
-            self._materialise("pre_session_values", "SELECT * FROM session_values WHERE FALSE")
-        self.has_pre = self._sql("SELECT COUNT(*) AS n FROM pre_session_values").collect()[0][0] > 0
-
-    def _sql(self, duckdb_sql: str) -> DataFrame:
-        return self.spark.sql(to_spark(duckdb_sql))
-
-    def _materialise(self, name: str, duckdb_sql: str) -> None:
-        """``CREATE TEMP TABLE name AS duckdb_sql``: a cached DataFrame behind a temp view."""
-        df = self._sql(duckdb_sql).persist()
-        df.count()
-        old = self._cached.pop(name, None)
-        df.createOrReplaceTempView(name)
-        self._cached[name] = df
-        if old is not None:
-            old.unpersist()
+            super().__init__(proxy)  # type: ignore[arg-type]
+        self.dataset = dataset_or_paths  # type: ignore[assignment]
 
     def close(self) -> None:
-        for df in self._cached.values():
-            df.unpersist()
-        self._cached.clear()
-
-    def days(self) -> list[str]:
-        rows = self._sql("SELECT DISTINCT day FROM session_values WHERE arm IS NOT NULL ORDER BY day").collect()
-        return [r[0].isoformat() for r in rows]
-
-    def _unit_values(self, segment: str, day_filter: str = "TRUE") -> None:
-        seg = f"'{OVERALL}'" if segment == OVERALL else segment
-        self._materialise("unit_values", sql_template("02_unit_values.sql").substitute(segment=seg,
-                                                                                       day_filter=day_filter))
-
-    def _arm_stats(self, metrics: Sequence[Metric]) -> pd.DataFrame:
-        stage3 = sql_template("03_arm_stats.sql")
-        query = "\nUNION ALL\n".join(f"({stage3.substitute(metric_expressions(m))})" for m in metrics)
-        return _to_pandas(self._sql(query + "\nORDER BY metric, arm, segment_value"))
-
-    def unit_counts(self, segments: Sequence[str] = ()) -> pd.DataFrame:
-        frames = []
-        for segment in (OVERALL, *segments):
-            seg = f"'{OVERALL}'" if segment == OVERALL else segment
-            frames.append(_to_pandas(self._sql(f"""
-                SELECT '{segment}' AS segment, segment_value, arm, COUNT(*) AS units FROM (
-                    SELECT DISTINCT unit_id, arm, {seg} AS segment_value FROM session_values WHERE arm IS NOT NULL)
-                GROUP BY segment_value, arm ORDER BY segment_value, arm""")))
-        return pd.concat(frames, ignore_index=True)
+        self.con.close()
 
 
 # ---------------------------------------------------------------------------------------------

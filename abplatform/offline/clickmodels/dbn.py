@@ -64,11 +64,13 @@ class DBN(ClickModel):
         has_click = clicks.any(axis=1)
         last_click = np.where(has_click, k - 1 - np.argmax(clicks[:, ::-1], axis=1), -1)
         rows = np.arange(n)
-        no_click_from = np.ones((n, k + 1))  # Z_j, with Z_k = 1
+        not_attracted_by_rank = np.ascontiguousarray((1.0 - alpha).T)
+        shown_by_rank = np.ascontiguousarray(shown.T)
+        no_click_from_by_rank = np.ones((k + 1, n))  # Z_j, with Z_k = 1; rank-major for the recursion
         for j in range(k - 1, -1, -1):
-            no_click_from[:, j] = np.where(
-                shown[:, j], (1.0 - alpha[:, j]) * (1.0 - gamma + gamma * no_click_from[:, j + 1]), 1.0
-            )
+            z = not_attracted_by_rank[j] * (1.0 - gamma + gamma * no_click_from_by_rank[j + 1])
+            no_click_from_by_rank[j] = np.where(shown_by_rank[j], z, 1.0)
+        no_click_from = no_click_from_by_rank.T
         sigma_last = np.where(has_click, sigma[rows, np.maximum(last_click, 0)], 0.0)
         examine_after = np.where(has_click, gamma * (1.0 - sigma_last), 1.0)
         z_after = no_click_from[rows, last_click + 1]
