@@ -1,0 +1,58 @@
+"""Compare two runs: each metric's lift in run A and run B, side by side."""
+
+import pandas as pd
+import streamlit as st
+
+import abdash
+from abplatform import dashboard_data as dd
+
+st.title("Compare two runs")
+lookup = abdash.by_path()
+if len(lookup) < 2:
+    st.info(f"Comparing needs at least two runs; `{abdash.root()}` has {len(lookup)}.")
+    st.stop()
+keys = list(lookup)
+cur = abdash.current()
+a_idx = keys.index(cur["path"]) if cur else 0
+b_idx = 1 if a_idx == 0 else 0
+c1, c2 = st.columns(2)
+a_key = c1.selectbox("Run A", keys, index=a_idx, format_func=lambda k: abdash.label(lookup[k]), key="cmp_a")
+b_key = c2.selectbox("Run B", keys, index=b_idx, format_func=lambda k: abdash.label(lookup[k]), key="cmp_b")
+ra, rb = abdash.report(lookup[a_key]), abdash.report(lookup[b_key])
+
+for col, r, name in ((c1, ra, "A"), (c2, rb, "B")):
+    d = (r.get("decision") or {}).get("decision", "?")
+    col.markdown(f"**{name}: {r.get('experiment')}** · `{r.get('run_id')}` · {r.get('mode')} · "
+                 f"config `{str(r.get('config_sha256', ''))[:12]}`")
+    col.badge(str(d).upper(), color="green" if d == "promote" else "orange")
+if ra.get("config_sha256") == rb.get("config_sha256"):
+    st.caption("Both runs used the same experiment config (same hash).")
+else:
+    st.caption("The runs used different experiment configs.")
+
+ma = {m["metric"]: m for m in ra.get("metrics") or []}
+mb = {m["metric"]: m for m in rb.get("metrics") or []}
+names = list(dict.fromkeys([*ma, *mb]))
+get = lambda d, m, k: (d.get(m) or {}).get(k)  # noqa: E731
+fig = abdash.forest(names, [
+    {"name": "A", "x": [get(ma, m, "rel_effect") for m in names], "lo": [get(ma, m, "rel_ci_low") for m in names],
+     "hi": [get(ma, m, "rel_ci_high") for m in names], "colour": abdash.OKABE_ITO["blue"], "symbol": "circle"},
+    {"name": "B", "x": [get(mb, m, "rel_effect") for m in names], "lo": [get(mb, m, "rel_ci_low") for m in names],
+     "hi": [get(mb, m, "rel_ci_high") for m in names], "colour": abdash.OKABE_ITO["reddish_purple"],
+     "symbol": "square"},
+], "Relative lift in run A and run B")
+abdash.plot(fig, "compare_forest")
+
+shown, raw = [], []
+for m in names:
+    a, b = ma.get(m) or {}, mb.get(m) or {}
+    ea, eb = dd.finite(a.get("rel_effect")), dd.finite(b.get("rel_effect"))
+    shown.append({"metric": m, "role": a.get("role") or b.get("role"),
+                  "A lift": abdash.lift_cell(a.get("rel_effect"), a.get("rel_ci_low"), a.get("rel_ci_high")) if a else "—",
+                  "A verdict": dd.VERDICT_MARKS[dd.verdict(a)] if a else "—",
+                  "B lift": abdash.lift_cell(b.get("rel_effect"), b.get("rel_ci_low"), b.get("rel_ci_high")) if b else "—",
+                  "B verdict": dd.VERDICT_MARKS[dd.verdict(b)] if b else "—",
+                  "B − A": "n/a" if ea is None or eb is None else f"{(eb - ea) * 100:+.2f} pp"})
+    raw.append({"metric": m, **{f"a_{k}": v for k, v in a.items() if k != "metric"},
+                **{f"b_{k}": v for k, v in b.items() if k != "metric"}})
+abdash.show_table(pd.DataFrame(shown), raw, "comparison", "compare")

@@ -1,0 +1,116 @@
+"""Results folders for the dashboard tests (imported by test_dashboard_app / test_dashboard_browser).
+
+Two real offline runs of a tiny world (different simulation seeds, so their numbers differ) plus
+one hand-made "online" run derived from the first: it holds, fails the sample-ratio check (overall
+and in one segment) and carries the sections other issues will add (``long_tail``,
+``offline_vs_online``), so both a filled panel and an empty state can be tested.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+TINY_YAML = """\
+name: tiny
+description: dashboard test world
+data: {{world: {{users: 2000, days: 4, pre_days: 2, items: 2000, seed: 3}}, cache_dir: {cache}}}
+arms: [{{name: control, ranker: v1}}, {{name: treatment, ranker: v2}}]
+metrics:
+  - {{name: item_ctr, role: primary}}
+  - {{name: buyer_conversion, role: secondary}}
+  - {{name: order_volume, role: secondary}}
+  - {{name: relevance, role: guardrail, margin: 0.01}}
+statistics: {{sequential: {{method: confidence_sequence}}, correction: holm}}
+simulation: {{seed: {seed}, workers: 1}}
+"""
+
+HOLD_REASONS = ["guardrail relevance: non-inferiority not shown (margin -1.00%)",
+                "sample ratio mismatch: chi-square p = 0.0000 < 0.001"]
+
+LONG_TAIL = {
+    "per_arm": {
+        "control": {"tail_impression_share": 0.081, "tail_click_share": 0.064, "coverage": 0.412,
+                    "exposure_gini": 0.731, "category_entropy": 3.41, "novelty": 0.522},
+        "treatment": {"tail_impression_share": 0.117, "tail_click_share": 0.095, "coverage": 0.538,
+                      "exposure_gini": 0.655, "category_entropy": 3.77, "novelty": 0.587},
+    },
+}
+
+
+def _handmade(real: dict, run_id: str, created: str) -> dict:
+    rep = copy.deepcopy(real)
+    rep.update(run_id=run_id, created=created, mode="online", experiment="tiny_online")
+    rep["decision"] = {"decision": "hold", "reasons": list(HOLD_REASONS)}
+    rep["srm"] = {**rep["srm"], "failed": True, "p_value": 1e-6, "chi2": 23.9}
+    for rows in (rep["metrics"], rep["segments"], rep["daily"]):
+        for m in rows:
+            for k in ("rel_effect", "rel_ci_low", "rel_ci_high", "abs_effect", "abs_ci_low", "abs_ci_high"):
+                if m.get(k) is not None:
+                    m[k] = m[k] * 0.5 - 0.01
+            m["improved"], m["degraded"] = False, m["metric"] == "relevance"
+    seg = next(s for s in rep["srm_by_segment"] if s["segment"] != "all")
+    seg.update(failed=True, p_value=2e-5)
+    lt = copy.deepcopy(LONG_TAIL)
+    lt["metrics"] = [{**copy.deepcopy(real["metrics"][0]), "metric": "tail_click_share_user", "role": "secondary",
+                      "rel_effect": 0.21, "rel_ci_low": 0.12, "rel_ci_high": 0.30, "improved": True},
+                     {**copy.deepcopy(real["metrics"][0]), "metric": "novelty_user", "role": "secondary",
+                      "rel_effect": 0.07, "rel_ci_low": -0.01, "rel_ci_high": 0.15, "improved": False}]
+    rep["long_tail"] = lt
+    rep["offline_vs_online"] = [
+        {"metric": m["metric"], "predicted_rel_effect": m["rel_effect"], "predicted_rel_ci_low": m["rel_ci_low"],
+         "predicted_rel_ci_high": m["rel_ci_high"], "observed_rel_effect": o["rel_effect"],
+         "observed_rel_ci_low": o["rel_ci_low"], "observed_rel_ci_high": o["rel_ci_high"],
+         "offline_run_id": real["run_id"], "online_run_id": run_id}
+        for m, o in zip(real["metrics"], rep["metrics"])]
+    return rep
+
+
+def build_results(base: Path) -> dict:
+    """Make (once per base folder) the results folder; return {'root', 'a', 'b', 'h', 'only_a'}."""
+    from abplatform.pipeline import run_offline
+
+    done = base / "done.json"
+    if done.is_file():
+        return {k: (Path(v) if k in ("root", "only_a") else v) for k, v in json.loads(done.read_text()).items()}
+    root, cache = base / "results", base / "data"
+    reports = {}
+    for name, seed in (("a", 1), ("b", 2)):
+        y = base / f"tiny_{name}.yaml"
+        y.write_text(TINY_YAML.format(cache=cache, seed=seed))
+        _, reports[name] = run_offline(y, root)
+    # the hand-made online run, published like a real one (folder, then index entry)
+    created = (datetime.fromisoformat(reports["b"]["created"]) + timedelta(seconds=5)).astimezone(timezone.utc)
+    run_id = created.strftime("%Y%m%dT%H%M%S%fZ")
+    h = _handmade(reports["a"], run_id, created.isoformat())
+    d = root / "tiny_online" / run_id
+    d.mkdir(parents=True)
+    (d / "report.json").write_text(json.dumps(h, indent=1))
+    # a run folder may name code (a ranker's dotted path): the dashboard must never import it
+    (d / "experiment.yaml").write_text("name: tiny_online\narms:\n  - {name: control, ranker: v1}\n"
+                                       "  - {name: treatment, ranker: dashboard_canary_module:Boom}\n")
+    index = json.loads((root / "index.json").read_text())
+    index.append({"created": h["created"], "mode": "online", "decision": "hold", "primary_metric": "item_ctr",
+                  "primary_rel_effect": h["metrics"][0]["rel_effect"], "config_sha256": "f" * 64,
+                  "experiment": "tiny_online", "run_id": run_id, "path": f"tiny_online/{run_id}"})
+    (root / "index.json").write_text(json.dumps(index, indent=1))
+    # a second results folder with a single run (empty states of compare / offline-vs-online)
+    only_a = base / "only_a"
+    ea = next(e for e in index if e["run_id"] == reports["a"]["run_id"])
+    shutil.copytree(root / ea["path"], only_a / ea["path"])
+    (only_a / "index.json").write_text(json.dumps([ea]))
+    out = {"root": str(root), "only_a": str(only_a), "a": reports["a"], "b": reports["b"], "h": h}
+    done.write_text(json.dumps(out))
+    return {**out, "root": root, "only_a": only_a}
+
+
+@pytest.fixture(scope="session")
+def dash_results(tmp_path_factory) -> dict:
+    base = tmp_path_factory.getbasetemp() / "dashboard"
+    base.mkdir(exist_ok=True)
+    return build_results(base)
