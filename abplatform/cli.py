@@ -179,6 +179,24 @@ def analyze_summary(
 
 
 @app.command()
+def dashboard(
+    results: Annotated[Path, typer.Option(help="Results store folder to show.")] = Path("results"),
+    address: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8501,
+) -> None:
+    """Open the analyst dashboard (Streamlit) on the runs in the results folder."""
+    import os
+
+    app_py = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
+    if not app_py.is_file():
+        raise InputError(f"dashboard app not found at {app_py} (run from a source checkout)")
+    os.environ["ABPLATFORM_RESULTS"] = str(results.resolve())
+    os.execv(sys.executable, [sys.executable, "-m", "streamlit", "run", str(app_py), "--server.address", address,
+                              "--server.port", str(port), "--server.headless", "true",
+                              "--browser.gatherUsageStats", "false"])
+
+
+@app.command()
 def contract() -> None:
     """Print the event-log contract (tables, columns, types) as Markdown."""
     from abplatform.contract import markdown_table
