@@ -49,6 +49,21 @@ def world_generate(
     out.print(f"World written to {path}")
 
 
+@world_app.command("export-ab")
+def world_export_ab(
+    world: Annotated[Path, typer.Argument(help="A world folder (abplatform world generate).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the A/B log.")],
+    control: str = "v1",
+    treatment: str = "v2",
+    salt: str = "online-ab",
+    seed: int = 2024,
+) -> None:
+    """Write the world's online A/B test (oracle users) as a log with foreign column names."""
+    from abplatform.world.export import export_online_log
+
+    out.print(f"A/B log written to {export_online_log(world, out_dir, control, treatment, salt, seed)}")
+
+
 @app.command()
 def run(
     experiment: Annotated[Path, typer.Argument(help="Experiment YAML file.")],

@@ -148,14 +148,45 @@ def run_online(config_path: str | Path, results: str | Path = "results", say: Pr
     return _publish(exp, config_path, config_sha, card, extra, results)
 
 
+def offline_vs_online(offline: dict[str, Any], online: dict[str, Any]) -> list[dict[str, Any]]:
+    """Predicted (offline) and observed (online) relative lift per metric both runs have."""
+    observed = {m["metric"]: m for m in online["metrics"]}
+    rows = []
+    for p in offline["metrics"]:
+        o = observed.get(p["metric"])
+        if o is None:
+            continue
+        inside = (o["rel_ci_low"] is not None and p["rel_effect"] is not None
+                  and o["rel_ci_low"] <= p["rel_effect"] <= o["rel_ci_high"])
+        rows.append({"metric": p["metric"], "predicted_rel_effect": p["rel_effect"],
+                     "predicted_rel_ci_low": p["rel_ci_low"], "predicted_rel_ci_high": p["rel_ci_high"],
+                     "observed_rel_effect": o["rel_effect"], "observed_rel_ci_low": o["rel_ci_low"],
+                     "observed_rel_ci_high": o["rel_ci_high"], "prediction_inside_observed_ci": bool(inside),
+                     "offline_run_id": offline["run_id"], "online_run_id": online["run_id"],
+                     "offline_experiment": offline["experiment"], "online_experiment": online["experiment"]})
+    return rows
+
+
+def _paired_report(store: ResultsStore, exp: Experiment, mode: str) -> dict[str, Any] | None:
+    """The latest complete run of the paired experiment in the other mode, if any."""
+    name, other = exp.compare_to or exp.name, ("online" if mode == "offline" else "offline")
+    runs = [e for e in store.index() if e["experiment"] == name and e.get("mode") == other]
+    return store.load_report(store.run_dir(runs[-1])) if runs else None
+
+
 def _publish(exp: Experiment, config_path: Path, config_sha: str, card, extra: dict[str, Any],
              results: str | Path) -> tuple[Path, dict[str, Any]]:
     run_id = new_run_id()
+    store = ResultsStore(results)
     report = {
         "experiment": exp.name, "run_id": run_id, "created": datetime.now(timezone.utc).isoformat(),
         "config_path": str(config_path), "config_sha256": config_sha, "abplatform_version": __version__,
         "python": platform.python_version(), "seed": exp.simulation.seed, **extra, **scorecard_json(card),
     }
+    paired = _paired_report(store, exp, extra["mode"])
+    if paired is not None:
+        offline, online = (report, paired) if extra["mode"] == "offline" else (paired, report)
+        report["offline_vs_online"] = offline_vs_online(offline, online)
     report_md = markdown(report)
 
     def write(tmp: Path) -> None:
@@ -176,5 +207,5 @@ def _publish(exp: Experiment, config_path: Path, config_sha: str, card, extra: d
                "primary_metric": primary["metric"] if primary else None,
                "primary_rel_effect": primary["rel_effect"] if primary else None,
                "config_sha256": config_sha}
-    run_dir = ResultsStore(results).write_run(exp.name, run_id, write, summary)
+    run_dir = store.write_run(exp.name, run_id, write, summary)
     return run_dir, report
