@@ -221,7 +221,10 @@ def contract() -> None:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # without standalone mode click returns (not raises) the code of typer.Exit
+        code = app(standalone_mode=False)
+        if isinstance(code, int):
+            sys.exit(code)
     except InputError as e:
         for line in e.problems:
             err.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)

@@ -365,6 +365,7 @@ def experiment_problems(path: Path, text: str) -> tuple[Experiment | None, list[
             elif err["type"] == "missing":
                 node, _ = _node_at(root, loc[:-1])
                 msg = f"missing required key {loc[-1]!r}"
+                loc = loc[:-1]
             else:
                 node, _ = _node_at(root, loc)
                 if "input" in err and err["type"] not in ("value_error", "assertion_error"):

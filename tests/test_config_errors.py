@@ -1,0 +1,110 @@
+"""Config mistakes: each is reported with its file:line:column, field path and a clear message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from abplatform.config import experiment_problems, json_schema
+
+BASE = """name: demo
+arms:
+  - {name: control, ranker: v1}
+  - {name: treatment, ranker: v2}
+"""
+
+# (yaml text, expected "line:col: path" fragment, expected message fragment)
+MISTAKES = [
+    ("name: demo\narms: [\n", ":3:1", "not valid YAML"),
+    ("- just\n- a list\n", "", "expected a mapping"),
+    ("arms:\n  - {name: a, ranker: v1}\n  - {name: b, ranker: v2}\n", ":1:1: (top level)", "missing required key 'name'"),
+    ("name: demo\n", ":1:1: (top level)", "missing required key 'arms'"),
+    (BASE + "owner: [1, 2]\n", ":5:8: owner", "valid string"),
+    (BASE + "descripton: x\n", ":5:1: descripton", "did you mean 'description'"),
+    ("name: demo\narms:\n  - {name: control, ranker: v1}\n", ":3:3: arms", "at least 2"),
+    ("name: demo\narms:\n  - {name: control, ranker: v1}\n  - {name: t, ranker: v3}\n", ":4:23: arms[1].ranker",
+     "unknown ranker 'v3'"),
+    ("name: demo\narms:\n  - {name: control, ranker: v1}\n  - {name: control, ranker: v2}\n", ":1:1: (top level)",
+     "arm names must be unique"),
+    ("name: demo\narms:\n  - {name: a, ranker: v1, weight: 0.5}\n  - {name: b, ranker: v2, weight: 0.4}\n",
+     ":1:1: (top level)", "weights must sum to 1"),
+    ("name: demo\narms:\n  - {name: a, ranker: v1, weight: 0.5}\n  - {name: b, ranker: v2}\n", ":1:1: (top level)",
+     "every arm or for none"),
+    ("name: demo\narms:\n  - {name: a, ranker: v1, weight: -1}\n  - {name: b, ranker: v2, weight: 2}\n",
+     ":3:35: arms[0].weight", "greater than 0"),
+    (BASE + "metrics:\n  - {name: item_ctr, role: primary}\n  - {name: item_ctr}\n", ":1:1: (top level)",
+     "listed twice"),
+    (BASE + "metrics:\n  - {name: buyer_conversoin, role: primary}\n", ":6:5: metrics[0]",
+     "did you mean 'buyer_conversion'"),
+    (BASE + "metrics:\n  - {name: item_ctr, role: primery}\n", ":6:28: metrics[0].role", "'primary'"),
+    (BASE + "metrics:\n  - {name: item_ctr}\n", ":1:1: (top level)", "no metric has role: primary"),
+    (BASE + "metrics:\n  - {name: item_ctr, role: primary, margin: 5}\n", ":6:45: metrics[0].margin", "less than 1"),
+    (BASE + "metrics:\n  - {name: item_ctr, role: primary}\n  - {name: x, type: ratio, numerator: {column: clicked}}\n",
+     ":7:5: metrics[1]", "needs a denominator"),
+    (BASE + "metrics:\n  - {name: item_ctr, role: primary}\n  - {name: x, type: mean, numerator: {agg: sum}}\n",
+     ":7:38: metrics[1].numerator", "needs a column"),
+    (BASE + "metrics:\n  - {name: item_ctr, role: primary}\n  - {name: x, numerator: {column: clicked}}\n",
+     ":7:5: metrics[1]", "needs a type"),
+    (BASE + "metrics:\n  - {name: item_ctr, role: primary}\n"
+            "  - {name: x, type: mean, numerator: {column: clicked, filter: \"1=1; DROP TABLE sessions\"}}\n",
+     ":7:64: metrics[1].numerator.filter", "must be one expression"),
+    (BASE + "metrics:\n  - {name: item_ctr, role: primary}\n"
+            "  - {name: x, type: mean, numerator: {column: \"read_csv('/etc/passwd')\"}}\n",
+     ":7:47: metrics[1].numerator.column", "function calls are not allowed"),
+    (BASE + "metrics:\n  - {name: item_ctr, role: primary}\n"
+            "  - {name: x, type: mean, numerator: {column: clicked, filter: \"position IN (SELECT 1)\"}}\n",
+     ":7:64: metrics[1].numerator.filter", "sub-queries are not allowed"),
+    (BASE + "metrics:\n  - {name: item_ctr, role: primary}\n"
+            "  - {name: x, type: mean, numerator: {column: clikced}}\n",
+     ":7:47: metrics[1].numerator.column", "did you mean 'clicked'"),
+    (BASE + "metrics:\n  - {name: item_ctr, role: primary, type: mean, numerator: {column: clicked}}\n",
+     ":6:5: metrics[0]", "is a built-in metric"),
+    (BASE + "statistics: {alpha: 1.5}\n", ":5:21: statistics.alpha", "less than 0.5"),
+    (BASE + "statistics: {corection: holm}\n", ":5:14: statistics.corection", "did you mean 'correction'"),
+    (BASE + "statistics: {correction: bonferoni}\n", ":5:26: statistics.correction", "'holm'"),
+    (BASE + "statistics: {relative_ci: wald}\n", ":5:27: statistics.relative_ci", "'fieller'"),
+    (BASE + "segments: [query_segment, country]\n", ":5:27: segments[1]", "'user_type'"),
+    (BASE + "data: {}\n", ":5:7: data", "exactly one of 'world' or 'path'"),
+    (BASE + "data: {world: {users: 0}}\n", ":5:23: data.world.users", "greater than 0"),
+    (BASE + "data: {path: logs, mapping: {sesions: {unit_id: user}}}\n", ":5:7: data", "unknown table 'sesions'"),
+    (BASE + "data: {path: logs, mapping: {sessions: {unit: user}}}\n", ":5:7: data", "did you mean 'unit_id'"),
+    (BASE + "data: {world: {users: 10}, mode: online}\n", ":5:7: data", "replayed offline"),
+    (BASE + "simulation: {workers: 0}\n", ":5:23: simulation.workers", "greater than or equal to 1"),
+    (BASE + "statistics: {alpha: 0.05}\nstatistics: {alpha: 0.01}\n", ":6:1: statistics", "duplicate key"),
+    (BASE + "x: !!python/object/apply:os.system ['echo hacked']\n", ":5:4", "not valid YAML"),
+]
+
+
+@pytest.mark.parametrize("text,where,message", MISTAKES, ids=[m[2][:40] for m in MISTAKES])
+def test_mistake_is_located_and_explained(text, where, message):
+    exp, problems = experiment_problems(Path("exp.yaml"), text)
+    assert exp is None
+    assert problems, "no problem reported"
+    assert any(where in p and message in p for p in problems), problems
+    assert all(p.startswith("exp.yaml") for p in problems)
+
+
+def test_all_problems_are_listed_at_once():
+    text = BASE.replace("ranker: v2", "ranker: v9") + "statistics: {alpha: 3, corection: holm}\n"
+    _, problems = experiment_problems(Path("exp.yaml"), text)
+    assert len(problems) == 3, problems
+
+
+def test_examples_are_valid_and_reference_the_schema():
+    for f in sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml")):
+        exp, problems = experiment_problems(f, f.read_text())
+        assert not problems, problems
+        assert f.read_text().startswith("# yaml-language-server: $schema=./experiment.schema.json")
+
+
+def test_shipped_json_schema_is_current():
+    shipped = (Path(__file__).parents[1] / "experiments" / "experiment.schema.json").read_text()
+    assert json.loads(shipped) == json.loads(json_schema())
+
+
+def test_ten_line_file_is_enough():
+    exp, problems = experiment_problems(Path("exp.yaml"), BASE)
+    assert not problems
+    assert exp.control_arm.name == "control" and exp.statistics.alpha == 0.05 and exp.data.mode == "offline"
