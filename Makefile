@@ -23,5 +23,9 @@ test: $(STAMP)
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/spine_world_replay.py
 
+.PHONY: dashboard
+dashboard: $(STAMP)
+	$(BIN)/abplatform dashboard --results results
+
 clean:
 	rm -rf $(VENV) results data .pytest_cache

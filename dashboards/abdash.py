@@ -20,7 +20,7 @@ SEGMENT_COLOURS = [OKABE_ITO["blue"], OKABE_ITO["reddish_purple"], OKABE_ITO["bl
                    OKABE_ITO["orange"], OKABE_ITO["sky_blue"], OKABE_ITO["vermillion"]]
 SEGMENT_NAMES = {"query_segment": "query frequency", "query_complexity": "query complexity",
                  "user_type": "new vs returning"}
-DIRECTION = {"increase": "↑ higher is better", "decrease": "↓ lower is better"}
+DIRECTION = {"increase": "↑ higher", "decrease": "↓ lower"}
 RUN_KEY = "run"
 
 
@@ -130,12 +130,12 @@ def metric_table(rows: list[dict[str, Any]], guardrail: bool = False, level: str
             r = {"segment": SEGMENT_NAMES.get(m["segment"], m["segment"]), "value": m["segment_value"], **r}
         r.update({"role": m.get("role"), "direction": DIRECTION.get(m.get("direction"), m.get("direction")),
                   "control": val(m.get("control_value")), "treatment": val(m.get("treatment_value")),
-                  "abs diff": val(m.get("abs_effect")),
-                  f"abs diff {level}": ci(m.get("abs_ci_low"), m.get("abs_ci_high"), as_pct=False),
                   "rel diff": pct(m.get("rel_effect")),
                   f"rel diff {level}": ci(m.get("rel_ci_low"), m.get("rel_ci_high")),
                   "p": pval(m.get("p_value")), "p (adjusted)": pval(m.get("p_value_adjusted")),
-                  "verdict": dd.VERDICT_MARKS[dd.verdict(m)]})
+                  "verdict": dd.VERDICT_MARKS[dd.verdict(m)],
+                  "abs diff": val(m.get("abs_effect")),
+                  f"abs diff {level}": ci(m.get("abs_ci_low"), m.get("abs_ci_high"), as_pct=False)})
         if guardrail:
             r.update({"margin": pct(m.get("margin")) if m.get("margin") is not None else "—",
                       "non-inferiority p": pval(m.get("noninferior_p_value")),
@@ -251,10 +251,11 @@ def daily_figure(rows: list[dict[str, Any]], metric: str, band: str) -> go.Figur
                              hovertext=[f"{d}: {fmt_pct(v)} {fmt_ci(a, b)}" for d, v, a, b in zip(days, lift, lo, hi)],
                              hoverinfo="text"))
     fig.add_hline(y=0, line_dash="dash", line_color="#555555")
-    fig.update_layout(title=f"Cumulative relative lift of {metric}, by day", height=380,
-                      margin={"l": 10, "r": 10, "t": 50, "b": 40}, legend={"orientation": "h", "y": -0.2})
+    fig.update_layout(title=f"Cumulative relative lift of {metric}, by day", height=400,
+                      margin={"l": 10, "r": 10, "t": 50, "b": 40},
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0})
     fig.update_yaxes(title="relative lift", tickformat="+.1%")
-    fig.update_xaxes(title="day (cumulative through)")
+    fig.update_xaxes(title="data through day", type="category")
     return fig
 
 

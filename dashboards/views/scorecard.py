@@ -24,7 +24,7 @@ main = [m for m in metrics if m.get("role") != "guardrail"]
 guards = [m for m in metrics if m.get("role") == "guardrail"]
 corr = (cfg.get("statistics") or {}).get("correction", "none")
 st.caption(f"Relative difference = treatment / control − 1. p (adjusted): multiple-testing correction "
-           f"'{corr}'. Rows are shaded by direction of improvement: ▲ better, ▼ worse, ● no significant change.")
+           f"'{corr}'. Direction: which way is better for the metric. Shaded by direction of improvement: ▲ better, ▼ worse, ● no significant change.")
 
 st.subheader("Primary and secondary metrics")
 if main:

@@ -52,6 +52,8 @@ shown.insert(2, f"units {rep.get('control')}", [srm.get((s["segment"], s["segmen
 shown.insert(3, f"units {rep.get('treatment')}", [srm.get((s["segment"], s["segment_value"]), {}).get(f"n_{rep.get('treatment')}") for s in rows])
 shown["SRM p"] = [abdash.pval(srm.get((s["segment"], s["segment_value"]), {}).get("p_value")) for s in rows]
 shown["SRM"] = ["FAILED" if srm.get((s["segment"], s["segment_value"]), {}).get("failed") else "ok" for s in rows]
+first = ["segment", "value", f"units {rep.get('control')}", f"units {rep.get('treatment')}", "SRM", "SRM p"]
+shown = shown[first + [c for c in shown.columns if c not in first]]
 abdash.show_table(shown, rows, f"segment rows of {metric}", f"segments_{metric}", colour_verdict=True)
 
 st.subheader("Sample ratio by segment")
