@@ -1,0 +1,149 @@
+"""Spark parity: the same metrics SQL and the same replay on Spark give duckdb's / the local numbers.
+
+Runs on Spark ``local[2]`` (one session for the module). Skipped only when pyspark is not
+installed (``pip install 'abplatform[spark]'``; ``.ci/run`` installs it).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+pytest.importorskip("pyspark", reason="pyspark not installed (pip install 'abplatform[spark]')")
+
+from abplatform import stats  # noqa: E402
+from abplatform.dataset import Dataset  # noqa: E402
+from abplatform.engines import make_metrics_engine  # noqa: E402
+from abplatform.engines.spark import SparkMetricsEngine, spark_replay, spark_session  # noqa: E402
+from abplatform.engines.transpile import NotPortableError, to_spark  # noqa: E402
+from abplatform.metrics import BUILTIN_METRICS  # noqa: E402
+from abplatform.metrics.engine import SEGMENT_COLUMNS, MetricsEngine  # noqa: E402
+from abplatform.scorecard import metric_specs  # noqa: E402
+from abplatform.simulate import ReplaySpec  # noqa: E402
+from tests.conftest import fitted_arms  # noqa: E402
+
+# Every built-in metric, plus capped variants so the percentile (quantile_cont -> percentile) and
+# the absolute cap paths run on both engines.
+METRICS = [*BUILTIN_METRICS.values(),
+           BUILTIN_METRICS["order_volume"].with_options(name="order_volume_p99", cap_percentile=0.99),
+           BUILTIN_METRICS["item_ctr"].with_options(name="item_ctr_capped", cap_value=3.0)]
+INT_COLUMNS = ["n"]
+REL = 1e-9
+
+
+@pytest.fixture(scope="module")
+def spark():
+    session = spark_session("local[2]", {"spark.sql.shuffle.partitions": "4"})
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def engines(small_replay, spark):
+    duck = MetricsEngine(Dataset(small_replay))
+    sp = SparkMetricsEngine(Dataset(small_replay), spark=spark)
+    yield duck, sp
+    duck.close()
+    sp.close()
+
+
+@pytest.fixture(scope="module")
+def both(engines):
+    duck, sp = engines
+    return {
+        "sufficient": (duck.sufficient_stats(METRICS, SEGMENT_COLUMNS), sp.sufficient_stats(METRICS, SEGMENT_COLUMNS)),
+        "daily": (duck.daily_sufficient_stats(METRICS), sp.daily_sufficient_stats(METRICS)),
+        "units": (duck.unit_counts(SEGMENT_COLUMNS), sp.unit_counts(SEGMENT_COLUMNS)),
+    }
+
+
+def assert_same_frame(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """Same columns, dtypes and row order; integer columns exactly, floats to 1e-9 relative."""
+    assert list(a.columns) == list(b.columns)
+    assert list(a.dtypes) == list(b.dtypes)
+    assert len(a) == len(b)
+    for c in a.columns:
+        x, y = a[c].to_numpy(), b[c].to_numpy()
+        if pd.api.types.is_float_dtype(a[c]):
+            assert np.array_equal(np.isnan(x), np.isnan(y)), c
+            ok = ~np.isnan(x)
+            np.testing.assert_allclose(y[ok], x[ok], rtol=REL, atol=0, err_msg=c)
+        else:
+            assert (x == y).all(), c
+
+
+@pytest.mark.parametrize("kind", ["sufficient", "daily", "units"])
+def test_sufficient_statistics_equal_duckdb(both, kind):
+    duck, sp = both[kind]
+    assert len(duck) > 0
+    assert_same_frame(duck, sp)
+
+
+def test_integer_valued_sums_are_exact(both):
+    duck, sp = both["sufficient"]
+    counts = duck["metric"].isin(["item_ctr", "buyer_conversion", "order_volume", "relevance", "page_good_rate"])
+    for c in ("n", "sum_x", "sum_x2", "sum_y", "sum_xy", "sum_xp", "sum_x_xp"):
+        x, y = duck.loc[counts, c].to_numpy(), sp.loc[counts, c].to_numpy()
+        ok = ~pd.isna(x)
+        assert (x[ok] == y[ok]).all(), c
+
+
+def test_days_equal(engines):
+    duck, sp = engines
+    assert sp.days() == duck.days()
+    assert sp.has_pre == duck.has_pre is True
+
+
+def test_scorecards_equal(both):
+    specs = metric_specs(METRICS)
+    duck, sp = both["sufficient"]
+    for by, rows in ((None, lambda d: d[d["segment"] == "all"]), (["segment", "segment_value"], lambda d: d)):
+        kw = dict(alpha=0.05, cuped=True, correction="holm", **({"by": by} if by else {}))
+        a = stats.compare(rows(duck), specs, "control", "treatment", **kw)
+        b = stats.compare(rows(sp), specs, "control", "treatment", **kw)
+        assert_same_frame(a, b)
+
+
+def test_factory(small_replay, spark):
+    assert type(make_metrics_engine(Dataset(small_replay))) is MetricsEngine
+    eng = make_metrics_engine(Dataset(small_replay), "spark", {"master": "local[2]", "conf": {}})
+    try:
+        assert isinstance(eng, SparkMetricsEngine)
+        assert eng.days()
+    finally:
+        eng.close()
+
+
+def test_transpile_traps():
+    sql = to_spark("SELECT quantile_cont(CAST(x AS DOUBLE), 0.5) AS q, a / NULLIF(b, 0) AS r FROM t")
+    assert "PERCENTILE(" in sql.upper() and "PERCENTILE_CONT" not in sql.upper()
+    for bad in ("SELECT a / b FROM t", "SELECT SUM(clicked = TRUE) FROM t",
+                "SELECT * FROM t QUALIFY ROW_NUMBER() OVER (ORDER BY a) = 1"):
+        with pytest.raises(NotPortableError):
+            to_spark(bad)
+
+
+def _table(path, name):
+    t = pq.read_table(path / name).to_pandas()
+    keys = [c for c in ("session_id", "position", "query", "item_id") if c in t.columns]
+    return t.sort_values(keys).reset_index(drop=True)
+
+
+def test_spark_replay_writes_the_local_events(small_world, small_replay, spark, tmp_path):
+    # The same spec as the small_replay fixture, but a different batch size: events are keyed by
+    # (seed, session id), so neither the batch size nor the engine may change them.
+    spec = ReplaySpec(arms=fitted_arms(small_world), salt="test-salt", seed=5, batch_size=333, workers=1)
+    res = spark_replay(Dataset(small_world), spec, tmp_path / "spark", spark=spark)
+    assert res.sessions > 0 and res.impressions > 0
+    for name in ("sessions", "impressions", "page_labels", "relevance_labels"):
+        local, sp = _table(small_replay, name), _table(res.path, name)
+        assert len(local) > 0, name
+        pd.testing.assert_frame_equal(local, sp, check_exact=True, obj=name)
+    local_files = sorted(p.relative_to(small_replay) for p in small_replay.rglob("*.parquet"))
+    spark_files = sorted(p.relative_to(res.path) for p in res.path.rglob("*.parquet"))
+    assert local_files == spark_files
+    assert not os.path.exists(str(res.path) + ".tmp")
