@@ -171,6 +171,8 @@ class Statistics(_Model):
     alpha: Annotated[float, Field(gt=0, lt=0.5)] = 0.05
     relative_ci: Literal["delta", "log", "fieller"] = "delta"
     cuped: bool = True
+    pre_period_days: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="CUPED covariates from this many days before the experiment (default: all pre-period data).")
     correction: Literal["none", "holm", "bh"] = "none"
     sequential: Sequential | None = None
     srm_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.001
@@ -206,7 +208,9 @@ class Experiment(_Model):
         + [MetricConfig(name=m) for m in BUILTIN_METRICS if m != "item_ctr"]
     )
     statistics: Statistics = Field(default_factory=Statistics)
-    segments: list[Literal[SEGMENT_COLUMNS]] = Field(default_factory=lambda: list(SEGMENT_COLUMNS))  # type: ignore[valid-type]
+    segments: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
+        default_factory=lambda: list(SEGMENT_COLUMNS),
+        description="query_segment, query_complexity, user_type, or any other column of the sessions table.")
     decision: Decision = Field(default_factory=Decision)
     simulation: Simulation = Field(default_factory=Simulation)
     compare_to: str | None = Field(None, description="Experiment whose latest run of the other mode (offline / "
@@ -232,6 +236,9 @@ class Experiment(_Model):
             raise ValueError(f"metric {dupes[0]!r} is listed twice")
         if not any(m.role == "primary" for m in self.metrics):
             raise ValueError("no metric has role: primary (the decision needs at least one)")
+        dupes = sorted({s for s in self.segments if self.segments.count(s) > 1})
+        if dupes:
+            raise ValueError(f"segment {dupes[0]!r} is listed twice")
         if self.data.world is not None and self.data.mapping:
             raise ValueError("data.mapping applies to logs on disk (data.path), not to the synthetic world")
         return self

@@ -110,6 +110,9 @@ class Dataset:
             src = mapping.get(c.name, c.name)
             if src in present:
                 cols.append(f"CAST({_quote(src)} AS {duck_type(c.type)}) AS {c.name}")
+        # other source columns pass through unchanged (e.g. extra segment columns of a log)
+        used = {mapping.get(c.name, c.name) for c in TABLES[table].columns} | {c.name for c in TABLES[table].columns}
+        cols += [_quote(c) for c in sorted(present - used)]
         return f"SELECT {', '.join(cols) or '*'} FROM {source}"
 
 

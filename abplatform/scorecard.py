@@ -19,7 +19,7 @@ from abplatform.errors import EvaluationError
 from abplatform.expressions import parse_expression, to_sql
 from abplatform.metrics import BUILTIN_METRICS, Metric
 from abplatform.metrics.base import UnitColumn
-from abplatform.metrics.engine import MetricsEngine
+from abplatform.metrics.engine import SEGMENT_COLUMNS, MetricsEngine
 
 
 @dataclass
@@ -119,7 +119,8 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
     control, treatment = exp.control_arm.name, exp.treatment_arm.name
     weights = exp.weights
     st = exp.statistics
-    engine = MetricsEngine(dataset, metrics, threads)
+    extra = [seg for seg in exp.segments if seg not in SEGMENT_COLUMNS]
+    engine = MetricsEngine(dataset, metrics, threads, extra_segments=extra, pre_period_days=st.pre_period_days)
     try:
         counts = engine.unit_counts(exp.segments)
         arms_seen = set(counts["arm"])

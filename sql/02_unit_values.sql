@@ -2,6 +2,7 @@
 -- Parameters: segment (a column of session_values or the literal 'all'), day_filter (a
 -- condition on day: cumulative daily scorecards re-run this stage with day <= D), user_exp /
 -- user_pre / user_select (the unit aggregates of user-defined metrics' session columns).
+-- pre_filter limits the pre-period to the configured window before the experiment's first day.
 -- The pre-period values of the same unit (CUPED covariates) are joined by unit_id; units with
 -- no pre-period activity get 0, which keeps the adjustment unbiased (the covariate is still
 -- measured before treatment and the same rule applies in both arms).
@@ -38,6 +39,7 @@ pre AS (
         SUM(good_pages) AS good_pages,
         COUNT(*) AS sessions$user_pre
     FROM pre_session_values
+    WHERE $pre_filter
     GROUP BY unit_id
 )
 SELECT

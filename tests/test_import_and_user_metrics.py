@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
@@ -77,3 +78,33 @@ def test_user_metrics_match_pandas(user_metric_card, small_replay):
         assert card.loc["tail_revenue", col] == pytest.approx(g.tail_rev.mean(), rel=1e-9)
         assert card.loc["deep_clicker", col] == pytest.approx(g.deep.mean(), rel=1e-9)
         assert card.loc["top3_ctr", f"n_{arm}"] == len(g)
+
+
+def test_any_session_column_can_be_a_segment_and_pre_window_limits_covariates(tmp_path):
+    import numpy as np
+
+    exp, _ = load_experiment(EXPERIMENTS / "onesearch_online_ab.yaml")
+    log = tmp_path / "log"
+    shutil.copytree(EXPERIMENTS / "data" / "onesearch_online_ab", log)
+    s = pq.read_table(log / "sessions.parquet")
+    platform = np.where(s["sid"].to_numpy() % 3 == 0, "ios", "web")
+    pq.write_table(s.append_column("platform", pa.array(platform.tolist())), log / "sessions.parquet")
+    exp = exp.model_copy(update={"segments": ["platform"]})
+    metrics = experiment_metrics(exp)
+    engine = MetricsEngine(Dataset(log, exp.data.tables, exp.data.mapping), metrics, extra_segments=["platform"],
+                           pre_period_days=3)
+    counts = engine.unit_counts(["platform"]).query("segment == 'platform'")
+    raw = pd.read_parquet(log / "sessions.parquet")
+    expected = raw.groupby(["platform", "variant"])["user_id"].nunique()
+    got = counts.set_index(["segment_value", "arm"])["units"]
+    assert {k: int(v) for k, v in got.items()} == {k: int(v) for k, v in expected.items()}
+    suff = engine.sufficient_stats(metrics).query("metric == 'order_volume'").set_index("arm")
+    pre_s = pd.read_parquet(log / "pre_sessions.parquet")
+    pre_i = pd.read_parquet(log / "pre_impressions.parquet")
+    start = raw["event_time"].min().normalize()
+    recent = pre_s[pre_s["event_time"] >= start - pd.Timedelta(days=3)]
+    orders = pre_i.merge(recent[["sid", "user_id"]], on="sid").groupby("user_id")["n_orders"].sum()
+    arm_of = raw.groupby("user_id")["variant"].first()
+    for arm in ("control", "treatment"):
+        users = arm_of[arm_of == arm].index
+        assert suff.loc[arm, "sum_xp"] == pytest.approx(orders.reindex(users).fillna(0).sum(), rel=1e-12)

@@ -16,6 +16,7 @@ import pandas as pd
 
 from abplatform.contract import PAGE_LABELS, RELEVANCE_LABELS
 from abplatform.dataset import Dataset, duck_type
+from abplatform.errors import InputError
 from abplatform.metrics.base import Metric
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
@@ -75,37 +76,62 @@ def user_column_sql(metrics: Sequence[Metric]) -> dict[str, str]:
 class MetricsEngine:
     """Sufficient statistics of metrics over a dataset's event log (experiment sessions with an arm)."""
 
-    def __init__(self, dataset: Dataset, metrics: Sequence[Metric] = (), threads: int | None = None):
+    def __init__(self, dataset: Dataset, metrics: Sequence[Metric] = (), threads: int | None = None,
+                 extra_segments: Sequence[str] = (), pre_period_days: int | None = None):
         self.dataset = dataset
         self.user_sql = user_column_sql(metrics)
+        self.extra_segments = tuple(extra_segments)
+        self.pre_period_days = pre_period_days
         self.con = dataset.connect(threads)
         for name, schema in (("relevance_labels", RELEVANCE_LABELS.schema), ("page_labels", PAGE_LABELS.schema)):
             if not dataset.has(name):
                 _empty_view(self.con, name, schema)
         stage1 = sql_template("01_session_values.sql")
+        self._check_extra_segments()
         tables = {"relevance_labels": "relevance_labels", "page_labels": "page_labels",
-                  "user_aggs": self.user_sql["user_aggs"], "user_columns": self.user_sql["user_columns"]}
+                  "user_aggs": self.user_sql["user_aggs"], "user_columns": self.user_sql["user_columns"],
+                  "extra_segments": "".join(f",\n    CAST(s.{c} AS VARCHAR) AS seg_{c}" for c in self.extra_segments)}
         self.con.execute("CREATE TEMP TABLE session_values AS "
                          + stage1.substitute(sessions="sessions", impressions="impressions", **tables))
         if dataset.has("pre_sessions") and dataset.has("pre_impressions"):
+            pre_tables = {**tables, "extra_segments": "".join(f",\n    CAST(NULL AS VARCHAR) AS seg_{c}"
+                                                              for c in self.extra_segments)}
             self.con.execute("CREATE TEMP TABLE pre_session_values AS "
-                             + stage1.substitute(sessions="pre_sessions", impressions="pre_impressions", **tables))
+                             + stage1.substitute(sessions="pre_sessions", impressions="pre_impressions", **pre_tables))
         else:
             self.con.execute("CREATE TEMP TABLE pre_session_values AS SELECT * FROM session_values WHERE FALSE")
         self.has_pre = self.con.execute("SELECT COUNT(*) FROM pre_session_values").fetchall()[0][0] > 0
 
+    def _check_extra_segments(self) -> None:
+        present = {r[0] for r in self.con.execute("DESCRIBE sessions").fetchall()}
+        for c in self.extra_segments:
+            if c not in present:
+                raise InputError(f"{self.dataset.path}/sessions: segment column {c!r} not found "
+                                 f"(columns: {', '.join(sorted(present))})")
+
+    def _pre_filter(self) -> str:
+        if self.pre_period_days is None:
+            return "TRUE"
+        return (f"day >= CAST((SELECT MIN(day) FROM session_values WHERE arm IS NOT NULL) "
+                f"- INTERVAL {int(self.pre_period_days)} DAY AS DATE)")
+
     def close(self) -> None:
         self.con.close()
+
+    def _segment_sql(self, segment: str) -> str:
+        if segment == OVERALL:
+            return f"'{OVERALL}'"
+        return f"seg_{segment}" if segment in self.extra_segments else segment
 
     def days(self) -> list[str]:
         rows = self.con.execute("SELECT DISTINCT day FROM session_values WHERE arm IS NOT NULL ORDER BY day").fetchall()
         return [r[0].isoformat() for r in rows]
 
     def _unit_values(self, segment: str, day_filter: str = "TRUE") -> None:
-        seg = f"'{OVERALL}'" if segment == OVERALL else segment
         self.con.execute("CREATE OR REPLACE TEMP TABLE unit_values AS "
                          + sql_template("02_unit_values.sql").substitute(
-                             segment=seg, day_filter=day_filter, user_exp=self.user_sql["user_exp"],
+                             segment=self._segment_sql(segment), day_filter=day_filter, pre_filter=self._pre_filter(),
+                             user_exp=self.user_sql["user_exp"],
                              user_pre=self.user_sql["user_pre"], user_select=self.user_sql["user_select"]))
 
     def _arm_stats(self, metrics: Sequence[Metric]) -> pd.DataFrame:
@@ -147,7 +173,7 @@ class MetricsEngine:
         """Units per arm overall and per segment value (the sample-ratio check's input)."""
         frames = []
         for segment in (OVERALL, *segments):
-            seg = f"'{OVERALL}'" if segment == OVERALL else segment
+            seg = self._segment_sql(segment)
             df = self.con.execute(f"""
                 SELECT '{segment}' AS segment, segment_value, arm, COUNT(*) AS units FROM (
                     SELECT DISTINCT unit_id, arm, {seg} AS segment_value FROM session_values WHERE arm IS NOT NULL)
