@@ -11,7 +11,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from abplatform import dashboard_data as dd
-from abplatform.report import fmt_ci, fmt_p, fmt_pct, fmt_value
+from abplatform.dashboard_data import fmt_ci, fmt_p, fmt_pct, fmt_value
 
 ARM_COLOURS = dd.ARM_COLOURS
 VERDICT_COLOURS = dd.VERDICT_COLOURS
@@ -112,6 +112,16 @@ def pval(v: Any) -> str:
     return fmt_p(dd.finite(v))
 
 
+def p_is(v: Any) -> str:
+    """'p = 0.0123' or 'p < 0.0001'."""
+    t = pval(v)
+    return f"p {t[0]} {t[1:]}" if t.startswith("<") else f"p = {t}"
+
+
+def correction(cfg: dict[str, Any]) -> str:
+    return (cfg.get("statistics") or {}).get("correction", "none") if cfg else "not recorded"
+
+
 def ci_level(cfg: dict[str, Any]) -> str:
     alpha = (cfg.get("statistics") or {}).get("alpha", 0.05)
     return f"{1 - alpha:.0%} CI"
@@ -181,7 +191,7 @@ def decision_block(rep: dict[str, Any]) -> None:
 def srm_banner(rep: dict[str, Any]) -> None:
     srm = rep.get("srm") or {}
     units = ", ".join(f"{a} {n:,}" for a, n in (srm.get("units") or {}).items())
-    text = f"units {units}; chi-square p = {pval(srm.get('p_value'))}"
+    text = f"units {units}; chi-square {p_is(srm.get('p_value'))}"
     if srm.get("failed"):
         st.error(f"**Sample ratio mismatch** — the split is off ({text}). The assignment or logging is "
                  "broken; do not trust the effects below until it is explained.", icon=":material/warning:")

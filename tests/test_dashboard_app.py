@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from abplatform import dashboard_data as dd
-from abplatform.report import fmt_ci, fmt_p, fmt_pct, fmt_value
+from abplatform.report import fmt_ci, fmt_p, fmt_pct, fmt_value  # the report's own formats
 from tests.test_dashboard_fixtures import HOLD_REASONS, LONG_TAIL, dash_results  # noqa: F401
 
 pytest.importorskip("streamlit.testing.v1")
@@ -376,3 +376,14 @@ def test_broken_index_is_an_error_message_not_a_crash(tmp_path, monkeypatch):
     at = AppTest.from_file(str(APP), default_timeout=30).run()
     assert not at.exception
     assert any("not valid JSON" in e.value for e in at.error)
+
+
+def test_dashboard_formats_are_the_reports_formats():
+    """The dashboard formats numbers without importing the stats stack; the strings must not drift."""
+    from abplatform import report
+
+    values = [None, float("nan"), float("inf"), 0.0, -0.0, 1e-9, 0.1182884447, -0.0345, 12.5, 3e-5, 0.04999]
+    for v in values:
+        assert dd.fmt_pct(v) == report.fmt_pct(v) and dd.fmt_value(v) == report.fmt_value(v)
+        assert dd.fmt_p(v) == report.fmt_p(v)
+        assert dd.fmt_ci(v, 0.2) == report.fmt_ci(v, 0.2) and dd.fmt_ci(v, 2.0, pct=False) == report.fmt_ci(v, 2.0, pct=False)

@@ -189,4 +189,7 @@ def test_browser_every_page_draws_for_a_run_with_all_sections(server, page, dash
     for reason in h["decision"]["reasons"]:
         page.get_by_text(reason, exact=True).wait_for()
     page.get_by_text("Sample ratio mismatch").first.wait_for()
+    page.wait_for_function(DONE_JS)
+    page.wait_for_function("[...document.querySelectorAll('[data-testid=\"stDataFrame\"]')].length >= 3 && "
+                           "[...document.querySelectorAll('[data-testid=\"stDataFrame\"]')].every(d => d.querySelector('canvas'))")
     page.screenshot(path=str(ARTIFACTS / "dashboard_scorecard_hold.png"), full_page=True)

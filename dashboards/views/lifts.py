@@ -15,7 +15,7 @@ if not metrics:
     st.info("This run's report has no metrics.")
     st.stop()
 
-corr = (cfg.get("statistics") or {}).get("correction", "none")
+corr = abdash.correction(cfg)
 adjusted = st.toggle(f"Multiplicity-adjusted CIs (correction: {corr})", key="lifts_adjusted",
                      help="Widen each CI for the number of metrics tested, as the decision does.")
 title = f"Relative lift, treatment vs control ({level}{', adjusted' if adjusted else ''})"

@@ -22,7 +22,7 @@ abdash.srm_banner(rep)
 metrics = rep.get("metrics") or []
 main = [m for m in metrics if m.get("role") != "guardrail"]
 guards = [m for m in metrics if m.get("role") == "guardrail"]
-corr = (cfg.get("statistics") or {}).get("correction", "none")
+corr = abdash.correction(cfg)
 st.caption(f"Relative difference = treatment / control − 1. p (adjusted): multiple-testing correction "
            f"'{corr}'. Direction: which way is better for the metric. Shaded by direction of improvement: ▲ better, ▼ worse, ● no significant change.")
 
