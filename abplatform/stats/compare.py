@@ -90,13 +90,16 @@ def compare(
     by: Sequence[str] = (),
     correction: Correction = "none",
     sequential: SequentialSpec | None = None,
+    small_sample: bool = True,
 ) -> pd.DataFrame:
     """Scorecard of ``treatment`` vs ``control``: one row per metric × by-group.
 
     ``suff`` holds per-arm sufficient statistics (see ``abplatform.stats`` for the columns).
     Multiple-testing correction is applied across the metrics within each by-group. With
     ``sequential`` the look column is added to ``by`` and every CI / p-value is valid at that look
-    under repeated looks (the suff rows of each look must be cumulative).
+    under repeated looks (the suff rows of each look must be cumulative). ``small_sample``: the
+    ratio-metric leverage correction and Kish df (``moments``), used on rows that carry
+    ``sum_x2y``, ``sum_xy2``, ``sum_y3``; ``False`` gives the plain first-order delta method.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
@@ -118,7 +121,7 @@ def compare(
     t_rows = index.merge(rows[rows["arm"] == treatment], on=keys_cols, how="left")
     types = index["metric"].map({m: s.type for m, s in metrics.items()}).to_numpy()
 
-    mc, mt = arm_moments(c_rows, types), arm_moments(t_rows, types)
+    mc, mt = arm_moments(c_rows, types, small_sample), arm_moments(t_rows, types, small_sample)
     v_unadjusted = mc.var / mc.n + mt.var / mt.n
     theta = np.zeros(len(index))
     if cuped:
@@ -130,7 +133,7 @@ def compare(
         se = np.sqrt(vc + vt)
         z = abs_effect / se
         variance_reduction = np.where(cuped, 1 - (vc + vt) / v_unadjusted, 0.0)
-    df = welch.welch_df(mc.var, mc.n, mt.var, mt.n)
+    df = welch.welch_df(mc.var, mc.n, mt.var, mt.n, mc.df, mt.df)
 
     n_total = mc.n + mt.n
     if sequential is None:
@@ -181,6 +184,8 @@ def compare(
     out["rel_ci_low_adjusted"] = rel_low_adj
     out["rel_ci_high_adjusted"] = rel_high_adj
     out["theta"] = theta
+    out["leverage_factor_control"] = mc.leverage_factor
+    out["leverage_factor_treatment"] = mt.leverage_factor
     out["variance_reduction"] = variance_reduction
     decided = decision.decide(
         abs_effect=abs_effect,

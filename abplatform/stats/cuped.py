@@ -14,7 +14,9 @@ unbiased for any θ (estimating θ costs O(1/n) bias). Units with no pre-period 
 xp = yp = 0: that is still a pre-treatment value distributed identically in both arms, so the
 estimator stays unbiased; those units just gain no variance reduction. (For ratio metrics whose
 pre-period denominator Σyp is 0 in an arm no covariate exists and the row is left unadjusted.)
-Rows without covariate sums are left unadjusted (θ = 0, variance_reduction = 0).
+Rows without covariate sums are left unadjusted (θ = 0, variance_reduction = 0). With the ratio
+small-sample correction (``moments``) the adjusted variance is scaled by the same leverage factor k
+as the unadjusted one (an approximation: the leverages are those of the unadjusted ratio).
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def cuped_adjust(control: ArmMoments, treatment: ArmMoments) -> CupedResult:
 
         def adjust(arm: ArmMoments) -> ArmMoments:
             shift = np.where(ok, theta * (arm.pre_value - pooled), 0.0)
-            var = np.where(ok, arm.var - 2 * theta * arm.cov + theta**2 * arm.pre_var, arm.var)
+            # arm.var carries the ratio small-sample factor k; scale the covariate terms alike
+            var = np.where(ok, arm.var + arm.leverage_factor * (theta**2 * arm.pre_var - 2 * theta * arm.cov), arm.var)
             return replace(arm, value=arm.value - shift, var=var)
 
         return CupedResult(adjust(control), adjust(treatment), theta)

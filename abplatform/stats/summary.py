@@ -71,6 +71,10 @@ def _read_rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, 
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise InputError(f"{path}: cannot read summary file: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not UTF-8 text (byte 0x{err.object[err.start]:02x}); "
+                         "expected a UTF-8 summary file") from None
     if path.suffix.lower() == ".json":
         return _read_json(path, text)
     try:
@@ -78,8 +82,28 @@ def _read_rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, 
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise InputError(f"{path}:1: not a readable CSV file: {err}") from err
     frame.columns = [c.strip() for c in frame.columns]
+    _check_header(path, list(frame.columns))
     rows = [(i + 2, {k: v for k, v in rec.items()}) for i, rec in enumerate(frame.to_dict("records")) if any(str(v).strip() for v in rec.values())]
     return rows, {}
+
+
+_BASE = ("metric", "arm", "type", "n", "sum_x")
+
+
+def _check_header(path: Path, columns: list[str]) -> None:
+    """One line for a header that cannot work: one column (wrong delimiter) or a missing base column."""
+    from difflib import get_close_matches
+
+    if len(columns) == 1 and any(d in columns[0] for d in ";\t|"):
+        raise InputError(f"{path}:1: read as a single column {columns[0][:40]!r}; expected comma-separated "
+                         f"columns {', '.join(_BASE)}, ... (wrong delimiter?)")
+    missing = [c for c in _BASE if c not in columns]
+    if missing:
+        known = [*_BASE, *_NUMERIC, "direction", "role", "margin"]
+        unknown = [c for c in columns if c not in known]
+        hint = get_close_matches(missing[0], unknown, n=1)
+        raise InputError(f"{path}:1: missing column {missing[0]!r}" + (f" (found {hint[0]!r})" if hint else "")
+                         + f"; every row needs {', '.join(_BASE)}")
 
 
 def _read_json(path: Path, text: str) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, Any]]:
@@ -150,6 +174,9 @@ def _parse_row(where: str, raw: dict[str, Any], problems: list[str]) -> dict[str
         bad("n", "expected a positive integer, got " + ("nothing" if _missing(raw.get("n")) else str(raw.get("n")).strip()))
         return None
     row["n"] = int(n)
+    if mtype != "proportion" and n < 2:
+        bad("n", f"expected at least 2 units for a {mtype} metric (a variance needs two), got {int(n)}")
+        return None
     need = ["sum_x"] + (["sum_x2"] if mtype != "proportion" else []) + (list(RATIO_COLUMNS) if mtype == "ratio" else [])
     cov = _COVARIATES[mtype]
     present_cov = [c for c in cov if not _missing(raw.get(c))]

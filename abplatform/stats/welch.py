@@ -6,16 +6,23 @@ import numpy as np
 from scipy import stats
 
 
-def welch_df(var_c: np.ndarray, n_c: np.ndarray, var_t: np.ndarray, n_t: np.ndarray) -> np.ndarray:
-    """Welch–Satterthwaite df = (a + b)² / (a²/(n_c − 1) + b²/(n_t − 1)), a = var_c/n_c, b = var_t/n_t.
+def welch_df(
+    var_c: np.ndarray, n_c: np.ndarray, var_t: np.ndarray, n_t: np.ndarray,
+    df_c: np.ndarray | None = None, df_t: np.ndarray | None = None,
+) -> np.ndarray:
+    """Welch–Satterthwaite df = (a + b)² / (a²/df_c + b²/df_t), a = var_c/n_c, b = var_t/n_t.
 
-    Source: Welch (1947), Biometrika 34; as ``scipy.stats.ttest_ind(equal_var=False)`` and gbstats.
-    ``var_*`` are per-unit variances (of the linearised value for ratio / CUPED metrics).
+    Source: Welch (1947), Biometrika 34; Satterthwaite (1946), Biometrics Bulletin 2; as
+    ``scipy.stats.ttest_ind(equal_var=False)`` and gbstats with the default per-arm df = n − 1.
+    ``var_*`` are per-unit variances (of the linearised value for ratio / CUPED metrics); ``df_*``
+    the per-arm df of those variances (Kish's effective n − 1 for small-sample-corrected ratios).
     """
     a = var_c / n_c
     b = var_t / n_t
+    df_c = n_c - 1 if df_c is None else df_c
+    df_t = n_t - 1 if df_t is None else df_t
     with np.errstate(divide="ignore", invalid="ignore"):
-        df = (a + b) ** 2 / (a**2 / (n_c - 1) + b**2 / (n_t - 1))
+        df = (a + b) ** 2 / (a**2 / df_c + b**2 / df_t)
     return np.where(np.isfinite(df), df, np.inf)
 
 
