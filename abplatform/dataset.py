@@ -89,7 +89,11 @@ class Dataset:
         if self.is_duckdb:
             con.execute(f"ATTACH {_sql_str(self.path)} AS src (READ_ONLY)")
         for name, source in self.sources.items():
-            con.execute(f"CREATE VIEW {name} AS {self._select(con, name, source)}")
+            try:
+                con.execute(f"CREATE VIEW {name} AS {self._select(con, name, source)}")
+            except duckdb.Error as e:
+                con.close()
+                raise InputError(f"{self.path}: table {name}: cannot read ({str(e).strip().splitlines()[0]})") from None
         return con
 
     def _select(self, con: duckdb.DuckDBPyConnection, table: str, source: str) -> str:
