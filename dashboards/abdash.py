@@ -162,6 +162,14 @@ def _row_style(row: pd.Series) -> list[str]:
     return [f"background-color: {colour}33" if c in ("rel diff", "verdict") else "" for c in row.index]
 
 
+DECISION_COLOURS = {"PROMOTE": OKABE_ITO["bluish_green"], "HOLD": OKABE_ITO["orange"]}
+
+
+def _decision_style(v: Any) -> str:
+    colour = DECISION_COLOURS.get(str(v))
+    return f"background-color: {colour}40; font-weight: 600" if colour else ""
+
+
 def show_table(shown: pd.DataFrame, raw: pd.DataFrame | list[dict[str, Any]], name: str, key: str,
                colour_verdict: bool = False) -> None:
     """The formatted table, and a CSV download of the raw (unformatted) values behind it."""
@@ -169,6 +177,8 @@ def show_table(shown: pd.DataFrame, raw: pd.DataFrame | list[dict[str, Any]], na
     data: Any = shown
     if colour_verdict and "verdict" in shown.columns and not shown.empty:
         data = shown.style.apply(_row_style, axis=1)
+    elif "decision" in shown.columns and not shown.empty:  # decision badges: the word, on its colour
+        data = shown.style.map(_decision_style, subset=["decision"])
     st.dataframe(data, hide_index=True, key=f"table_{key}")
     st.download_button(f"Download {name} as CSV", raw_df.to_csv(index=False).encode(), file_name=f"{key}.csv",
                        mime="text/csv", key=f"csv_{key}", on_click="ignore", icon=":material/download:")

@@ -101,7 +101,10 @@ def test_experiments_lists_every_run_with_badge_date_source_and_lift(app, dash_r
     assert list(df["run id"]) == [e["run_id"] for e in index]  # newest first
     assert list(df["primary lift"]) == [fmt_pct(e["primary_rel_effect"]) for e in index]
     assert list(df["source"]) == [e["mode"] for e in index]
-    assert list(df["decision"]) == [{"promote": "🟢 PROMOTE", "hold": "🟠 HOLD"}[e["decision"]] for e in index]
+    assert list(df["decision"]) == [e["decision"].upper() for e in index]
+    styles = str(app.dataframe[0].proto.arrow_data.styler.styles)
+    colours = {"promote": dd.OKABE_ITO["bluish_green"], "hold": dd.OKABE_ITO["orange"]}
+    assert all(colours[e["decision"]] in styles for e in index)  # badge colours
     assert all(d.startswith(e["created"][:10]) for d, e in zip(df["date"], index))
 
 
@@ -110,9 +113,10 @@ def test_experiments_search_and_filters(app, dash_results):
     df = app.dataframe[0].value
     assert list(df["run id"]) == [dash_results["h"]["run_id"]]
     app.text_input(key="exp_search").input("").run()
-    app.multiselect(key="exp_decision").select("promote").run()
-    assert "🟠 HOLD" not in set(app.dataframe[0].value["decision"])
-    app.multiselect(key="exp_decision").unselect("promote").run()
+    app.multiselect(key="exp_decision").select("hold").run()
+    holds = [e["run_id"] for e in dd.read_index(dash_results["root"]) if e["decision"] == "hold"]
+    assert list(app.dataframe[0].value["run id"]) == holds and dash_results["h"]["run_id"] in holds
+    app.multiselect(key="exp_decision").unselect("hold").run()
     app.multiselect(key="exp_mode").select("online").run()
     assert list(app.dataframe[0].value["source"]) == ["online"]
 

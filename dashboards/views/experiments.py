@@ -27,9 +27,8 @@ if query.strip():
     mask &= hay.apply(lambda col: col.str.lower().str.contains(q, regex=False)).any(axis=1)
 raw = raw[mask].reset_index(drop=True)
 
-BADGE = {"promote": "🟢 PROMOTE", "hold": "🟠 HOLD"}
 shown = raw.assign(
-    decision=[BADGE.get(d, str(d)) for d in raw["decision"]],
+    decision=[str(d).upper() for d in raw["decision"]],
     created=[str(c)[:16].replace("T", " ") + " UTC" for c in raw["created"]],
     primary_rel_effect=[abdash.pct(v) for v in raw["primary_rel_effect"]],
     config_sha256=[str(c)[:12] for c in raw["config_sha256"]],
