@@ -60,13 +60,14 @@ def _group_sequential_reference(keys: pd.DataFrame, n_total: np.ndarray, spec: S
     where: list[tuple[np.ndarray, int]] = [(np.empty(0), 0)] * len(keys)
     group_cols = [c for c in keys.columns if c != look]
     frame = keys.assign(_info=info, _row=np.arange(len(keys)))
-    for _, g in frame.groupby(group_cols, sort=False, dropna=False):
+    groups = frame.groupby(group_cols, sort=False, dropna=False) if group_cols else [(None, frame)]
+    for _, g in groups:
         g = g.sort_values(look)
-        t = np.minimum(g["_info"].to_numpy(), 1.0)
+        t = g["_info"].to_numpy()
         if np.any(np.diff(t) < 0):
             raise ValueError("group-sequential looks need cumulative sums: n must not decrease from one look to the next")
-        for k, row in enumerate(g["_row"].to_numpy()):
-            where[row] = (t, k)
+        for row, w in zip(g["_row"].to_numpy(), seq.final_schedule(t)):
+            where[row] = w
 
     def quantile(a: np.ndarray) -> np.ndarray:
         a = np.broadcast_to(a, (len(where),))

@@ -1,7 +1,10 @@
 """Multiple-testing adjustment across an experiment's metrics, with CIs that agree with it.
 
-Adjusted p-values come from ``statsmodels.stats.multitest.multipletests``: Holm (1979) step-down
-(FWER) and Benjamini & Hochberg (1995) step-up (FDR).
+Adjusted p-values: Holm (1979) step-down (FWER) and Benjamini & Hochberg (1995) step-up (FDR), the
+same formulas as ``statsmodels.stats.multitest.multipletests`` (the tests check equality with
+it). They are computed here in a few numpy lines because ``multipletests(method="holm")`` runs
+``gc.collect()`` on every call: measured 150 ms per family (7.5 s for a 50-family scorecard, by
+look × segment) with the platform imported, against microseconds for the two formulas.
 
 Adjusted CIs are CIs at a per-metric level α_i chosen so that "adjusted p < α ⇔ adjusted CI
 excludes 0" holds exactly:
@@ -17,7 +20,27 @@ excludes 0" holds exactly:
 from __future__ import annotations
 
 import numpy as np
-from statsmodels.stats.multitest import multipletests
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm step-down adjusted p: running max over sorted p of (m − k + 1)·p_(k), capped at 1."""
+    p = np.asarray(p, dtype=float)
+    m = len(p)
+    order = np.argsort(p, kind="mergesort")
+    adj = np.empty(m)
+    adj[order] = np.minimum(np.maximum.accumulate(p[order] * np.arange(m, 0, -1)), 1.0)
+    return adj
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """BH step-up adjusted p: running min from the largest p of m·p_(k)/k, capped at 1."""
+    p = np.asarray(p, dtype=float)
+    m = len(p)
+    order = np.argsort(p, kind="mergesort")
+    raw = p[order] * m / np.arange(1, m + 1)
+    adj = np.empty(m)
+    adj[order] = np.minimum(np.minimum.accumulate(raw[::-1])[::-1], 1.0)
+    return adj
 
 
 def adjust(p_values: np.ndarray, alpha: float, method: str) -> tuple[np.ndarray, np.ndarray]:
@@ -34,12 +57,12 @@ def adjust(p_values: np.ndarray, alpha: float, method: str) -> tuple[np.ndarray,
     pf = p[finite]
     mf = len(pf)
     if method == "holm":
-        adj = multipletests(pf, alpha=alpha, method="holm")[1]
+        adj = holm(pf)
         with np.errstate(divide="ignore", invalid="ignore"):
             level = np.where((adj < 1) & (adj > 0), alpha * pf / adj, alpha / mf)
     elif method == "bh":
-        reject, adj, _, _ = multipletests(pf, alpha=alpha, method="fdr_bh")
-        level = np.full(mf, max(int(reject.sum()), 1) * alpha / mf)
+        adj = benjamini_hochberg(pf)
+        level = np.full(mf, max(int((adj <= alpha).sum()), 1) * alpha / mf)
     else:
         raise ValueError(f"unknown correction {method!r}; use none, holm or bh")
     p_adj[finite] = adj

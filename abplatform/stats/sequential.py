@@ -13,7 +13,10 @@ Two procedures, both on the z statistic of an estimate (normal approximation):
   ``gsDesign::sfLDOF`` do: α(t) = 2·[2 − 2Φ(z_{1−α/4}/√t)], α(1) = α. Symmetric boundaries c_1..c_K solve
   P(|Z_j| < c_j for j < k, |Z_k| ≥ c_k) = α(t_k) − α(t_{k−1}) by the Armitage–McPherson–Rowe
   recursion on the Brownian-motion scale B(t) = Z·√t (numerical integration with Simpson's
-  rule, Jennison & Turnbull (2000) ch. 19). The CI at look k is the repeated CI estimate ± c_k·se
+  rule, Jennison & Turnbull (2000) ch. 19). Looks past ``planned_n``: the first one is the final
+  analysis (spending fraction capped at 1, all remaining alpha spent, correlations from the
+  actual information — over-running, J&T §7.2.2); a later one re-does that final analysis on more
+  data (``final_schedule``). The CI at look k is the repeated CI estimate ± c_k·se
   and the p-value the repeated p-value inf{α : |z_k| ≥ c_k(α)} — again p < α ⇔ CI excludes 0.
 """
 
@@ -59,12 +62,19 @@ def _simpson_weights(k: int, h: float) -> np.ndarray:
 
 
 @lru_cache(maxsize=4096)
-def _boundaries(t: tuple[float, ...], alpha: float) -> tuple[float, ...]:
+def _boundaries(t: tuple[float, ...], alpha: float, info: tuple[float, ...] | None = None) -> tuple[float, ...]:
+    """Boundaries for spending fractions ``t`` (≤ 1) and information times ``info`` (default ``t``).
+
+    Spending uses ``t``; the joint law of the z statistics uses ``info`` (Corr(Z_j, Z_k) =
+    √(info_j/info_k)), so an over-running final look (info > 1, t = 1) spends exactly the
+    remaining alpha with the right correlation to the earlier looks.
+    """
+    info = t if info is None else info
     spent = np.diff(np.concatenate([[0.0], obf_spending(np.array(t), alpha)]))
     out: list[float] = []
     grid = dens = wts = None  # continuation-region grid and sub-density of B(t_{k-1}) on it
     prev_t = 0.0
-    for tk, pk in zip(t, spent):
+    for tk, pk in zip(info, spent):
         if pk <= 0 or tk <= prev_t:
             out.append(np.inf)  # no new information or no alpha left to spend at this look
             continue
@@ -95,37 +105,65 @@ def _boundaries(t: tuple[float, ...], alpha: float) -> tuple[float, ...]:
     return tuple(out)
 
 
-def obf_boundaries(t: np.ndarray, alpha: float) -> np.ndarray:
-    """Two-sided Lan–DeMets O'Brien–Fleming z boundaries at information fractions ``t`` (increasing, ≤ 1)."""
-    tt = np.minimum(np.asarray(t, dtype=float), 1.0)
+def _key(t: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(spending fractions min(t, 1), information times t) of a look schedule ``t`` = n_look/planned_n."""
+    tt = np.asarray(t, dtype=float)
     if np.any(np.diff(tt) < 0) or np.any(tt <= 0):
         raise ValueError("information fractions must be positive and non-decreasing")
-    return np.array(_boundaries(tuple(np.round(tt, 12)), float(alpha)))
+    return tuple(np.round(np.minimum(tt, 1.0), 12)), tuple(np.round(tt, 12))
+
+
+def obf_boundaries(t: np.ndarray, alpha: float) -> np.ndarray:
+    """Two-sided Lan–DeMets O'Brien–Fleming z boundaries at information fractions ``t`` (increasing).
+
+    A fraction above 1 (an over-running final look) spends all the alpha left; looks after the
+    first one with t ≥ 1 have nothing left to spend (∞) — see ``final_schedule``.
+    """
+    spend, info = _key(t)
+    return np.array(_boundaries(spend, float(alpha), info))
+
+
+def final_schedule(t: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """Per look k of the fractions ``t`` (n_look/planned_n, non-decreasing): the look schedule and
+    the index of look k in it under which look k is analysed.
+
+    Interim looks (t < 1) are analysed with all looks up to them. The first look with t ≥ 1 is the
+    final analysis: its spending fraction is capped at 1, so it spends all remaining alpha, and its
+    correlation with earlier looks uses the actual information (over-running, Jennison & Turnbull
+    2000, §7.2.2). A look after that is a re-analysis of the final look with more data: it replaces
+    the earlier final look (schedule = the interim looks + this one), so its CI / p-value is the
+    final analysis on the latest data rather than an infinite bound with p = 1.
+    """
+    t = np.asarray(t, dtype=float)
+    over = np.flatnonzero(t >= 1.0)
+    first = int(over[0]) if len(over) else len(t)
+    out = []
+    for k in range(len(t)):
+        if k <= first:
+            out.append((t[: k + 1], k))
+        else:
+            out.append((np.r_[t[:first], t[k]], first))
+    return out
 
 
 @lru_cache(maxsize=256)
-def _table(t: tuple[float, ...], alpha0: float) -> tuple[np.ndarray, np.ndarray]:
+def _table(key: tuple[tuple[float, ...], tuple[float, ...]], alpha0: float) -> tuple[np.ndarray, np.ndarray]:
+    spend, info = key
     nodes = np.unique(np.log(np.r_[np.geomspace(1e-16, 0.999, _TABLE_NODES), alpha0]))
-    return nodes, np.array([_boundaries(t, float(np.exp(a))) for a in nodes])
+    return nodes, np.array([_boundaries(spend, float(np.exp(a)), info) for a in nodes])
 
 
 @lru_cache(maxsize=4096)
-def _curve(t: tuple[float, ...], alpha0: float, look: int) -> interpolate.PchipInterpolator | None:
-    nodes, table = _table(t, alpha0)
+def _curve(key: tuple[tuple[float, ...], tuple[float, ...]], alpha0: float, look: int) -> interpolate.PchipInterpolator | None:
+    nodes, table = _table(key, alpha0)
     col = table[:, look]
     ok = np.isfinite(col)
     return interpolate.PchipInterpolator(nodes[ok], col[ok]) if ok.sum() >= 2 else None
 
 
-def _key(t: np.ndarray) -> tuple[float, ...]:
-    tt = np.minimum(np.asarray(t, dtype=float), 1.0)
-    if np.any(np.diff(tt) < 0) or np.any(tt <= 0):
-        raise ValueError("information fractions must be positive and non-decreasing")
-    return tuple(np.round(tt, 12))
-
-
 def obf_multiplier(alpha: float, t: np.ndarray, look: int, alpha0: float = 0.05) -> float:
-    """c_look(α) for the looks ``t`` (``look`` 0-based), by monotone (PCHIP) interpolation in log α.
+    """c_look(α) for the looks ``t`` (``look`` 0-based; t > 1 allowed for an over-running final
+    look), by monotone (PCHIP) interpolation in log α.
 
     Boundaries are computed exactly on 200 log-spaced α nodes in [1e-16, 0.999] plus the design
     α0 (so the design boundary is exact); elsewhere the error is below 1e-4 for α ≤ 0.5.
