@@ -15,7 +15,7 @@ the reference implementation the SQL is tested against and the simulations use.
 from .capping import cap_values
 from .compare import compare
 from .moments import suff_from_units
-from .power import baseline_variance, mde, plan, power_at, sample_size
+from .power import baseline_variance, mde, mde_columns, plan, power_at, sample_size
 from .srm import DEFAULT_SRM_THRESHOLD, srm_table, srm_test
 from .summary import read_summary, summary_scorecard
 from .types import MetricSpec, SequentialSpec, SrmResult
@@ -29,6 +29,7 @@ __all__ = [
     "cap_values",
     "compare",
     "mde",
+    "mde_columns",
     "plan",
     "power_at",
     "read_summary",

@@ -101,3 +101,34 @@ def plan(
         out["mde_abs"] = effect
         out["mde_rel"] = float(relative_mde)
     return out
+
+
+def mde_columns(card: pd.DataFrame, alpha: float = 0.05, power: float = 0.8) -> pd.DataFrame:
+    """MDE at ``power`` for the sample sizes observed in each scorecard row of ``compare``.
+
+    Uses the row's own standard error ``abs_se`` = √(σ²_c/n_c + σ²_t/n_t), so every metric type is
+    covered with its engine variance: Welch per-arm variances for means, p(1 − p) for
+    proportions, the delta method (with the small-sample factor) for ratios, and the CUPED-reduced
+    variance when the card was computed with ``cuped=True``. Two-sided z approximation, as
+    ``statsmodels.stats.power.NormalIndPower`` (Cohen 1988):
+        mde_abs = (z_{1−α/2} + z_power)·abs_se,   mde_rel = mde_abs / |control_value|.
+    For a sequential card this is the fixed-horizon MDE (the sequential one is larger).
+    Returns a frame aligned with ``card`` with ``mde_abs``, ``mde_rel`` and ``power_at_observed``
+    (power against a true effect equal to the observed ``abs_effect``, for context only: it is a
+    function of the p-value, not evidence about the true effect).
+    """
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise ValueError("alpha and power must be in (0, 1)")
+    se = card["abs_se"].to_numpy(dtype=float)
+    za = stats.norm.isf(alpha / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = _z(alpha, power) * se
+        d = np.abs(card["abs_effect"].to_numpy(dtype=float)) / se
+        return pd.DataFrame(
+            {
+                "mde_abs": m,
+                "mde_rel": m / np.abs(card["control_value"].to_numpy(dtype=float)),
+                "power_at_observed": stats.norm.cdf(d - za) + stats.norm.cdf(-d - za),
+            },
+            index=card.index,
+        )

@@ -27,6 +27,9 @@ sum_xp_yp,      ratio
 sum_x_yp,
 sum_y_xp,
 sum_y_yp
+sum_x2y,        no (ratio) Σx²y, Σxy², Σy³: turn on the ratio small-sample correction (jackknife
+sum_xy2,                   leverage factor + Kish df; see ``abplatform.stats.moments``)
+sum_y3
 direction       no         ``increase`` (default) or ``decrease``: which way is better
 role            no         ``primary`` (default), ``secondary`` or ``guardrail``
 margin          no         guardrail non-inferiority margin, relative (0.01 = 1%)
@@ -50,10 +53,10 @@ import pandas as pd
 
 from ..errors import InputError
 from .compare import compare
-from .moments import COVARIATE_COLUMNS, RATIO_COLUMNS
+from .moments import COVARIATE_COLUMNS, RATIO_COLUMNS, SMALL_SAMPLE_COLUMNS
 from .types import DIRECTIONS, METRIC_TYPES, ROLES, MetricSpec
 
-_NUMERIC = ("sum_x", "sum_x2", *RATIO_COLUMNS, *COVARIATE_COLUMNS)
+_NUMERIC = ("sum_x", "sum_x2", *RATIO_COLUMNS, *COVARIATE_COLUMNS, *SMALL_SAMPLE_COLUMNS)
 _OPTION_KEYS = ("control", "treatment", "alpha", "correction", "relative_ci", "cuped")
 _COVARIATES = {
     "proportion": COVARIATE_COLUMNS[:3],
