@@ -74,6 +74,14 @@ def read_report(root: str | Path, rel_path: str) -> dict[str, Any]:
     return json.loads((run_dir(root, rel_path) / "report.json").read_text())
 
 
+def read_experiment_yaml(root: str | Path, rel_path: str, limit: int = 200_000) -> str | None:
+    """The experiment file the run copied, as text to show (never parsed into rankers or imported)."""
+    try:
+        return (run_dir(root, rel_path) / "experiment.yaml").read_text(errors="replace")[:limit]
+    except FileNotFoundError:
+        return None
+
+
 def read_config(root: str | Path, rel_path: str) -> dict[str, Any]:
     """The validated config the run used (config.json), or {} for runs without one."""
     try:

@@ -56,6 +56,15 @@ def _config(root_: str, run_id: str, path: str) -> dict[str, Any]:
     return dd.read_config(root_, path)
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def _experiment_yaml(root_: str, run_id: str, path: str) -> str | None:
+    return dd.read_experiment_yaml(root_, path)
+
+
+def experiment_yaml(entry: dict[str, Any]) -> str | None:
+    return _experiment_yaml(root(), entry["run_id"], entry["path"])
+
+
 def report(entry: dict[str, Any]) -> dict[str, Any]:
     return _report(root(), entry["run_id"], entry["path"])
 
@@ -147,7 +156,7 @@ def metric_table(rows: list[dict[str, Any]], guardrail: bool = False, level: str
                   "abs diff": val(m.get("abs_effect")),
                   f"abs diff {level}": ci(m.get("abs_ci_low"), m.get("abs_ci_high"), as_pct=False)})
         if guardrail:
-            r.update({"margin": pct(m.get("margin")) if m.get("margin") is not None else "—",
+            r.update({"margin": f"{m['margin']:.2%}" if dd.finite(m.get("margin")) is not None else "—",
                       "non-inferiority p": pval(m.get("noninferior_p_value")),
                       "breached": "yes" if m.get("breached") else "no"})
         out.append(r)

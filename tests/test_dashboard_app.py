@@ -143,7 +143,7 @@ def test_scorecard_values_equal_report(app, dash_results, downloads):
     assert_metric_table(app.dataframe[0].value, main)
     g = app.dataframe[1].value  # guardrails apart
     assert_metric_table(g, guards)
-    assert list(g["margin"]) == [fmt_pct(m["margin"]) for m in guards]
+    assert list(g["margin"]) == [f"{m['margin']:.2%}" for m in guards]
     assert list(g["non-inferiority p"]) == [fmt_p(m["noninferior_p_value"]) for m in guards]
     md = [m.value for m in app.markdown]
     assert f"**Decision: {rep['decision']['decision'].upper()}**" in md
@@ -360,7 +360,26 @@ def test_every_page_renders_fast_and_imports_nothing_a_run_names(app, dash_resul
             goto(app, page)
             timings[(rep["run_id"], page)] = time.perf_counter() - t0
     assert max(timings.values()) < 2.0, timings
-    assert "dashboard_canary_module" not in sys.modules
+    pick_run(app, dash_results["h"])
+    goto(app, "scorecard")
+    assert any("dashboard_canary_module:Boom" in c.value for c in app.code)  # shown as text ...
+    assert "dashboard_canary_module" not in sys.modules  # ... never imported
+
+
+def test_run_can_be_opened_from_a_link(dash_results, monkeypatch):
+    """?run=<run id> preselects that run (links from CI summaries)."""
+    monkeypatch.setenv(dd.RESULTS_ENV, str(dash_results["root"]))
+    b = dash_results["b"]
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.query_params["run"] = b["run_id"]
+    goto(at.run(), "scorecard")
+    assert app_run_id(at) == b["run_id"]
+    assert list(at.dataframe[0].value["rel diff"]) == [fmt_pct(m["rel_effect"]) for m in b["metrics"]
+                                                       if m["role"] != "guardrail"]
+
+
+def app_run_id(at: AppTest) -> str:
+    return at.session_state["run"].rsplit("/", 1)[-1]
 
 
 def test_loader_refuses_paths_outside_results_and_reads_newest_first(tmp_path, dash_results):

@@ -39,6 +39,11 @@ if guards:
 else:
     st.info("No guardrail metrics are configured for this experiment.")
 
+text = abdash.experiment_yaml(entry)
+if text is not None:
+    with st.expander("Experiment file of this run (experiment.yaml, shown as text)"):
+        st.code(text, language="yaml")
+
 lat = rep.get("latency_ms_per_query") or {}
 if lat:
     st.subheader("Ranker scoring latency")
