@@ -188,7 +188,9 @@ class Decision(_Model):
 
 
 class Simulation(_Model):
-    behaviour: Literal["oracle"] = "oracle"
+    behaviour: Literal["pbm", "cascade", "dbn", "ubm", "oracle"] = Field(
+        "pbm", description="Simulated users: a click model (with purchase and order models) fitted on the logged "
+                           "impressions, or 'oracle', the synthetic world's true behaviour model (for checks).")
     seed: int = 1
     page_size: Annotated[int, Field(ge=1, le=50)] = 10
     batch_size: Annotated[int, Field(ge=1)] = 8192

@@ -17,6 +17,7 @@ from abplatform.config import Experiment, load_experiment
 from abplatform.dataset import Dataset
 from abplatform.errors import InputError
 from abplatform.gate import junit_xml
+from abplatform.offline.behaviour import FittedBehaviour
 from abplatform.rankers import Catalog, make_ranker
 from abplatform.report import markdown, scorecard_json
 from abplatform.scorecard import build_scorecard
@@ -109,9 +110,14 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
         say("Fitting rankers on the pre-period logs: " + ", ".join(f"{a.name}={a.ranker}" for a, _ in arms))
         for _, ranker in arms:
             ranker.fit(source, catalog)
+        sim = exp.simulation
+        behaviour = None
+        if sim.behaviour != "oracle":
+            say(f"Fitting the {sim.behaviour} click model and the purchase model on the logged impressions")
+            behaviour = FittedBehaviour(sim.behaviour, sim.page_size).fit(source, catalog)
         spec = ReplaySpec(arms=[ReplayArm(a.name, r, exp.weights[a.name]) for a, r in arms], salt=exp.salt,
-                          seed=exp.simulation.seed, page_size=exp.simulation.page_size,
-                          batch_size=exp.simulation.batch_size, workers=workers or exp.simulation.workers)
+                          seed=sim.seed, page_size=sim.page_size, batch_size=sim.batch_size,
+                          workers=workers or sim.workers, behaviour=behaviour)
         say(f"Replaying {source.path} through both arms ({spec.workers} worker(s))")
         res = replay(source, spec, replay_dir, progress=lambda i, n: say(f"  replayed partition {i}/{n}"))
         latency = res.latency_ms_per_query()

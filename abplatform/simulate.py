@@ -29,6 +29,7 @@ from abplatform.contract import IMPRESSIONS, RELEVANCE_LABELS, SESSIONS
 from abplatform.dataset import Dataset
 from abplatform.errors import InputError
 from abplatform.rankers import CandidateBatch, Catalog, Ranker, rank
+from abplatform.offline.behaviour import Behaviour, OracleBehaviour
 from abplatform.world.generate import judge
 from abplatform.world.truth import WorldTruth, load_truth
 
@@ -50,7 +51,7 @@ class ReplaySpec:
     page_size: int = 10
     batch_size: int = 8192
     workers: int = 1
-    behaviour: str | None = None  # None: the world's own mode
+    behaviour: Behaviour | None = None  # None: the world's oracle
 
 
 @dataclass
@@ -92,7 +93,8 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
     index, sessions_file, candidates_file = args
     spec: ReplaySpec = _STATE["spec"]
     catalog: Catalog = _STATE["catalog"]
-    truth: WorldTruth = _STATE["truth"]
+    truth: WorldTruth | None = _STATE["truth"]
+    behaviour: Behaviour = _STATE["behaviour"]
     out: Path = _STATE["out"]
     sessions = pq.read_table(sessions_file)
     cands = pq.read_table(candidates_file, columns=["session_id", "item_id"])
@@ -102,9 +104,6 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
     cand_ids = candidate_matrix(ids, cands["session_id"].to_numpy(), cands["item_id"].to_numpy())
     cand_rows = catalog.rows(cand_ids)
     arm_idx = assign(spec.salt, units, [a.weight for a in spec.arms])
-    from abplatform.world.generate import unit_rows
-
-    user_rows = unit_rows(units)
     k = spec.page_size
     shown = np.full((len(ids), k), -1, dtype=np.int64)
     seconds = {a.name: 0.0 for a in spec.arms}
@@ -121,8 +120,7 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
             shown[sel] = rank(scores, batch.candidate_rows, k)
             seconds[arm.name] += time.perf_counter() - t0
             scored[arm.name] += len(sel)
-    intent = truth.intents(queries)
-    resp = truth.model.respond(spec.seed, ids, intent, user_rows, shown)
+    resp = behaviour.respond(spec.seed, ids, queries, units, shown)
     shown_ids = np.where(shown >= 0, catalog.item_ids[np.maximum(shown, 0)], -1)
     valid = (shown >= 0).ravel()
     arms = np.array([a.name for a in spec.arms], dtype=object)[arm_idx]
@@ -136,10 +134,13 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
         "orders": resp.orders.ravel()[valid], "revenue": resp.revenue.ravel()[valid],
         "propensity": pa.nulls(int(valid.sum()), pa.float64()),
     }, schema=IMPRESSIONS.schema)
-    rel_labels, page_labels = judge(truth.seed, truth.label_rate, ids, queries, intent, truth.items, shown)
-    rel_labels = rel_labels.set_column(1, "item_id", pa.array(catalog.item_ids[rel_labels["item_id"].to_numpy()]))
-    for table, data in (("sessions", out_sessions), ("impressions", impressions),
-                        ("page_labels", page_labels), ("_relevance_labels", rel_labels)):
+    tables = [("sessions", out_sessions), ("impressions", impressions)]
+    if truth is not None:  # the world's raters judge a sample of the new pages, as manual evaluation would
+        rel_labels, page_labels = judge(truth.seed, truth.label_rate, ids, queries, truth.intents(queries),
+                                        truth.items, shown)
+        rel_labels = rel_labels.set_column(1, "item_id", pa.array(catalog.item_ids[rel_labels["item_id"].to_numpy()]))
+        tables += [("page_labels", page_labels), ("_relevance_labels", rel_labels)]
+    for table, data in tables:
         (out / table).mkdir(exist_ok=True)
         pq.write_table(data, out / table / name, compression="zstd")
     return len(ids), int(valid.sum()), seconds, scored
@@ -176,8 +177,14 @@ def replay(dataset: Dataset, spec: ReplaySpec, out_dir: str | Path,
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     parts = partitions(dataset)
-    _STATE.update(spec=spec, catalog=Catalog.from_dataset(dataset), truth=load_truth(dataset.path, spec.behaviour),
-                  out=tmp)
+    truth = load_truth(dataset.path) if (dataset.path / "world.json").is_file() else None
+    behaviour = spec.behaviour
+    if behaviour is None:
+        if truth is None:
+            raise InputError(f"{dataset.path}: the oracle behaviour needs a synthetic world; "
+                             "use a fitted click model (simulation.behaviour: pbm, cascade, dbn or ubm)")
+        behaviour = OracleBehaviour(truth)
+    _STATE.update(spec=spec, catalog=Catalog.from_dataset(dataset), truth=truth, behaviour=behaviour, out=tmp)
     totals = [0, 0]
     seconds = {a.name: 0.0 for a in spec.arms}
     scored = {a.name: 0 for a in spec.arms}
@@ -203,13 +210,14 @@ def replay(dataset: Dataset, spec: ReplaySpec, out_dir: str | Path,
                 collect(_replay_partition(p))
     finally:
         _STATE.clear()
-    con = duckdb.connect()
-    labels = con.sql(f"""SELECT DISTINCT * FROM read_parquet('{tmp / '_relevance_labels' / '*.parquet'}')
-                         ORDER BY query, item_id""").to_arrow_table().cast(RELEVANCE_LABELS.schema)
-    con.close()
-    shutil.rmtree(tmp / "_relevance_labels")
-    (tmp / "relevance_labels").mkdir()
-    pq.write_table(labels, tmp / "relevance_labels" / "part-00000.parquet", compression="zstd")
+    if truth is not None:
+        con = duckdb.connect()
+        labels = con.sql(f"""SELECT DISTINCT * FROM read_parquet('{tmp / '_relevance_labels' / '*.parquet'}')
+                             ORDER BY query, item_id""").to_arrow_table().cast(RELEVANCE_LABELS.schema)
+        con.close()
+        shutil.rmtree(tmp / "_relevance_labels")
+        (tmp / "relevance_labels").mkdir()
+        pq.write_table(labels, tmp / "relevance_labels" / "part-00000.parquet", compression="zstd")
     for table in COPIED_TABLES:
         for f in dataset.files(table):
             _link_or_copy(f, tmp / table / f.name)
