@@ -21,7 +21,7 @@ import pytest
 from abplatform import dashboard_data as dd
 from tests.test_dashboard_fixtures import dash_results  # noqa: F401
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("ABPLATFORM_CHROMIUM", "/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
@@ -38,13 +38,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(dash_results):
+def server(request):
     if not os.access(CHROMIUM, os.X_OK):
         _skip(f"{CHROMIUM} not found (install Debian's chromium: apt-get install -y chromium)")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         _skip("the playwright package is not installed (pip install -e '.[dev]')")
+    dash_results = request.getfixturevalue("dash_results")  # built only when the browser test can run
     port = _free_port()
     env = {**os.environ, dd.RESULTS_ENV: str(dash_results["root"])}
     proc = subprocess.Popen(
