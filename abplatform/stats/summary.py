@@ -27,7 +27,7 @@ sum_xp_yp,      ratio
 sum_x_yp,
 sum_y_xp,
 sum_y_yp
-sum_x2y,        no (ratio) Σx²y, Σxy², Σy³: turn on the ratio small-sample correction (jackknife
+sum_x2y,        no         ratio: Σx²y, Σxy², Σy³ turn on the small-sample correction (jackknife
 sum_xy2,                   leverage factor + Kish df; see ``abplatform.stats.moments``)
 sum_y3
 direction       no         ``increase`` (default) or ``decrease``: which way is better
