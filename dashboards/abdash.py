@@ -92,10 +92,15 @@ def require_run() -> tuple[dict[str, Any], dict[str, Any]]:
         st.info(f"No runs yet in `{root()}`. Make one with `abplatform run EXPERIMENT.yaml` "
                 "(or `make demo`), then reload this page.")
         st.stop()
+    return entry, safe_report(entry)
+
+
+def safe_report(entry: dict[str, Any]) -> dict[str, Any]:
+    """The run's report, or an error message and the end of this page when it cannot be read."""
     try:
-        return entry, report(entry)
+        return report(entry)
     except (OSError, ValueError) as e:
-        st.error(f"Cannot read run {entry['run_id']}: {e}")
+        st.error(f"Cannot read run {entry['run_id']} ({entry['path']}): {e}", icon=":material/error:")
         st.stop()
 
 

@@ -410,3 +410,22 @@ def test_dashboard_formats_are_the_reports_formats():
         assert dd.fmt_pct(v) == report.fmt_pct(v) and dd.fmt_value(v) == report.fmt_value(v)
         assert dd.fmt_p(v) == report.fmt_p(v)
         assert dd.fmt_ci(v, 0.2) == report.fmt_ci(v, 0.2) and dd.fmt_ci(v, 2.0, pct=False) == report.fmt_ci(v, 2.0, pct=False)
+
+
+def test_a_run_folder_that_vanished_is_an_error_message(dash_results, tmp_path, monkeypatch):
+    import shutil
+
+    root = tmp_path / "results"
+    shutil.copytree(dash_results["root"], root)
+    index = json.loads((root / "index.json").read_text())
+    gone = next(e for e in index if e["run_id"] == dash_results["b"]["run_id"])
+    shutil.rmtree(root / gone["path"])
+    monkeypatch.setenv(dd.RESULTS_ENV, str(root))
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    at.selectbox(key="run").set_value(gone["path"]).run()
+    for page in PAGES:
+        goto(at, page)
+    at.selectbox(key="cmp_b").set_value(gone["path"]).run()
+    assert not at.exception and any(gone["run_id"] in e.value for e in at.error)
+    goto(at, "scorecard")
+    assert any(gone["run_id"] in e.value for e in at.error)

@@ -18,7 +18,7 @@ b_idx = 1 if a_idx == 0 else 0
 c1, c2 = st.columns(2)
 a_key = c1.selectbox("Run A", keys, index=a_idx, format_func=lambda k: abdash.label(lookup[k]), key="cmp_a")
 b_key = c2.selectbox("Run B", keys, index=b_idx, format_func=lambda k: abdash.label(lookup[k]), key="cmp_b")
-ra, rb = abdash.report(lookup[a_key]), abdash.report(lookup[b_key])
+ra, rb = abdash.safe_report(lookup[a_key]), abdash.safe_report(lookup[b_key])
 
 for col, r, name in ((c1, ra, "A"), (c2, rb, "B")):
     d = (r.get("decision") or {}).get("decision", "?")

@@ -32,7 +32,7 @@ else:
                            format_func=lambda k: abdash.label(lookup[k]), key="ovo_offline")
     on_key = c2.selectbox("Online run (observed)", on_keys, index=on_keys.index(on_default["path"]),
                           format_func=lambda k: abdash.label(lookup[k]), key="ovo_online")
-    rows = dd.pair_offline_online(abdash.report(lookup[off_key]), abdash.report(lookup[on_key]))
+    rows = dd.pair_offline_online(abdash.safe_report(lookup[off_key]), abdash.safe_report(lookup[on_key]))
     if not rows:
         st.info("These two runs have no metric in common.")
         st.stop()
