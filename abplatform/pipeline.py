@@ -204,6 +204,8 @@ def _publish(exp: Experiment, config_path: Path, config_sha: str, card, extra: d
         card.daily.to_parquet(tmp / "daily.parquet", index=False)
         card.srm.to_parquet(tmp / "srm.parquet", index=False)
         card.sufficient_stats.to_parquet(tmp / "sufficient_stats.parquet", index=False)
+        if card.long_tail is not None:
+            card.long_tail.to_parquet(tmp / "long_tail.parquet", index=False)
         (tmp / "report.json").write_text(json.dumps(report, indent=2, default=str))
         (tmp / "report.md").write_text(report_md)
         (tmp / "junit.xml").write_bytes(junit_xml(report))

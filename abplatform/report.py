@@ -45,7 +45,18 @@ def scorecard_json(card: Scorecard) -> dict[str, Any]:
         "segments": records(card.segments, ["segment", "segment_value", *METRIC_COLUMNS]),
         "srm_by_segment": records(card.srm),
         "daily": records(card.daily, ["day", *METRIC_COLUMNS]),
+        **({} if card.long_tail is None else {"long_tail": long_tail_json(card)}),
     }
+
+
+def long_tail_json(card: Scorecard) -> dict[str, Any]:
+    per_arm: dict[str, dict[str, Any]] = {}
+    for _, r in card.long_tail_arms.iterrows():
+        per_arm[r["arm"]] = {"coverage": _clean(r["coverage"]), "exposure_gini": _clean(r["exposure_gini"])}
+    for _, m in card.long_tail.iterrows():
+        per_arm.setdefault(card.control, {})[m["metric"]] = _clean(m["control_value"])
+        per_arm.setdefault(card.treatment, {})[m["metric"]] = _clean(m["treatment_value"])
+    return {"per_arm": per_arm, "metrics": records(card.long_tail, METRIC_COLUMNS)}
 
 
 def fmt_value(v: float | None) -> str:
@@ -103,6 +114,16 @@ def markdown(report: dict[str, Any]) -> str:
                          f"{fmt_ci(r['predicted_rel_ci_low'], r['predicted_rel_ci_high'])} | "
                          f"{fmt_pct(r['observed_rel_effect'])} | {fmt_ci(r['observed_rel_ci_low'], r['observed_rel_ci_high'])} | "
                          f"{'yes' if r['prediction_inside_observed_ci'] else 'no'} |")
+    if report.get("long_tail"):
+        lt = report["long_tail"]
+        lines += ["", "## Long tail and information bubble", "",
+                  "| metric | control | treatment | rel diff | 95% CI | p |", "|---|---|---|---|---|---|"]
+        for m in lt["metrics"]:
+            lines.append(f"| {m['metric']} | {fmt_value(m['control_value'])} | {fmt_value(m['treatment_value'])} | "
+                         f"{fmt_pct(m['rel_effect'])} | {fmt_ci(m['rel_ci_low'], m['rel_ci_high'])} | {fmt_p(m['p_value'])} |")
+        for key in ("coverage", "exposure_gini"):
+            vals = " · ".join(f"{a}: {fmt_value(v.get(key))}" for a, v in lt["per_arm"].items())
+            lines.append(f"| {key} (per arm) | {vals} | | | | |")
     if report.get("latency_ms_per_query"):
         lines += ["", "## Ranker scoring latency (ms per query, replay)", ""]
         lines += [f"- {a}: {v:.4f}" for a, v in report["latency_ms_per_query"].items()]

@@ -42,6 +42,8 @@ class Scorecard:
     control: str
     treatment: str
     sufficient_stats: pd.DataFrame
+    long_tail: pd.DataFrame | None = None  # per-user long-tail metrics, compared like the scorecard
+    long_tail_arms: pd.DataFrame | None = None  # per-arm coverage and exposure Gini
 
 
 def _unit_column(name: str, agg: Aggregate, extra_filter: str | None = None) -> UnitColumn:
@@ -130,6 +132,7 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
                                   f"(arms in the log: {', '.join(sorted(arms_seen)) or 'none'})")
         suff = engine.sufficient_stats(metrics, exp.segments)
         daily = engine.daily_sufficient_stats(metrics)
+        long_tail = engine.long_tail_stats()
     finally:
         engine.close()
     cuped = st.cuped and suff["sum_xp"].notna().any()
@@ -148,7 +151,16 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
     unit_counts = counts.rename(columns={"units": "n"})
     srm = stats.srm_table(unit_counts, weights, by=["segment", "segment_value"], threshold=st.srm_threshold)
     srm_overall = srm[srm["segment"] == "all"].iloc[0]
-    return Scorecard(overall=overall, segments=segments, daily=daily_card, srm=srm,
+    lt_card = lt_arms = None
+    if long_tail is not None:
+        from abplatform.metrics.long_tail import LONG_TAIL_METRICS
+
+        lt_specs = {m.name: stats.MetricSpec(type=m.type, direction=m.direction, role="secondary")
+                    for m in LONG_TAIL_METRICS}
+        lt_card = stats.compare(long_tail[0], lt_specs, control, treatment, alpha=st.alpha,
+                                relative_ci=st.relative_ci)
+        lt_arms = long_tail[1]
+    return Scorecard(long_tail=lt_card, long_tail_arms=lt_arms,overall=overall, segments=segments, daily=daily_card, srm=srm,
                      decision=decide(overall, srm_overall, st.alpha, exp.decision.guardrail_test,
                                      exp.decision.block_on_srm), control=control, treatment=treatment,
                      sufficient_stats=suff)

@@ -2,7 +2,8 @@
 -- n, sums, sums of squares and cross-products of x (numerator), y (denominator) and their
 -- pre-period counterparts xp, yp. Parameters: metric (name), x, y, xp, yp (expressions
 -- over unit_values; y and yp are 1 for mean and proportion metrics), x_cap (the cap on x:
--- a number, a percentile subquery, or NULL for none).
+-- a number, a percentile subquery, or NULL for none). The third moments sum_x2y, sum_xy2 and
+-- sum_y3 feed the small-sample (jackknife leverage) correction of ratio metrics.
 WITH v AS (
     SELECT
         arm,
@@ -33,6 +34,9 @@ SELECT
     SUM(y) AS sum_y,
     SUM(y * y) AS sum_y2,
     SUM(x * y) AS sum_xy,
+    SUM(x * x * y) AS sum_x2y,
+    SUM(x * y * y) AS sum_xy2,
+    SUM(y * y * y) AS sum_y3,
     SUM(xp) AS sum_xp,
     SUM(xp * xp) AS sum_xp2,
     SUM(x * xp) AS sum_x_xp,

@@ -54,16 +54,23 @@ def proportion_wald(x_c: np.ndarray, x_t: np.ndarray) -> tuple[float, float, flo
 
 
 def delta_ratio(x_c, y_c, x_t, y_t) -> tuple[float, float, float, float]:
-    """Ratio of sums per arm; variance from each user's linearised value (x - R y) / mean(y)."""
+    """Ratio of sums per arm. Variance from each user's linearised value e = (x - R y) / mean(y),
+    times the first-order jackknife leverage factor k = 1 + 2 (n h - 1) / (n - 1) with
+    h = sum(e^2 y) / (sum(y) sum(e^2)); per-arm df = Kish's effective n - 1 = (sum y)^2 / sum(y^2) - 1,
+    combined by Welch-Satterthwaite (see abplatform/stats/moments.py for the sources)."""
     def arm(x, y):
+        n = len(x)
         r = x.sum() / y.sum()
-        d = (x - r * y) / y.mean()
-        return r, d.var(ddof=1), len(x)
+        e = x - r * y
+        h = (e**2 * y).sum() / (y.sum() * (e**2).sum())
+        k = 1 + 2 * (n * h - 1) / (n - 1)
+        var = (e / y.mean()).var(ddof=1) * k
+        return r, var / n, y.sum() ** 2 / (y**2).sum() - 1
 
-    rc, vc, nc = arm(x_c, y_c)
-    rt, vt, nt = arm(x_t, y_t)
-    se = np.sqrt(vc / nc + vt / nt)
-    df = (vc / nc + vt / nt) ** 2 / ((vc / nc) ** 2 / (nc - 1) + (vt / nt) ** 2 / (nt - 1))
+    rc, vc, dfc = arm(x_c, y_c)
+    rt, vt, dft = arm(x_t, y_t)
+    se = np.sqrt(vc + vt)
+    df = (vc + vt) ** 2 / (vc**2 / dfc + vt**2 / dft)
     q = sps.t.ppf(0.975, df)
     diff = rt - rc
     return diff, diff - q * se, diff + q * se, 2 * sps.t.sf(abs(diff / se), df)
@@ -132,3 +139,38 @@ def test_srm_matches_scipy_chisquare(card, small_replay):
     overall = card.srm[card.srm.segment == "all"].iloc[0]
     assert overall["p_value"] == pytest.approx(expected, rel=REL)
     assert overall["n_control"] == n["control"] and overall["n_treatment"] == n["treatment"]
+
+
+def test_long_tail_metrics_match_brute_force(card, small_replay):
+    items = pd.read_parquet(small_replay / "items")
+    pre = pd.read_parquet(small_replay / "pre_impressions").groupby("item_id").size()
+    pop = items.set_index("item_id")[["category"]].assign(n=pre).fillna({"n": 0})
+    pop = pop.reset_index().sort_values(["n", "item_id"], ascending=[False, True]).reset_index(drop=True)
+    pop["is_tail"] = (pop.index + 1 > 0.2 * len(pop)).astype(int)
+    pop["novelty"] = -np.log2((pop["n"] + 1) / (pop["n"].sum() + len(pop)))
+    s = pd.read_parquet(small_replay / "sessions")
+    i = pd.read_parquet(small_replay / "impressions").merge(s[["session_id", "unit_id", "arm"]], on="session_id")
+    i = i.merge(pop[["item_id", "category", "is_tail", "novelty"]], on="item_id")
+    i["tail_click"] = i["clicked"] & (i["is_tail"] == 1)
+
+    def entropy(g):
+        p = g.value_counts(normalize=True).to_numpy()
+        return -(p * np.log2(p)).sum()
+
+    u = i.groupby(["unit_id", "arm"]).agg(n=("item_id", "size"), n_tail=("is_tail", "sum"), clicks=("clicked", "sum"),
+                                          tail_clicks=("tail_click", "sum"), novelty=("novelty", "sum"),
+                                          entropy=("category", entropy)).reset_index()
+    lt = card.long_tail.set_index("metric")
+    arms = card.long_tail_arms.set_index("arm")
+    for arm, col in (("control", "control_value"), ("treatment", "treatment_value")):
+        g = u[u.arm == arm]
+        assert lt.loc["tail_impression_share", col] == pytest.approx(g.n_tail.sum() / g.n.sum(), rel=REL)
+        assert lt.loc["tail_click_share", col] == pytest.approx(g.tail_clicks.sum() / g.clicks.sum(), rel=REL)
+        assert lt.loc["novelty", col] == pytest.approx(g.novelty.sum() / g.n.sum(), rel=REL)
+        assert lt.loc["category_entropy", col] == pytest.approx(g.entropy.mean(), rel=REL)
+        exposure = i[i.arm == arm].groupby("item_id").size().reindex(items["item_id"], fill_value=0)
+        x = np.sort(exposure.to_numpy().astype(float))
+        m = len(x)
+        gini = ((2 * np.arange(1, m + 1) - m - 1) * x).sum() / (m * x.sum())
+        assert arms.loc[arm, "exposure_gini"] == pytest.approx(gini, rel=REL)
+        assert arms.loc[arm, "coverage"] == pytest.approx((x > 0).mean(), rel=REL)

@@ -162,12 +162,37 @@ class MetricsEngine:
     def _finish(self, df: pd.DataFrame, metrics: Sequence[Metric]) -> pd.DataFrame:
         types = {m.name: m.type for m in metrics}
         not_ratio = df["metric"].map(types) != "ratio"
-        y_cols = ["sum_y", "sum_y2", "sum_xy", "sum_yp", "sum_yp2", "sum_xp_yp", "sum_x_yp", "sum_y_xp", "sum_y_yp"]
+        y_cols = ["sum_y", "sum_y2", "sum_xy", "sum_x2y", "sum_xy2", "sum_y3", "sum_yp", "sum_yp2", "sum_xp_yp", "sum_x_yp", "sum_y_xp", "sum_y_yp"]
         df.loc[not_ratio, y_cols] = float("nan")
         if not self.has_pre:
             df[[c for c in df.columns if c.startswith("sum_") and ("xp" in c or "yp" in c)]] = float("nan")
         df["n"] = df["n"].astype("int64")
         return df
+
+    def long_tail_stats(self) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """Sufficient statistics of the per-user long-tail metrics, and per-arm coverage and Gini;
+        None when the dataset has no catalog or no pre-period (tail items are defined by it)."""
+        from abplatform.metrics.long_tail import HEAD_SHARE, LONG_TAIL_METRICS
+
+        if not (self.dataset.has("items") and self.dataset.has("pre_impressions")):
+            return None
+        script = sql_template("04_long_tail.sql").substitute(head_share=repr(HEAD_SHARE))
+        code = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
+        for statement in (s.strip() for s in code.split(";")):
+            if statement:
+                self.con.execute(statement)
+        self.con.execute("CREATE OR REPLACE TEMP TABLE unit_values AS "
+                         f"SELECT *, '{OVERALL}' AS segment_value FROM long_tail_units")
+        stage3 = sql_template("03_arm_stats.sql")
+        no_cap = "CAST(NULL AS DOUBLE)"
+        query = "\nUNION ALL\n".join(
+            f"({stage3.substitute(metric=m.name, x=m.numerator, y=m.denominator or '1', xp='0', yp='0', x_cap=no_cap)})"
+            for m in LONG_TAIL_METRICS)
+        suff = self._finish(self.con.execute(query + "\nORDER BY metric, arm").df(), LONG_TAIL_METRICS)
+        cov = [c for c in suff.columns if c.startswith("sum_") and ("xp" in c or "yp" in c)]
+        suff[cov] = float("nan")
+        arms = self.con.execute("SELECT * FROM long_tail_arms ORDER BY arm").df()
+        return suff, arms
 
     def unit_counts(self, segments: Sequence[str] = ()) -> pd.DataFrame:
         """Units per arm overall and per segment value (the sample-ratio check's input)."""
