@@ -6,22 +6,24 @@ method inherited — with its duckdb connection swapped for a :class:`SparkConne
 and run on temp views over the parquet tables. Results come back through duckdb's own Arrow ->
 pandas conversion, so the frames have duckdb's columns, dtypes and row order.
 
-:func:`spark_replay` runs :func:`abplatform.simulate._replay_partition` — the local replay's own
-function — once per co-partitioned (sessions, candidates) file pair as a Spark task
-(``mapInArrow`` over a DataFrame of partition indices). Every random draw is keyed by
-(seed, session id), so the files it writes are the files a local replay writes.
+:func:`spark_replay` is :func:`abplatform.simulate.replay` itself with the process pool it opens
+replaced by a Spark job: its partition function runs once per co-partitioned (sessions,
+candidates) file pair as a Spark task (``mapInArrow`` over a DataFrame of partition indices).
+Every random draw is keyed by (seed, session id), so the files it writes are the files a local
+replay writes.
 
 Needs ``pip install 'abplatform[spark]'`` (pyspark >= 4) and Java 17.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import os
 import re
-import shutil
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,9 +31,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from abplatform.contract import RELEVANCE_LABELS, TABLES
+from abplatform.contract import TABLES
 from abplatform.dataset import Dataset
 from abplatform.engines.transpile import to_spark
 from abplatform.errors import InputError
@@ -186,7 +187,8 @@ class SparkConnection:
 
     Statements are duckdb SQL, transpiled by :func:`abplatform.engines.transpile.to_spark`.
     ``CREATE [OR REPLACE] TEMP TABLE t AS q`` becomes a cached DataFrame behind a temp view
-    (materialised at once, as duckdb does); ``... TEMP VIEW`` a plain temp view; ``SET`` is a no-op.
+    (filled by the first query that reads it); ``... TEMP VIEW`` a plain temp view; ``SET`` is a
+    no-op. Everything else returns a result with ``fetchall()``, ``fetchone()`` and ``df()``.
     """
 
     def __init__(self, spark: SparkSession):
@@ -200,7 +202,6 @@ class SparkConnection:
             df = self.spark.sql(to_spark(body))
             if kind == "TABLE":
                 df = df.persist()
-                df.count()
             df.createOrReplaceTempView(name)
             old = self.cached.pop(name, None)
             if kind == "TABLE":
@@ -282,94 +283,109 @@ class SparkMetricsEngine(MetricsEngine):
 
 
 # ---------------------------------------------------------------------------------------------
-# Replay
+# Replay: abplatform.simulate.replay itself, with its worker pool replaced by Spark tasks.
 
-_RESULT_SCHEMA = pa.schema([("index", pa.int64()), ("sessions", pa.int64()), ("impressions", pa.int64()),
-                            ("seconds", pa.string()), ("scored", pa.string())])
+_RESULT_SCHEMA = pa.schema([("index", pa.int64()), ("result", pa.string())])
+_RESULT_DDL = "index BIGINT, result STRING"
+_REPLAY_LOCK = threading.Lock()
+REPLAY_JOB_GROUP = "abplatform-replay"
 
 
-def _partition_task(state_bc, parts: list[tuple[int, str, str]]) -> Callable:
-    """The ``mapInArrow`` function: replay each partition index it receives with the local code."""
+def _partition_task(fn: Callable, state_bc, parts: list[tuple[int, str, str]]) -> Callable:
+    """The ``mapInArrow`` function: run the replay's partition function on each index it receives,
+    with the replay's worker state (``simulate._STATE``) taken from the broadcast."""
 
     def run(batches):
         from abplatform import simulate
 
         for batch in batches:
             for i in batch.column(0).to_pylist():
+                simulate._STATE.clear()
                 simulate._STATE.update(state_bc.value)
                 try:
-                    n, imps, seconds, scored = simulate._replay_partition(parts[i])
+                    result = fn(parts[i])
                 finally:
                     simulate._STATE.clear()
-                yield pa.RecordBatch.from_pylist(
-                    [{"index": i, "sessions": n, "impressions": imps, "seconds": json.dumps(seconds),
-                      "scored": json.dumps(scored)}], schema=_RESULT_SCHEMA)
+                yield pa.RecordBatch.from_pylist([{"index": i, "result": json.dumps(result)}], schema=_RESULT_SCHEMA)
 
     return run
 
 
-def _finish_replay(dataset: Dataset, tmp: Path, out: Path) -> None:
-    """What :func:`abplatform.simulate.replay` does after its partitions (kept in step with it):
-    de-duplicate the relevance labels, link the copied tables, then rename into place."""
-    from abplatform.simulate import COPIED_TABLES, _link_or_copy
+def _absolute(part: tuple) -> tuple:
+    return tuple(os.path.abspath(x) if isinstance(x, (str, Path)) else x for x in part)
 
-    con = duckdb.connect()
-    labels = con.sql(f"""SELECT DISTINCT * FROM read_parquet('{tmp / '_relevance_labels' / '*.parquet'}')
-                         ORDER BY query, item_id""").to_arrow_table().cast(RELEVANCE_LABELS.schema)
-    con.close()
-    shutil.rmtree(tmp / "_relevance_labels")
-    (tmp / "relevance_labels").mkdir()
-    pq.write_table(labels, tmp / "relevance_labels" / "part-00000.parquet", compression="zstd")
-    for table in COPIED_TABLES:
-        for f in dataset.files(table):
-            _link_or_copy(f, tmp / table / f.name)
-    if (dataset.path / "world.json").is_file():
-        shutil.copy2(dataset.path / "world.json", tmp / "world.json")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+
+class _SparkPool:
+    """Stands in for the ``multiprocessing`` pool :func:`abplatform.simulate.replay` opens: its
+    ``imap_unordered(fn, parts)`` runs ``fn`` on every partition as one Spark job (one task per
+    partition), after broadcasting the worker state ``replay`` has just set up."""
+
+    def __init__(self, spark: SparkSession):
+        self.spark = spark
+
+    def __enter__(self) -> _SparkPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def imap_unordered(self, fn: Callable, parts):
+        from abplatform import simulate
+
+        parts = [_absolute(p) for p in parts]
+        state = dict(simulate._STATE)
+        if isinstance(state.get("out"), (str, Path)):
+            state["out"] = Path(os.path.abspath(state["out"]))
+        sc = self.spark.sparkContext
+        bc = sc.broadcast(state)
+        sc.setJobGroup(REPLAY_JOB_GROUP, f"abplatform replay: {len(parts)} partitions")
+        try:
+            rows = (self.spark.range(0, len(parts), 1, numPartitions=len(parts))
+                    .mapInArrow(_partition_task(fn, bc, parts), _RESULT_DDL).toArrow().to_pylist())
+        finally:
+            sc.setLocalProperty("spark.jobGroup.id", None)
+            sc.setLocalProperty("spark.job.description", None)
+            bc.destroy()
+        for r in sorted(rows, key=lambda r: r["index"]):
+            yield tuple(json.loads(r["result"]))
+
+
+class _SparkMultiprocessing:
+    """The ``mp`` module as :func:`abplatform.simulate.replay` sees it during a Spark replay."""
+
+    def __init__(self, spark: SparkSession):
+        self.spark = spark
+
+    def get_context(self, method: str | None = None) -> _SparkMultiprocessing:
+        return self
+
+    def Pool(self, processes: int | None = None, *args, **kwargs) -> _SparkPool:  # noqa: N802 - mp's name
+        return _SparkPool(self.spark)
 
 
 def spark_replay(dataset: Dataset, spec, out_dir: str | Path, progress: Callable[[int, int], None] | None = None,
                  spark: SparkSession | None = None, master: str = DEFAULT_MASTER,
                  conf: Mapping[str, Any] | None = None):
-    """:func:`abplatform.simulate.replay` with the partitions run as Spark tasks.
+    """:func:`abplatform.simulate.replay`, with the partitions run as Spark tasks.
 
-    One task per (sessions, candidates) partition; the fitted rankers, catalog and world truth go
-    to the executors once, as a broadcast. Executors read the input files and write the output
-    files by path, so ``dataset`` and ``out_dir`` must be on storage every executor mounts at the
-    same path (local disk for ``local[N]``; NFS / a FUSE mount of the lake on a cluster).
-    ``spec.workers`` is ignored: parallelism is the cluster's. Returns a ``ReplayResult``.
+    This *is* ``simulate.replay`` — its set-up (catalog, behaviour, truth), its partition function
+    and its finishing steps (labels, copied tables, atomic rename) — with the process pool it
+    would open replaced by one Spark job: one task per (sessions, candidates) partition, the
+    worker state broadcast once. Executors read the input files and write the output files by
+    path, so ``dataset`` and ``out_dir`` must be on storage every executor mounts at the same path
+    (local disk for ``local[N]``; NFS / a FUSE mount of the lake on a cluster). ``spec.workers``
+    is ignored: parallelism is the cluster's. A dataset of a single partition is replayed on the
+    driver (``replay`` opens no pool for it). Returns ``replay``'s ``ReplayResult``.
     """
-    from abplatform.rankers import Catalog
-    from abplatform.simulate import ReplayResult, partitions
-    from abplatform.world.truth import load_truth
+    from abplatform import simulate
 
-    out = Path(out_dir)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    parts = partitions(dataset)
     session = spark if spark is not None else spark_session(master, conf)
-    sc = session.sparkContext
-    state = sc.broadcast({"spec": spec, "catalog": Catalog.from_dataset(dataset),
-                          "truth": load_truth(dataset.path, spec.behaviour), "out": tmp.resolve()})
-    try:
-        rows = (session.range(0, len(parts), 1, numPartitions=len(parts))
-                .mapInArrow(_partition_task(state, parts), _RESULT_SCHEMA).toArrow().to_pylist())
-    finally:
-        state.destroy()
-    seconds = {a.name: 0.0 for a in spec.arms}
-    scored = {a.name: 0 for a in spec.arms}
-    totals = [0, 0]
-    for done, r in enumerate(sorted(rows, key=lambda r: r["index"]), start=1):
-        totals[0] += r["sessions"]
-        totals[1] += r["impressions"]
-        for a, s in json.loads(r["seconds"]).items():
-            seconds[a] += s
-        for a, s in json.loads(r["scored"]).items():
-            scored[a] += s
-        if progress:
-            progress(done, len(parts))
-    _finish_replay(dataset, tmp, out)
-    return ReplayResult(out, totals[0], totals[1], seconds, scored)
+    # replay() opens its pool only for workers > 1 (and more than one partition).
+    spec = dataclasses.replace(spec, workers=max(2, spec.workers))
+    with _REPLAY_LOCK:  # simulate.mp is module state: one Spark replay at a time per process
+        saved = simulate.mp
+        simulate.mp = _SparkMultiprocessing(session)
+        try:
+            return simulate.replay(dataset, spec, Path(os.path.abspath(out_dir)), progress=progress)
+        finally:
+            simulate.mp = saved
