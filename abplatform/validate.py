@@ -188,8 +188,13 @@ def _world_windows(dataset: Dataset) -> dict[str, tuple[str, str]]:
         return {}
 
 
-def validate_dataset(dataset: Dataset, require_arm: bool = False, max_position: int = 50) -> dict[str, int]:
-    """Raise :class:`InputError` listing every contract violation; return row counts per table."""
+def validate_dataset(dataset: Dataset, require_arm: bool = False, max_position: int = 50,
+                     replay: bool = False) -> dict[str, int]:
+    """Raise :class:`InputError` listing every contract violation; return row counts per table.
+
+    ``require_arm``: an online A/B log (every session has an arm, no unit in two arms);
+    ``replay``: the source of an offline replay (the candidates and items tables are required).
+    """
     problems: list[str] = []
     broken: set[str] = set()
     for name in TABLES:
@@ -219,6 +224,9 @@ def validate_dataset(dataset: Dataset, require_arm: bool = False, max_position: 
             if not dataset.has(name):
                 if table.required:
                     problems.append(f"{where}: missing table (required: {table.doc})")
+                elif replay and name in ("candidates", "items"):
+                    problems.append(f"{where}: missing table (required to replay the log offline, data.mode: "
+                                    f"offline: {table.doc})")
                 continue
             if name not in views:
                 continue

@@ -281,9 +281,11 @@ def read_summary(path: str | Path) -> tuple[pd.DataFrame, dict[str, MetricSpec],
         specs.setdefault(row["metric"], spec)
         spec_line.setdefault(row["metric"], line)
     arms = list(dict.fromkeys(str(r["arm"]).strip() for _, r in raw_rows if not _missing(r.get("arm"))))
+    # a row that is present but invalid has its own problem above; "no row" only when there is none
+    present = {(str(r.get("metric")).strip(), str(r.get("arm")).strip()) for _, r in raw_rows}
     for metric, line in spec_line.items():
         for arm in arms:
-            if (metric, arm) not in seen:
+            if (metric, arm) not in seen and (metric, arm) not in present:
                 problems.append(f"{path}:{line}: field 'arm': metric {metric!r} has no row for arm {arm!r}")
     if problems:
         raise InputError("\n".join(problems), problems)

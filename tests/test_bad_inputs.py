@@ -1,0 +1,505 @@
+"""The bad-input corpus: each case breaks one thing in a tiny valid log (or summary file), runs the
+real CLI in a subprocess and expects one clear line naming the file and the field / line, exit
+code 2, no traceback and nothing written to the results store.
+
+The table in ``docs/bad_inputs.md`` is generated from ``CASES`` (and the YAML mistakes of
+``tests/test_config_errors.py``); ``test_doc_is_in_sync`` keeps it current. Regenerate it with
+``.venv/bin/python -m tests.test_bad_inputs``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from tests.bad_inputs import tiny_experiment, tiny_tables, write_tiny
+
+DOC = Path(__file__).parents[1] / "docs" / "bad_inputs.md"
+Tables = dict[str, pa.Table]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    what: str  # what is wrong, for the docs
+    command: str  # analyze | run | check-data | analyze-summary
+    build: Callable[[Path], list[str]]  # writes the inputs into a folder, returns the CLI arguments
+    where: str  # the file the message must name
+    expect: tuple[str, ...]  # fragments of that one line
+    lines: int = 1
+    xfail: str | None = None
+
+
+# --- building blocks ---------------------------------------------------------------------------
+
+def _set(t: pa.Table, col: str, values, nullable: bool = False) -> pa.Table:
+    i = t.schema.get_field_index(col)
+    field = t.schema.field(i)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    arr = values if isinstance(values, pa.Array) else pa.array(values, type=field.type)
+    return t.set_column(i, pa.field(col, arr.type, nullable=nullable or field.nullable), arr)
+
+
+def _edit(t: pa.Table, col: str, row: int, value, nullable: bool = False) -> pa.Table:
+    values = t[col].to_pylist()
+    values[row] = value
+    return _set(t, col, pa.array(values, type=t.schema.field(col).type), nullable)
+
+
+def logs(command: str, mutate: Callable[[Tables], None] | None = None, after: Callable[[Path], None] | None = None,
+         yaml_extra: str = "", data: str = "logs") -> Callable[[Path], list[str]]:
+    """A builder: the tiny log, ``mutate`` applied to its tables, ``after`` applied to its files."""
+    def build(folder: Path) -> list[str]:
+        tables = tiny_tables()
+        if mutate:
+            mutate(tables)
+        write_tiny(folder / "logs", tables)
+        if after:
+            after(folder / "logs")
+        if command == "check-data":
+            return ["check-data", data]
+        tiny_experiment(folder, data=data, extra=yaml_extra)
+        return [command, "tiny.yaml", "--no-segments"]
+    return build
+
+
+def table_op(name: str, fn: Callable[[pa.Table], pa.Table]) -> Callable[[Tables], None]:
+    def mutate(tables: Tables) -> None:
+        tables[name] = fn(tables[name])
+    return mutate
+
+
+def to_csv(name: str, delimiter: str = ",", edit: Callable[[str], str] | None = None,
+           encoding: str = "utf-8") -> Callable[[Path], None]:
+    def after(folder: Path) -> None:
+        f = folder / f"{name}.parquet"
+        csv = folder / f"{name}.csv"
+        pacsv.write_csv(pq.read_table(f), csv, pacsv.WriteOptions(delimiter=delimiter, quoting_style="none"))
+        f.unlink()
+        text = csv.read_text()
+        csv.write_bytes((edit(text) if edit else text).encode(encoding))
+    return after
+
+
+def csv_cell(line: int, column: int, value: str) -> Callable[[str], str]:
+    def edit(text: str) -> str:
+        rows = text.splitlines()
+        cells = rows[line - 1].split(",")
+        cells[column] = value
+        rows[line - 1] = ",".join(cells)
+        return "\n".join(rows) + "\n"
+    return edit
+
+
+def first_unit_with_sessions(t: pa.Table, k: int) -> int:
+    units = t["unit_id"].to_pylist()
+    return next(i for i, u in enumerate(units) if units.count(u) >= k)
+
+
+def unit_in_two_arms(tables: Tables) -> None:
+    s = tables["sessions"]
+    row = first_unit_with_sessions(s, 2)
+    arm = s["arm"][row].as_py()
+    tables["sessions"] = _edit(s, "arm", row, "treatment" if arm == "control" else "control")
+
+
+def position_gap(t: pa.Table) -> pa.Table:
+    return _edit(t, "position", 4, 9)  # session 1 shows positions 1..4 and 9: 5..8 were never shown
+
+
+def unknown_session(t: pa.Table) -> pa.Table:
+    sid = t["session_id"].to_pylist()
+    return _set(t, "session_id", [999_999 if s == sid[0] else s for s in sid])
+
+
+def purchase_without_click(t: pa.Table) -> pa.Table:
+    row = t["clicked"].to_pylist().index(False)
+    t = _edit(t, "purchased", row, True)
+    t = _edit(t, "orders", row, 1)
+    return _edit(t, "revenue", row, 19.5)
+
+
+def orders_without_purchase(t: pa.Table) -> pa.Table:
+    row = t["purchased"].to_pylist().index(False)
+    return _edit(t, "orders", row, 2)
+
+
+def purchase_without_order(t: pa.Table) -> pa.Table:
+    row = t["purchased"].to_pylist().index(True)
+    t = _edit(t, "orders", row, 0)
+    return _edit(t, "revenue", row, 0.0)
+
+
+def revenue_without_order(t: pa.Table) -> pa.Table:
+    row = t["orders"].to_pylist().index(0)
+    return _edit(t, "revenue", row, 12.0)
+
+
+def before_pre_period(t: pa.Table) -> pa.Table:
+    return _edit(t, "ts", 3, datetime(2026, 5, 27, 12, tzinfo=timezone.utc))
+
+
+def ts_no_tz(t: pa.Table) -> pa.Table:
+    return _set(t, "ts", t["ts"].cast(pa.timestamp("us")))
+
+
+def empty_file(folder: Path) -> None:
+    (folder / "impressions.parquet").write_bytes(b"")
+
+
+def truncate(folder: Path) -> None:
+    f = folder / "impressions.parquet"
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+
+
+def corrupt(folder: Path) -> None:
+    f = folder / "impressions.parquet"
+    data = bytearray(f.read_bytes())
+    for i in range(200, 1200):
+        data[i] ^= 0x5A
+    f.write_bytes(bytes(data))
+
+
+def not_parquet(folder: Path) -> None:
+    (folder / "sessions.parquet").write_text("session_id,unit_id\n1,u001\n")
+
+
+def world_json(folder: Path) -> None:
+    (folder / "world.json").write_text(json.dumps({"experiment_window": ["2026-06-01", "2026-06-05"],
+                                                   "pre_window": ["2026-05-25", "2026-06-01"]}))
+
+
+def no_candidates_offline(folder: Path) -> list[str]:
+    write_tiny(folder / "logs", tiny_tables(with_arm=False))
+    tiny_experiment(folder, extra="").write_text(
+        (folder / "tiny.yaml").read_text().replace("data: {path: logs}", "data: {path: logs, mode: offline}"))
+    return ["run", "tiny.yaml", "--no-segments"]
+
+
+def to_duckdb(only: tuple[str, ...] | None = None) -> Callable[[Path], list[str]]:
+    def build(folder: Path) -> list[str]:
+        con = duckdb.connect(str(folder / "logs.duckdb"))
+        for name, t in tiny_tables().items():
+            if only is None or name in only:
+                con.register("t", t)
+                con.execute(f"CREATE TABLE {name} AS SELECT * FROM t")
+                con.unregister("t")
+        con.close()
+        return ["check-data", "logs.duckdb"]
+    return build
+
+
+def not_a_database(folder: Path) -> list[str]:
+    (folder / "logs.duckdb").write_text("just some text, not a duckdb database\n")
+    tiny_experiment(folder, data="logs.duckdb")
+    return ["analyze", "tiny.yaml", "--no-segments"]
+
+
+SUMMARY_HEADER = "metric,arm,type,n,sum_x,sum_x2"
+GOOD_ROWS = ["revenue,control,mean,400,210.5,900.25", "revenue,treatment,mean,410,230.0,990.0"]
+
+
+def summary(text: str, name: str = "summary.csv", encoding: str = "utf-8") -> Callable[[Path], list[str]]:
+    def build(folder: Path) -> list[str]:
+        (folder / name).write_bytes(text.encode(encoding))
+        return ["analyze-summary", name]
+    return build
+
+
+def csv_rows(*rows: str, header: str = SUMMARY_HEADER) -> str:
+    return "\n".join([header, *rows]) + "\n"
+
+
+RATIO_HEADER = "metric,arm,type,n,sum_x,sum_x2,sum_y,sum_y2,sum_xy"
+
+# --- the corpus --------------------------------------------------------------------------------
+
+S, I = "logs/sessions.parquet", "logs/impressions.parquet"
+CASES: list[Case] = [
+    # schema
+    Case("missing-column", "sessions without the column query_segment", "analyze",
+         logs("analyze", table_op("sessions", lambda t: t.drop_columns(["query_segment"]))), S,
+         ("missing column 'query_segment'",)),
+    Case("wrong-type", "impressions.position stored as text", "check-data",
+         logs("check-data", table_op("impressions", lambda t: _set(t, "position", t["position"].cast(pa.string())))),
+         I, ("column 'position' has type VARCHAR, expected int16",)),
+    Case("timestamp-without-timezone", "sessions.ts without a time zone", "check-data",
+         logs("check-data", table_op("sessions", ts_no_tz)), S,
+         ("column 'ts' has type TIMESTAMP, expected timestamp[us, tz=UTC]",)),
+    Case("null-unit", "two sessions with a null unit_id", "check-data",
+         logs("check-data", table_op("sessions", lambda t: _edit(_edit(t, "unit_id", 0, None, True), "unit_id", 5, None))),
+         S, ("2 null value(s) in required column 'unit_id'",)),
+    Case("null-clicked", "an impression with clicked = null", "check-data",
+         logs("check-data", table_op("impressions", lambda t: _edit(t, "clicked", 7, None, True))), I,
+         ("1 null value(s) in required column 'clicked'",)),
+    Case("duplicate-position", "the same (session, position) logged twice", "run",
+         logs("run", table_op("impressions", lambda t: pa.concat_tables([t, t.slice(2, 1)]))), I,
+         ("1 duplicate key(s) (session_id, position), e.g. session_id 1 position 3",)),
+    Case("duplicate-session", "a session row logged twice", "check-data",
+         logs("check-data", table_op("sessions", lambda t: pa.concat_tables([t, t.slice(4, 1)]))), S,
+         ("duplicate key(s) (session_id), e.g. session_id 5",)),
+    Case("missing-table", "no impressions table", "check-data",
+         logs("check-data", after=lambda f: (f / "impressions.parquet").unlink()), "logs/impressions",
+         ("missing table (required",)),
+    Case("no-sessions", "a sessions table with zero rows", "check-data",
+         logs("check-data", table_op("sessions", lambda t: t.slice(0, 0))), S,
+         ("no rows (expected at least one session)",)),
+    # impressions: counts and consistency
+    Case("negative-orders", "orders = -1 on an impression", "check-data",
+         logs("check-data", table_op("impressions", lambda t: _edit(t, "orders", 3, -1))), I,
+         ("1 row(s) with negative orders or revenue (expected >= 0), e.g. session_id 1",)),
+    Case("purchase-without-click", "an item purchased but not clicked", "check-data",
+         logs("check-data", table_op("impressions", purchase_without_click)), I,
+         ("purchase without a click (purchased implies clicked)",)),
+    Case("orders-without-purchase", "orders > 0 on an item not purchased", "check-data",
+         logs("check-data", table_op("impressions", orders_without_purchase)), I,
+         ("orders without a purchase (orders must be 0 unless purchased)",)),
+    Case("purchase-without-order", "purchased = true with orders = 0", "check-data",
+         logs("check-data", table_op("impressions", purchase_without_order)), I,
+         ("purchase with no order (orders must be >= 1 when purchased)",)),
+    Case("revenue-without-order", "revenue > 0 with orders = 0", "check-data",
+         logs("check-data", table_op("impressions", revenue_without_order)), I,
+         ("revenue without an order (revenue comes from orders)",)),
+    Case("position-zero", "position 0 (positions are 1-based)", "check-data",
+         logs("check-data", table_op("impressions", lambda t: _edit(t, "position", 0, 0))), I,
+         ("row(s) with position outside 1..50",), lines=1),
+    Case("position-never-shown", "a page of 5 with an item at position 9 (5..8 never shown)", "check-data",
+         logs("check-data", table_op("impressions", position_gap)), I,
+         ("positions that were never shown, e.g. session_id 1 logs position 9 but only 5 item(s)",)),
+    Case("unknown-session", "impressions of a session that is not in sessions", "check-data",
+         logs("check-data", table_op("impressions", unknown_session)), I,
+         ("5 impression(s) whose session_id is not in sessions, e.g. session_id 999999",)),
+    Case("propensity-above-one", "a logging propensity of 1.5", "check-data",
+         logs("check-data", table_op("impressions", lambda t: _edit(t, "propensity", 0, 1.5))), I,
+         ("propensity outside (0, 1]",)),
+    # sessions: values and time
+    Case("unknown-segment", "query_segment 'HEAD' (values are lower-case)", "check-data",
+         logs("check-data", table_op("sessions", lambda t: _edit(t, "query_segment", 2, "HEAD"))), S,
+         ("column 'query_segment' = 'HEAD'; expected one of head, torso, tail",)),
+    Case("session-before-pre-period", "an experiment session dated inside the pre-period", "check-data",
+         logs("check-data", table_op("sessions", before_pre_period)), S,
+         ("session(s) with column 'ts' at or before the last pre-period session", "e.g. session_id 4")),
+    Case("session-in-future", "a session dated in 2100", "check-data",
+         logs("check-data", table_op("sessions", lambda t: _edit(t, "ts", 1, datetime(2100, 1, 1, tzinfo=timezone.utc)))),
+         S, ("implausible column 'ts', e.g. session_id 2",)),
+    Case("epoch-zero", "a pre-period session at 1970-01-01 (ts = 0)", "check-data",
+         logs("check-data", table_op("pre_sessions", lambda t: _edit(t, "ts", 0, datetime(1970, 1, 1, tzinfo=timezone.utc)))),
+         "logs/pre_sessions.parquet", ("implausible column 'ts'", "after 2000-01-01")),
+    Case("outside-world-window", "sessions after the experiment window of world.json", "check-data",
+         logs("check-data", after=world_json), S, ("outside the experiment window [2026-06-01, 2026-06-05) of world.json",)),
+    # online A/B logs
+    Case("unit-in-two-arms", "one user logged in both arms", "analyze",
+         logs("analyze", unit_in_two_arms), S, ("1 unit(s) logged in more than one arm",)),
+    Case("session-without-arm", "a session of an online A/B log without an arm", "analyze",
+         logs("analyze", table_op("sessions", lambda t: _edit(t, "arm", 3, None))), S,
+         ("1 session(s) with no arm, e.g. session_id 4",)),
+    Case("mapping-unknown-column", "data.mapping names a source column the log does not have", "analyze",
+         logs("analyze", yaml_extra="", data="logs"), "logs", ("data.mapping.sessions: source column 'user' not found",),
+         xfail=None),
+    # files
+    Case("empty-parquet", "impressions.parquet is an empty (0-byte) file", "check-data",
+         logs("check-data", after=empty_file), I, ("empty file (0 bytes), expected a parquet file",)),
+    Case("truncated-parquet", "impressions.parquet cut in half (no footer)", "run",
+         logs("run", after=truncate), I, ("not a parquet file (truncated: no parquet footer)",)),
+    Case("corrupt-parquet", "impressions.parquet with 1 kB of flipped bytes (footer intact)", "analyze",
+         logs("analyze", after=corrupt), I, ("cannot read (",)),
+    Case("not-parquet", "sessions.parquet that is really a CSV file", "check-data",
+         logs("check-data", after=not_parquet), S, ("not a parquet file (another format)",)),
+    Case("csv-wrong-delimiter", "sessions.csv separated by '^'", "analyze",
+         logs("analyze", after=to_csv("sessions", "^")), "logs/sessions.csv",
+         ("read as a single column", "wrong delimiter")),
+    Case("csv-latin1", "sessions.csv saved as Latin-1", "check-data",
+         logs("check-data", after=to_csv("sessions", edit=lambda s: s.replace("shoes", "chaussures d'été"),
+                                      encoding="latin-1")), "logs/sessions.csv:", ("not UTF-8 text (byte 0xe9)",)),
+    Case("csv-utf16", "sessions.csv saved as UTF-16", "check-data",
+         logs("check-data", after=to_csv("sessions", encoding="utf-16")), "logs/sessions.csv:1",
+         ("UTF-16 text; expected the sessions table as UTF-8 CSV",)),
+    Case("csv-bad-value", "impressions.csv with position 'abc' on line 4", "check-data",
+         logs("check-data", after=to_csv("impressions", edit=csv_cell(4, 1, "abc"))), "logs/impressions.csv:4",
+         ("column 'position': 'abc' is not a int16 value",)),
+    Case("csv-decimal-comma", "impressions.csv with ';' separators and decimal commas", "check-data",
+         logs("check-data", after=to_csv("impressions", ";", edit=lambda s: s.replace("19.5", "19,5"))),
+         "logs/impressions.csv:", ("column 'revenue': '19,5' is not a double value",)),
+    Case("csv-empty", "sessions.csv is an empty file", "check-data",
+         logs("check-data", after=to_csv("sessions", edit=lambda s: "")), "logs/sessions.csv",
+         ("empty file (0 bytes), expected a header row and data",)),
+    Case("csv-header-only", "sessions.csv with a header and no rows", "check-data",
+         logs("check-data", after=to_csv("sessions", edit=lambda s: s.splitlines()[0] + "\n")), "logs/sessions.csv",
+         ("no rows (expected at least one session)",)),
+    Case("not-a-database", "data.path is a .duckdb file that is not a database", "analyze",
+         not_a_database, "logs.duckdb", ("not a readable duckdb database",)),
+    Case("database-missing-table", "a duckdb database with sessions only", "check-data",
+         to_duckdb(("sessions",)), "logs.duckdb/impressions", ("missing table (required",)),
+    # labels
+    Case("grade-out-of-range", "a relevance grade of 7", "check-data",
+         logs("check-data", table_op("relevance_labels", lambda t: _edit(t, "grade", 0, 7))),
+         "logs/relevance_labels.parquet", ("1 grade(s) outside 0..3 in column 'grade', e.g. 7",)),
+    Case("page-label-unknown-session", "a page label for a session that is not in the log", "check-data",
+         logs("check-data", table_op("page_labels", lambda t: _edit(t, "session_id", 0, 424242))),
+         "logs/page_labels.parquet", ("1 page label(s) for sessions that are not in the log, e.g. session_id 424242",)),
+    Case("offline-without-candidates", "mode: offline on a log without candidates and items", "run",
+         no_candidates_offline, "logs/candidates", ("missing table", "replay"),
+         xfail="pipeline.run_offline must call validate_dataset(source, replay=True) (see docs/bad_inputs.md)"),
+    # summary files
+    Case("summary-negative-variance", "sum_x2 < (sum_x)^2/n", "analyze-summary",
+         summary(csv_rows(GOOD_ROWS[0], "revenue,treatment,mean,410,230.0,10.0")), "summary.csv:3",
+         ("field 'sum_x2': negative variance",)),
+    Case("summary-n-zero", "n = 0", "analyze-summary",
+         summary(csv_rows(GOOD_ROWS[0], "revenue,treatment,mean,0,230.0,990.0")), "summary.csv:3",
+         ("field 'n': expected a positive integer, got 0",)),
+    Case("summary-n-one", "n = 1 for a mean metric (no variance)", "analyze-summary",
+         summary(csv_rows(GOOD_ROWS[0], "revenue,treatment,mean,1,2.0,4.0")), "summary.csv:3",
+         ("field 'n': expected at least 2 units for a mean metric",)),
+    Case("summary-missing-column", "no sum_x column", "analyze-summary",
+         summary("metric,arm,type,n,sumx,sum_x2\nrevenue,control,mean,400,210.5,900.25\n"), "summary.csv:1",
+         ("missing column 'sum_x' (found 'sumx')",)),
+    Case("summary-unknown-type", "type 'binomial'", "analyze-summary",
+         summary(csv_rows(GOOD_ROWS[0], "revenue,treatment,binomial,410,230.0,990.0")), "summary.csv:3",
+         ("field 'type': expected one of proportion, mean, ratio, got 'binomial'",)),
+    Case("summary-non-numeric", "sum_x = 'twelve'", "analyze-summary",
+         summary(csv_rows(GOOD_ROWS[0], "revenue,treatment,mean,410,twelve,990.0")), "summary.csv:3",
+         ("field 'sum_x': expected a number, got 'twelve'",)),
+    Case("summary-proportion-above-n", "a proportion with sum_x > n", "analyze-summary",
+         summary(csv_rows("buyers,control,proportion,100,40,", "buyers,treatment,proportion,100,140,")),
+         "summary.csv:3", ("field 'sum_x': expected a count between 0 and n = 100",)),
+    Case("summary-duplicate-row", "the same metric and arm twice", "analyze-summary",
+         summary(csv_rows(*GOOD_ROWS, GOOD_ROWS[1])), "summary.csv:4",
+         ("duplicate row for metric 'revenue' arm 'treatment' (first at line 3)",)),
+    Case("summary-one-arm", "rows for one arm only", "analyze-summary",
+         summary(csv_rows(GOOD_ROWS[0])), "summary.csv:1", ("need at least two arms",)),
+    Case("summary-zero-denominator", "a ratio metric whose denominator sums to 0", "analyze-summary",
+         summary(csv_rows("ctr,control,ratio,10,0,0,0,0,0", "ctr,treatment,ratio,10,1,1,2,2,1", header=RATIO_HEADER)),
+         "summary.csv:2", ("field 'sum_y': the ratio's denominator sums to 0",)),
+    Case("summary-empty", "an empty summary file", "analyze-summary", summary(""), "summary.csv:1",
+         ("not a readable CSV file",)),
+    Case("summary-wrong-delimiter", "a summary CSV separated by ';'", "analyze-summary",
+         summary(csv_rows(*GOOD_ROWS).replace(",", ";")), "summary.csv:1", ("read as a single column",)),
+    Case("summary-utf16", "a summary CSV saved as UTF-16", "analyze-summary",
+         summary(csv_rows(*GOOD_ROWS), encoding="utf-16"), "summary.csv:1", ("not UTF-8 text (byte 0xff)",)),
+    Case("summary-invalid-json", "a JSON summary with a missing bracket", "analyze-summary",
+         summary('[\n  {"metric": "m", "arm": "a"\n', name="summary.json"), "summary.json:3", ("invalid JSON",)),
+]
+
+
+def _mapping_case(folder: Path) -> list[str]:
+    write_tiny(folder / "logs")
+    tiny_experiment(folder, extra="").write_text((folder / "tiny.yaml").read_text().replace(
+        "data: {path: logs}", "data: {path: logs, mapping: {sessions: {unit_id: user}}}"))
+    return ["analyze", "tiny.yaml", "--no-segments"]
+
+
+CASES = [Case(c.id, c.what, c.command, _mapping_case, c.where, c.expect, c.lines, c.xfail)
+         if c.id == "mapping-unknown-column" else c for c in CASES]
+BY_ID = {c.id: c for c in CASES}
+
+
+# --- running them ------------------------------------------------------------------------------
+
+def run_case(case: Case, folder: Path) -> subprocess.CompletedProcess:
+    folder.mkdir(parents=True, exist_ok=True)
+    args = case.build(folder)
+    return subprocess.run([sys.executable, "-m", "abplatform.cli", *args], cwd=folder, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def outcomes(request, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+    """Every selected case, run in parallel subprocesses (each CLI start-up is mostly imports)."""
+    wanted = [BY_ID[i.callspec.params["case"]] for i in request.session.items
+              if getattr(i, "module", None) is sys.modules[__name__] and hasattr(i, "callspec")
+              and "case" in i.callspec.params]
+    root = tmp_path_factory.mktemp("bad")
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {c.id: pool.submit(run_case, c, root / c.id) for c in wanted}
+        return {k: (f.result(), root / k) for k, f in futures.items()}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c.id, marks=pytest.mark.xfail(reason=c.xfail, strict=True))
+                                  if c.xfail else c.id for c in CASES])
+def test_bad_input(case: str, outcomes) -> None:
+    c = BY_ID[case]
+    res, folder = outcomes[case]
+    out = res.stdout + res.stderr
+    assert "Traceback" not in out, out
+    assert res.returncode == 2, out
+    lines = res.stderr.strip().splitlines()
+    assert all(line.startswith("error: ") for line in lines), res.stderr
+    assert len(lines) == c.lines, res.stderr
+    assert any(c.where in line and all(e in line for e in c.expect) for line in lines), res.stderr
+    results = folder / "results"
+    if results.exists():
+        assert not (results / "index.json").exists()
+        assert not [d for d in results.iterdir() if d.is_dir()], list(results.iterdir())
+
+
+def test_the_tiny_log_itself_is_valid(tmp_path) -> None:
+    from abplatform.dataset import Dataset
+    from abplatform.validate import validate_dataset
+
+    counts = validate_dataset(Dataset(write_tiny(tmp_path / "logs")), require_arm=True)
+    assert counts["sessions"] > 50 and counts["impressions"] == 5 * counts["sessions"]
+
+
+def test_enough_cases() -> None:
+    from tests.test_config_errors import MISTAKES
+
+    assert len(CASES) >= 40 and len(CASES) + len(MISTAKES) >= 80
+    assert len(set(BY_ID)) == len(CASES)
+
+
+# --- the table in the docs ---------------------------------------------------------------------
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def doc_tables() -> str:
+    from tests.test_config_errors import MISTAKES
+
+    lines = [f"### Logs, labels and summary files ({len(CASES)} cases, `tests/test_bad_inputs.py`)", "",
+             "| # | case | command | what is wrong | the one line names | expected message (fragments) |",
+             "|---|---|---|---|---|---|"]
+    for k, c in enumerate(CASES, 1):
+        cmd = {"check-data": "check-data logs", "analyze-summary": "analyze-summary FILE"}.get(c.command,
+                                                                                             f"{c.command} tiny.yaml")
+        msg = " … ".join(f"`{_md(e)}`" for e in c.expect)
+        if c.lines > 1:
+            msg += f" (+{c.lines - 1} more line{'s' if c.lines > 2 else ''})"
+        if c.xfail:
+            msg += " — **not yet: " + _md(c.xfail) + "**"
+        lines.append(f"| {k} | `{c.id}` | `abplatform {cmd}` | {_md(c.what)} | `{_md(c.where)}` | {msg} |")
+    lines += ["", f"### Experiment files ({len(MISTAKES)} cases, `tests/test_config_errors.py`)", "",
+              "Checked with `abplatform validate` / `run` (the same parser): the line names `exp.yaml:LINE:COL: field`.",
+              "", "| # | location | expected message (fragment) |", "|---|---|---|"]
+    for k, (_, where, message) in enumerate(MISTAKES, 1):
+        lines.append(f"| {k} | `exp.yaml{_md(where)}` | `{_md(message)}` |")
+    return "\n".join(lines) + "\n"
+
+
+START, END = "<!-- cases:start -->", "<!-- cases:end -->"
+
+
+def test_doc_is_in_sync() -> None:
+    text = DOC.read_text()
+    assert text.split(START)[1].split(END)[0].strip() == doc_tables().strip(), \
+        "docs/bad_inputs.md is stale: run .venv/bin/python -m tests.test_bad_inputs"
+
+
+if __name__ == "__main__":
+    text = DOC.read_text()
+    head, rest = text.split(START)
+    DOC.write_text(head + START + "\n" + doc_tables() + END + rest.split(END)[1])
+    print(f"{DOC}: {len(CASES)} cases")
