@@ -268,7 +268,7 @@ def test_segments_srm_failure_is_flagged(app, dash_results):
 # --- Long tail ----------------------------------------------------------------------------------------
 
 def test_long_tail_empty_state_when_report_has_none(app, dash_results):
-    goto(pick_run(app, dash_results["a"]), "long_tail")
+    goto(pick_run(app, dash_results["legacy"]), "long_tail")
     assert not app.get("plotly_chart")
     assert "No long-tail measurements" in app.info[0].value
 
@@ -293,6 +293,20 @@ def test_long_tail_panel(app, dash_results):
     assert_forest(figs["long_tail_forest"]["data"][0], h["long_tail"]["metrics"])
     assert list(app.dataframe[1].value["rel diff 95% CI"]) == [
         fmt_ci(m["rel_ci_low"], m["rel_ci_high"]) for m in h["long_tail"]["metrics"]]
+
+
+def test_long_tail_panel_of_a_real_run_when_the_pipeline_writes_one(app, dash_results):
+    a = dash_results["a"]
+    if not a.get("long_tail"):
+        pytest.skip("this checkout's pipeline does not write report['long_tail'] yet")
+    goto(pick_run(app, a), "long_tail")
+    per_arm = a["long_tail"]["per_arm"]
+    bars = charts(app)["long_tail_arms"]["data"]
+    for t in bars:
+        meas = charts(app)["long_tail_arms"]["layout"]["annotations"][int((t["xaxis"][1:] or "1")) - 1]["text"]
+        assert close(t["y"][0], per_arm[t["name"]][meas])
+    if a["long_tail"].get("metrics"):
+        assert_forest(charts(app)["long_tail_forest"]["data"][0], a["long_tail"]["metrics"])
 
 
 # --- Offline vs online --------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Results folders for the dashboard tests (imported by test_dashboard_app / test_dashboard_browser).
 
-Two real offline runs of a tiny world (different simulation seeds, so their numbers differ) plus
-one hand-made "online" run derived from the first: it holds, fails the sample-ratio check (overall
+Two real offline runs of a tiny world (different simulation seeds, so their numbers differ), a
+"legacy" copy of the first without the newer report sections, and one hand-made "online" run
+derived from the first: it holds, fails the sample-ratio check (overall
 and in one segment) and carries the sections other issues will add (``long_tail``,
 ``offline_vs_online``), so both a filled panel and an empty state can be tested.
 """
@@ -72,7 +73,7 @@ def _handmade(real: dict, run_id: str, created: str) -> dict:
 
 
 def build_results(base: Path) -> dict:
-    """Make (once per base folder) the results folder; return {'root', 'a', 'b', 'h', 'only_a'}."""
+    """Make (once per base folder) the results folder; return {'root', 'a', 'b', 'h', 'legacy', 'only_a'}."""
     from abplatform.pipeline import run_offline
 
     done = base / "done.json"
@@ -94,7 +95,18 @@ def build_results(base: Path) -> dict:
     # a run folder may name code (a ranker's dotted path): the dashboard must never import it
     (d / "experiment.yaml").write_text("name: tiny_online\narms:\n  - {name: control, ranker: v1}\n"
                                        "  - {name: treatment, ranker: dashboard_canary_module:Boom}\n")
+    # a run in the format of before the long_tail section existed (the panels' empty states)
+    old_created = datetime.fromisoformat(reports["a"]["created"]) - timedelta(days=1)
+    legacy = {k: v for k, v in copy.deepcopy(reports["a"]).items() if k not in ("long_tail", "offline_vs_online")}
+    legacy.update(experiment="tiny_legacy", run_id=old_created.strftime("%Y%m%dT%H%M%S%fZ"),
+                  created=old_created.isoformat())
+    (root / "tiny_legacy" / legacy["run_id"]).mkdir(parents=True)
+    (root / "tiny_legacy" / legacy["run_id"] / "report.json").write_text(json.dumps(legacy, indent=1))
     index = json.loads((root / "index.json").read_text())
+    index.insert(0, {"created": legacy["created"], "mode": "offline", "decision": legacy["decision"]["decision"],
+                     "primary_metric": "item_ctr", "primary_rel_effect": legacy["metrics"][0]["rel_effect"],
+                     "config_sha256": legacy["config_sha256"], "experiment": "tiny_legacy",
+                     "run_id": legacy["run_id"], "path": f"tiny_legacy/{legacy['run_id']}"})
     index.append({"created": h["created"], "mode": "online", "decision": "hold", "primary_metric": "item_ctr",
                   "primary_rel_effect": h["metrics"][0]["rel_effect"], "config_sha256": "f" * 64,
                   "experiment": "tiny_online", "run_id": run_id, "path": f"tiny_online/{run_id}"})
@@ -104,7 +116,7 @@ def build_results(base: Path) -> dict:
     ea = next(e for e in index if e["run_id"] == reports["a"]["run_id"])
     shutil.copytree(root / ea["path"], only_a / ea["path"])
     (only_a / "index.json").write_text(json.dumps([ea]))
-    out = {"root": str(root), "only_a": str(only_a), "a": reports["a"], "b": reports["b"], "h": h}
+    out = {"root": str(root), "only_a": str(only_a), "a": reports["a"], "b": reports["b"], "h": h, "legacy": legacy}
     done.write_text(json.dumps(out))
     return {**out, "root": root, "only_a": only_a}
 
