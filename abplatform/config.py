@@ -185,6 +185,9 @@ class Decision(_Model):
         "harm", description="harm: hold when a guardrail is significantly worse beyond its margin; "
                             "noninferiority: hold unless non-inferiority within the margin is shown.")
     block_on_srm: bool = True
+    latency_margin: Annotated[float, Field(gt=0)] | None = Field(
+        0.2, description="Offline runs: hold when the treatment ranker's scoring time per query exceeds the "
+                         "control's by more than this share (null: do not gate on latency).")
 
 
 class Simulation(_Model):

@@ -50,6 +50,13 @@ def junit_xml(report: dict[str, Any]) -> bytes:
         failures += failure is not None
         kind = "guardrail" if m["role"] == "guardrail" else "metric"
         _case(suite, m["metric"], f"{report['experiment']}.{kind}", failure, details)
+    lat = report.get("latency_guardrail")
+    if lat:
+        lat_failure = "ranker latency guardrail breached" if lat["breached"] else None
+        failures += lat_failure is not None
+        _case(suite, "latency", f"{report['experiment']}.guardrail", lat_failure,
+              f"scoring ms/query: control {lat['control_ms']:.4f}, treatment {lat['treatment_ms']:.4f} "
+              f"(ratio {lat['ratio']:.3f}, margin {lat['margin']:.0%})")
     srm = report["srm"]
     srm_failure = "sample ratio mismatch" if srm["failed"] else None
     failures += srm_failure is not None

@@ -17,6 +17,7 @@ from abplatform.config import Experiment, load_experiment
 from abplatform.dataset import Dataset
 from abplatform.errors import InputError
 from abplatform.gate import junit_xml
+from abplatform.metrics.engine import SQL_DIR
 from abplatform.offline.behaviour import FittedBehaviour
 from abplatform.rankers import Catalog, make_ranker
 from abplatform.report import markdown, scorecard_json
@@ -69,9 +70,39 @@ def data_fingerprint(dataset: Dataset, counts: dict[str, int]) -> dict[str, Any]
             "first_session": str(lo), "last_session": str(hi)}
 
 
-def _replay_key(exp: Experiment, source_fingerprint: str) -> str:
-    payload = {"source": source_fingerprint, "arms": [a.model_dump() for a in exp.arms], "salt": exp.salt,
-               "sim": exp.simulation.model_dump(exclude={"workers", "batch_size"}), "version": __version__}
+def _resolve_ranker(name: str, config_path: Path) -> str:
+    """``rankings:FILE`` relative to the working directory, else to the experiment file."""
+    if not name.startswith("rankings:"):
+        return name
+    p = Path(name.removeprefix("rankings:"))
+    return name if p.is_absolute() or p.exists() else f"rankings:{config_path.parent / p}"
+
+
+def _ranker_code_hash(ranker) -> str:
+    """What the replay cache must notice: a rankings file's bytes, a user ranker's source file."""
+    import inspect
+
+    from abplatform.rankers import PrecomputedRanker
+
+    if isinstance(ranker, PrecomputedRanker):
+        path = ranker.path
+    else:
+        path = Path(inspect.getsourcefile(type(ranker)) or "")
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+
+
+def code_version() -> str:
+    """A hash of the package's source and SQL: the replay cache and the run folders record it."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted([*root.rglob("*.py"), *SQL_DIR.glob("*.sql")]):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _replay_key(exp: Experiment, source_fingerprint: str, code: list[str]) -> str:
+    payload = {"source": source_fingerprint, "arms": [a.model_dump() for a in exp.arms], "salt": exp.salt, "code": code,
+               "sim": exp.simulation.model_dump(exclude={"workers", "batch_size"}), "version": code_version()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -95,12 +126,13 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
     """Replay the logged sessions through both arms, then analyse the simulated A/B log."""
     config_path = Path(config_path)
     exp, config_sha = load_experiment(config_path)
-    arms = [(a, make_ranker(a.ranker, a.params, where=f"{config_path}: arms[{i}].ranker"))
+    arms = [(a, make_ranker(_resolve_ranker(a.ranker, config_path), a.params, where=f"{config_path}: arms[{i}].ranker"))
             for i, a in enumerate(exp.arms)]
     source = source_dataset(exp, config_path, say)
     counts = validate_dataset(source)
     source_fp = data_fingerprint(source, counts)
-    replay_dir = Path(exp.data.cache_dir) / "replays" / f"{exp.name}-{_replay_key(exp, source_fp['hash'])}"
+    code = [_ranker_code_hash(r) for _, r in arms]
+    replay_dir = Path(exp.data.cache_dir) / "replays" / f"{exp.name}-{_replay_key(exp, source_fp['hash'], code)}"
     latency: dict[str, float] = {}
     if (replay_dir / "sessions").is_dir() and (replay_dir / "latency.json").is_file():
         say(f"Reusing the replayed event log in {replay_dir}")
@@ -125,9 +157,25 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
     dataset = Dataset(replay_dir)
     say("Computing sufficient statistics (duckdb) and the scorecard")
     card = build_scorecard(dataset, exp)
+    guard = latency_guardrail(latency, card.control, card.treatment, exp.decision.latency_margin)
+    if guard and guard["breached"]:
+        card.decision.promote = False
+        card.decision.reasons.append(
+            f"latency guardrail: {card.treatment} scores in {guard['treatment_ms']:.4f} ms/query vs "
+            f"{guard['control_ms']:.4f} for {card.control} ({guard['ratio'] - 1:+.1%}, margin {guard['margin']:.0%})")
     extra = {"mode": "offline", "source": source_fp, "event_log": str(replay_dir),
-             "latency_ms_per_query": latency}
+             "latency_ms_per_query": latency, **({"latency_guardrail": guard} if guard else {})}
     return _publish(exp, config_path, config_sha, card, extra, results)
+
+
+def latency_guardrail(latency: dict[str, float], control: str, treatment: str,
+                      margin: float | None) -> dict[str, Any] | None:
+    """Treatment vs control scoring time per query, measured during replay (same batches, same process)."""
+    if margin is None or not latency.get(control) or treatment not in latency:
+        return None
+    ratio = latency[treatment] / latency[control]
+    return {"control_ms": latency[control], "treatment_ms": latency[treatment], "ratio": ratio, "margin": margin,
+            "breached": bool(ratio > 1 + margin)}
 
 
 def run_experiment(config_path: str | Path, results: str | Path = "results", workers: int | None = None,
@@ -187,6 +235,7 @@ def _publish(exp: Experiment, config_path: Path, config_sha: str, card, extra: d
     report = {
         "experiment": exp.name, "run_id": run_id, "created": datetime.now(timezone.utc).isoformat(),
         "config_path": str(config_path), "config_sha256": config_sha, "abplatform_version": __version__,
+        "code_version": code_version(),
         "python": platform.python_version(), "seed": exp.simulation.seed, **extra, **scorecard_json(card),
     }
     paired = _paired_report(store, exp, extra["mode"])

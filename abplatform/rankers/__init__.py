@@ -8,17 +8,21 @@ from typing import Any
 
 from abplatform.errors import InputError
 from abplatform.rankers.base import CandidateBatch, Catalog, Ranker, rank
+from abplatform.rankers.precomputed import PrecomputedRanker
 from abplatform.rankers.v1 import V1Ranker
 from abplatform.rankers.v2 import V2Ranker
 
 BUILTIN_RANKERS = {"v1": V1Ranker, "v2": V2Ranker}
 
-__all__ = ["BUILTIN_RANKERS", "CandidateBatch", "Catalog", "Ranker", "V1Ranker", "V2Ranker", "make_ranker", "rank"]
+__all__ = ["BUILTIN_RANKERS", "CandidateBatch", "Catalog", "PrecomputedRanker", "Ranker", "V1Ranker", "V2Ranker",
+           "make_ranker", "rank"]
 
 
 def make_ranker(name: str, params: Mapping[str, Any] | None = None, *, where: str = "ranker") -> Ranker:
-    """Build an unfitted ranker from a built-in name or a ``package.module:Class`` path."""
+    """Build an unfitted ranker: a built-in name, ``package.module:Class`` or ``rankings:FILE.parquet``."""
     params = dict(params or {})
+    if name.startswith("rankings:"):
+        return PrecomputedRanker(name.removeprefix("rankings:"))
     if ":" in name:
         module_name, _, class_name = name.partition(":")
         try:

@@ -9,6 +9,10 @@ query and served from a lookup table, so serving costs no more than V1's BM25.
 score = w_lex BM25 + w_rel (3 P(leaf_i | q) + 0.8 attribute match - 2 [price_i > cap])
         + w_click log(debiased CTR ratio) + w_purchase log(purchase-per-click ratio)
 
+V1's lexical signal enters through the learned word associations (title words per category,
+attribute words matched against the catalog's attribute fields); the full BM25 term is off by
+default (w_lex = 0), which is what keeps V2's serving cost at V1's.
+
 The CTR prior divides clicks by position-weighted exposure (not raw impressions) and carries no
 popularity term, which lifts long-tail items that V1's exposure feedback buries.
 """
@@ -30,12 +34,16 @@ _PRICE_CAP = re.compile(r"\bunder\s+(\d+(?:\.\d+)?)")
 class V2Ranker:
     name = "v2"
 
-    def __init__(self, w_lex: float = 0.3, w_rel: float = 1.0, w_click: float = 0.6, w_purchase: float = 0.4,
+    def __init__(self, w_lex: float = 0.0, w_rel: float = 1.0, w_click: float = 0.6, w_purchase: float = 0.4,
                  smoothing: float = 2.0, query_prior_strength: float = 10.0):
         self.w_lex, self.w_rel, self.w_click, self.w_purchase = w_lex, w_rel, w_click, w_purchase
         self.smoothing, self.query_prior_strength = smoothing, query_prior_strength
         self.catalog: Catalog | None = None
-        self._intents: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
+        self._intents: dict[str, int] = {}  # query -> row of the intent table below
+        self._probs: list[np.ndarray] = []
+        self._attrs: list[np.ndarray] = []
+        self._caps: list[float] = []
+        self._table: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, dataset: Dataset, catalog: Catalog) -> V2Ranker:
@@ -84,14 +92,32 @@ class V2Ranker:
         self.click_prior = np.log((clicks + m * mean_ctr) / (exposure + m) / mean_ctr)
         self.purchase_prior = np.log((purchases + m * mean_cvr) / (clicks + m) / mean_cvr)
         self._intents.clear()
+        self._probs, self._attrs, self._caps = [], [], []
+        # the serving lookup table: intents of every query seen in the logs, computed offline
+        for q in self._logged_queries(dataset):
+            self.intent(q)
         return self
+
+    @staticmethod
+    def _logged_queries(dataset: Dataset) -> list[str]:
+        if not dataset.has("pre_sessions"):
+            return []
+        con = dataset.connect()
+        try:
+            return [r[0] for r in con.execute("SELECT DISTINCT query FROM pre_sessions").fetchall()]
+        finally:
+            con.close()
 
     # -- serving -------------------------------------------------------------------------------
     def intent(self, query: str) -> tuple[np.ndarray, np.ndarray, float]:
-        """(P(category | query), attribute codes (-1 = unconstrained), price cap) — cached per query."""
-        cached = self._intents.get(query)
-        if cached is not None:
-            return cached
+        """(P(category | query), attribute codes (-1 = unconstrained), price cap) of a query."""
+        row = self._intent_row(query)
+        return self._probs[row], self._attrs[row], self._caps[row]
+
+    def _intent_row(self, query: str) -> int:
+        row = self._intents.get(query)
+        if row is not None:
+            return row
         tokens = tokenize(query)
         logits = np.log(self.category_prior).copy()
         for t in set(tokens):
@@ -110,8 +136,11 @@ class V2Ranker:
                 if t in self.attribute_tokens[name]:
                     attrs[a] = self.attribute_tokens[name][t]
         cap_match = _PRICE_CAP.search(query.lower())
-        cap = float(cap_match.group(1)) if cap_match else np.inf
-        self._intents[query] = (probs, attrs, cap)
+        self._probs.append(probs)
+        self._attrs.append(attrs)
+        self._caps.append(float(cap_match.group(1)) if cap_match else np.inf)
+        self._intents[query] = len(self._caps) - 1
+        self._table = None
         return self._intents[query]
 
     def score(self, batch: CandidateBatch) -> np.ndarray:
@@ -119,10 +148,10 @@ class V2Ranker:
         if cat is None:
             raise RuntimeError("V2Ranker.score called before fit")
         rows = np.maximum(batch.candidate_rows, 0)
-        intents = [self.intent(q) for q in batch.queries]
-        probs = np.stack([i[0] for i in intents])
-        attrs = np.stack([i[1] for i in intents])
-        caps = np.array([i[2] for i in intents])
+        idx = np.fromiter((self._intent_row(q) for q in batch.queries), np.int64, len(batch.queries))
+        if self._table is None:
+            self._table = (np.stack(self._probs), np.stack(self._attrs), np.array(self._caps))
+        probs, attrs, caps = (t[idx] for t in self._table)
         p_cat = np.take_along_axis(probs, cat.category[rows], axis=1)
         attr_match = np.zeros(rows.shape)
         for a, name in enumerate(ATTRIBUTE_NAMES):
