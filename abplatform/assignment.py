@@ -30,4 +30,5 @@ def assign(salt: str, unit_ids: Sequence[str], weights: Sequence[float]) -> np.n
     w = np.asarray(weights, dtype=float)
     edges = np.cumsum(w / w.sum())
     edges[-1] = 1.0
-    return np.searchsorted(edges, bucket(salt, unit_ids), side="right")
+    units, inverse = np.unique(np.asarray(unit_ids, dtype=object).astype(str), return_inverse=True)
+    return np.searchsorted(edges, bucket(salt, list(units)), side="right")[inverse]

@@ -68,18 +68,27 @@ class ReplayResult:
 
 def candidate_matrix(session_ids: np.ndarray, cand_sessions: np.ndarray, cand_items: np.ndarray) -> np.ndarray:
     """(n, max candidates) item ids per session in ``session_ids`` order, sorted by item id, -1 padded."""
-    order = np.lexsort((cand_items, cand_sessions))
-    cs, ci = cand_sessions[order], cand_items[order]
-    uniq, start, counts = np.unique(cs, return_index=True, return_counts=True)
+    # the world writes candidates grouped by session and sorted by item: skip the sort when so
+    grouped = len(cand_sessions) < 2 or bool(
+        np.all((np.diff(cand_sessions) > 0) | ((np.diff(cand_sessions) == 0) & (np.diff(cand_items) > 0))))
+    if grouped:
+        cs, ci = cand_sessions, cand_items
+    else:
+        order = np.lexsort((cand_items, cand_sessions))
+        cs, ci = cand_sessions[order], cand_items[order]
+    start = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]]) if len(cs) else np.zeros(0, np.int64)
+    uniq = cs[start]
+    counts = np.diff(np.r_[start, len(cs)])
     width = int(counts.max()) if len(counts) else 0
     out = np.full((len(session_ids), width), -1, dtype=np.int64)
-    where = np.searchsorted(uniq, session_ids)
-    where = np.minimum(where, max(len(uniq) - 1, 0))
-    found = (len(uniq) > 0) & (uniq[where] == session_ids) if len(uniq) else np.zeros(len(session_ids), bool)
-    col = np.arange(len(cs)) - np.repeat(start, counts)
+    if not len(uniq):
+        return out
+    where = np.minimum(np.searchsorted(uniq, session_ids), len(uniq) - 1)
+    found = uniq[where] == session_ids
     row_of_uniq = np.full(len(uniq), -1)
     row_of_uniq[where[found]] = np.flatnonzero(found)
     rows = np.repeat(row_of_uniq, counts)
+    col = np.arange(len(cs)) - np.repeat(start, counts)
     keep = rows >= 0
     out[rows[keep], col[keep]] = ci[keep]
     return out

@@ -29,6 +29,7 @@ class Catalog:
             values, codes = np.unique(items.column(name).to_numpy(zero_copy_only=False), return_inverse=True)
             self.attribute_values[name], self.attribute_codes[name] = values, codes
         self.price = items.column("price").to_numpy()
+        self._dense_ids = bool(len(self.item_ids)) and np.array_equal(self.item_ids, np.arange(len(self.item_ids)))
         self._bm25: BM25Index | None = None
 
     @classmethod
@@ -47,6 +48,8 @@ class Catalog:
 
     def rows(self, item_ids: np.ndarray) -> np.ndarray:
         """Catalog row of each item id; -1 for padding (-1) and for ids not in the catalog."""
+        if self._dense_ids:  # ids 0..n-1 are their own rows
+            return np.where((item_ids >= 0) & (item_ids < len(self.item_ids)), item_ids, -1)
         pos = np.searchsorted(self.item_ids, item_ids)
         pos = np.minimum(pos, len(self.item_ids) - 1)
         return np.where((item_ids >= 0) & (self.item_ids[pos] == item_ids), pos, -1)
@@ -62,6 +65,11 @@ class CandidateBatch:
     session_ids: np.ndarray  # (n,)
     queries: list[str]  # n query strings
     candidate_rows: np.ndarray  # (n, c) catalog rows, -1 = padding
+
+    def distinct_queries(self) -> tuple[list[str], np.ndarray]:
+        """(distinct queries, index of each session's query among them): per-query work done once."""
+        encoded = pa.array(self.queries, pa.string()).dictionary_encode()
+        return encoded.dictionary.to_pylist(), encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 @runtime_checkable

@@ -50,10 +50,14 @@ class BM25Index:
             self._query_cache[query] = terms
         return terms
 
-    def score(self, queries: Sequence[str], doc_rows: np.ndarray) -> np.ndarray:
-        """BM25 of each query against each of its candidate documents; doc_rows (n, c), -1 = padding."""
+    def score(self, queries: Sequence[str], doc_rows: np.ndarray,
+              query_index: np.ndarray | None = None) -> np.ndarray:
+        """BM25 of each query against each of its candidate documents; doc_rows (n, c), -1 = padding.
+
+        With ``query_index``, ``queries`` are the distinct queries and row i uses queries[query_index[i]]."""
         n, c = doc_rows.shape
-        term_lists = [self.query_terms(q) for q in queries]
+        distinct = [self.query_terms(q) for q in queries]
+        term_lists = distinct if query_index is None else [distinct[i] for i in query_index]
         lengths = np.fromiter((len(t) for t in term_lists), np.int64, n)
         if lengths.sum() == 0:
             return np.zeros((n, c))

@@ -69,4 +69,5 @@ class V1Ranker:
         if self.catalog is None:
             raise RuntimeError("V1Ranker.score called before fit")
         rows = np.maximum(batch.candidate_rows, 0)
-        return self.catalog.bm25.score(batch.queries, batch.candidate_rows) + self.prior[rows]
+        queries, index = batch.distinct_queries()
+        return self.catalog.bm25.score(queries, batch.candidate_rows, index) + self.prior[rows]

@@ -93,6 +93,7 @@ class V2Ranker:
         self.purchase_prior = np.log((purchases + m * mean_cvr) / (clicks + m) / mean_cvr)
         self._intents.clear()
         self._probs, self._attrs, self._caps = [], [], []
+        self._table = None
         # the serving lookup table: intents of every query seen in the logs, computed offline
         for q in self._logged_queries(dataset):
             self.intent(q)
@@ -140,18 +141,25 @@ class V2Ranker:
         self._attrs.append(attrs)
         self._caps.append(float(cap_match.group(1)) if cap_match else np.inf)
         self._intents[query] = len(self._caps) - 1
-        self._table = None
         return self._intents[query]
+
+    def _intent_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The intent rows as arrays, extended with the rows added since the last call."""
+        done = 0 if self._table is None else len(self._table[2])
+        if done < len(self._caps):
+            new = (np.stack(self._probs[done:]), np.stack(self._attrs[done:]), np.array(self._caps[done:]))
+            self._table = new if self._table is None else tuple(
+                np.concatenate([old, add]) for old, add in zip(self._table, new))
+        return self._table
 
     def score(self, batch: CandidateBatch) -> np.ndarray:
         cat = self.catalog
         if cat is None:
             raise RuntimeError("V2Ranker.score called before fit")
         rows = np.maximum(batch.candidate_rows, 0)
-        idx = np.fromiter((self._intent_row(q) for q in batch.queries), np.int64, len(batch.queries))
-        if self._table is None:
-            self._table = (np.stack(self._probs), np.stack(self._attrs), np.array(self._caps))
-        probs, attrs, caps = (t[idx] for t in self._table)
+        queries, index = batch.distinct_queries()
+        idx = np.fromiter((self._intent_row(q) for q in queries), np.int64, len(queries))[index]
+        probs, attrs, caps = (t[idx] for t in self._intent_table())
         p_cat = np.take_along_axis(probs, cat.category[rows], axis=1)
         attr_match = np.zeros(rows.shape)
         for a, name in enumerate(ATTRIBUTE_NAMES):
@@ -159,6 +167,6 @@ class V2Ranker:
             attr_match += np.where(wanted < 0, 0.0, np.where(cat.attribute_codes[name][rows] == wanted, 1.0, -1.0))
         over_cap = cat.price[rows] > caps[:, None]
         relevance = 3.0 * p_cat + 0.8 * attr_match - 2.0 * over_cap
-        lexical = cat.bm25.score(batch.queries, batch.candidate_rows) if self.w_lex else 0.0
+        lexical = cat.bm25.score(queries, batch.candidate_rows, index) if self.w_lex else 0.0
         return (self.w_lex * lexical + self.w_rel * relevance + self.w_click * self.click_prior[rows]
                 + self.w_purchase * self.purchase_prior[rows])
