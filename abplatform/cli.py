@@ -25,8 +25,28 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
-def _say(msg: str) -> None:
-    err.print(f"[dim]{msg}[/dim]")
+_bars: dict[str, tuple] = {}
+
+
+def _say(msg: str, done: int | None = None, total: int | None = None) -> None:
+    """Progress on stderr: a bar per task on a terminal, a line per step in logs."""
+    if done is None or total is None:
+        err.print(f"[dim]{msg}[/dim]")
+        return
+    if not err.is_terminal:
+        err.print(f"[dim]  {msg}: {done}/{total}[/dim]")
+        return
+    from rich.progress import Progress
+
+    if msg not in _bars:
+        progress = Progress(console=err, transient=False)
+        progress.start()
+        _bars[msg] = (progress, progress.add_task(msg, total=total))
+    progress, task = _bars[msg]
+    progress.update(task, completed=done)
+    if done >= total:
+        progress.stop()
+        del _bars[msg]
 
 
 @world_app.command("generate")
@@ -45,7 +65,7 @@ def world_generate(
     if behaviour not in ("pbm", "cascade"):
         raise InputError(f"--behaviour: expected pbm or cascade, got {behaviour!r}")
     params = WorldParams(users=users, days=days, pre_days=pre_days, items=items, seed=seed, behaviour=behaviour)
-    path = generate_world(params, out_dir, progress=lambda ph, i, n: _say(f"{ph} period: partition {i}/{n}"))
+    path = generate_world(params, out_dir, progress=lambda ph, i, n: _say(f"Generating the {ph} period", i, n))
     out.print(f"World written to {path}")
 
 

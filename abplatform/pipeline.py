@@ -27,10 +27,10 @@ from abplatform.store import ResultsStore, new_run_id
 from abplatform.validate import validate_dataset
 from abplatform.world.generate import WorldParams, generate_world
 
-Progress = Callable[[str], None]
+Progress = Callable[..., None]  # say(message) or say(message, done, total) for a progress bar
 
 
-def _noop(_: str) -> None:
+def _noop(*_: object) -> None:
     pass
 
 
@@ -48,7 +48,7 @@ def ensure_world(params: WorldParams, cache_dir: Path, say: Progress = _noop) ->
         say(f"Reusing the synthetic world in {path}")
         return path
     say(f"Generating the synthetic world ({params.users} users, {params.days} days) into {path}")
-    generate_world(params, path, progress=lambda phase, i, n: say(f"  {phase} period: partition {i}/{n}"))
+    generate_world(params, path, progress=lambda phase, i, n: say(f"Generating the {phase} period", i, n))
     return path
 
 
@@ -151,7 +151,7 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
                           seed=sim.seed, page_size=sim.page_size, batch_size=sim.batch_size,
                           workers=workers or sim.workers, behaviour=behaviour)
         say(f"Replaying {source.path} through both arms ({spec.workers} worker(s))")
-        res = replay(source, spec, replay_dir, progress=lambda i, n: say(f"  replayed partition {i}/{n}"))
+        res = replay(source, spec, replay_dir, progress=lambda i, n: say("Replaying partitions", i, n))
         latency = res.latency_ms_per_query()
         (replay_dir / "latency.json").write_text(json.dumps(latency))
     dataset = Dataset(replay_dir)
