@@ -6,14 +6,12 @@ the same numbers; choose with the experiment's ``data.engine`` (``duckdb`` | ``s
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from abplatform.dataset import Dataset
 from abplatform.errors import InputError
-from abplatform.metrics.base import Metric
 from abplatform.metrics.engine import MetricsEngine
 
 ENGINES = ("duckdb", "spark")
@@ -43,20 +41,18 @@ def _spark_module():
 
 
 def make_metrics_engine(dataset: Dataset, engine: str = "duckdb", spark_settings: Any = None,
-                        threads: int | None = None, metrics: Sequence[Metric] = ()) -> MetricsEngine:
+                        *args: Any, **kwargs: Any) -> MetricsEngine:
     """The metrics engine for ``engine``: same public methods and output frames either way.
 
-    ``spark_settings``: ``{master, conf}`` (a dict or the config's ``data.spark`` model);
-    ``metrics`` goes to engines that take it (user-defined metrics' columns)."""
-    takes_metrics = "metrics" in inspect.signature(MetricsEngine.__init__).parameters
+    ``spark_settings``: ``{master, conf}`` (a dict or the config's ``data.spark`` model, None for
+    local[2]). Further arguments are :class:`MetricsEngine`'s (``metrics``, ``threads``,
+    ``extra_segments``, ...), passed on unchanged to either engine."""
     if engine == "duckdb":
-        if takes_metrics:
-            return MetricsEngine(dataset, metrics, threads)  # type: ignore[call-arg]
-        return MetricsEngine(dataset, threads)
+        return MetricsEngine(dataset, *args, **kwargs)
     if engine == "spark":
         s = _settings(spark_settings)
-        kwargs = {"master": s["master"]} if "master" in s else {}
-        return _spark_module().SparkMetricsEngine(dataset, metrics, conf=s.get("conf") or {}, **kwargs)
+        opts = {"master": s["master"]} if "master" in s else {}
+        return _spark_module().SparkMetricsEngine(dataset, *args, conf=s.get("conf") or {}, **opts, **kwargs)
     raise InputError(f"unknown engine {engine!r} (expected one of {', '.join(ENGINES)})")
 
 

@@ -18,12 +18,12 @@ Needs ``pip install 'abplatform[spark]'`` (pyspark >= 4) and Java 17.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import os
 import re
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,6 @@ from abplatform.contract import TABLES
 from abplatform.dataset import Dataset
 from abplatform.engines.transpile import to_spark
 from abplatform.errors import InputError
-from abplatform.metrics.base import Metric
 from abplatform.metrics.engine import MetricsEngine
 
 try:
@@ -46,7 +45,12 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 
 DEFAULT_MASTER = "local[2]"
 
-# Settings every session gets unless the caller's conf says otherwise.
+# pyspark 4.3 warns about pandas 3 wherever it checks the pandas version; this module hands Spark
+# results over as Arrow and never through pyspark's pandas paths.
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+
+# Settings every session gets (a caller's conf may override them for the session as a whole, but
+# SparkMetricsEngine re-applies the spark.sql ones to its own isolated session).
 BASE_CONF = {
     "spark.sql.session.timeZone": "UTC",  # days are UTC days (the contract's ts is UTC)
     "spark.sql.ansi.enabled": "true",  # overflow and bad casts fail loudly instead of wrapping
@@ -54,7 +58,6 @@ BASE_CONF = {
 }
 LOCAL_CONF = {
     "spark.sql.shuffle.partitions": "8",
-    "spark.default.parallelism": "2",
     "spark.ui.enabled": "false",
     "spark.driver.memory": "2g",
 }
@@ -260,22 +263,20 @@ class SparkMetricsEngine(MetricsEngine):
     temp views of several engines never collide); otherwise the active session is reused or one
     is started for ``master`` with ``conf``. ``close()`` drops the engine's cached tables and
     leaves the Spark session running for the next engine or replay (``engine.spark.stop()`` ends it).
-    ``metrics``: passed on to :class:`MetricsEngine` where it takes them (user-defined metrics).
+    Other arguments (``metrics``, ``threads``, ``extra_segments``, ...) are :class:`MetricsEngine`'s,
+    passed on as they are (``threads`` has no effect on Spark).
     """
 
-    def __init__(self, dataset_or_paths: Dataset | str | Path | Mapping[str, Source], metrics: Sequence[Metric] = (),
+    def __init__(self, dataset_or_paths: Dataset | str | Path | Mapping[str, Source], *args: Any,
                  spark: SparkSession | None = None, master: str = DEFAULT_MASTER,
-                 conf: Mapping[str, Any] | None = None):
+                 conf: Mapping[str, Any] | None = None, **kwargs: Any):
         root = spark if spark is not None else spark_session(master, conf)
         self.spark = root.newSession()
         for k, v in BASE_CONF.items():
             if k.startswith("spark.sql."):
                 self.spark.conf.set(k, v)
         proxy = _SparkDataset(dataset_or_paths, self.spark)
-        if "metrics" in inspect.signature(MetricsEngine.__init__).parameters:
-            super().__init__(proxy, metrics)  # type: ignore[arg-type]
-        else:
-            super().__init__(proxy)  # type: ignore[arg-type]
+        super().__init__(proxy, *args, **kwargs)  # type: ignore[arg-type]
         self.dataset = dataset_or_paths  # type: ignore[assignment]
 
     def close(self) -> None:

@@ -6,9 +6,11 @@ trap below was seen with sqlglot 30 and Spark 4.3):
 - ``quantile_cont(x, p)`` (duckdb's interpolated percentile, used by percentile capping) comes
   out of sqlglot as ``PERCENTILE_CONT(x, p)``, which Spark rejects; it is rewritten to Spark's
   ``percentile(x, p)``, the same linear-interpolation estimator.
-- ``a / b``: on division by zero duckdb 2 returns inf, Spark's ANSI mode throws. No rewrite can
-  make both agree silently, so :func:`check_portable` rejects a division whose divisor is not
-  ``NULLIF(..., 0)`` or a non-zero literal: write ``a / NULLIF(b, 0)`` in the SQL (NULL on both).
+- ``a / b``: on division by zero duckdb 2 returns inf / NaN, Spark's ANSI mode throws. Every
+  divisor that is not already ``NULLIF(..., 0)`` or a non-zero literal is wrapped in
+  ``NULLIF(b, 0)`` on Spark, so Spark runs and agrees with duckdb wherever the divisor is not
+  zero; where it is zero, Spark gives NULL and duckdb inf / NaN. SQL that must agree there too
+  writes ``a / NULLIF(b, 0)`` itself (NULL on both engines, as ``sql/04_long_tail.sql``'s Gini does).
 - ``SUM`` over a BOOLEAN errors on Spark: the SQL in ``sql/`` already casts booleans first, and
   :func:`check_portable` rejects a ``SUM`` whose argument is a bare boolean comparison.
 - Sums past 2^63: duckdb widens integer sums to 128 bits, Spark (ANSI) throws on overflow. The SQL
@@ -47,13 +49,14 @@ def check_portable(tree: exp.Expression) -> None:
         if isinstance(node, exp.Sum) and isinstance(node.this, (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE,
                                                                   exp.And, exp.Or, exp.Not, exp.Boolean)):
             raise NotPortableError(f"SUM over a boolean ({node.sql(READ)}): cast it to BIGINT first")
-        if isinstance(node, exp.Div):
-            d = node.expression
-            safe = isinstance(d, exp.Nullif) or (isinstance(d, exp.Literal) and not d.is_string
-                                                 and float(d.this) != 0)
-            if not safe:
-                raise NotPortableError(f"division {node.sql(READ)}: write the divisor as NULLIF(..., 0) "
-                                       "(duckdb gives inf on division by zero, Spark's ANSI mode throws)")
+
+
+def _safe_divisor(d: exp.Expression) -> bool:
+    while isinstance(d, exp.Paren):
+        d = d.this
+    if isinstance(d, exp.Nullif):
+        return True
+    return isinstance(d, exp.Literal) and not d.is_string and float(d.this) != 0
 
 
 def _rewrite(node: exp.Expression, tables: dict[str, str]) -> exp.Expression:
@@ -61,6 +64,9 @@ def _rewrite(node: exp.Expression, tables: dict[str, str]) -> exp.Expression:
         # duckdb quantile_cont(x, p) parses as Quantile/PercentileCont(this=x, quantile=p)
         q = node.args.get("quantile") or node.args.get("expression")
         return exp.Anonymous(this="percentile", expressions=[node.this.copy(), q.copy()])
+    if isinstance(node, exp.Div) and not _safe_divisor(node.expression):
+        node.set("expression", exp.Nullif(this=node.expression.copy(), expression=exp.Literal.number(0)))
+        return node
     if isinstance(node, exp.Table) and tables and not node.args.get("db") and node.name in tables:
         node.set("this", exp.to_identifier(tables[node.name]))
         return node
