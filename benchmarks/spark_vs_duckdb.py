@@ -42,9 +42,8 @@ if engine == "spark":
     spark.range(1).count()
     timings["spark_start_s"] = time.perf_counter() - t
 
-    def factory(dataset, *args, **kwargs):
-        metrics = kwargs.get("metrics", args[0] if args and not isinstance(args[0], (int, type(None))) else ())
-        return SparkMetricsEngine(dataset, metrics, spark=spark)
+    def factory(dataset, *args, **kwargs):  # MetricsEngine's arguments, passed on unchanged
+        return SparkMetricsEngine(dataset, *args, spark=spark, **kwargs)
 
     scorecard.MetricsEngine = factory
 t = time.perf_counter()
