@@ -129,7 +129,7 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
     arms = [(a, make_ranker(_resolve_ranker(a.ranker, config_path), a.params, where=f"{config_path}: arms[{i}].ranker"))
             for i, a in enumerate(exp.arms)]
     source = source_dataset(exp, config_path, say)
-    counts = validate_dataset(source)
+    counts = validate_dataset(source, max_position=exp.simulation.page_size)
     source_fp = data_fingerprint(source, counts)
     code = [_ranker_code_hash(r) for _, r in arms]
     replay_dir = Path(exp.data.cache_dir) / "replays" / f"{exp.name}-{_replay_key(exp, source_fp['hash'], code)}"
@@ -195,7 +195,7 @@ def run_online(config_path: str | Path, results: str | Path = "results", say: Pr
         raise InputError(f"{config_path}: data: 'analyze' reads an online A/B log (data.path), "
                          "not the synthetic world — use 'abplatform run' for offline replay")
     dataset = source_dataset(exp, config_path, say)
-    counts = validate_dataset(dataset, require_arm=True)
+    counts = validate_dataset(dataset, require_arm=True, max_position=exp.simulation.page_size)
     say("Computing sufficient statistics (duckdb) and the scorecard")
     card = build_scorecard(dataset, exp)
     extra = {"mode": "online", "source": data_fingerprint(dataset, counts), "event_log": str(dataset.path)}

@@ -15,7 +15,7 @@ METRIC_COLUMNS = ["metric", "role", "type", "direction", "n_control", "n_treatme
                   "treatment_value", "abs_effect", "abs_ci_low", "abs_ci_high", "rel_effect", "rel_ci_low",
                   "rel_ci_high", "p_value", "p_value_adjusted", "abs_ci_low_adjusted", "abs_ci_high_adjusted",
                   "rel_ci_low_adjusted", "rel_ci_high_adjusted", "variance_reduction", "significant", "improved",
-                  "degraded", "margin", "noninferior_p_value", "breached"]
+                  "degraded", "margin", "noninferior_p_value", "breached", "mde_rel", "planned_mde", "underpowered"]
 
 
 def _clean(v: Any) -> Any:
@@ -96,8 +96,12 @@ def markdown(report: dict[str, Any]) -> str:
     units = ", ".join(f"{a}: {n}" for a, n in srm["units"].items())
     lines += ["", f"Mode: {report['mode']} · units {units} · SRM p = {fmt_p(srm['p_value'])}"
               + (" **(FAILED)**" if srm["failed"] else ""), ""]
-    lines += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    lines += ["| " + " | ".join(r) + " |" for r in _metric_rows(report["metrics"])]
+    lines += ["| " + " | ".join(HEADERS) + " | MDE (80% power) |", "|" + "---|" * (len(HEADERS) + 1)]
+    lines += ["| " + " | ".join(r) + f" | {fmt_pct(m.get('mde_rel'))} |"
+              for r, m in zip(_metric_rows(report["metrics"]), report["metrics"])]
+    under = [m["metric"] for m in report["metrics"] if m.get("underpowered")]
+    if under:
+        lines += ["", f"Underpowered (observed MDE above the planned one): {', '.join(under)}."]
     if report.get("segments"):
         lines += ["", "## By segment", "", "| segment | value | metric | rel diff | 95% CI | p |", "|---|---|---|---|---|---|"]
         for s in report["segments"]:

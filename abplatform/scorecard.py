@@ -139,6 +139,10 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
     common = dict(alpha=st.alpha, relative_ci=st.relative_ci, cuped=cuped, correction=st.correction)
     overall = apply_guardrail_test(stats.compare(suff[suff["segment"] == "all"], specs, control, treatment, **common),
                                    exp.decision.guardrail_test, st.alpha)
+    overall = pd.concat([overall, stats.mde_columns(overall, st.alpha)], axis=1)
+    planned = {m.name: m.mde for m in exp.metrics}
+    overall["planned_mde"] = overall["metric"].map(planned).astype(float)
+    overall["underpowered"] = overall["planned_mde"].notna() & (overall["mde_rel"] > overall["planned_mde"])
     seg_rows = suff[suff["segment"] != "all"]
     segments = (stats.compare(seg_rows, specs, control, treatment, by=["segment", "segment_value"], **common)
                 if len(seg_rows) else pd.DataFrame())

@@ -70,7 +70,7 @@ def test_log_that_breaks_the_contract_lists_every_problem(small_world, tmp_path)
     pq.write_table(pq.read_table(s).drop_columns(["query_segment"]), s)
     (tmp_path / "e.yaml").write_text("name: x\ndata: {path: logs}\n" + ARMS)
     res = cli("run", "e.yaml", cwd=tmp_path)
-    assert_user_error(res, "sessions: missing column 'query_segment'", "position outside 1..50",
+    assert_user_error(res, "sessions: missing column 'query_segment'", "position outside 1..10",
                       "purchase without a click", "duplicate key(s) (session_id, position)", cwd=tmp_path)
     assert all(line.startswith("error: ") for line in res.stderr.strip().splitlines())
 
