@@ -8,6 +8,7 @@ world's true model) is there to check how good the fitted prediction is.
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 import numpy as np
@@ -15,8 +16,10 @@ from scipy.special import logit
 
 from abplatform import rng
 from abplatform.dataset import Dataset
-from abplatform.offline.clickmodels import ClickModel, PurchaseModel, click_log_from_duckdb, make_click_model
+from abplatform.offline.clickmodels import ClickLog, ClickModel, PurchaseModel, click_log_from_duckdb, make_click_model
 from abplatform.rankers import Catalog
+from abplatform.rankers.base import ATTRIBUTE_NAMES
+from abplatform.rankers.text import tokenize
 from abplatform.world.behaviour import STREAM_CLICK, STREAM_ORDERS, STREAM_PURCHASE, Responses
 from abplatform.world.truth import WorldTruth
 
@@ -41,83 +44,192 @@ class OracleBehaviour:
                                         shown_rows)
 
 
+_PRICE_CAP = re.compile(r"\bunder\s+(\d+(?:\.\d+)?)")
+FEATURE_NAMES = ("bm25", "item_ctr_logit", "category_affinity", "p_category", "p_parent", "attr_match",
+                 "attr_mismatch", "over_cap", "log_price_ratio", "p_category_x_mismatch", "p_category_x_over_cap")
+
+
 class FittedBehaviour:
     """Clicks from a click model, purchases and orders from a purchase model, fitted on logged pages.
 
-    Unseen (query, item) pairs back off to a logistic model on three query-item features learned
-    from the logs: BM25 of the query against the item title, the logit of the item's smoothed
-    logged CTR, and the query's affinity to the item's category (the mean over the query's words of
-    the smoothed share of that word's logged clicks that went to the category, as a log-lift).
+    Unseen and rarely seen (query, item) pairs back off to a GLM on query-item features computed
+    from the logs and the catalog only (never the world's truth):
+
+    * ``bm25`` of the query against the item title;
+    * ``item_ctr_logit``: the item's position-debiased logged CTR (clicks over expected examinations
+      under the click model's harvested examination curve), smoothed;
+    * ``category_affinity``: mean over the query's words of the log-lift of the item's category
+      among that word's logged clicks; ``p_category``: the query's intent distribution over
+      categories (category prior times those lifts, normalised, then blended with the query's own
+      logged clicks per category); ``p_parent``: its mass on the item's parent category;
+    * ``attr_match`` / ``attr_mismatch``: how many attribute values named in the query (brand,
+      colour, material, style words of the catalog) the item has / contradicts;
+    * ``over_cap``: the item's price is above an "under N" in the query;
+      ``log_price_ratio``: log of the item's price over its category's median price;
+    * interactions of ``p_category`` with ``attr_mismatch`` and ``over_cap``.
     """
 
-    def __init__(self, click_model: str = "pbm", page_size: int = 10):
+    def __init__(self, click_model: str = "pbm", page_size: int = 10, prior_strength: float | None = None):
         self.click_model_name, self.page_size = click_model, page_size
+        self.prior_strength = prior_strength
 
-    def fit(self, dataset: Dataset, catalog: Catalog, table: str = "impressions", sessions: str = "sessions") -> FittedBehaviour:
+    def fit(self, dataset: Dataset, catalog: Catalog, table: str = "impressions", sessions: str = "sessions",
+            log: ClickLog | None = None, vocab: dict[str, int] | None = None) -> FittedBehaviour:
+        """Fit on the dataset's logged ``table`` (or on ``log`` / ``vocab`` already loaded from it)."""
         self.catalog = catalog
-        con = dataset.connect()
-        try:
-            log, self.vocab = click_log_from_duckdb(con, sessions, table, k=self.page_size)
-        finally:
-            con.close()
-        self.queries = np.empty(len(self.vocab), dtype=object)
+        if log is None:
+            con = dataset.connect()
+            try:
+                log, vocab = click_log_from_duckdb(con, sessions, table, k=self.page_size)
+            finally:
+                con.close()
+        self.vocab = dict(vocab)
+        self.queries = [""] * len(self.vocab)
         for q, i in self.vocab.items():
             self.queries[i] = q
-        rows = catalog.rows(log.item_ids[log.item_ids >= 0])
-        clicks = log.clicks[log.item_ids >= 0]
+        self._fit_catalog_features(dataset)
+        shown = log.item_ids >= 0
+        rows = catalog.rows(np.where(shown, log.item_ids, -1))
+        ok = rows >= 0
+        from abplatform.offline.clickmodels.pbm import initial_examination
+
+        gamma, _ = initial_examination(log)
+        exam = np.broadcast_to(gamma[: log.item_ids.shape[1]], rows.shape)
         m = 20.0
-        shown_per_item = np.bincount(rows[rows >= 0], minlength=len(catalog))
-        clicks_per_item = np.bincount(rows[rows >= 0], weights=clicks[rows >= 0], minlength=len(catalog))
-        mean_ctr = clicks_per_item.sum() / max(1, shown_per_item.sum())
-        self.item_logit = logit(np.clip((clicks_per_item + m * mean_ctr) / (shown_per_item + m), 1e-6, 1 - 1e-6))
-        self._fit_category_affinity(log, rows, clicks)
-        self.click_model: ClickModel = make_click_model(self.click_model_name).fit(log, features=self.features)
-        self.purchase_model = PurchaseModel().fit(log, features=self.features)
+        exposure = np.bincount(rows[ok], weights=exam[ok], minlength=len(catalog))
+        clicks_per_item = np.bincount(rows[ok], weights=log.clicks[ok], minlength=len(catalog))
+        mean_ctr = clicks_per_item.sum() / max(1e-9, exposure.sum())
+        self.item_logit = logit(np.clip((clicks_per_item + m * mean_ctr) / (exposure + m), 1e-6, 1 - 1e-6))
+        self._fit_category_affinity(log, rows, ok)
+        self._query_cache: dict[int, tuple] = {}
+        params = {} if self.prior_strength is None else {"prior_strength": self.prior_strength}
+        self.click_model: ClickModel = make_click_model(self.click_model_name, **params).fit(log, features=self.features)
+        self.purchase_model = PurchaseModel(**params).fit(log, features=self.features)
         return self
 
-    def _fit_category_affinity(self, log, rows: np.ndarray, clicks: np.ndarray) -> None:
-        """Per word: log of (smoothed share of its clicks in each category / the category's share)."""
-        from abplatform.rankers.text import tokenize
+    def _fit_catalog_features(self, dataset: Dataset) -> None:
+        cat = self.catalog
+        n_cat = len(cat.category_names)
+        median = np.zeros(n_cat)
+        for c in range(n_cat):
+            median[c] = np.median(cat.price[cat.category == c])
+        self.log_price_ratio = np.log(np.maximum(cat.price, 1e-6) / np.maximum(median[cat.category], 1e-6))
+        parent_of_item = None
+        try:
+            con = dataset.connect()
+            try:
+                t = con.sql("SELECT item_id, parent_category FROM items ORDER BY item_id").fetchnumpy()
+            finally:
+                con.close()
+            rows = cat.rows(np.asarray(t["item_id"]))
+            names = np.asarray(t["parent_category"]).astype(str)
+            parent_of_item = np.zeros(len(cat), dtype=np.int64)
+            _, codes = np.unique(names, return_inverse=True)
+            parent_of_item[rows[rows >= 0]] = codes[rows >= 0]
+        except Exception:  # a catalog without parent categories: every category is its own parent
+            parent_of_item = cat.category.copy()
+        parent_of_cat = np.zeros(n_cat, dtype=np.int64)
+        parent_of_cat[cat.category] = parent_of_item
+        self.same_parent = (parent_of_cat[:, None] == parent_of_cat[None, :]).astype(float)
+        self.attribute_tokens = {name: {str(v).lower(): code for code, v in enumerate(cat.attribute_values[name])}
+                                 for name in ATTRIBUTE_NAMES}
+        self.category_prior = np.bincount(cat.category, minlength=n_cat) / len(cat)
 
+    def _fit_category_affinity(self, log: ClickLog, rows: np.ndarray, ok: np.ndarray) -> None:
+        """Per word: log of (smoothed share of its clicks in each category / the category's share)."""
         n_cat = len(self.catalog.category_names)
-        page_query = np.repeat(log.query_ids[:, None], log.item_ids.shape[1], axis=1)[log.item_ids >= 0]
-        ok = (rows >= 0) & clicks
+        page_query = np.broadcast_to(log.query_ids[:, None], log.item_ids.shape)
+        hit = ok & log.clicks
         per_query = np.zeros((len(self.queries), n_cat))
-        np.add.at(per_query, (page_query[ok], self.catalog.category[rows[ok]]), 1.0)
+        np.add.at(per_query, (page_query[hit], self.catalog.category[rows[hit]]), 1.0)
+        self.query_clicks = per_query
         prior = (per_query.sum(axis=0) + 1.0) / (per_query.sum() + n_cat)
         words: dict[str, np.ndarray] = {}
         for q, counts in zip(self.queries, per_query):
             for w in set(tokenize(q)):
                 words[w] = words.get(w, 0) + counts
         self.word_affinity = {w: np.log((c + 5 * prior) / (c.sum() + 5) / prior) for w, c in words.items()}
-        self._query_affinity: dict[str, np.ndarray] = {}
 
-    def query_affinity(self, query: str) -> np.ndarray:
-        from abplatform.rankers.text import tokenize
-
-        a = self._query_affinity.get(query)
-        if a is None:
-            vals = [self.word_affinity[w] for w in set(tokenize(query)) if w in self.word_affinity]
-            a = np.mean(vals, axis=0) if vals else np.zeros(len(self.catalog.category_names))
-            self._query_affinity[query] = a
-        return a
+    def _query_features(self, q: int, query: str) -> tuple:
+        """(category affinity (n_cat,), P(category | query) (n_cat,), attribute codes (4,), price cap)."""
+        cached = self._query_cache.get(q)
+        if cached is not None:
+            return cached
+        n_cat = len(self.catalog.category_names)
+        tokens = tokenize(query)
+        vals = [self.word_affinity[w] for w in set(tokens) if w in self.word_affinity]
+        affinity = np.mean(vals, axis=0) if vals else np.zeros(n_cat)
+        logits = np.log(self.category_prior + 1e-12) + (np.sum(vals, axis=0) if vals else 0.0)
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        if 0 <= q < len(self.query_clicks):
+            seen = self.query_clicks[q]
+            p = (seen + 5.0 * p) / (seen.sum() + 5.0)
+        attrs = np.full(len(ATTRIBUTE_NAMES), -1)
+        for a, name in enumerate(ATTRIBUTE_NAMES):
+            for t in tokens:
+                if t in self.attribute_tokens[name]:
+                    attrs[a] = self.attribute_tokens[name][t]
+        cap_match = _PRICE_CAP.search(query.lower())
+        cap = float(cap_match.group(1)) if cap_match else np.inf
+        out = (affinity, p, p @ self.same_parent, attrs, cap)
+        self._query_cache[q] = out
+        return out
 
     def features(self, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
-        """(n, k, 3): BM25(query, title), the item's logged-CTR logit, the query-category affinity."""
+        """(n, k, f) features (:data:`FEATURE_NAMES`) of the pairs (query_ids[i], item_ids[i, r]).
+
+        The last few results are memoised by content: the click and purchase models ask for the
+        features of the same training pairs several times while fitting.
+        """
         query_ids = np.asarray(query_ids)
-        queries = [self.queries[q] if 0 <= q < len(self.queries) else "" for q in query_ids]
+        item_ids = np.asarray(item_ids)
+        key = (query_ids.shape, item_ids.shape, hash(query_ids.tobytes()), hash(item_ids.tobytes()))
+        cache = self.__dict__.setdefault("_feature_cache", {})
+        if key not in cache:
+            if len(cache) >= 4:
+                cache.pop(next(iter(cache)))
+            cache[key] = self._features(query_ids, item_ids)
+        return cache[key]
+
+    def _features(self, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+        uq, inv = np.unique(query_ids, return_inverse=True)
+        per_q = [self._query_features(int(q), self.queries[q] if 0 <= q < len(self.queries) else "") for q in uq]
+        affinity = np.stack([f[0] for f in per_q])[inv]
+        p_cat = np.stack([f[1] for f in per_q])[inv]
+        p_parent = np.stack([f[2] for f in per_q])[inv]
+        attrs = np.stack([f[3] for f in per_q])[inv]
+        caps = np.array([f[4] for f in per_q])[inv]
+        queries = [self.queries[q] if 0 <= q < len(self.queries) else "" for q in uq]
         rows = self.catalog.rows(item_ids)
         safe = np.maximum(rows, 0)
-        bm25 = self.catalog.bm25.score(queries, rows)
-        affinity = np.stack([self.query_affinity(q) for q in queries])
-        cat_affinity = np.take_along_axis(affinity, self.catalog.category[safe], axis=1)
-        return np.stack([bm25, np.where(rows >= 0, self.item_logit[safe], 0.0),
-                         np.where(rows >= 0, cat_affinity, 0.0)], axis=-1)
+        valid = rows >= 0
+        bm25 = self.catalog.bm25.score([queries[i] for i in inv], rows)
+        category = self.catalog.category[safe]
+        match = np.zeros(rows.shape)
+        mismatch = np.zeros(rows.shape)
+        for a, name in enumerate(ATTRIBUTE_NAMES):
+            wanted = attrs[:, a][:, None]
+            same = self.catalog.attribute_codes[name][safe] == wanted
+            match += (wanted >= 0) & same
+            mismatch += (wanted >= 0) & ~same
+        pc = np.take_along_axis(p_cat, category, axis=1)
+        pp = np.take_along_axis(p_parent, category, axis=1)
+        over = (self.catalog.price[safe] > caps[:, None]).astype(float)
+        x = np.stack([bm25, self.item_logit[safe], np.take_along_axis(affinity, category, axis=1), pc, pp,
+                      match, mismatch, over, self.log_price_ratio[safe], pc * mismatch, pc * over], axis=-1)
+        return np.where(valid[..., None], x, 0.0)
 
     def query_ids(self, queries: list[str]) -> np.ndarray:
-        # queries never logged get ids past the vocabulary: every pair backs off to the features
-        unseen = len(self.vocab)
-        return np.fromiter((self.vocab.get(q, unseen) for q in queries), np.int64, len(queries))
+        """Dense ids; queries never logged get new ids past the vocabulary (all their pairs back off)."""
+        out = np.empty(len(queries), np.int64)
+        for i, q in enumerate(queries):
+            qid = self.vocab.get(q)
+            if qid is None:
+                qid = self.vocab[q] = len(self.queries)
+                self.queries.append(q)
+            out[i] = qid
+        return out
 
     def respond(self, seed, session_ids, queries, unit_ids, shown_rows):
         n, k = shown_rows.shape

@@ -29,6 +29,7 @@ import statsmodels.api as sm
 from .data import NO_ITEM, FeatureFn
 
 Family = Literal["binomial", "poisson"]
+MAX_GLM_PAIRS = 200_000
 
 
 @dataclass(frozen=True)
@@ -83,9 +84,13 @@ class PairIndex:
 class BackedOffRate:
     """A probability (``binomial``) or a Poisson rate (``poisson``) per (query, item) pair, backed off."""
 
-    def __init__(self, family: Family = "binomial", prior_strength: float = 5.0) -> None:
+    def __init__(self, family: Family = "binomial", prior_strength: float = 5.0, raw_targets: bool = False) -> None:
+        """``raw_targets``: fit the feature model on the unsmoothed rates ``successes / trials`` with a
+        log-link (Poisson) GLM, which stays unbiased when a rate's estimate exceeds 1 (a click at a
+        rarely examined rank divided by its expected examinations); predictions are capped below 1."""
         self.family = family
         self.prior_strength = prior_strength
+        self.raw_targets = raw_targets
 
     def fit(
         self,
@@ -97,6 +102,26 @@ class BackedOffRate:
         """Estimate from per-pair sufficient statistics (arrays of length ``index.n_pairs``).
 
         The global estimate is 0.5 when there are no trials at all.
+        """
+        m = self.prior_strength
+        prior = self.fit_prior(index, pair_successes, pair_trials, features)
+        self.pair_ = (pair_successes + m * prior) / (pair_trials + m)
+        return self
+
+    def fit_prior(
+        self,
+        index: PairIndex,
+        pair_successes: np.ndarray,
+        pair_trials: np.ndarray,
+        features: FeatureFn | None = None,
+    ) -> np.ndarray:
+        """Fit the back-off (global, per item, feature model) and return it per pair; ``pair_`` is left to the caller.
+
+        The feature model is a GLM of the pairs' smoothed rates, each pair weighted by
+        ``trials / (1 + trials / m)``: the precision of its rate under a random-effects model whose
+        between-pair variance is worth ``m`` trials, so that the head pairs (thousands of
+        impressions of the logging policy's top results) do not outweigh the many rarely shown
+        pairs — which are the ones a new ranker brings up and the back-off must predict.
         """
         m = self.prior_strength
         total_trials = pair_trials.sum()
@@ -111,13 +136,14 @@ class BackedOffRate:
         self.features_ = features
         self.feature_model_ = None
         if features is not None and index.n_pairs > 0:
-            target = (pair_successes + m * self.item_[index.pair_items]) / (pair_trials + m)
-            self.feature_model_ = self._fit_feature_model(index, target, pair_trials + m, features)
-            prior = self._feature_predictions(index.pair_queries, index.items[index.pair_items])
-        else:
-            prior = self.item_[index.pair_items]
-        self.pair_ = (pair_successes + m * prior) / (pair_trials + m)
-        return self
+            if self.raw_targets:
+                target = pair_successes / np.maximum(pair_trials, 1e-9)
+            else:
+                target = (pair_successes + m * self.item_[index.pair_items]) / (pair_trials + m)
+            weights = pair_trials / (1.0 + pair_trials / m) + 1e-3
+            self.feature_model_ = self._fit_feature_model(index, target, weights, features)
+            return self._feature_predictions(index.pair_queries, index.items[index.pair_items])
+        return self.item_[index.pair_items]
 
     def __call__(self, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
         """(n, k) parameter values for the rankings; NaN where no item is shown."""
@@ -132,15 +158,21 @@ class BackedOffRate:
         return values
 
     def _fit_feature_model(self, index: PairIndex, target: np.ndarray, weights: np.ndarray, features: FeatureFn):
-        x = self._design(features, index.pair_queries, index.items[index.pair_items])
-        family = sm.families.Binomial() if self.family == "binomial" else sm.families.Poisson()
-        return sm.GLM(target, x, family=family, var_weights=weights).fit()
+        """GLM of ``target`` on the features, fitted on at most ``MAX_GLM_PAIRS`` pairs drawn at random
+        (seeded): a dozen coefficients need no more, and statsmodels' IRLS costs ~1 s per 100k rows."""
+        rows = np.arange(index.n_pairs)
+        if index.n_pairs > MAX_GLM_PAIRS:
+            rows = np.sort(np.random.default_rng(0).choice(index.n_pairs, MAX_GLM_PAIRS, replace=False))
+        x = self._design(features, index.pair_queries[rows], index.items[index.pair_items[rows]])
+        family = sm.families.Binomial() if self.family == "binomial" and not self.raw_targets else sm.families.Poisson()
+        return sm.GLM(target[rows], x, family=family, var_weights=weights[rows]).fit()
 
     def _feature_predictions(self, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
         """Feature-model prediction for pairs ``(query_ids[i], item_ids[i])``."""
         if len(query_ids) == 0:
             return np.zeros(0)
-        return self.feature_model_.predict(self._design(self.features_, query_ids, item_ids))
+        predicted = self.feature_model_.predict(self._design(self.features_, query_ids, item_ids))
+        return np.minimum(predicted, 0.999) if self.family == "binomial" else predicted
 
     @staticmethod
     def _design(features: FeatureFn, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:

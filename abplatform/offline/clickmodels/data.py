@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
 
 FeatureFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``features(query_ids (n,), item_ids (n, k)) -> (n, k, f)`` float query-item features."""
@@ -36,6 +35,8 @@ class ClickLog:
     purchases: np.ndarray | None = None
     orders: np.ndarray | None = None
     session_ids: np.ndarray | None = None
+    propensities: np.ndarray | None = None
+    """(n, k) logging propensity of each shown item at its rank (NaN where unknown), if logged."""
 
     def __post_init__(self) -> None:
         n, k = self.item_ids.shape
@@ -68,7 +69,7 @@ class ClickLog:
             return None if a is None else a[rows]
 
         return ClickLog(self.query_ids[rows], self.item_ids[rows], self.clicks[rows],
-                        take(self.purchases), take(self.orders), take(self.session_ids))
+                        take(self.purchases), take(self.orders), take(self.session_ids), take(self.propensities))
 
 
 def click_log_from_duckdb(
@@ -80,59 +81,61 @@ def click_log_from_duckdb(
     ``read_parquet('...')``). Pages are ordered by session id; each page keeps its first ``k``
     items by position, gaps in the positions closed up. Queries get dense ids: with
     ``query_vocab`` (e.g. the training log's), known queries keep their ids and new ones are
-    appended; the returned vocabulary includes them.
+    appended in sorted order; the returned vocabulary includes them. The logged propensities
+    (NaN where null) come along in ``ClickLog.propensities``.
+
+    duckdb streams the impression columns sorted by (session, position) as arrow; numpy scatters
+    them into the (pages, k) arrays (a SQL pivot with 4k CASE columns is several times slower).
     """
     vocab = dict(query_vocab or {})
-    known = pa.table({"query": pa.array(list(vocab), pa.string()),
-                      "query_id": pa.array(list(vocab.values()), pa.int64())})
-    vocab_name = f"_clickmodels_vocab_{id(known)}"
-    con.register(vocab_name, known)
-    try:
-        new_queries = con.execute(
-            f"""SELECT DISTINCT s.query FROM {sessions_rel} AS s
-                WHERE s.session_id IN (SELECT session_id FROM {impressions_rel})
-                  AND s.query NOT IN (SELECT query FROM {vocab_name})
-                ORDER BY s.query"""
-        ).fetchnumpy()["query"]
-        start = max(vocab.values(), default=-1) + 1
-        vocab.update({str(q): start + j for j, q in enumerate(new_queries)})
-        all_known = pa.table({"query": pa.array(list(vocab), pa.string()),
-                              "query_id": pa.array(list(vocab.values()), pa.int64())})
-        con.unregister(vocab_name)
-        con.register(vocab_name, all_known)
-        pivot = ",\n".join(
-            f"coalesce(max(CASE WHEN slot = {r} THEN item_id END), {NO_ITEM}) AS item_{r}, "
-            f"coalesce(max(CASE WHEN slot = {r} THEN CAST(clicked AS INTEGER) END), 0) AS click_{r}, "
-            f"coalesce(max(CASE WHEN slot = {r} THEN CAST(purchased AS INTEGER) END), 0) AS purchase_{r}, "
-            f"coalesce(max(CASE WHEN slot = {r} THEN orders END), 0) AS orders_{r}"
-            for r in range(1, k + 1)
-        )
-        cols = con.execute(
-            f"""WITH slotted AS (
-                    SELECT session_id, item_id, clicked, purchased, orders,
-                           ROW_NUMBER() OVER (PARTITION BY session_id ORDER BY position) AS slot
-                    FROM {impressions_rel}),
-                pages AS (
-                    SELECT session_id, {pivot}
-                    FROM slotted WHERE slot <= {k} GROUP BY session_id)
-                SELECT p.*, v.query_id
-                FROM pages AS p
-                JOIN {sessions_rel} AS s ON s.session_id = p.session_id
-                JOIN {vocab_name} AS v ON v.query = s.query
-                ORDER BY p.session_id"""
-        ).fetchnumpy()
-    finally:
-        con.unregister(vocab_name)
+    sess = con.sql(
+        f"""SELECT s.session_id, s.query FROM {sessions_rel} AS s
+            WHERE s.session_id IN (SELECT session_id FROM {impressions_rel})
+            ORDER BY s.session_id"""
+    ).to_arrow_table()
+    session_ids = sess.column("session_id").to_numpy().astype(np.int64)
+    if len(session_ids) and np.any(np.diff(session_ids) == 0):
+        raise ValueError("sessions: duplicate session ids")
+    uniq, inverse = np.unique(sess.column("query").to_numpy(zero_copy_only=False).astype(str), return_inverse=True)
+    new_queries = [q for q in uniq.tolist() if q not in vocab]
+    start = max(vocab.values(), default=-1) + 1
+    vocab.update({q: start + j for j, q in enumerate(new_queries)})
+    query_ids = np.fromiter((vocab[q] for q in uniq.tolist()), np.int64, len(uniq))[inverse]
+    imp = con.sql(
+        f"""SELECT session_id, position, item_id, clicked, purchased, orders, propensity
+            FROM {impressions_rel} ORDER BY session_id, position"""
+    ).to_arrow_table()
 
-    def stack(prefix: str, dtype) -> np.ndarray:
-        return np.stack([np.asarray(cols[f"{prefix}_{r}"], dtype=dtype) for r in range(1, k + 1)], axis=1)
+    def column(name: str, dtype, fill) -> np.ndarray:
+        return imp.column(name).to_numpy(zero_copy_only=False) if imp.column(name).null_count == 0 else \
+            imp.column(name).fill_null(fill).to_numpy(zero_copy_only=False)
+
+    imp_sessions = column("session_id", np.int64, -1).astype(np.int64)
+    page = np.searchsorted(session_ids, imp_sessions)
+    page = np.minimum(page, max(len(session_ids) - 1, 0))
+    known = (len(session_ids) > 0) & (session_ids[page] == imp_sessions) if len(session_ids) else \
+        np.zeros(len(imp_sessions), bool)
+    page = page[known]
+    first = np.ones(len(page), bool)
+    first[1:] = page[1:] != page[:-1]
+    starts = np.flatnonzero(first)
+    slot = np.arange(len(page)) - np.repeat(starts, np.diff(np.append(starts, len(page))))
+    keep = slot < k
+    page, slot = page[keep], slot[keep]
+    n = len(session_ids)
+
+    def pivot(name: str, dtype, fill, empty) -> np.ndarray:
+        out = np.full((n, k), empty, dtype=dtype)
+        out[page, slot] = np.asarray(column(name, dtype, fill), dtype=dtype)[known][keep]
+        return out
 
     log = ClickLog(
-        query_ids=np.asarray(cols["query_id"], dtype=np.int64),
-        item_ids=stack("item", np.int64),
-        clicks=stack("click", bool),
-        purchases=stack("purchase", bool),
-        orders=stack("orders", np.int64),
-        session_ids=np.asarray(cols["session_id"], dtype=np.int64),
+        query_ids=query_ids,
+        item_ids=pivot("item_id", np.int64, NO_ITEM, NO_ITEM),
+        clicks=pivot("clicked", bool, False, False),
+        purchases=pivot("purchased", bool, False, False),
+        orders=pivot("orders", np.int64, 0, 0),
+        session_ids=session_ids,
+        propensities=pivot("propensity", float, np.nan, np.nan),
     )
     return log, vocab

@@ -30,8 +30,10 @@ class PurchaseModel:
         index = PairIndex.from_rankings(log.query_ids, log.item_ids)
         pair_slots = index.slots(log.query_ids, log.item_ids)
         purchased = log.purchases & log.clicks
-        self.purchase_ = BackedOffRate("binomial", self.prior_strength)
-        self.extra_orders_ = BackedOffRate("poisson", self.prior_strength)
+        # the feature back-off is fitted on raw per-pair rates: smoothing them towards the item's rate
+        # first biases it towards the items' best queries (see BackedOffRate, raw_targets)
+        self.purchase_ = BackedOffRate("binomial", self.prior_strength, raw_targets=True)
+        self.extra_orders_ = BackedOffRate("poisson", self.prior_strength, raw_targets=True)
         fit_pair_rate(self.purchase_, index, pair_slots, purchased.astype(float), log.clicks.astype(float), features)
         extra = np.where(purchased, log.orders - 1, 0).astype(float)
         fit_pair_rate(self.extra_orders_, index, pair_slots, extra, purchased.astype(float), features)
