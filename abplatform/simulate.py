@@ -79,6 +79,8 @@ def candidate_matrix(session_ids: np.ndarray, cand_sessions: np.ndarray, cand_it
     start = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]]) if len(cs) else np.zeros(0, np.int64)
     uniq = cs[start]
     counts = np.diff(np.r_[start, len(cs)])
+    if len(uniq) == len(session_ids) and np.array_equal(uniq, session_ids) and np.all(counts == counts[0]):
+        return ci.reshape(len(session_ids), int(counts[0])).copy()  # same sessions, same width: a reshape
     width = int(counts.max()) if len(counts) else 0
     out = np.full((len(session_ids), width), -1, dtype=np.int64)
     if not len(uniq):
