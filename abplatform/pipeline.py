@@ -22,7 +22,8 @@ from abplatform.offline.behaviour import FittedBehaviour
 from abplatform.rankers import Catalog, make_ranker
 from abplatform.report import markdown, scorecard_json
 from abplatform.scorecard import build_scorecard
-from abplatform.simulate import ReplayArm, ReplaySpec, replay
+from abplatform.engines import make_replay
+from abplatform.simulate import ReplayArm, ReplaySpec
 from abplatform.store import ResultsStore, new_run_id
 from abplatform.validate import validate_dataset
 from abplatform.world.generate import WorldParams, generate_world
@@ -151,7 +152,8 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
                           seed=sim.seed, page_size=sim.page_size, batch_size=sim.batch_size,
                           workers=workers or sim.workers, behaviour=behaviour)
         say(f"Replaying {source.path} through both arms ({spec.workers} worker(s))")
-        res = replay(source, spec, replay_dir, progress=lambda i, n: say("Replaying partitions", i, n))
+        run_replay = make_replay(exp.data.engine, exp.data.spark)
+        res = run_replay(source, spec, replay_dir, progress=lambda i, n: say("Replaying partitions", i, n))
         latency = res.latency_ms_per_query()
         (replay_dir / "latency.json").write_text(json.dumps(latency))
     dataset = Dataset(replay_dir)

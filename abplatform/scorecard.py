@@ -19,7 +19,8 @@ from abplatform.errors import EvaluationError
 from abplatform.expressions import parse_expression, to_sql
 from abplatform.metrics import BUILTIN_METRICS, Metric
 from abplatform.metrics.base import UnitColumn
-from abplatform.metrics.engine import SEGMENT_COLUMNS, MetricsEngine
+from abplatform.engines import make_metrics_engine
+from abplatform.metrics.engine import SEGMENT_COLUMNS
 
 
 @dataclass
@@ -122,7 +123,8 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
     weights = exp.weights
     st = exp.statistics
     extra = [seg for seg in exp.segments if seg not in SEGMENT_COLUMNS]
-    engine = MetricsEngine(dataset, metrics, threads, extra_segments=extra, pre_period_days=st.pre_period_days)
+    engine = make_metrics_engine(dataset, exp.data.engine, exp.data.spark, metrics, threads, extra_segments=extra,
+                                 pre_period_days=st.pre_period_days)
     try:
         counts = engine.unit_counts(exp.segments)
         arms_seen = set(counts["arm"])
