@@ -1,0 +1,222 @@
+"""Large logs: analysing a 50M-impression event log vs duckdb's bare per-user -> per-arm aggregation.
+
+    .venv/bin/python benchmarks/large_logs.py [--impressions 50000000] [--out /tmp/abplatform-large-logs]
+
+Builds (once, cached in --out) a synthetic A/B event log in the contract's schema with duckdb
+``range()`` and hash-derived columns — 5M sessions of 10 impressions, 1M users split over two
+arms, 14 days, relevance labels and page labels — then times, each in a fresh subprocess (peak
+RSS from ``wait4``) and each twice, alternating (the faster of the two is reported; the machine
+is shared):
+
+* ``bare``: one duckdb query, impressions ⋈ sessions -> per-user clicks and impressions ->
+  per-arm n, Σx, Σx², Σy, Σy², Σxy (item CTR's sufficient statistics, nothing else);
+* ``engine``: ``MetricsEngine.sufficient_stats`` — all five built-in metrics, overall;
+* ``scorecard``: ``build_scorecard`` — the five metrics overall, by 3 segment columns and by 14
+  cumulative days, with the statistics and the decision (what ``abplatform analyze`` computes);
+* ``validate``: ``validate_dataset(require_arm=True)`` — the contract checks ``analyze`` runs first.
+
+Targets (issue 7): peak RSS < 2 GB and engine time <= 1.5 x bare. duckdb runs with 2 threads.
+Writes benchmarks/large_logs.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+THREADS = 2
+
+GENERATE = """
+COPY (
+    SELECT session_id,
+           'u' || CAST(hash(session_id, 'unit') % {users} AS VARCHAR) AS unit_id,
+           TIMESTAMPTZ '2026-06-01 00:00:00+00' + to_seconds(CAST(hash(session_id, 'ts') % (14 * 86400) AS BIGINT)) AS ts,
+           'q' || CAST(hash(session_id, 'q') % 20000 AS VARCHAR) AS query,
+           ['head', 'torso', 'tail'][1 + CAST(hash(session_id, 'q') % 20000 AS INTEGER) % 3] AS query_segment,
+           ['simple', 'attribute', 'multi', 'indirect'][1 + CAST(hash(session_id, 'c') % 4 AS INTEGER)] AS query_complexity,
+           hash('u' || CAST(hash(session_id, 'unit') % {users} AS VARCHAR), 'new') % 5 = 0 AS is_new_user,
+           CASE WHEN hash('u' || CAST(hash(session_id, 'unit') % {users} AS VARCHAR), 'arm') % 2 = 0
+                THEN 'control' ELSE 'treatment' END AS arm
+    FROM (SELECT CAST(range AS BIGINT) AS session_id FROM range({sessions}))
+) TO '{out}/sessions.parquet' (FORMAT parquet, ROW_GROUP_SIZE 1000000);
+COPY (
+    SELECT session_id, position, item_id, clicked, purchased,
+           CAST(CASE WHEN purchased THEN 1 + hash(r, 'o') % 2 ELSE 0 END AS INTEGER) AS orders,
+           CAST(CASE WHEN purchased THEN 19.5 * (1 + hash(r, 'o') % 2) ELSE 0 END AS DOUBLE) AS revenue,
+           CAST(CASE WHEN hash(r, 'p') % 10 = 0 THEN NULL ELSE 0.1 END AS DOUBLE) AS propensity
+    FROM (
+        SELECT r, CAST(r // {page} AS BIGINT) AS session_id, CAST(r % {page} + 1 AS SMALLINT) AS position,
+               CAST(hash(r, 'i') % 100000 AS BIGINT) AS item_id,
+               hash(r, 'c') % 1000 < 80 + 20 * (hash(r // {page}, 'unit') % 2) AS clicked,
+               hash(r, 'c') % 1000 < 80 + 20 * (hash(r // {page}, 'unit') % 2) AND hash(r, 'b') % 10 = 0 AS purchased
+        FROM (SELECT CAST(range AS BIGINT) AS r FROM range({impressions}))
+    )
+) TO '{out}/impressions.parquet' (FORMAT parquet, ROW_GROUP_SIZE 1000000);
+COPY (
+    SELECT 'q' || CAST(q AS VARCHAR) AS query, CAST(i AS BIGINT) AS item_id, CAST(hash(q, i) % 4 AS TINYINT) AS grade
+    FROM range(20000) t(q), range(0, 100000, 997) u(i)
+) TO '{out}/relevance_labels.parquet' (FORMAT parquet);
+COPY (
+    SELECT CAST(range * 20 AS BIGINT) AS session_id, hash(range, 'g') % 10 < 7 AS good
+    FROM range({sessions} // 20)
+) TO '{out}/page_labels.parquet' (FORMAT parquet);
+"""
+
+BARE = """
+WITH u AS (
+    SELECT s.unit_id, s.arm, SUM(CAST(i.clicked AS BIGINT)) AS x, COUNT(*) AS y
+    FROM read_parquet('{out}/impressions.parquet') i
+    JOIN read_parquet('{out}/sessions.parquet') s ON s.session_id = i.session_id
+    GROUP BY s.unit_id, s.arm
+)
+SELECT arm, COUNT(*) AS n, SUM(x) AS sum_x, SUM(x * x) AS sum_x2, SUM(y) AS sum_y, SUM(y * y) AS sum_y2,
+       SUM(x * y) AS sum_xy
+FROM u GROUP BY arm ORDER BY arm
+"""
+
+CHILD = {
+    "bare": """
+import duckdb
+#--
+con = duckdb.connect(); con.execute("SET threads = {threads}")
+rows = con.execute({bare!r}).fetchall()
+result = {{r[0]: [float(v) for v in r[1:4]] + [float(r[4])] for r in rows}}
+""",
+    "engine": """
+from abplatform.dataset import Dataset
+from abplatform.metrics import BUILTIN_METRICS
+from abplatform.metrics.engine import MetricsEngine
+#--
+metrics = list(BUILTIN_METRICS.values())
+engine = MetricsEngine(Dataset({out!r}), metrics, threads={threads})
+suff = engine.sufficient_stats(metrics); engine.close()
+ctr = suff[suff.metric == "item_ctr"].set_index("arm")
+result = {{a: [float(ctr.loc[a, c]) for c in ("n", "sum_x", "sum_x2", "sum_y")] for a in ctr.index}}
+""",
+    "scorecard": """
+from abplatform.config import Experiment
+from abplatform.dataset import Dataset
+from abplatform.scorecard import build_scorecard
+#--
+exp = Experiment.model_validate({{"name": "large", "data": {{"path": {out!r}}},
+    "arms": [{{"name": "control", "ranker": "v1"}}, {{"name": "treatment", "ranker": "v2"}}]}})
+card = build_scorecard(Dataset({out!r}), exp, threads={threads})
+result = {{r.metric: [r.rel_effect, r.p_value] for r in card.overall.itertuples()}}
+""",
+    "validate": """
+import duckdb
+from abplatform.dataset import Dataset
+from abplatform.validate import validate_dataset
+#--
+result = validate_dataset(Dataset({out!r}), require_arm=True)
+""",
+}
+
+
+def measure(kind: str, out: Path) -> dict:
+    code = CHILD[kind].format(out=str(out), threads=THREADS, bare=BARE.format(out=out))
+    imports, work = code.split("#--")
+    code = "import json, time\n" + imports + "t0 = time.perf_counter()\n" + work + \
+        "\nprint(json.dumps({'seconds': time.perf_counter() - t0, 'result': result}, default=str))\n"
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    _, status, usage = os.wait4(proc.pid, 0)
+    stdout, stderr = proc.stdout.read(), proc.stderr.read()
+    if status != 0:
+        raise SystemExit(f"{kind} failed:\n{stderr}")
+    doc = json.loads(stdout.strip().splitlines()[-1])
+    doc.update(kind=kind, wall=time.perf_counter() - start, peak_rss_mb=usage.ru_maxrss / 1024,
+               cpu=usage.ru_utime + usage.ru_stime)
+    return doc
+
+
+def generate(out: Path, impressions: int, page: int, users: int) -> None:
+    import duckdb
+
+    marker = out / "params.json"
+    params = {"impressions": impressions, "page": page, "users": users}
+    if marker.is_file() and json.loads(marker.read_text()) == params:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    con = duckdb.connect()
+    con.execute(f"SET threads = {THREADS}")
+    con.execute("SET preserve_insertion_order = false")
+    con.execute(GENERATE.format(out=out, sessions=impressions // page, impressions=impressions, page=page,
+                                users=users))
+    marker.write_text(json.dumps(params))
+    print(f"generated {impressions:,} impressions in {time.perf_counter() - t:.0f} s", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--impressions", type=int, default=50_000_000)
+    ap.add_argument("--page", type=int, default=10)
+    ap.add_argument("--users", type=int, default=1_000_000)
+    ap.add_argument("--out", type=Path, default=Path("/tmp/abplatform-large-logs"))
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--only", nargs="*", default=["bare", "engine", "scorecard", "validate"])
+    ap.add_argument("--md", type=Path, default=ROOT / "benchmarks" / "large_logs.md")
+    args = ap.parse_args()
+    generate(args.out, args.impressions, args.page, args.users)
+    load_before = os.getloadavg()
+    runs: dict[str, list[dict]] = {k: [] for k in args.only}
+    for _ in range(args.repeat):
+        for kind in args.only:
+            r = measure(kind, args.out)
+            print(f"{kind:10s} {r['seconds']:7.1f} s  cpu {r['cpu']:7.1f} s  peak RSS {r['peak_rss_mb']:7.0f} MB",
+                  flush=True)
+            runs[kind].append(r)
+    load_after = os.getloadavg()
+    best = {k: min(v, key=lambda r: r["seconds"]) for k, v in runs.items()}
+    if "bare" in best and "engine" in best:
+        bare, eng = best["bare"]["result"], best["engine"]["result"]
+        for arm in bare:  # same item-CTR sufficient statistics from both
+            assert all(abs(a - b) <= 1e-9 * max(1, abs(a)) for a, b in zip(bare[arm], eng[arm])), (arm, bare, eng)
+    write_md(args, best, runs, load_before, load_after)
+
+
+def write_md(args, best, runs, load_before, load_after) -> None:
+    import duckdb
+
+    size = sum(f.stat().st_size for f in args.out.glob("*.parquet")) / 2**20
+    bare = best.get("bare", {}).get("seconds")
+    lines = [
+        "# Large logs: 50M impressions vs duckdb's bare aggregation (issue 7)", "",
+        f"`.venv/bin/python benchmarks/large_logs.py` — {args.impressions:,} impressions "
+        f"({args.impressions // args.page:,} sessions × {args.page}, {args.users:,} users, 2 arms, 14 days; "
+        f"relevance and page labels; no pre-period), {size:,.0f} MB of parquet, synthesised with duckdb `range()` "
+        "and hash-derived columns in the contract's schema.", "",
+        f"Conditions: {os.cpu_count()} cores, **shared** with other jobs (load average {load_before[0]:.1f} before, "
+        f"{load_after[0]:.1f} after), duckdb {duckdb.__version__} with `threads = {THREADS}`, Python "
+        f"{platform.python_version()}, {platform.machine()}. Each step runs in a fresh subprocess (peak RSS from "
+        f"`wait4`), {args.repeat}× alternating; the table shows the faster run, the ratio is to the faster bare run.",
+        "", "| step | what it computes | time (s) | × bare | CPU (s) | peak RSS (MB) | all runs (s) |",
+        "|---|---|---|---|---|---|---|"]
+    what = {"bare": "item CTR only: per-user Σclicks, Σimpressions → per-arm n, Σx, Σx², Σy, Σy², Σxy",
+            "engine": "`MetricsEngine.sufficient_stats`: 5 metrics (label joins, CUPED columns), overall",
+            "scorecard": "`build_scorecard`: 5 metrics × (overall + 3 segment columns + 14 cumulative days) + stats",
+            "validate": "`validate_dataset(require_arm=True)`: every contract check `analyze` runs first"}
+    for k, r in best.items():
+        ratio = f"{r['seconds'] / bare:.2f}" if bare else "–"
+        lines.append(f"| {k} | {what[k]} | {r['seconds']:.1f} | {ratio} | {r['cpu']:.1f} | {r['peak_rss_mb']:,.0f} | "
+                     + ", ".join(f"{x['seconds']:.1f}" for x in runs[k]) + " |")
+    lines += ["", "RESULTS_TEXT", ""]
+    text = "\n".join(lines)
+    if args.md.is_file() and "RESULTS_TEXT" not in args.md.read_text() and "<!-- notes -->" in args.md.read_text():
+        text = text.replace("RESULTS_TEXT", args.md.read_text().split("<!-- notes -->", 1)[1].strip()
+                            and "<!-- notes -->" + args.md.read_text().split("<!-- notes -->", 1)[1])
+    args.md.write_text(text)
+    print(f"wrote {args.md}")
+
+
+if __name__ == "__main__":
+    main()
