@@ -63,7 +63,13 @@ class WorldParams:
     start_date: str = "2026-06-01"
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        """Parameters plus the generator's own code (world and logging-policy ranker modules), so a
+        cached world is regenerated when the code that made it changes."""
+        h = hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode())
+        package = Path(__file__).resolve().parents[1]
+        for f in sorted([*(package / "world").glob("*.py"), *(package / "rankers").glob("*.py")]):
+            h.update(f.read_bytes())
+        return h.hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------------------------
