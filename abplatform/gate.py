@@ -55,8 +55,8 @@ def junit_xml(report: dict[str, Any]) -> bytes:
         lat_failure = "ranker latency guardrail breached" if lat["breached"] else None
         failures += lat_failure is not None
         _case(suite, "latency", f"{report['experiment']}.guardrail", lat_failure,
-              f"scoring ms/query: control {lat['control_ms']:.4f}, treatment {lat['treatment_ms']:.4f} "
-              f"(ratio {lat['ratio']:.3f}, margin {lat['margin']:.0%})")
+              f"scoring ms/query (geometric mean over batches): control {lat['control_ms']:.4f}, treatment "
+              f"{lat['treatment_ms']:.4f} (ratio {lat['ratio']:.3f}, margin {lat['margin']:.0%}, p = {lat['p_value']:.3g})")
     srm = report["srm"]
     srm_failure = "sample ratio mismatch" if srm["failed"] else None
     failures += srm_failure is not None

@@ -61,6 +61,7 @@ class ReplayResult:
     impressions: int
     scoring_seconds: dict[str, float] = field(default_factory=dict)
     scored_sessions: dict[str, int] = field(default_factory=dict)
+    batch_ms_per_query: dict[str, list[float]] = field(default_factory=dict)  # one sample per scored batch
 
     def latency_ms_per_query(self) -> dict[str, float]:
         return {a: 1000 * s / max(1, self.scored_sessions.get(a, 0)) for a, s in self.scoring_seconds.items()}
@@ -100,7 +101,8 @@ def candidate_matrix(session_ids: np.ndarray, cand_sessions: np.ndarray, cand_it
 _STATE: dict = {}
 
 
-def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, float], dict[str, int]]:
+def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, float], dict[str, int],
+                                                             dict[str, list[float]]]:
     index, sessions_file, candidates_file = args
     spec: ReplaySpec = _STATE["spec"]
     catalog: Catalog = _STATE["catalog"]
@@ -119,6 +121,7 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
     shown = np.full((len(ids), k), -1, dtype=np.int64)
     seconds = {a.name: 0.0 for a in spec.arms}
     scored = {a.name: 0 for a in spec.arms}
+    samples: dict[str, list[float]] = {a.name: [] for a in spec.arms}
     for lo in range(0, len(ids), spec.batch_size):
         hi = min(len(ids), lo + spec.batch_size)
         for a, arm in enumerate(spec.arms):
@@ -129,8 +132,10 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
             t0 = time.perf_counter()
             scores = arm.ranker.score(batch)
             shown[sel] = rank(scores, batch.candidate_rows, k)
-            seconds[arm.name] += time.perf_counter() - t0
+            elapsed = time.perf_counter() - t0
+            seconds[arm.name] += elapsed
             scored[arm.name] += len(sel)
+            samples[arm.name].append(1000 * elapsed / len(sel))
     resp = behaviour.respond(spec.seed, ids, queries, units, shown)
     shown_ids = np.where(shown >= 0, catalog.item_ids[np.maximum(shown, 0)], -1)
     valid = (shown >= 0).ravel()
@@ -154,7 +159,7 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
     for table, data in tables:
         (out / table).mkdir(exist_ok=True)
         pq.write_table(data, out / table / name, compression="zstd")
-    return len(ids), int(valid.sum()), seconds, scored
+    return len(ids), int(valid.sum()), seconds, scored, samples
 
 
 def partitions(dataset: Dataset) -> list[tuple[int, str, str]]:
@@ -199,13 +204,15 @@ def replay(dataset: Dataset, spec: ReplaySpec, out_dir: str | Path,
     totals = [0, 0]
     seconds = {a.name: 0.0 for a in spec.arms}
     scored = {a.name: 0 for a in spec.arms}
+    samples: dict[str, list[float]] = {a.name: [] for a in spec.arms}
 
-    def collect(res: tuple[int, int, dict[str, float], dict[str, int]]) -> None:
+    def collect(res: tuple) -> None:
         totals[0] += res[0]
         totals[1] += res[1]
         for a in seconds:
             seconds[a] += res[2][a]
             scored[a] += res[3][a]
+            samples[a] += res[4][a]
         if progress:
             progress(len(done) + 1, len(parts))
         done.append(1)
@@ -237,4 +244,4 @@ def replay(dataset: Dataset, spec: ReplaySpec, out_dir: str | Path,
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
-    return ReplayResult(out, totals[0], totals[1], seconds, scored)
+    return ReplayResult(out, totals[0], totals[1], seconds, scored, samples)

@@ -27,7 +27,7 @@ metrics:
   - {{name: buyer_conversion}}
   - {{name: relevance, role: guardrail, margin: 0.01}}
 segments: []
-simulation: {{behaviour: oracle}}
+simulation: {{behaviour: oracle, batch_size: 400}}
 randomisation: {{salt: gate-tests}}
 """)
     return f
