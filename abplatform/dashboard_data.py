@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from abplatform.formats import fmt_ci, fmt_p, fmt_pct, fmt_value  # noqa: F401 (the pages use them)
+
 RESULTS_ENV = "ABPLATFORM_RESULTS"
 INDEX = "index.json"
 
@@ -88,28 +90,6 @@ def read_config(root: str | Path, rel_path: str) -> dict[str, Any]:
         return json.loads((run_dir(root, rel_path) / "config.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
-
-
-# --- number formats: the same strings as abplatform.report (tests hold them equal); kept here so the
-# dashboard does not import the statistics stack (scipy, statsmodels, duckdb) just to format numbers
-
-def fmt_value(v: float | None) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4g}"
-
-
-def fmt_pct(v: float | None) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:+.2%}"
-
-
-def fmt_ci(lo: float | None, hi: float | None, pct: bool = True) -> str:
-    f = fmt_pct if pct else fmt_value
-    return f"[{f(lo)}, {f(hi)}]"
-
-
-def fmt_p(p: float | None) -> str:
-    if p is None or (isinstance(p, float) and not math.isfinite(p)):
-        return "n/a"
-    return "<0.0001" if p < 1e-4 else f"{p:.4f}"
 
 
 # --- small helpers the pages share -------------------------------------------------------------

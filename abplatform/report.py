@@ -9,6 +9,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from abplatform.formats import fmt_ci, fmt_p, fmt_pct, fmt_value
 from abplatform.scorecard import Scorecard
 
 METRIC_COLUMNS = ["metric", "role", "type", "direction", "n_control", "n_treatment", "control_value",
@@ -57,25 +58,6 @@ def long_tail_json(card: Scorecard) -> dict[str, Any]:
         per_arm.setdefault(card.control, {})[m["metric"]] = _clean(m["control_value"])
         per_arm.setdefault(card.treatment, {})[m["metric"]] = _clean(m["treatment_value"])
     return {"per_arm": per_arm, "metrics": records(card.long_tail, METRIC_COLUMNS)}
-
-
-def fmt_value(v: float | None) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4g}"
-
-
-def fmt_pct(v: float | None) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:+.2%}"
-
-
-def fmt_ci(lo: float | None, hi: float | None, pct: bool = True) -> str:
-    f = fmt_pct if pct else fmt_value
-    return f"[{f(lo)}, {f(hi)}]"
-
-
-def fmt_p(p: float | None) -> str:
-    if p is None or (isinstance(p, float) and not math.isfinite(p)):
-        return "n/a"
-    return "<0.0001" if p < 1e-4 else f"{p:.4f}"
 
 
 def _metric_rows(metrics: list[dict[str, Any]]) -> list[list[str]]:

@@ -415,15 +415,16 @@ def test_broken_index_is_an_error_message_not_a_crash(tmp_path, monkeypatch):
     assert any("not valid JSON" in e.value for e in at.error)
 
 
-def test_dashboard_formats_are_the_reports_formats():
-    """The dashboard formats numbers without importing the stats stack; the strings must not drift."""
-    from abplatform import report
+def test_dashboard_formats_without_the_stats_stack():
+    """The loader formats numbers (abplatform.formats) without importing scipy / statsmodels / duckdb."""
+    import subprocess
+    import sys
 
-    values = [None, float("nan"), float("inf"), 0.0, -0.0, 1e-9, 0.1182884447, -0.0345, 12.5, 3e-5, 0.04999]
-    for v in values:
-        assert dd.fmt_pct(v) == report.fmt_pct(v) and dd.fmt_value(v) == report.fmt_value(v)
-        assert dd.fmt_p(v) == report.fmt_p(v)
-        assert dd.fmt_ci(v, 0.2) == report.fmt_ci(v, 0.2) and dd.fmt_ci(v, 2.0, pct=False) == report.fmt_ci(v, 2.0, pct=False)
+    code = ("import sys, abplatform.dashboard_data as d; "
+            "print(d.fmt_pct(0.1182884447), d.fmt_p(3e-5), d.fmt_ci(-0.0345, 0.2), d.fmt_value(float('nan'))); "
+            "print(sorted(m for m in ('scipy', 'statsmodels', 'duckdb') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == ["+11.83% <0.0001 [-3.45%, +20.00%] n/a", "[]"]
 
 
 def test_a_run_folder_that_vanished_is_an_error_message(dash_results, tmp_path, monkeypatch):

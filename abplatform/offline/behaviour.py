@@ -8,7 +8,6 @@ world's true model) is there to check how good the fitted prediction is.
 
 from __future__ import annotations
 
-import re
 from typing import Protocol
 
 import numpy as np
@@ -19,7 +18,7 @@ from abplatform.dataset import Dataset
 from abplatform.offline.clickmodels import ClickLog, ClickModel, PurchaseModel, click_log_from_duckdb, make_click_model
 from abplatform.rankers import Catalog
 from abplatform.rankers.base import ATTRIBUTE_NAMES
-from abplatform.rankers.text import tokenize
+from abplatform.rankers.text import attribute_vocabulary, query_constraints, tokenize
 from abplatform.world.behaviour import STREAM_CLICK, STREAM_ORDERS, STREAM_PURCHASE, Responses
 from abplatform.world.truth import WorldTruth
 
@@ -44,7 +43,6 @@ class OracleBehaviour:
                                         shown_rows)
 
 
-_PRICE_CAP = re.compile(r"\bunder\s+(\d+(?:\.\d+)?)")
 FEATURE_NAMES = ("bm25", "item_ctr_logit", "category_affinity", "p_category", "p_parent", "attr_match",
                  "attr_mismatch", "over_cap", "log_price_ratio", "p_category_x_mismatch", "p_category_x_over_cap")
 
@@ -131,8 +129,7 @@ class FittedBehaviour:
         parent_of_cat = np.zeros(n_cat, dtype=np.int64)
         parent_of_cat[cat.category] = parent_of_item
         self.same_parent = (parent_of_cat[:, None] == parent_of_cat[None, :]).astype(float)
-        self.attribute_tokens = {name: {str(v).lower(): code for code, v in enumerate(cat.attribute_values[name])}
-                                 for name in ATTRIBUTE_NAMES}
+        self.attribute_tokens = attribute_vocabulary(cat)
         self.category_prior = np.bincount(cat.category, minlength=n_cat) / len(cat)
 
     def _fit_category_affinity(self, log: ClickLog, rows: np.ndarray, ok: np.ndarray) -> None:
@@ -165,13 +162,7 @@ class FittedBehaviour:
         if 0 <= q < len(self.query_clicks):
             seen = self.query_clicks[q]
             p = (seen + 5.0 * p) / (seen.sum() + 5.0)
-        attrs = np.full(len(ATTRIBUTE_NAMES), -1)
-        for a, name in enumerate(ATTRIBUTE_NAMES):
-            for t in tokens:
-                if t in self.attribute_tokens[name]:
-                    attrs[a] = self.attribute_tokens[name][t]
-        cap_match = _PRICE_CAP.search(query.lower())
-        cap = float(cap_match.group(1)) if cap_match else np.inf
+        attrs, cap = query_constraints(query, self.attribute_tokens)
         out = (affinity, p, p @ self.same_parent, attrs, cap)
         self._query_cache[q] = out
         return out

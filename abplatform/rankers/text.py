@@ -9,10 +9,31 @@ import numpy as np
 import scipy.sparse as sp
 
 _TOKEN = re.compile(r"[a-z0-9]+")
+_PRICE_CAP = re.compile(r"\bunder\s+(\d+(?:\.\d+)?)")
 
 
 def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
+
+
+def attribute_vocabulary(catalog) -> dict[str, dict[str, int]]:
+    """Per attribute (brand, colour, ...), the catalog's values as lower-case words -> value code."""
+    from abplatform.rankers.base import ATTRIBUTE_NAMES
+
+    return {name: {str(v).lower(): code for code, v in enumerate(catalog.attribute_values[name])}
+            for name in ATTRIBUTE_NAMES}
+
+
+def query_constraints(query: str, vocabulary: dict[str, dict[str, int]]) -> tuple[np.ndarray, float]:
+    """Attribute codes a query names (-1 where it names none) and its price cap ("under 50"; inf if none)."""
+    tokens = tokenize(query)
+    attrs = np.full(len(vocabulary), -1)
+    for a, values in enumerate(vocabulary.values()):
+        for t in tokens:
+            if t in values:
+                attrs[a] = values[t]
+    cap = _PRICE_CAP.search(query.lower())
+    return attrs, float(cap.group(1)) if cap else np.inf
 
 
 class BM25Index:

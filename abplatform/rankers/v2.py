@@ -19,16 +19,14 @@ popularity term, which lifts long-tail items that V1's exposure feedback buries.
 
 from __future__ import annotations
 
-import re
 
 import numpy as np
 
 from abplatform.dataset import Dataset
 from abplatform.rankers.base import ATTRIBUTE_NAMES, CandidateBatch, Catalog
-from abplatform.rankers.text import tokenize
+from abplatform.rankers.text import attribute_vocabulary, query_constraints, tokenize
 from abplatform.rankers.v1 import item_log_stats
 
-_PRICE_CAP = re.compile(r"\bunder\s+(\d+(?:\.\d+)?)")
 
 
 class V2Ranker:
@@ -80,10 +78,7 @@ class V2Ranker:
             t: np.log((c + self.smoothing * self.category_prior) / (c.sum() + self.smoothing)) - np.log(self.category_prior)
             for t, c in counts.items()
         }
-        self.attribute_tokens = {
-            name: {str(v).lower(): code for code, v in enumerate(catalog.attribute_values[name])}
-            for name in ATTRIBUTE_NAMES
-        }
+        self.attribute_tokens = attribute_vocabulary(catalog)
         stats = item_log_stats(dataset, catalog)
         m = 20.0
         clicks, exposure, purchases = stats["clicks"], stats["exposure"], stats["purchases"]
@@ -131,15 +126,10 @@ class V2Ranker:
         if seen is not None:
             n = seen.sum()
             probs = (n * seen / n + self.query_prior_strength * probs) / (n + self.query_prior_strength)
-        attrs = np.full(len(ATTRIBUTE_NAMES), -1)
-        for a, name in enumerate(ATTRIBUTE_NAMES):
-            for t in tokens:
-                if t in self.attribute_tokens[name]:
-                    attrs[a] = self.attribute_tokens[name][t]
-        cap_match = _PRICE_CAP.search(query.lower())
+        attrs, cap = query_constraints(query, self.attribute_tokens)
         self._probs.append(probs)
         self._attrs.append(attrs)
-        self._caps.append(float(cap_match.group(1)) if cap_match else np.inf)
+        self._caps.append(cap)
         self._intents[query] = len(self._caps) - 1
         return self._intents[query]
 
