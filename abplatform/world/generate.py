@@ -67,7 +67,8 @@ class WorldParams:
         cached world is regenerated when the code that made it changes."""
         h = hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode())
         package = Path(__file__).resolve().parents[1]
-        for f in sorted([*(package / "world").glob("*.py"), *(package / "rankers").glob("*.py")]):
+        policy = [package / "rankers" / name for name in ("base.py", "text.py", "v1.py")]
+        for f in sorted([*(package / "world").glob("*.py"), *policy]):
             h.update(f.read_bytes())
         return h.hexdigest()[:16]
 
