@@ -275,7 +275,7 @@ CASES: list[Case] = [
          ("revenue without an order (revenue comes from orders)",)),
     Case("position-zero", "position 0 (positions are 1-based)", "check-data",
          logs("check-data", table_op("impressions", lambda t: _edit(t, "position", 0, 0))), I,
-         ("row(s) with position outside 1..50",), lines=1),
+         ("row(s) with position outside 1..50",), lines=2),
     Case("position-never-shown", "a page of 5 with an item at position 9 (5..8 never shown)", "check-data",
          logs("check-data", table_op("impressions", position_gap)), I,
          ("positions that were never shown, e.g. session_id 1 logs position 9 but only 5 item(s)",)),
