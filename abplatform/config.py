@@ -324,17 +324,38 @@ def _inner_model(annotation: Any) -> Any:
     return None
 
 
-def _duplicate_keys(node: yaml.Node, path: str, out: list[tuple[yaml.Node, str]]) -> None:
+MAX_EXPANDED_NODES = 100_000
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Nodes the document has once its aliases are expanded (memoised: an alias bomb costs no time)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1  # a node that refers to itself counts once
+    if isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(v, memo) for v in node.value)
+    else:
+        size = 1
+    memo[id(node)] = size
+    return size
+
+
+def _duplicate_keys(node: yaml.Node, path: str, out: list[tuple[yaml.Node, str]], seen_nodes: set[int]) -> None:
+    if id(node) in seen_nodes:  # an alias of a node already checked
+        return
+    seen_nodes.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for k, v in node.value:
             if k.value in seen:
                 out.append((k, f"{path}{'.' if path else ''}{k.value}"))
             seen.add(k.value)
-            _duplicate_keys(v, f"{path}{'.' if path else ''}{k.value}", out)
+            _duplicate_keys(v, f"{path}{'.' if path else ''}{k.value}", out, seen_nodes)
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
-            _duplicate_keys(v, f"{path}[{i}]", out)
+            _duplicate_keys(v, f"{path}[{i}]", out, seen_nodes)
 
 
 def _where(path: Path, node: yaml.Node | None) -> str:
@@ -351,6 +372,10 @@ def experiment_problems(path: Path, text: str) -> tuple[Experiment | None, list[
     """Parse and validate an experiment; every problem as 'FILE:LINE:COL: field.path: message'."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+        size = _expanded_size(root, {}) if root is not None else 0
+        if size > MAX_EXPANDED_NODES:
+            return None, [f"{path}: YAML expands to {size:,} nodes through aliases (at most "
+                          f"{MAX_EXPANDED_NODES:,}); an experiment file needs no alias bombs"]
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -359,7 +384,7 @@ def experiment_problems(path: Path, text: str) -> tuple[Experiment | None, list[
     if not isinstance(raw, dict) or root is None:
         return None, [f"{path}: expected a mapping of experiment settings at the top level"]
     dupes: list[tuple[yaml.Node, str]] = []
-    _duplicate_keys(root, "", dupes)
+    _duplicate_keys(root, "", dupes, set())
     problems = [f"{_where(path, k)}: {field}: duplicate key (the later value would silently win)" for k, field in dupes]
     try:
         exp = Experiment.model_validate(raw)
