@@ -84,6 +84,7 @@ class Dataset:
     def connect(self, threads: int | None = None) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect()
         con.execute("SET enable_progress_bar = false")
+        con.execute("SET TimeZone = 'UTC'")  # days are UTC days, whatever the machine's zone (as on Spark)
         if threads:
             con.execute(f"SET threads = {int(threads)}")
         if self.is_duckdb:

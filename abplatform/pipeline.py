@@ -159,7 +159,7 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
         latency = {"ms_per_query": res.latency_ms_per_query(), "batches": res.batch_ms_per_query}
         (replay_dir / "latency.json").write_text(json.dumps(latency))
     dataset = Dataset(replay_dir)
-    say("Computing sufficient statistics (duckdb) and the scorecard")
+    say(f"Computing sufficient statistics ({exp.data.engine}) and the scorecard")
     card = build_scorecard(dataset, exp)
     guard = latency_guardrail(latency.get("batches", {}), card.control, card.treatment,
                               exp.decision.latency_margin, exp.statistics.alpha)
@@ -212,7 +212,7 @@ def run_online(config_path: str | Path, results: str | Path = "results", say: Pr
                          "not the synthetic world — use 'abplatform run' for offline replay")
     dataset = source_dataset(exp, config_path, say)
     counts = validate_dataset(dataset, require_arm=True, max_position=exp.simulation.page_size)
-    say("Computing sufficient statistics (duckdb) and the scorecard")
+    say(f"Computing sufficient statistics ({exp.data.engine}) and the scorecard")
     card = build_scorecard(dataset, exp)
     extra = {"mode": "online", "source": data_fingerprint(dataset, counts), "event_log": str(dataset.path)}
     return _publish(exp, config_path, config_sha, card, extra, results)
