@@ -132,7 +132,7 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
     arms = [(a, make_ranker(_resolve_ranker(a.ranker, config_path), a.params, where=f"{config_path}: arms[{i}].ranker"))
             for i, a in enumerate(exp.arms)]
     source = source_dataset(exp, config_path, say)
-    counts = validate_dataset(source, max_position=exp.simulation.page_size)
+    counts = validate_dataset(source, max_position=exp.simulation.page_size, replay=True)
     source_fp = data_fingerprint(source, counts)
     code = [_ranker_code_hash(r) for _, r in arms]
     replay_dir = Path(exp.data.cache_dir) / "replays" / f"{exp.name}-{_replay_key(exp, source_fp['hash'], code)}"
