@@ -1,6 +1,7 @@
 -- Stage 2: one row per (unit, arm, segment value, day) with the unit's totals over its sessions.
--- Parameters: segment (a column of session_values or the literal 'all'), day_filter (a
--- condition on day: cumulative daily scorecards re-run this stage with day <= D), user_exp /
+-- Parameters: source (session_values, or for cumulative daily looks session_values joined to
+-- every look day D on day <= D, with look_day as the segment), segment (a column of the source
+-- or the literal 'all'), user_exp /
 -- user_pre / user_select (the unit aggregates of user-defined metrics' session columns).
 -- pre_filter limits the pre-period to the configured window before the experiment's first day.
 -- The pre-period values of the same unit (CUPED covariates) are joined by unit_id; units with
@@ -21,8 +22,8 @@ WITH exp AS (
         SUM(judged_pages) AS judged_pages,
         SUM(good_pages) AS good_pages,
         COUNT(*) AS sessions$user_exp
-    FROM session_values
-    WHERE arm IS NOT NULL AND $day_filter
+    FROM $source
+    WHERE arm IS NOT NULL
     GROUP BY unit_id, arm, $segment
 ),
 pre AS (

@@ -2,7 +2,7 @@
 -- n, sums, sums of squares and cross-products of x (numerator), y (denominator) and their
 -- pre-period counterparts xp, yp. Parameters: metric (name), x, y, xp, yp (expressions
 -- over unit_values; y and yp are 1 for mean and proportion metrics), x_cap (the cap on x:
--- a number, a percentile subquery, or NULL for none). The third moments sum_x2y, sum_xy2 and
+-- a number, a percentile of x over the units of the same segment value (a window), or NULL). The third moments sum_x2y, sum_xy2 and
 -- sum_y3 feed the small-sample (jackknife leverage) correction of ratio metrics.
 WITH v AS (
     SELECT
@@ -11,14 +11,15 @@ WITH v AS (
         CAST($x AS DOUBLE) AS x_raw,
         CAST($y AS DOUBLE) AS y,
         CAST($xp AS DOUBLE) AS xp,
-        CAST($yp AS DOUBLE) AS yp
+        CAST($yp AS DOUBLE) AS yp,
+        $x_cap AS x_cap
     FROM unit_values
 ),
 capped AS (
     SELECT
         arm,
         segment_value,
-        CASE WHEN $x_cap IS NOT NULL AND x_raw > $x_cap THEN $x_cap ELSE x_raw END AS x,
+        CASE WHEN x_cap IS NOT NULL AND x_raw > x_cap THEN x_cap ELSE x_raw END AS x,
         y,
         xp,
         yp

@@ -48,8 +48,9 @@ def metric_expressions(metric: Metric) -> dict[str, str]:
     y = metric.denominator or "1"
     if metric.cap_value is not None:
         cap = repr(float(metric.cap_value))
-    elif metric.cap_percentile is not None:
-        cap = f"(SELECT quantile_cont(CAST({metric.numerator} AS DOUBLE), {float(metric.cap_percentile)}) FROM unit_values)"
+    elif metric.cap_percentile is not None:  # over the units of the same segment value (or daily look)
+        cap = (f"quantile_cont(CAST({metric.numerator} AS DOUBLE), {float(metric.cap_percentile)}) "
+               "OVER (PARTITION BY segment_value)")
     else:
         cap = "CAST(NULL AS DOUBLE)"
     return {"metric": metric.name, "x": metric.numerator, "y": y, "xp": to_pre(metric.numerator),
@@ -127,10 +128,10 @@ class MetricsEngine:
         rows = self.con.execute("SELECT DISTINCT day FROM session_values WHERE arm IS NOT NULL ORDER BY day").fetchall()
         return [r[0].isoformat() for r in rows]
 
-    def _unit_values(self, segment: str, day_filter: str = "TRUE") -> None:
+    def _unit_values(self, segment: str, source: str = "session_values") -> None:
         self.con.execute("CREATE OR REPLACE TEMP TABLE unit_values AS "
                          + sql_template("02_unit_values.sql").substitute(
-                             segment=self._segment_sql(segment), day_filter=day_filter, pre_filter=self._pre_filter(),
+                             segment=self._segment_sql(segment), source=source, pre_filter=self._pre_filter(),
                              user_exp=self.user_sql["user_exp"],
                              user_pre=self.user_sql["user_pre"], user_select=self.user_sql["user_select"]))
 
@@ -150,14 +151,19 @@ class MetricsEngine:
         return self._finish(pd.concat(frames, ignore_index=True), metrics)
 
     def daily_sufficient_stats(self, metrics: Sequence[Metric]) -> pd.DataFrame:
-        """Cumulative statistics up to and including each day (for daily looks)."""
-        frames = []
-        for day in self.days():
-            self._unit_values(OVERALL, f"day <= DATE '{day}'")
-            df = self._arm_stats(metrics)
-            df.insert(1, "day", day)
-            frames.append(df)
-        return self._finish(pd.concat(frames, ignore_index=True), metrics).drop(columns="segment_value")
+        """Cumulative statistics up to and including each day (for daily looks), in one pass:
+        every session joins the look days on or after its own day, the look day is the segment."""
+        looks = ("(SELECT sv.*, CAST(d.look_day AS VARCHAR) AS look_day FROM session_values sv "
+                 "JOIN (SELECT DISTINCT day AS look_day FROM session_values WHERE arm IS NOT NULL) d "
+                 "ON sv.day <= d.look_day) daily_sessions")
+        self.con.execute("CREATE OR REPLACE TEMP TABLE unit_values AS "
+                         + sql_template("02_unit_values.sql").substitute(
+                             segment="look_day", source=looks, pre_filter=self._pre_filter(),
+                             user_exp=self.user_sql["user_exp"], user_pre=self.user_sql["user_pre"],
+                             user_select=self.user_sql["user_select"]))
+        df = self._finish(self._arm_stats(metrics), metrics).rename(columns={"segment_value": "day"})
+        cols = ["metric", "day", *[c for c in df.columns if c not in ("metric", "day")]]
+        return df[cols].sort_values(["day", "metric", "arm"], kind="stable").reset_index(drop=True)
 
     def _finish(self, df: pd.DataFrame, metrics: Sequence[Metric]) -> pd.DataFrame:
         types = {m.name: m.type for m in metrics}
