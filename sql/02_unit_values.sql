@@ -1,7 +1,6 @@
 -- Stage 2: one row per (unit, arm, segment value, day) with the unit's totals over its sessions.
--- Parameters: source (session_values, or for cumulative daily looks session_values joined to
--- every look day D on day <= D, with look_day as the segment), segment (a column of the source
--- or the literal 'all'), user_exp /
+-- Parameters: source (session_values, or for a cumulative daily look its sessions up to that
+-- day), segment (a column of the source or the literal 'all'), user_exp /
 -- user_pre / user_select (the unit aggregates of user-defined metrics' session columns).
 -- pre_filter limits the pre-period to the configured window before the experiment's first day.
 -- The pre-period values of the same unit (CUPED covariates) are joined by unit_id; units with

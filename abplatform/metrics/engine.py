@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from string import Template
 
+import duckdb
 import pandas as pd
 
 from abplatform.contract import PAGE_LABELS, RELEVANCE_LABELS
@@ -78,12 +79,18 @@ class MetricsEngine:
     """Sufficient statistics of metrics over a dataset's event log (experiment sessions with an arm)."""
 
     def __init__(self, dataset: Dataset, metrics: Sequence[Metric] = (), threads: int | None = None,
-                 extra_segments: Sequence[str] = (), pre_period_days: int | None = None):
+                 extra_segments: Sequence[str] = (), pre_period_days: int | None = None,
+                 memory_limit: str | None = "1GB"):
         self.dataset = dataset
         self.user_sql = user_column_sql(metrics)
+        self.memory_limit = memory_limit
         self.extra_segments = tuple(extra_segments)
         self.pre_period_days = pre_period_days
         self.con = dataset.connect(threads)
+        if memory_limit and isinstance(self.con, duckdb.DuckDBPyConnection):
+            # duckdb spills to disk past this: the analysis of a 50M-impression log stays under 2 GB
+            self.con.execute(f"SET memory_limit = '{memory_limit}'")
+            self.con.execute("SET preserve_insertion_order = false")
         for name, schema in (("relevance_labels", RELEVANCE_LABELS.schema), ("page_labels", PAGE_LABELS.schema)):
             if not dataset.has(name):
                 _empty_view(self.con, name, schema)
@@ -151,19 +158,16 @@ class MetricsEngine:
         return self._finish(pd.concat(frames, ignore_index=True), metrics)
 
     def daily_sufficient_stats(self, metrics: Sequence[Metric]) -> pd.DataFrame:
-        """Cumulative statistics up to and including each day (for daily looks), in one pass:
-        every session joins the look days on or after its own day, the look day is the segment."""
-        looks = ("(SELECT sv.*, CAST(d.look_day AS VARCHAR) AS look_day FROM session_values sv "
-                 "JOIN (SELECT DISTINCT day AS look_day FROM session_values WHERE arm IS NOT NULL) d "
-                 "ON sv.day <= d.look_day) daily_sessions")
-        self.con.execute("CREATE OR REPLACE TEMP TABLE unit_values AS "
-                         + sql_template("02_unit_values.sql").substitute(
-                             segment="look_day", source=looks, pre_filter=self._pre_filter(),
-                             user_exp=self.user_sql["user_exp"], user_pre=self.user_sql["user_pre"],
-                             user_select=self.user_sql["user_select"]))
-        df = self._finish(self._arm_stats(metrics), metrics).rename(columns={"segment_value": "day"})
-        cols = ["metric", "day", *[c for c in df.columns if c not in ("metric", "day")]]
-        return df[cols].sort_values(["day", "metric", "arm"], kind="stable").reset_index(drop=True)
+        """Cumulative statistics up to and including each day (for daily looks). One stage-2 pass
+        per look: joining every session to all later looks in one query multiplies the rows by
+        the number of looks and costs several times the memory on large logs."""
+        frames = []
+        for day in self.days():
+            self._unit_values(OVERALL, f"(SELECT * FROM session_values WHERE day <= DATE '{day}') upto_day")
+            df = self._arm_stats(metrics)
+            df.insert(1, "day", day)
+            frames.append(df)
+        return self._finish(pd.concat(frames, ignore_index=True), metrics).drop(columns="segment_value")
 
     def _finish(self, df: pd.DataFrame, metrics: Sequence[Metric]) -> pd.DataFrame:
         types = {m.name: m.type for m in metrics}
