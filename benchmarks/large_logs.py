@@ -132,7 +132,7 @@ def measure(kind: str, out: Path) -> dict:
     stdout, stderr = proc.stdout.read(), proc.stderr.read()
     if status != 0:
         raise SystemExit(f"{kind} failed:\n{stderr}")
-    doc = json.loads(stdout.strip().splitlines()[-1])
+    doc = json.loads(next(line for line in reversed(stdout.splitlines()) if line.startswith('{"seconds"')))
     doc.update(kind=kind, wall=time.perf_counter() - start, peak_rss_mb=usage.ru_maxrss / 1024,
                cpu=usage.ru_utime + usage.ru_stime)
     return doc
@@ -209,11 +209,10 @@ def write_md(args, best, runs, load_before, load_after) -> None:
         ratio = f"{r['seconds'] / bare:.2f}" if bare else "–"
         lines.append(f"| {k} | {what[k]} | {r['seconds']:.1f} | {ratio} | {r['cpu']:.1f} | {r['peak_rss_mb']:,.0f} | "
                      + ", ".join(f"{x['seconds']:.1f}" for x in runs[k]) + " |")
-    lines += ["", "RESULTS_TEXT", ""]
-    text = "\n".join(lines)
-    if args.md.is_file() and "RESULTS_TEXT" not in args.md.read_text() and "<!-- notes -->" in args.md.read_text():
-        text = text.replace("RESULTS_TEXT", args.md.read_text().split("<!-- notes -->", 1)[1].strip()
-                            and "<!-- notes -->" + args.md.read_text().split("<!-- notes -->", 1)[1])
+    text = "\n".join(lines) + "\n\n"
+    old = args.md.read_text() if args.md.is_file() else ""
+    # the analysis below the marker is written by hand and kept across reruns
+    text += "<!-- notes -->" + old.split("<!-- notes -->", 1)[1] if "<!-- notes -->" in old else "<!-- notes -->\n"
     args.md.write_text(text)
     print(f"wrote {args.md}")
 
