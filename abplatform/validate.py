@@ -226,7 +226,7 @@ def validate_dataset(dataset: Dataset, require_arm: bool = False, max_position: 
                     problems.append(f"{where}: missing table (required: {table.doc})")
                 elif replay and name in ("candidates", "items"):
                     problems.append(f"{where}: missing table (required to replay the log offline, data.mode: "
-                                    f"offline: {table.doc})")
+                                    f"offline — {table.doc})")
                 continue
             if name not in views:
                 continue

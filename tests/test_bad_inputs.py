@@ -351,8 +351,7 @@ CASES: list[Case] = [
          logs("check-data", table_op("page_labels", lambda t: _edit(t, "session_id", 0, 424242))),
          "logs/page_labels.parquet", ("1 page label(s) for sessions that are not in the log, e.g. session_id 424242",)),
     Case("offline-without-candidates", "mode: offline on a log without candidates and items", "run",
-         no_candidates_offline, "logs/candidates", ("missing table", "replay"),
-         xfail="pipeline.run_offline must call validate_dataset(source, replay=True) (see docs/bad_inputs.md)"),
+         no_candidates_offline, "logs/candidates", ("missing table (required to replay the log offline",), lines=2),
     # summary files
     Case("summary-negative-variance", "sum_x2 < (sum_x)^2/n", "analyze-summary",
          summary(csv_rows(GOOD_ROWS[0], "revenue,treatment,mean,410,230.0,10.0")), "summary.csv:3",
