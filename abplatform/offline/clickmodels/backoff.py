@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import statsmodels.api as sm
 
 from .data import NO_ITEM, FeatureFn
 
@@ -164,6 +163,8 @@ class BackedOffRate:
         if index.n_pairs > MAX_GLM_PAIRS:
             rows = np.sort(np.random.default_rng(0).choice(index.n_pairs, MAX_GLM_PAIRS, replace=False))
         x = self._design(features, index.pair_queries[rows], index.items[index.pair_items[rows]])
+        import statsmodels.api as sm  # imported here: the CLI should not pay for it unless a model is fitted
+
         family = sm.families.Binomial() if self.family == "binomial" and not self.raw_targets else sm.families.Poisson()
         return sm.GLM(target[rows], x, family=family, var_weights=weights[rows]).fit()
 
