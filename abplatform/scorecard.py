@@ -17,6 +17,7 @@ from abplatform.config import Aggregate, Experiment
 from abplatform.dataset import Dataset
 from abplatform.errors import EvaluationError
 from abplatform.expressions import parse_expression, to_sql
+from abplatform.formats import fmt_p
 from abplatform.metrics import BUILTIN_METRICS, Metric
 from abplatform.metrics.base import UnitColumn
 from abplatform.engines import make_metrics_engine
@@ -99,16 +100,16 @@ def decide(overall: pd.DataFrame, srm_overall: pd.Series, alpha: float, guardrai
         p = r["p_value_adjusted"]
         if r["role"] == "primary" and not r["improved"]:
             why = "is significantly worse" if r["degraded"] else "did not improve significantly"
-            reasons.append(f"primary metric {r['metric']} {why} ({rel}, p = {p:.4g}, alpha = {alpha})")
+            reasons.append(f"primary metric {r['metric']} {why} ({rel}, p = {fmt_p(p)}, alpha = {alpha})")
         if r["role"] == "guardrail" and r["breached"]:
             if pd.notna(r["margin"]) and guardrail_test == "noninferiority":
                 reasons.append(f"guardrail {r['metric']} not shown within its {r['margin']:.2%} margin "
-                               f"({rel}, non-inferiority p = {r['noninferior_p_value']:.4g})")
+                               f"({rel}, non-inferiority p = {fmt_p(r['noninferior_p_value'])})")
             elif pd.notna(r["margin"]):
                 reasons.append(f"guardrail {r['metric']} is significantly worse beyond its {r['margin']:.2%} "
-                               f"margin ({rel}, p = {1 - r['noninferior_p_value']:.4g})")
+                               f"margin ({rel}, p = {fmt_p(1 - r['noninferior_p_value'])})")
             else:
-                reasons.append(f"guardrail {r['metric']} is significantly worse ({rel}, p = {p:.4g})")
+                reasons.append(f"guardrail {r['metric']} is significantly worse ({rel}, p = {fmt_p(p)})")
     if block_on_srm and bool(srm_overall["failed"]):
         reasons.append(f"sample ratio mismatch: p = {srm_overall['p_value']:.3g} < threshold")
     if not (overall["role"] == "primary").any():
