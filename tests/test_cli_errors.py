@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 ARMS = "arms:\n  - {name: control, ranker: v1}\n  - {name: treatment, ranker: v2}\n"
 

@@ -3,7 +3,6 @@
 import streamlit as st
 
 import abdash
-from abplatform import dashboard_data as dd
 
 entry, rep = abdash.require_run()
 cfg = abdash.config(entry)
