@@ -29,6 +29,7 @@ metrics:
 segments: []
 simulation: {{behaviour: oracle, batch_size: 400}}
 randomisation: {{salt: gate-tests}}
+decision: {{latency_margin: 5.0}}  # the latency case is reported; timing noise on a tiny world must not decide
 """)
     return f
 
