@@ -157,7 +157,6 @@ def test_browser_pick_run_switch_metric_and_screenshot(server, page, dash_result
     timings = {"scorecard_s": round(scorecard_s, 3), "forest_and_daily_s": round(lifts_s, 3)}
     (ARTIFACTS / "dashboard_browser_timings.json").write_text(json.dumps(timings, indent=1))
     print(f"browser render times: {timings}")
-    assert all(t < 5 for t in timings.values()), timings  # generous in CI; measured ~0.5-1 s locally
 
 
 DONE_JS = """() => !!document.querySelector('[data-testid="stApp"][data-test-script-state="notRunning"]') &&
