@@ -31,9 +31,10 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pyarrow as pa
+from sqlglot import exp
 
 from abplatform.contract import TABLES
-from abplatform.dataset import Dataset
+from abplatform.dataset import Dataset, duck_type
 from abplatform.engines.transpile import to_spark
 from abplatform.errors import InputError
 from abplatform.metrics.engine import MetricsEngine
@@ -128,15 +129,8 @@ def _read(spark: SparkSession, source: Source) -> DataFrame:
 
 
 def _spark_type(t: pa.DataType) -> str:
-    if pa.types.is_string(t):
-        return "STRING"
-    if pa.types.is_boolean(t):
-        return "BOOLEAN"
-    if pa.types.is_floating(t):
-        return "DOUBLE"
-    if pa.types.is_timestamp(t):
-        return "TIMESTAMP"
-    return {8: "TINYINT", 16: "SMALLINT", 32: "INT", 64: "BIGINT"}[t.bit_width]
+    """The contract type in Spark SQL: the duckdb type, translated by sqlglot."""
+    return exp.DataType.build(duck_type(t), dialect="duckdb").sql("spark")
 
 
 def _mapped(df: DataFrame, table: str, mapping: Mapping[str, str], path) -> DataFrame:
