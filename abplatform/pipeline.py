@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -94,8 +95,10 @@ def _ranker_code_hash(ranker) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
 
 
+@functools.cache
 def code_version() -> str:
-    """A hash of the package's source and SQL: the replay cache and the run folders record it."""
+    """A hash of the package's source and SQL: the replay cache and the run folders record it
+    (computed once per process: the source does not change under a running job)."""
     root = Path(__file__).resolve().parent
     h = hashlib.sha256()
     for f in sorted([*root.rglob("*.py"), *SQL_DIR.glob("*.sql")]):
