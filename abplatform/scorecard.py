@@ -76,22 +76,6 @@ def metric_specs(metrics: Sequence[Metric]) -> dict[str, stats.MetricSpec]:
             for m in metrics}
 
 
-def apply_guardrail_test(overall: pd.DataFrame, test: str, alpha: float) -> pd.DataFrame:
-    """Set ``breached`` by the configured guardrail reading.
-
-    "noninferiority": breached unless H0 "worse than the margin" is rejected (noninferior_p_value < α).
-    "harm": breached when H0 "no worse than the margin" is rejected; for the same one-sided
-    statistic that p-value is 1 − noninferior_p_value. Without a margin both mean "significantly worse".
-    """
-    out = overall.copy()
-    guard = out["role"] == "guardrail"
-    has_margin = out["margin"].notna()
-    if test == "harm":
-        out["breached"] = guard & ((has_margin & ((1 - out["noninferior_p_value"]) < alpha))
-                                   | (~has_margin & out["degraded"]))
-    return out
-
-
 def decide(overall: pd.DataFrame, srm_overall: pd.Series, alpha: float, guardrail_test: str = "harm",
            block_on_srm: bool = True) -> Decision:
     reasons = []
@@ -140,8 +124,8 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
         engine.close()
     cuped = st.cuped and suff["sum_xp"].notna().any()
     common = dict(alpha=st.alpha, relative_ci=st.relative_ci, cuped=cuped, correction=st.correction)
-    overall = apply_guardrail_test(stats.compare(suff[suff["segment"] == "all"], specs, control, treatment, **common),
-                                   exp.decision.guardrail_test, st.alpha)
+    overall = stats.compare(suff[suff["segment"] == "all"], specs, control, treatment,
+                            guardrail_test=exp.decision.guardrail_test, **common)
     overall = pd.concat([overall, stats.mde_columns(overall, st.alpha)], axis=1)
     planned = {m.name: m.mde for m in exp.metrics}
     overall["planned_mde"] = overall["metric"].map(planned).astype(float)

@@ -159,6 +159,23 @@ def test_guardrail_noninferiority_one_sided():
     assert compare(suff, {"m": MetricSpec("mean", role="guardrail", margin=0.0001)}, "c", "t").iloc[0].breached
 
 
+def test_guardrail_harm_reading_rejects_no_worse_than_margin():
+    """guardrail_test="harm": breached only when "worse than the margin" is shown one-sided at alpha."""
+    from scipy import stats
+
+    rng = np.random.default_rng(8)
+    xc = rng.normal(10, 2, 2000)
+    for shift, margin, harmed in ((-0.05, 0.01, True), (-0.005, 0.01, False), (0.0, 0.0001, False)):
+        xt = rng.normal(10 * (1 + shift), 2, 2000)
+        suff = suff_frame({"c": (xc,), "t": (xt,)})
+        spec = MetricSpec("mean", role="guardrail", margin=margin)
+        r = compare(suff, {"m": spec}, "c", "t", guardrail_test="harm").iloc[0]
+        c, t = xc.mean(), xt.mean()
+        se = np.sqrt(xt.var(ddof=1) / 2000 / c**2 + t**2 * xc.var(ddof=1) / 2000 / c**4)
+        p_harm = stats.t.cdf((t / c - 1 + margin) / se, r.df)  # H1: relative effect < -margin
+        assert r.breached == (p_harm < 0.05) == harmed
+
+
 def test_direction_sets_improved_and_degraded():
     rng = np.random.default_rng(9)
     xc, xt = rng.normal(1.0, 1, 3000), rng.normal(1.2, 1, 3000)

@@ -92,6 +92,7 @@ def compare(
     correction: Correction = "none",
     sequential: SequentialSpec | None = None,
     small_sample: bool = True,
+    guardrail_test: str = "noninferiority",
 ) -> pd.DataFrame:
     """Scorecard of ``treatment`` vs ``control``: one row per metric × by-group.
 
@@ -101,6 +102,7 @@ def compare(
     under repeated looks (the suff rows of each look must be cumulative). ``small_sample``: the
     ratio-metric leverage correction and Kish df (``moments``), used on rows that carry
     ``sum_x2y``, ``sum_xy2``, ``sum_y3``; ``False`` gives the plain first-order delta method.
+    ``guardrail_test``: how ``breached`` reads a guardrail's margin (``decision.decide``).
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
@@ -108,6 +110,8 @@ def compare(
         raise ValueError(f"unknown relative_ci {relative_ci!r}; use delta, log or fieller")
     if correction not in ("none", "holm", "bh"):
         raise ValueError(f"unknown correction {correction!r}; use none, holm or bh")
+    if guardrail_test not in ("noninferiority", "harm"):
+        raise ValueError(f"unknown guardrail_test {guardrail_test!r}; use noninferiority or harm")
     by = list(by)
     if sequential is not None and sequential.look not in by:
         by.append(sequential.look)
@@ -195,5 +199,6 @@ def compare(
         specs=specs,
         ni_z=lambda r0: relative.relative_z(relative_ci, mt.value, mc.value, vt, vc, r0),
         p_of=p_of,
+        guardrail_test=guardrail_test,
     )
     return pd.concat([out, decided], axis=1)

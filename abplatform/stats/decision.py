@@ -30,8 +30,14 @@ def decide(
     specs: Sequence[MetricSpec],
     ni_z: Callable[[np.ndarray], np.ndarray],
     p_of: Callable[[np.ndarray], np.ndarray],
+    guardrail_test: str = "noninferiority",
 ) -> pd.DataFrame:
-    """Decision columns: significant, improved, degraded, margin, noninferior_p_value, breached."""
+    """Decision columns: significant, improved, degraded, margin, noninferior_p_value, breached.
+
+    ``guardrail_test="harm"`` reads a guardrail with a margin the other way round: breached when
+    H0 "no worse than the margin" is rejected; for the same one-sided statistic that p-value is
+    1 − noninferior_p_value.
+    """
     sign = np.array([1.0 if s.direction == "increase" else -1.0 for s in specs])
     significant = np.nan_to_num(p_value_adjusted, nan=1.0) < alpha
     with np.errstate(invalid="ignore"):
@@ -46,7 +52,10 @@ def decide(
         zz = sign * ni_z(r0)
         p_two = p_of(zz)
         ni_p = np.where(has_margin, np.where(zz > 0, p_two / 2, 1 - p_two / 2), np.nan)
-    breached = guard & np.where(has_margin, ~(np.nan_to_num(ni_p, nan=1.0) < alpha), degraded)
+    if guardrail_test == "harm":
+        breached = guard & np.where(has_margin, np.nan_to_num(1 - ni_p, nan=1.0) < alpha, degraded)
+    else:
+        breached = guard & np.where(has_margin, ~(np.nan_to_num(ni_p, nan=1.0) < alpha), degraded)
     return pd.DataFrame(
         {
             "significant": significant,
