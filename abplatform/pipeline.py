@@ -167,8 +167,7 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
     guard = latency_guardrail(latency.get("batches", {}), card.control, card.treatment,
                               exp.decision.latency_margin, exp.statistics.alpha)
     if guard and guard["breached"]:
-        card.decision.promote = False
-        card.decision.reasons.append(
+        card.decision.hold(
             f"latency guardrail: {card.treatment} scores in {guard['treatment_ms']:.4f} ms/query vs "
             f"{guard['control_ms']:.4f} for {card.control} ({guard['ratio'] - 1:+.1%}, significantly beyond the "
             f"{guard['margin']:.0%} margin, p = {guard['p_value']:.3g})")

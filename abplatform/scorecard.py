@@ -33,6 +33,11 @@ class Decision:
     def label(self) -> str:
         return "promote" if self.promote else "hold"
 
+    def hold(self, reason: str) -> None:
+        """A condition checked outside the scorecard (e.g. the replay's latency guardrail) failed."""
+        self.promote = False
+        self.reasons.append(reason)
+
 
 @dataclass
 class Scorecard:
