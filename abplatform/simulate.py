@@ -114,6 +114,11 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
     ids = sessions["session_id"].to_numpy()
     units = sessions["unit_id"].to_pylist()
     queries = sessions["query"].to_pylist()
+    query_objects = np.array(queries, dtype=object)  # C-level gathers of a batch's queries
+    # query codes for the whole partition, so a batch's distinct queries cost no string hashing
+    encoded = sessions["query"].combine_chunks().dictionary_encode()
+    distinct = encoded.dictionary.to_pylist()
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
     cand_ids = candidate_matrix(ids, cands["session_id"].to_numpy(), cands["item_id"].to_numpy())
     cand_rows = catalog.rows(cand_ids)
     arm_idx = assign(spec.salt, units, [a.weight for a in spec.arms])
@@ -128,7 +133,9 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
             sel = lo + np.flatnonzero(arm_idx[lo:hi] == a)
             if len(sel) == 0:
                 continue
-            batch = CandidateBatch(ids[sel], [queries[i] for i in sel], cand_rows[sel])
+            batch_codes, query_index = np.unique(codes[sel], return_inverse=True)
+            batch = CandidateBatch(ids[sel], query_objects[sel].tolist(), cand_rows[sel],
+                                   ([distinct[c] for c in batch_codes], query_index))
             t0 = time.perf_counter()
             scores = arm.ranker.score(batch)
             shown[sel] = rank(scores, batch.candidate_rows, k)
@@ -139,10 +146,9 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
     resp = behaviour.respond(spec.seed, ids, queries, units, shown)
     shown_ids = np.where(shown >= 0, catalog.item_ids[np.maximum(shown, 0)], -1)
     valid = (shown >= 0).ravel()
-    arms = np.array([a.name for a in spec.arms], dtype=object)[arm_idx]
+    arms = pa.array([a.name for a in spec.arms], pa.string()).take(arm_idx)
     name = f"part-{index:05d}.parquet"
-    out_sessions = sessions.set_column(sessions.schema.get_field_index("arm"), SESSIONS.schema.field("arm"),
-                                       pa.array(arms, pa.string()))
+    out_sessions = sessions.set_column(sessions.schema.get_field_index("arm"), SESSIONS.schema.field("arm"), arms)
     positions = np.tile(np.arange(1, k + 1, dtype=np.int16), len(ids))
     impressions = pa.table({
         "session_id": np.repeat(ids, k)[valid], "position": positions[valid], "item_id": shown_ids.ravel()[valid],

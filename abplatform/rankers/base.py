@@ -65,9 +65,12 @@ class CandidateBatch:
     session_ids: np.ndarray  # (n,)
     queries: list[str]  # n query strings
     candidate_rows: np.ndarray  # (n, c) catalog rows, -1 = padding
+    distinct: tuple[list[str], np.ndarray] | None = None  # distinct_queries(), when the caller has it already
 
     def distinct_queries(self) -> tuple[list[str], np.ndarray]:
         """(distinct queries, index of each session's query among them): per-query work done once."""
+        if self.distinct is not None:
+            return self.distinct
         encoded = pa.array(self.queries, pa.string()).dictionary_encode()
         return encoded.dictionary.to_pylist(), encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
 
@@ -86,8 +89,14 @@ class Ranker(Protocol):
 
 
 def rank(scores: np.ndarray, candidate_rows: np.ndarray, k: int) -> np.ndarray:
-    """Top-k catalog rows per session by descending score (ties by candidate order); -1 fills short pages."""
-    s = np.where(candidate_rows >= 0, scores, -np.inf)
-    order = np.argsort(-s, axis=1, kind="stable")[:, :k]
-    top = np.take_along_axis(candidate_rows, order, axis=1)
-    return np.where(np.take_along_axis(s, order, axis=1) > -np.inf, top, -1)
+    """Top-k catalog rows per session by descending score (ties by candidate order); -1 fills short pages.
+
+    Padding and NaN or -inf scores never fill a slot."""
+    key = np.where((candidate_rows >= 0) & (scores > -np.inf), -scores, np.inf)  # ascending; NaN > -inf is False
+    order = np.argsort(key, axis=1)  # unstable but fast: rows with ties near the top are redone stably below
+    top = np.take_along_axis(key, order[:, :k + 1], axis=1)
+    tied = ((top[:, 1:] == top[:, :-1]) & (top[:, 1:] < np.inf)).any(axis=1)
+    if tied.any():
+        order[tied] = np.argsort(key[tied], axis=1, kind="stable")
+    order = order[:, :k]
+    return np.where(np.take_along_axis(key, order, axis=1) < np.inf, np.take_along_axis(candidate_rows, order, axis=1), -1)

@@ -62,14 +62,35 @@ class BM25Index:
         w = idf[tf.col] * tf.data * (k1 + 1) / (tf.data + norm[tf.row])
         # titles share a small vocabulary, so a dense (items x terms) table makes scoring one gather.
         self.weights = sp.csr_matrix((w, (tf.row, tf.col)), shape=tf.shape).toarray()
-        self._query_cache: dict[str, np.ndarray] = {}
+        # per distinct query seen: its sorted distinct term ids, padded with -1 to a common width
+        self._query_rows: dict[str, int] = {}
+        self._terms = np.full((0, 0), -1, dtype=np.int64)
+        self._n_queries = 0
 
     def query_terms(self, query: str) -> np.ndarray:
-        terms = self._query_cache.get(query)
-        if terms is None:
-            terms = np.unique([self.vocab[t] for t in tokenize(query) if t in self.vocab]).astype(np.int64)
-            self._query_cache[query] = terms
-        return terms
+        return np.array(sorted({self.vocab[t] for t in tokenize(query) if t in self.vocab}), dtype=np.int64)
+
+    def _term_rows(self, queries: Sequence[str]) -> np.ndarray:
+        """Row of each query in the padded term table, adding the queries not seen before."""
+        rows = np.fromiter((self._query_rows.get(q, -1) for q in queries), np.int64, len(queries))
+        missing = np.flatnonzero(rows < 0)
+        if len(missing):
+            new = [self.query_terms(queries[i]) for i in missing]
+            width = max(self._terms.shape[1], max(len(t) for t in new))
+            need = self._n_queries + len(new)
+            if need > len(self._terms) or width > self._terms.shape[1]:
+                capacity = len(self._terms) if need <= len(self._terms) else max(need, 2 * len(self._terms))
+                grown = np.full((capacity, width), -1, dtype=np.int64)
+                grown[:self._n_queries, :self._terms.shape[1]] = self._terms[:self._n_queries]
+                self._terms = grown
+            for i, terms in zip(missing, new):
+                q = queries[i]
+                if q not in self._query_rows:  # a repeated query in ``queries`` is stored once
+                    self._terms[self._n_queries, :len(terms)] = terms
+                    self._query_rows[q] = self._n_queries
+                    self._n_queries += 1
+                rows[i] = self._query_rows[q]
+        return rows
 
     def score(self, queries: Sequence[str], doc_rows: np.ndarray,
               query_index: np.ndarray | None = None) -> np.ndarray:
@@ -77,13 +98,14 @@ class BM25Index:
 
         With ``query_index``, ``queries`` are the distinct queries and row i uses queries[query_index[i]]."""
         n, c = doc_rows.shape
-        distinct = [self.query_terms(q) for q in queries]
-        term_lists = distinct if query_index is None else [distinct[i] for i in query_index]
-        lengths = np.fromiter((len(t) for t in term_lists), np.int64, n)
+        rows = self._term_rows(queries)
+        terms = self._terms[rows if query_index is None else rows[query_index]]  # (n, width), -1 padded
+        has_term = terms >= 0
+        lengths = has_term.sum(axis=1)
         if lengths.sum() == 0:
             return np.zeros((n, c))
         q_rows = np.repeat(np.arange(n), lengths)
-        q_terms = np.concatenate(term_lists)
+        q_terms = terms[has_term]  # row-major: each session's terms in ascending order
         vals = self.weights[np.maximum(doc_rows, 0)[q_rows], q_terms[:, None]]  # (terms in batch, c)
         out = np.zeros((n, c))
         has_terms = lengths > 0

@@ -42,6 +42,7 @@ class V2Ranker:
         self._attrs: list[np.ndarray] = []
         self._caps: list[float] = []
         self._table: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._table_rows = 0  # rows of _table filled (it grows geometrically)
 
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, dataset: Dataset, catalog: Catalog) -> V2Ranker:
@@ -88,7 +89,8 @@ class V2Ranker:
         self.purchase_prior = np.log((purchases + m * mean_cvr) / (clicks + m) / mean_cvr)
         self._intents.clear()
         self._probs, self._attrs, self._caps = [], [], []
-        self._table = None
+        self._table, self._table_rows = None, 0
+        self._item_attrs = np.stack([catalog.attribute_codes[name] for name in ATTRIBUTE_NAMES], axis=1)
         # the serving lookup table: intents of every query seen in the logs, computed offline
         for q in self._logged_queries(dataset):
             self.intent(q)
@@ -134,12 +136,20 @@ class V2Ranker:
         return self._intents[query]
 
     def _intent_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The intent rows as arrays, extended with the rows added since the last call."""
-        done = 0 if self._table is None else len(self._table[2])
-        if done < len(self._caps):
+        """The intent rows as arrays (with spare rows at the end), extended with the rows added since the last call."""
+        done, total = self._table_rows, len(self._caps)
+        if done < total:
             new = (np.stack(self._probs[done:]), np.stack(self._attrs[done:]), np.array(self._caps[done:]))
-            self._table = new if self._table is None else tuple(
-                np.concatenate([old, add]) for old, add in zip(self._table, new))
+            if self._table is None or total > len(self._table[2]):
+                capacity = max(total, 2 * done)
+                grown = tuple(np.empty((capacity, *t.shape[1:]), t.dtype) for t in new)
+                if self._table is not None:
+                    for g, old in zip(grown, self._table):
+                        g[:done] = old[:done]
+                self._table = grown
+            for t, add in zip(self._table, new):
+                t[done:total] = add
+            self._table_rows = total
         return self._table
 
     def score(self, batch: CandidateBatch) -> np.ndarray:
@@ -149,14 +159,13 @@ class V2Ranker:
         rows = np.maximum(batch.candidate_rows, 0)
         queries, index = batch.distinct_queries()
         idx = np.fromiter((self._intent_row(q) for q in queries), np.int64, len(queries))[index]
-        probs, attrs, caps = (t[idx] for t in self._intent_table())
-        p_cat = np.take_along_axis(probs, cat.category[rows], axis=1)
-        attr_match = np.zeros(rows.shape)
-        for a, name in enumerate(ATTRIBUTE_NAMES):
-            wanted = attrs[:, a][:, None]
-            attr_match += np.where(wanted < 0, 0.0, np.where(cat.attribute_codes[name][rows] == wanted, 1.0, -1.0))
-        over_cap = cat.price[rows] > caps[:, None]
-        relevance = 3.0 * p_cat + 0.8 * attr_match - 2.0 * over_cap
+        probs, attrs, caps = self._intent_table()
+        p_cat = probs[idx[:, None], cat.category[rows]]
+        wanted = attrs[idx][:, None, :]
+        # +1 per named attribute the item has, -1 per one it contradicts: small integers, exact in any order
+        attr_match = np.where(wanted < 0, 0, np.where(self._item_attrs[rows] == wanted, 1, -1)).sum(axis=2)
+        over_cap = cat.price[rows] > caps[idx][:, None]
+        relevance = 3.0 * p_cat + 0.8 * attr_match.astype(float) - 2.0 * over_cap
         lexical = cat.bm25.score(queries, batch.candidate_rows, index) if self.w_lex else 0.0
         return (self.w_lex * lexical + self.w_rel * relevance + self.w_click * self.click_prior[rows]
                 + self.w_purchase * self.purchase_prior[rows])

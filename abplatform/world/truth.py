@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from abplatform.errors import InputError
@@ -28,12 +27,20 @@ class WorldTruth:
     intent_parent: np.ndarray
     intent_attrs: np.ndarray
     intent_cap: np.ndarray
+    _rows: dict[str, int] = field(init=False, repr=False)  # query -> its first row; built once, not per call
+
+    def __post_init__(self) -> None:
+        self._rows = {}
+        for i, q in enumerate(self.queries.to_pylist()):
+            self._rows.setdefault(q, i)
 
     def intents(self, queries: list[str]) -> SessionIntent:
-        idx = pc.index_in(pa.array(queries, pa.string()), value_set=self.queries).to_numpy(zero_copy_only=False)
-        if np.isnan(idx.astype(float)).any():
+        encoded = pa.array(queries, pa.string()).dictionary_encode()
+        distinct = encoded.dictionary.to_pylist()
+        rows = np.fromiter((self._rows.get(q, -1) for q in distinct), np.int64, len(distinct))
+        if encoded.null_count or (rows < 0).any():
             raise InputError("replay: a session's query has no intent in the world's truth (not a world dataset?)")
-        idx = idx.astype(np.int64)
+        idx = rows[encoded.indices.to_numpy(zero_copy_only=False)]
         return SessionIntent(self.intent_leaf[idx], self.intent_parent[idx], self.intent_attrs[idx],
                              self.intent_cap[idx])
 
