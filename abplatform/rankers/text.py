@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from itertools import repeat
 
 import numpy as np
 import scipy.sparse as sp
@@ -60,11 +61,13 @@ class BM25Index:
         norm = k1 * (1 - b + b * dl / dl.mean())
         tf = tf.tocoo()
         w = idf[tf.col] * tf.data * (k1 + 1) / (tf.data + norm[tf.row])
-        # titles share a small vocabulary, so a dense (items x terms) table makes scoring one gather.
-        self.weights = sp.csr_matrix((w, (tf.row, tf.col)), shape=tf.shape).toarray()
+        # titles share a small vocabulary, so a dense table makes scoring gathers; term-major, so one
+        # term's weights over all items sit together in cache
+        self.n_docs = n_docs
+        self.term_weights = sp.csr_matrix((w, (tf.col, tf.row)), shape=(len(self.vocab), n_docs)).toarray().ravel()
         # per distinct query seen: its sorted distinct term ids, padded with -1 to a common width
         self._query_rows: dict[str, int] = {}
-        self._terms = np.full((0, 0), -1, dtype=np.int64)
+        self._terms = np.full((0, 1), -1, dtype=np.int64)
         self._n_queries = 0
 
     def query_terms(self, query: str) -> np.ndarray:
@@ -72,7 +75,7 @@ class BM25Index:
 
     def _term_rows(self, queries: Sequence[str]) -> np.ndarray:
         """Row of each query in the padded term table, adding the queries not seen before."""
-        rows = np.fromiter((self._query_rows.get(q, -1) for q in queries), np.int64, len(queries))
+        rows = np.fromiter(map(self._query_rows.get, queries, repeat(-1)), np.int64, len(queries))
         missing = np.flatnonzero(rows < 0)
         if len(missing):
             new = [self.query_terms(queries[i]) for i in missing]
@@ -100,15 +103,25 @@ class BM25Index:
         n, c = doc_rows.shape
         rows = self._term_rows(queries)
         terms = self._terms[rows if query_index is None else rows[query_index]]  # (n, width), -1 padded
-        has_term = terms >= 0
-        lengths = has_term.sum(axis=1)
-        if lengths.sum() == 0:
-            return np.zeros((n, c))
-        q_rows = np.repeat(np.arange(n), lengths)
-        q_terms = terms[has_term]  # row-major: each session's terms in ascending order
-        vals = self.weights[np.maximum(doc_rows, 0)[q_rows], q_terms[:, None]]  # (terms in batch, c)
+        docs = np.maximum(doc_rows, 0)
+
+        def weights(sessions: np.ndarray, j: int) -> np.ndarray:  # w(j-th term of each session, its candidates)
+            return np.take(self.term_weights, (terms[sessions, j] * self.n_docs)[:, None] + docs[sessions])
+
+        # the sum np.add.reduceat makes, first term + (second + third + ...) in ascending term order
+        # (numpy's pairwise sum is plain left to right below 8 items), without a (terms, c) table;
+        # sessions with more than 8 terms take np.add.reduceat itself
         out = np.zeros((n, c))
-        has_terms = lengths > 0
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[has_terms]
-        out[has_terms] = np.add.reduceat(vals, starts, axis=0)
+        rest = np.zeros((n, c))
+        for j in range(1, min(terms.shape[1], 8)):
+            has = np.flatnonzero(terms[:, j] >= 0)
+            rest[has] += weights(has, j)
+        has = np.flatnonzero(terms[:, 0] >= 0)
+        out[has] = weights(has, 0) + rest[has]
+        long = np.flatnonzero((terms[:, 8:] >= 0).any(axis=1))
+        if len(long):
+            named = terms[long] >= 0
+            lengths = named.sum(axis=1)
+            cells = (terms[long][named] * self.n_docs)[:, None] + docs[long][np.repeat(np.arange(len(long)), lengths)]
+            out[long] = np.add.reduceat(np.take(self.term_weights, cells), np.r_[0, np.cumsum(lengths)[:-1]], axis=0)
         return np.where(doc_rows >= 0, out, 0.0)

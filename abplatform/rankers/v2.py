@@ -19,6 +19,7 @@ popularity term, which lifts long-tail items that V1's exposure feedback buries.
 
 from __future__ import annotations
 
+from itertools import repeat
 
 import numpy as np
 
@@ -90,7 +91,6 @@ class V2Ranker:
         self._intents.clear()
         self._probs, self._attrs, self._caps = [], [], []
         self._table, self._table_rows = None, 0
-        self._item_attrs = np.stack([catalog.attribute_codes[name] for name in ATTRIBUTE_NAMES], axis=1)
         # the serving lookup table: intents of every query seen in the logs, computed offline
         for q in self._logged_queries(dataset):
             self.intent(q)
@@ -152,18 +152,29 @@ class V2Ranker:
             self._table_rows = total
         return self._table
 
+    def _intent_rows(self, queries: list[str]) -> np.ndarray:
+        rows = np.fromiter(map(self._intents.get, queries, repeat(-1)), np.int64, len(queries))
+        for i in np.flatnonzero(rows < 0):
+            rows[i] = self._intent_row(queries[i])
+        return rows
+
     def score(self, batch: CandidateBatch) -> np.ndarray:
         cat = self.catalog
         if cat is None:
             raise RuntimeError("V2Ranker.score called before fit")
         rows = np.maximum(batch.candidate_rows, 0)
         queries, index = batch.distinct_queries()
-        idx = np.fromiter((self._intent_row(q) for q in queries), np.int64, len(queries))[index]
+        idx = self._intent_rows(queries)[index]
         probs, attrs, caps = self._intent_table()
         p_cat = probs[idx[:, None], cat.category[rows]]
-        wanted = attrs[idx][:, None, :]
-        # +1 per named attribute the item has, -1 per one it contradicts: small integers, exact in any order
-        attr_match = np.where(wanted < 0, 0, np.where(self._item_attrs[rows] == wanted, 1, -1)).sum(axis=2)
+        wanted = attrs[idx]
+        # +1 per named attribute the item has, -1 per one it contradicts: small integers, exact in any order;
+        # only the sessions whose query names the attribute are looked at
+        attr_match = np.zeros(rows.shape, np.int8)
+        for a, name in enumerate(ATTRIBUTE_NAMES):
+            named = np.flatnonzero(wanted[:, a] >= 0)
+            same = cat.attribute_codes[name][rows[named]] == wanted[named, a][:, None]
+            attr_match[named] += np.where(same, 1, -1).astype(np.int8)
         over_cap = cat.price[rows] > caps[idx][:, None]
         relevance = 3.0 * p_cat + 0.8 * attr_match.astype(float) - 2.0 * over_cap
         lexical = cat.bm25.score(queries, batch.candidate_rows, index) if self.w_lex else 0.0
