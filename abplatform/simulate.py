@@ -113,12 +113,13 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
     cands = pq.read_table(candidates_file, columns=["session_id", "item_id"])
     ids = sessions["session_id"].to_numpy()
     units = sessions["unit_id"].to_pylist()
-    queries = sessions["query"].to_pylist()
-    query_objects = np.array(queries, dtype=object)  # C-level gathers of a batch's queries
-    # query codes for the whole partition, so a batch's distinct queries cost no string hashing
+    # query codes for the whole partition, so a batch's distinct queries cost no string hashing, and one
+    # str object per distinct query, so every dict lookup by query hashes each string once
     encoded = sessions["query"].combine_chunks().dictionary_encode()
-    distinct = encoded.dictionary.to_pylist()
+    distinct = np.array(encoded.dictionary.to_pylist(), dtype=object)
     codes = encoded.indices.to_numpy(zero_copy_only=False)
+    query_objects = distinct[codes]
+    queries = query_objects.tolist()
     cand_ids = candidate_matrix(ids, cands["session_id"].to_numpy(), cands["item_id"].to_numpy())
     cand_rows = catalog.rows(cand_ids)
     arm_idx = assign(spec.salt, units, [a.weight for a in spec.arms])
@@ -135,7 +136,7 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
                 continue
             batch_codes, query_index = np.unique(codes[sel], return_inverse=True)
             batch = CandidateBatch(ids[sel], query_objects[sel].tolist(), cand_rows[sel],
-                                   ([distinct[c] for c in batch_codes], query_index))
+                                   (distinct[batch_codes].tolist(), query_index))
             t0 = time.perf_counter()
             scores = arm.ranker.score(batch)
             shown[sel] = rank(scores, batch.candidate_rows, k)

@@ -56,10 +56,13 @@ def relevance(intent: SessionIntent, items: ItemTruth, item_rows: np.ndarray) ->
     rows = np.maximum(item_rows, 0)
     cat = np.where(items.leaf[rows] == intent.leaf[:, None], 1.0,
                    np.where(items.parent[rows] == intent.parent[:, None], 0.25, 0.0))
-    wanted = intent.attrs[:, None, :]
-    mismatches = ((wanted >= 0) & (items.attrs[rows] != wanted)).sum(axis=2)
+    n_attrs = intent.attrs.shape[1]
+    mismatches = np.zeros(rows.shape, np.int64)
+    for a in range(n_attrs):  # only the sessions whose query names the attribute
+        named = np.flatnonzero(intent.attrs[:, a] >= 0)
+        mismatches[named] += items.attrs[rows[named], a] != intent.attrs[named, a][:, None]
     over_cap = items.price[rows] > intent.price_cap[:, None]
-    rel = cat * 0.6**mismatches * np.where(over_cap, 0.3, 1.0)
+    rel = cat * (0.6 ** np.arange(n_attrs + 1))[mismatches] * np.where(over_cap, 0.3, 1.0)
     return np.where(item_rows >= 0, rel, 0.0)
 
 
@@ -85,18 +88,19 @@ class BehaviourModel:
         if mode not in ("pbm", "cascade"):
             raise ValueError(f"behaviour mode must be 'pbm' or 'cascade', got {mode!r}")
         self.items, self.user_pref, self.user_price_sens, self.mode = items, user_pref, user_price_sens, mode
+        self.log_price_ratio = np.log(items.price / items.median_price)  # per item, gathered per shown cell
 
     def attraction(self, intent: SessionIntent, user_rows: np.ndarray, shown: np.ndarray) -> np.ndarray:
         it, rows = self.items, np.maximum(shown, 0)
         rel = relevance(intent, it, shown)
-        log_price = np.log(it.price[rows] / it.median_price[rows])
+        log_price = self.log_price_ratio[rows]
         pref = self.user_pref[user_rows[:, None], it.leaf[rows]]
         sens = self.user_price_sens[user_rows][:, None]
         return expit(-4.0 + 2.8 * rel + 0.6 * it.quality[rows] + 0.8 * pref - 0.4 * sens * log_price), rel
 
     def purchase_probability(self, rel: np.ndarray, user_rows: np.ndarray, shown: np.ndarray) -> np.ndarray:
         it, rows = self.items, np.maximum(shown, 0)
-        log_price = np.log(it.price[rows] / it.median_price[rows])
+        log_price = self.log_price_ratio[rows]
         sens = self.user_price_sens[user_rows][:, None]
         return expit(-5.0 + 2.0 * rel + 0.5 * it.quality[rows] - 0.6 * sens * log_price)
 

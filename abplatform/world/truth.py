@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -35,12 +36,9 @@ class WorldTruth:
             self._rows.setdefault(q, i)
 
     def intents(self, queries: list[str]) -> SessionIntent:
-        encoded = pa.array(queries, pa.string()).dictionary_encode()
-        distinct = encoded.dictionary.to_pylist()
-        rows = np.fromiter((self._rows.get(q, -1) for q in distinct), np.int64, len(distinct))
-        if encoded.null_count or (rows < 0).any():
+        idx = np.fromiter(map(self._rows.get, queries, repeat(-1)), np.int64, len(queries))
+        if (idx < 0).any():
             raise InputError("replay: a session's query has no intent in the world's truth (not a world dataset?)")
-        idx = rows[encoded.indices.to_numpy(zero_copy_only=False)]
         return SessionIntent(self.intent_leaf[idx], self.intent_parent[idx], self.intent_attrs[idx],
                              self.intent_cap[idx])
 
