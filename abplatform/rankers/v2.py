@@ -39,11 +39,8 @@ class V2Ranker:
         self.smoothing, self.query_prior_strength = smoothing, query_prior_strength
         self.catalog: Catalog | None = None
         self._intents: dict[str, int] = {}  # query -> row of the intent table below
-        self._probs: list[np.ndarray] = []
-        self._attrs: list[np.ndarray] = []
-        self._caps: list[float] = []
-        self._table: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self._table_rows = 0  # rows of _table filled (it grows geometrically)
+        # the intent table: P(category | query), attribute codes, price cap; grows geometrically
+        self._probs = self._attrs = self._caps = np.zeros(0)
 
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, dataset: Dataset, catalog: Catalog) -> V2Ranker:
@@ -88,12 +85,13 @@ class V2Ranker:
         mean_cvr = purchases.sum() / clicks.sum() if clicks.sum() > 0 else 1.0
         self.click_prior = np.log((clicks + m * mean_ctr) / (exposure + m) / mean_ctr)
         self.purchase_prior = np.log((purchases + m * mean_cvr) / (clicks + m) / mean_cvr)
+        self._lift_rows = {t: i for i, t in enumerate(self.token_log_lift)}
+        self._lifts = np.array(list(self.token_log_lift.values())).reshape(len(self._lift_rows), n_cat)
         self._intents.clear()
-        self._probs, self._attrs, self._caps = [], [], []
-        self._table, self._table_rows = None, 0
+        self._probs, self._attrs = np.zeros((0, n_cat)), np.zeros((0, len(ATTRIBUTE_NAMES)), np.int64)
+        self._caps = np.zeros(0)
         # the serving lookup table: intents of every query seen in the logs, computed offline
-        for q in self._logged_queries(dataset):
-            self.intent(q)
+        self._intent_rows(self._logged_queries(dataset))
         return self
 
     @staticmethod
@@ -109,54 +107,54 @@ class V2Ranker:
     # -- serving -------------------------------------------------------------------------------
     def intent(self, query: str) -> tuple[np.ndarray, np.ndarray, float]:
         """(P(category | query), attribute codes (-1 = unconstrained), price cap) of a query."""
-        row = self._intent_row(query)
-        return self._probs[row], self._attrs[row], self._caps[row]
-
-    def _intent_row(self, query: str) -> int:
-        row = self._intents.get(query)
-        if row is not None:
-            return row
-        tokens = tokenize(query)
-        logits = np.log(self.category_prior).copy()
-        for t in set(tokens):
-            lift = self.token_log_lift.get(t)
-            if lift is not None:
-                logits += lift
-        probs = np.exp(logits - logits.max())
-        probs /= probs.sum()
-        seen = self.query_clicks.get(query)
-        if seen is not None:
-            n = seen.sum()
-            probs = (n * seen / n + self.query_prior_strength * probs) / (n + self.query_prior_strength)
-        attrs, cap = query_constraints(query, self.attribute_tokens)
-        self._probs.append(probs)
-        self._attrs.append(attrs)
-        self._caps.append(cap)
-        self._intents[query] = len(self._caps) - 1
-        return self._intents[query]
-
-    def _intent_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The intent rows as arrays (with spare rows at the end), extended with the rows added since the last call."""
-        done, total = self._table_rows, len(self._caps)
-        if done < total:
-            new = (np.stack(self._probs[done:]), np.stack(self._attrs[done:]), np.array(self._caps[done:]))
-            if self._table is None or total > len(self._table[2]):
-                capacity = max(total, 2 * done)
-                grown = tuple(np.empty((capacity, *t.shape[1:]), t.dtype) for t in new)
-                if self._table is not None:
-                    for g, old in zip(grown, self._table):
-                        g[:done] = old[:done]
-                self._table = grown
-            for t, add in zip(self._table, new):
-                t[done:total] = add
-            self._table_rows = total
-        return self._table
+        row = self._intent_rows([query])[0]
+        return self._probs[row], self._attrs[row], float(self._caps[row])
 
     def _intent_rows(self, queries: list[str]) -> np.ndarray:
+        """Row of each query in the intent table, adding the queries not seen before."""
         rows = np.fromiter(map(self._intents.get, queries, repeat(-1)), np.int64, len(queries))
-        for i in np.flatnonzero(rows < 0):
-            rows[i] = self._intent_row(queries[i])
+        missing = np.flatnonzero(rows < 0)
+        if len(missing):
+            new = list(dict.fromkeys(queries[i] for i in missing))
+            start = len(self._intents)
+            self._append_intents(new)
+            self._intents.update(zip(new, range(start, start + len(new))))
+            rows[missing] = [self._intents[queries[i]] for i in missing]
         return rows
+
+    def _append_intents(self, queries: list[str]) -> None:
+        """Intents of new queries, in one pass over them (the arithmetic of one query at a time, elementwise)."""
+        m, n_cat = len(queries), len(self.category_prior)
+        # each query's words with a learned lift, summed in set order (the order a per-query loop adds them)
+        words = [[self._lift_rows[t] for t in set(tokenize(q)) if t in self._lift_rows] for q in queries]
+        width = max(map(len, words), default=0)
+        word_rows = np.full((m, width), -1, dtype=np.int64)
+        for i, w in enumerate(words):
+            word_rows[i, :len(w)] = w
+        logits = np.tile(np.log(self.category_prior), (m, 1))
+        for j in range(width):
+            has = np.flatnonzero(word_rows[:, j] >= 0)
+            logits[has] += self._lifts[word_rows[has, j]]
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        seen_rows = [i for i, q in enumerate(queries) if q in self.query_clicks]
+        if seen_rows:
+            seen = np.stack([self.query_clicks[queries[i]] for i in seen_rows])
+            n = seen.sum(axis=1, keepdims=True)
+            probs[seen_rows] = (n * seen / n + self.query_prior_strength * probs[seen_rows]) / (
+                n + self.query_prior_strength)
+        constraints = [query_constraints(q, self.attribute_tokens) for q in queries]
+        attrs = np.array([a for a, _ in constraints], dtype=np.int64).reshape(m, len(ATTRIBUTE_NAMES))
+        caps = np.array([c for _, c in constraints], dtype=float)
+        done = len(self._intents)
+        if done + m > len(self._caps):
+            capacity = max(done + m, 2 * done)
+            for name in ("_probs", "_attrs", "_caps"):
+                old = getattr(self, name)
+                grown = np.empty((capacity, *old.shape[1:]), old.dtype)
+                grown[:done] = old[:done]
+                setattr(self, name, grown)
+        self._probs[done:done + m], self._attrs[done:done + m], self._caps[done:done + m] = probs, attrs, caps
 
     def score(self, batch: CandidateBatch) -> np.ndarray:
         cat = self.catalog
@@ -165,7 +163,7 @@ class V2Ranker:
         rows = np.maximum(batch.candidate_rows, 0)
         queries, index = batch.distinct_queries()
         idx = self._intent_rows(queries)[index]
-        probs, attrs, caps = self._intent_table()
+        probs, attrs, caps = self._probs, self._attrs, self._caps
         p_cat = probs[idx[:, None], cat.category[rows]]
         wanted = attrs[idx]
         # +1 per named attribute the item has, -1 per one it contradicts: small integers, exact in any order;
