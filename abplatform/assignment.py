@@ -30,5 +30,6 @@ def assign(salt: str, unit_ids: Sequence[str], weights: Sequence[float]) -> np.n
     w = np.asarray(weights, dtype=float)
     edges = np.cumsum(w / w.sum())
     edges[-1] = 1.0
-    units, inverse = np.unique(np.asarray(unit_ids, dtype=object).astype(str), return_inverse=True)
-    return np.searchsorted(edges, bucket(salt, list(units)), side="right")[inverse]
+    first: dict[str, int] = {}  # each distinct unit hashed once
+    inverse = np.fromiter((first.setdefault(str(u), len(first)) for u in unit_ids), np.int64, len(unit_ids))
+    return np.searchsorted(edges, bucket(salt, list(first)), side="right")[inverse]

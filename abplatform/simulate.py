@@ -69,7 +69,14 @@ class ReplayResult:
 
 def candidate_matrix(session_ids: np.ndarray, cand_sessions: np.ndarray, cand_items: np.ndarray) -> np.ndarray:
     """(n, max candidates) item ids per session in ``session_ids`` order, sorted by item id, -1 padded."""
-    # the world writes candidates grouped by session and sorted by item: skip the sort when so
+    n = len(session_ids)
+    if n and len(cand_sessions) % n == 0 and bool(np.all(session_ids[1:] > session_ids[:-1])):
+        # what the world writes: each session's candidates together, in session order, sorted by item,
+        # the same number each; then the matrix is a reshape, checked without sorting anything
+        cs, ci = cand_sessions.reshape(n, -1), cand_items.reshape(n, -1)
+        if bool(np.all(cs == session_ids[:, None])) and bool(np.all(ci[:, 1:] > ci[:, :-1])):
+            return ci.copy()
+    # grouped by session and sorted by item: skip the sort when so
     grouped = len(cand_sessions) < 2 or bool(
         np.all((np.diff(cand_sessions) > 0) | ((np.diff(cand_sessions) == 0) & (np.diff(cand_items) > 0))))
     if grouped:
@@ -147,14 +154,15 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
     resp = behaviour.respond(spec.seed, ids, queries, units, shown)
     shown_ids = np.where(shown >= 0, catalog.item_ids[np.maximum(shown, 0)], -1)
     valid = (shown >= 0).ravel()
+    keep = slice(None) if valid.all() else valid  # full pages (the usual case): views, no copies
     arms = pa.array([a.name for a in spec.arms], pa.string()).take(arm_idx)
     name = f"part-{index:05d}.parquet"
     out_sessions = sessions.set_column(sessions.schema.get_field_index("arm"), SESSIONS.schema.field("arm"), arms)
     positions = np.tile(np.arange(1, k + 1, dtype=np.int16), len(ids))
     impressions = pa.table({
-        "session_id": np.repeat(ids, k)[valid], "position": positions[valid], "item_id": shown_ids.ravel()[valid],
-        "clicked": resp.clicked.ravel()[valid], "purchased": resp.purchased.ravel()[valid],
-        "orders": resp.orders.ravel()[valid], "revenue": resp.revenue.ravel()[valid],
+        "session_id": np.repeat(ids, k)[keep], "position": positions[keep], "item_id": shown_ids.ravel()[keep],
+        "clicked": resp.clicked.ravel()[keep], "purchased": resp.purchased.ravel()[keep],
+        "orders": resp.orders.ravel()[keep], "revenue": resp.revenue.ravel()[keep],
         "propensity": pa.nulls(int(valid.sum()), pa.float64()),
     }, schema=IMPRESSIONS.schema)
     tables = [("sessions", out_sessions), ("impressions", impressions)]

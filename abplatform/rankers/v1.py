@@ -54,6 +54,7 @@ class V1Ranker:
 
     def fit(self, dataset: Dataset, catalog: Catalog) -> V1Ranker:
         self.catalog = catalog
+        catalog.bm25  # built now, so replay workers forked later share it instead of each building it
         stats = item_log_stats(dataset, catalog)
         total = stats["impressions"].sum()
         if total > 0:

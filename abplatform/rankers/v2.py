@@ -29,6 +29,8 @@ from abplatform.rankers.text import attribute_vocabulary, query_constraints, tok
 from abplatform.rankers.v1 import item_log_stats
 
 
+_ATTR_TERM = 0.8 * np.arange(-len(ATTRIBUTE_NAMES), len(ATTRIBUTE_NAMES) + 1, dtype=float)  # 0.8 * attribute match
+
 
 class V2Ranker:
     name = "v2"
@@ -85,6 +87,7 @@ class V2Ranker:
         mean_cvr = purchases.sum() / clicks.sum() if clicks.sum() > 0 else 1.0
         self.click_prior = np.log((clicks + m * mean_ctr) / (exposure + m) / mean_ctr)
         self.purchase_prior = np.log((purchases + m * mean_cvr) / (clicks + m) / mean_cvr)
+        self._click_term, self._purchase_term = self.w_click * self.click_prior, self.w_purchase * self.purchase_prior
         self._lift_rows = {t: i for i, t in enumerate(self.token_log_lift)}
         self._lifts = np.array(list(self.token_log_lift.values())).reshape(len(self._lift_rows), n_cat)
         self._intents.clear()
@@ -174,7 +177,9 @@ class V2Ranker:
             same = cat.attribute_codes[name][rows[named]] == wanted[named, a][:, None]
             attr_match[named] += np.where(same, 1, -1).astype(np.int8)
         over_cap = cat.price[rows] > caps[idx][:, None]
-        relevance = 3.0 * p_cat + 0.8 * attr_match.astype(float) - 2.0 * over_cap
-        lexical = cat.bm25.score(queries, batch.candidate_rows, index) if self.w_lex else 0.0
-        return (self.w_lex * lexical + self.w_rel * relevance + self.w_click * self.click_prior[rows]
-                + self.w_purchase * self.purchase_prior[rows])
+        # 0.8 * attr_match and 2.0 * over_cap looked up, w * prior per item: the same products, fewer passes
+        relevance = 3.0 * p_cat + _ATTR_TERM[attr_match + len(ATTRIBUTE_NAMES)] - np.where(over_cap, 2.0, 0.0)
+        score = self.w_rel * relevance
+        if self.w_lex:
+            score = self.w_lex * cat.bm25.score(queries, batch.candidate_rows, index) + score
+        return score + self._click_term[rows] + self._purchase_term[rows]
