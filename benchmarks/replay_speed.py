@@ -4,10 +4,12 @@
 
 The 5M-session input tiles the 1M-session world five times with fresh session ids (the same
 users and queries), so it needs no bigger world. For each size, in fresh subprocesses:
-replay wall time through V1 and V2 with 2 workers (oracle users), peak RSS (parent and largest
-worker), and the time just to rewrite the replay's output event log to parquet (read + write
-with the same compression) — the I/O floor. Then a plain per-session Python loop doing the same
-replay on a sample of sessions gives the speed-up of the vectorised batches. Prints a Markdown table.
+replay wall time through V1 and V2 with 2 workers (oracle users), CPU seconds (parent and
+workers), peak RSS (parent and largest worker), and the time just to rewrite the replay's output
+event log to parquet (read + write with the same settings) — the I/O floor — once in one process
+and once in 2 processes (as the replay runs), the fair comparison. The load average is recorded
+with each run (the machine is shared). Then a plain per-session Python loop doing the same replay
+on a sample of sessions gives the speed-up of the vectorised batches. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ for t in ("sessions", "candidates"):
 """
 
 REPLAY = r"""
-import json, resource, sys, time
+import json, os, resource, sys, time
 from pathlib import Path
 from abplatform.dataset import Dataset
 from abplatform.rankers import Catalog, V1Ranker, V2Ranker
@@ -45,24 +47,37 @@ from abplatform.simulate import ReplayArm, ReplaySpec, replay
 world, out = Path(sys.argv[1]), Path(sys.argv[2])
 ds = Dataset(world); cat = Catalog.from_dataset(ds)
 arms = [ReplayArm("control", V1Ranker().fit(ds, cat)), ReplayArm("treatment", V2Ranker().fit(ds, cat))]
-t0 = time.perf_counter()
+def cpu():
+    return sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for f in ("ru_utime", "ru_stime"))
+load, c0, t0 = os.getloadavg()[0], cpu(), time.perf_counter()
 res = replay(ds, ReplaySpec(arms=arms, salt="bench", workers=2), out)
 wall = time.perf_counter() - t0
-print(json.dumps({"sessions": res.sessions, "impressions": res.impressions, "seconds": wall,
+print(json.dumps({"sessions": res.sessions, "impressions": res.impressions, "seconds": wall, "cpu_seconds": cpu() - c0,
+                  "load_before": load, "load_after": os.getloadavg()[0],
                   "rss_parent_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "rss_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 """
 
 REWRITE = r"""
-import json, sys, time
+import json, multiprocessing as mp, sys, time
 from pathlib import Path
 import pyarrow.parquet as pq
-out, tmp = Path(sys.argv[1]), Path(sys.argv[2])
-t0 = time.perf_counter()
-for t in ("sessions", "impressions", "page_labels", "relevance_labels"):
+out, tmp, workers = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+tables = ("sessions", "impressions", "page_labels", "relevance_labels")
+files = [(f, tmp / t / f.name) for t in tables for f in sorted((out / t).glob("*.parquet"))]
+def rewrite(pair):
+    pq.write_table(pq.read_table(pair[0]), pair[1], compression="zstd")  # the replay's settings
+for t in tables:
     (tmp / t).mkdir(parents=True, exist_ok=True)
-    for f in sorted((out / t).glob("*.parquet")):
-        pq.write_table(pq.read_table(f), tmp / t / f.name, compression="zstd")
+t0 = time.perf_counter()
+if workers > 1:  # the replay's way: a forked pool, one file per task
+    with mp.get_context("fork").Pool(workers) as pool:
+        for _ in pool.imap_unordered(rewrite, files):
+            pass
+else:
+    for pair in files:
+        rewrite(pair)
 print(json.dumps({"seconds": time.perf_counter() - t0}))
 """
 
@@ -113,19 +128,24 @@ def main() -> None:
     rows = []
     for name, world in (("1x", Path(args.world)), ("5x", tiled)):
         dest = out / f"replay-speed-{name}"
+        shutil.rmtree(dest, ignore_errors=True)  # removing an old result is no part of the replay
         r = run(REPLAY, world, dest)
-        w = run(REWRITE, dest, out / f"rewrite-{name}")
-        shutil.rmtree(out / f"rewrite-{name}")
-        rows.append({"input": name, **r, "write_only_seconds": w["seconds"]})
+        floors = {}
+        for workers in (1, 2):
+            floors[workers] = run(REWRITE, dest, out / f"rewrite-{name}", workers)["seconds"]
+            shutil.rmtree(out / f"rewrite-{name}")
+        rows.append({"input": name, **r, "write_1p": floors[1], "write_2p": floors[2]})
         print(rows[-1], flush=True)
     naive = run(NAIVE, args.world, args.naive_sessions)
     print(naive)
-    print("\n| input | sessions | impressions | replay wall (s) | sessions/s | write-only (s) | replay / write-only "
-          "| peak RSS parent (MB) | peak RSS largest worker (MB) |\n|---|---|---|---|---|---|---|---|---|")
+    print("\n| input | sessions | impressions | replay wall (s) | sessions/s | replay CPU (s) | load avg (1 min, before / after) "
+          "| write-only, 1 process (s) | write-only, 2 processes (s) | replay / write-only 1p | replay / write-only 2p "
+          "| peak RSS parent (MB) | peak RSS largest worker (MB) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['input']} | {r['sessions']:,} | {r['impressions']:,} | {r['seconds']:.1f} | "
-              f"{r['sessions'] / r['seconds']:,.0f} | {r['write_only_seconds']:.1f} | "
-              f"{r['seconds'] / r['write_only_seconds']:.2f}x | {r['rss_parent_mb']:,.0f} | {r['rss_worker_mb']:,.0f} |")
+              f"{r['sessions'] / r['seconds']:,.0f} | {r['cpu_seconds']:.1f} | {r['load_before']:.1f} / {r['load_after']:.1f} | "
+              f"{r['write_1p']:.1f} | {r['write_2p']:.1f} | {r['seconds'] / r['write_1p']:.2f}x | "
+              f"{r['seconds'] / r['write_2p']:.2f}x | {r['rss_parent_mb']:,.0f} | {r['rss_worker_mb']:,.0f} |")
     naive_rate = naive["sessions"] / naive["seconds"]
     print(f"\nPlain per-session Python loop: {naive_rate:,.0f} sessions/s on one core "
           f"({naive['sessions']:,} sessions); vectorised replay at 1M: "
