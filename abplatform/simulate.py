@@ -30,6 +30,7 @@ from abplatform.dataset import Dataset
 from abplatform.errors import InputError
 from abplatform.rankers import CandidateBatch, Catalog, Ranker, rank
 from abplatform.offline.behaviour import Behaviour, OracleBehaviour
+from abplatform.world.behaviour import SessionIntent
 from abplatform.world.generate import judge
 from abplatform.world.truth import WorldTruth, load_truth
 
@@ -129,7 +130,9 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
     queries = query_objects.tolist()
     cand_ids = candidate_matrix(ids, cands["session_id"].to_numpy(), cands["item_id"].to_numpy())
     cand_rows = catalog.rows(cand_ids)
-    arm_idx = assign(spec.salt, units, [a.weight for a in spec.arms])
+    unit_codes = sessions["unit_id"].combine_chunks().dictionary_encode()  # each unit's hash computed once
+    arm_idx = assign(spec.salt, unit_codes.dictionary.to_pylist(), [a.weight for a in spec.arms])[
+        unit_codes.indices.to_numpy(zero_copy_only=False)]
     k = spec.page_size
     shown = np.full((len(ids), k), -1, dtype=np.int64)
     seconds = {a.name: 0.0 for a in spec.arms}
@@ -167,8 +170,10 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
     }, schema=IMPRESSIONS.schema)
     tables = [("sessions", out_sessions), ("impressions", impressions)]
     if truth is not None:  # the world's raters judge a sample of the new pages, as manual evaluation would
-        rel_labels, page_labels = judge(truth.seed, truth.label_rate, ids, queries, truth.intents(queries),
-                                        truth.items, shown)
+        by_query = truth.intents(distinct.tolist())  # looked up once per distinct query
+        intents = SessionIntent(by_query.leaf[codes], by_query.parent[codes], by_query.attrs[codes],
+                                by_query.price_cap[codes])
+        rel_labels, page_labels = judge(truth.seed, truth.label_rate, ids, queries, intents, truth.items, shown)
         rel_labels = rel_labels.set_column(1, "item_id", pa.array(catalog.item_ids[rel_labels["item_id"].to_numpy()]))
         tables += [("page_labels", page_labels), ("_relevance_labels", rel_labels)]
     for table, data in tables:

@@ -27,14 +27,27 @@ def attribute_vocabulary(catalog) -> dict[str, dict[str, int]]:
 
 def query_constraints(query: str, vocabulary: dict[str, dict[str, int]]) -> tuple[np.ndarray, float]:
     """Attribute codes a query names (-1 where it names none) and its price cap ("under 50"; inf if none)."""
-    tokens = tokenize(query)
-    attrs = np.full(len(vocabulary), -1)
-    for a, values in enumerate(vocabulary.values()):
-        for t in tokens:
-            if t in values:
-                attrs[a] = values[t]
-    cap = _PRICE_CAP.search(query.lower())
-    return attrs, float(cap.group(1)) if cap else np.inf
+    attrs, caps = query_constraints_many([query], vocabulary)
+    return attrs[0], float(caps[0])
+
+
+def query_constraints_many(queries: Sequence[str], vocabulary: dict[str, dict[str, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`query_constraints` of each query: (n, attributes) codes, the last word naming one wins; (n,) caps."""
+    vocabularies = list(vocabulary.values())
+    rows, caps = [], []
+    for query in queries:
+        lower = query.lower()
+        tokens = _TOKEN.findall(lower)
+        row = [-1] * len(vocabularies)
+        for a, values in enumerate(vocabularies):
+            for t in tokens:
+                code = values.get(t)
+                if code is not None:
+                    row[a] = code
+        rows.append(row)
+        cap = _PRICE_CAP.search(lower)
+        caps.append(float(cap.group(1)) if cap else np.inf)
+    return np.array(rows, dtype=np.int64).reshape(len(queries), len(vocabularies)), np.array(caps, dtype=float)
 
 
 class BM25Index:
@@ -70,29 +83,28 @@ class BM25Index:
         self._terms = np.full((0, 1), -1, dtype=np.int64)
         self._n_queries = 0
 
-    def query_terms(self, query: str) -> np.ndarray:
-        return np.array(sorted({self.vocab[t] for t in tokenize(query) if t in self.vocab}), dtype=np.int64)
+    def query_terms(self, query: str) -> list[int]:
+        """The query's distinct term ids, ascending."""
+        return sorted({self.vocab[t] for t in tokenize(query) if t in self.vocab})
 
     def _term_rows(self, queries: Sequence[str]) -> np.ndarray:
         """Row of each query in the padded term table, adding the queries not seen before."""
         rows = np.fromiter(map(self._query_rows.get, queries, repeat(-1)), np.int64, len(queries))
         missing = np.flatnonzero(rows < 0)
         if len(missing):
-            new = [self.query_terms(queries[i]) for i in missing]
-            width = max(self._terms.shape[1], max(len(t) for t in new))
-            need = self._n_queries + len(new)
+            new = list(dict.fromkeys(queries[i] for i in missing))
+            terms = [self.query_terms(q) for q in new]
+            width = max(self._terms.shape[1], max(map(len, terms)))
+            start, need = self._n_queries, self._n_queries + len(new)
             if need > len(self._terms) or width > self._terms.shape[1]:
                 capacity = len(self._terms) if need <= len(self._terms) else max(need, 2 * len(self._terms))
                 grown = np.full((capacity, width), -1, dtype=np.int64)
-                grown[:self._n_queries, :self._terms.shape[1]] = self._terms[:self._n_queries]
+                grown[:start, :self._terms.shape[1]] = self._terms[:start]
                 self._terms = grown
-            for i, terms in zip(missing, new):
-                q = queries[i]
-                if q not in self._query_rows:  # a repeated query in ``queries`` is stored once
-                    self._terms[self._n_queries, :len(terms)] = terms
-                    self._query_rows[q] = self._n_queries
-                    self._n_queries += 1
-                rows[i] = self._query_rows[q]
+            self._terms[start:need] = np.array([t + [-1] * (width - len(t)) for t in terms], dtype=np.int64)
+            self._query_rows.update(zip(new, range(start, need)))
+            self._n_queries = need
+            rows[missing] = [self._query_rows[queries[i]] for i in missing]
         return rows
 
     def score(self, queries: Sequence[str], doc_rows: np.ndarray,

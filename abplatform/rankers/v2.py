@@ -25,7 +25,7 @@ import numpy as np
 
 from abplatform.dataset import Dataset
 from abplatform.rankers.base import ATTRIBUTE_NAMES, CandidateBatch, Catalog
-from abplatform.rankers.text import attribute_vocabulary, query_constraints, tokenize
+from abplatform.rankers.text import attribute_vocabulary, query_constraints_many, tokenize
 from abplatform.rankers.v1 import item_log_stats
 
 
@@ -146,9 +146,7 @@ class V2Ranker:
             n = seen.sum(axis=1, keepdims=True)
             probs[seen_rows] = (n * seen / n + self.query_prior_strength * probs[seen_rows]) / (
                 n + self.query_prior_strength)
-        constraints = [query_constraints(q, self.attribute_tokens) for q in queries]
-        attrs = np.array([a for a, _ in constraints], dtype=np.int64).reshape(m, len(ATTRIBUTE_NAMES))
-        caps = np.array([c for _, c in constraints], dtype=float)
+        attrs, caps = query_constraints_many(queries, self.attribute_tokens)
         done = len(self._intents)
         if done + m > len(self._caps):
             capacity = max(done + m, 2 * done)
