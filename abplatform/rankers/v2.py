@@ -163,10 +163,10 @@ class V2Ranker:
             raise RuntimeError("V2Ranker.score called before fit")
         rows = np.maximum(batch.candidate_rows, 0)
         queries, index = batch.distinct_queries()
-        idx = self._intent_rows(queries)[index]
-        probs, attrs, caps = self._probs, self._attrs, self._caps
-        p_cat = probs[idx[:, None], cat.category[rows]]
-        wanted = attrs[idx]
+        distinct = self._intent_rows(queries)
+        probs = self._probs[distinct]  # the batch's own rows first: a small table to gather from
+        p_cat = np.take(probs, (index * probs.shape[1])[:, None] + np.take(cat.category, rows))
+        wanted = self._attrs[distinct][index]
         # +1 per named attribute the item has, -1 per one it contradicts: small integers, exact in any order;
         # only the sessions whose query names the attribute are looked at
         attr_match = np.zeros(rows.shape, np.int8)
@@ -174,10 +174,10 @@ class V2Ranker:
             named = np.flatnonzero(wanted[:, a] >= 0)
             same = cat.attribute_codes[name][rows[named]] == wanted[named, a][:, None]
             attr_match[named] += np.where(same, 1, -1).astype(np.int8)
-        over_cap = cat.price[rows] > caps[idx][:, None]
+        over_cap = np.take(cat.price, rows) > self._caps[distinct][index][:, None]
         # 0.8 * attr_match and 2.0 * over_cap looked up, w * prior per item: the same products, fewer passes
         relevance = 3.0 * p_cat + _ATTR_TERM[attr_match + len(ATTRIBUTE_NAMES)] - np.where(over_cap, 2.0, 0.0)
         score = self.w_rel * relevance
         if self.w_lex:
             score = self.w_lex * cat.bm25.score(queries, batch.candidate_rows, index) + score
-        return score + self._click_term[rows] + self._purchase_term[rows]
+        return score + np.take(self._click_term, rows) + np.take(self._purchase_term, rows)
