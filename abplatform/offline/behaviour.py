@@ -16,6 +16,7 @@ from scipy.special import logit
 from abplatform import rng
 from abplatform.dataset import Dataset
 from abplatform.offline.clickmodels import ClickLog, ClickModel, PurchaseModel, click_log_from_duckdb, make_click_model
+from abplatform.offline.clickmodels.calibration import fit_calibration, held_out_pages
 from abplatform.rankers import Catalog
 from abplatform.rankers.base import ATTRIBUTE_NAMES
 from abplatform.rankers.text import attribute_vocabulary, query_constraints, tokenize
@@ -65,11 +66,21 @@ class FittedBehaviour:
     * ``over_cap``: the item's price is above an "under N" in the query;
       ``log_price_ratio``: log of the item's price over its category's median price;
     * interactions of ``p_category`` with ``attr_mismatch`` and ``over_cap``.
+
+    With ``calibrate`` (the default), the back-offs of attraction, purchase and order rates are
+    recalibrated on held-out sessions (:mod:`abplatform.offline.clickmodels.calibration`): the
+    whole behaviour is first fitted on 80% of the logged sessions, one factor per back-off is
+    chosen by maximum likelihood on the other 20%, then the behaviour is refitted on all sessions
+    with those factors (``calibration_``). This doubles the fitting time. Without it the feature
+    back-off over-predicted the held-out sessions' unseen pairs by ~9% and with them the V2 - V1
+    CTR lift on the synthetic world by ~1.4 points: V2 shows many pairs V1's logs rarely show.
     """
 
-    def __init__(self, click_model: str = "pbm", page_size: int = 10, prior_strength: float | None = None):
+    def __init__(self, click_model: str = "pbm", page_size: int = 10, prior_strength: float | None = None,
+                 calibrate: bool = True):
         self.click_model_name, self.page_size = click_model, page_size
         self.prior_strength = prior_strength
+        self.calibrate = calibrate
 
     def fit(self, dataset: Dataset, catalog: Catalog, table: str = "impressions", sessions: str = "sessions",
             log: ClickLog | None = None, vocab: dict[str, int] | None = None) -> FittedBehaviour:
@@ -81,6 +92,7 @@ class FittedBehaviour:
                 log, vocab = click_log_from_duckdb(con, sessions, table, k=self.page_size)
             finally:
                 con.close()
+        self.calibration_ = self._held_out_calibration(dataset, catalog, log, vocab) if self.calibrate else {}
         self.vocab = dict(vocab)
         self.queries = [""] * len(self.vocab)
         for q, i in self.vocab.items():
@@ -101,9 +113,26 @@ class FittedBehaviour:
         self._fit_category_affinity(log, rows, ok)
         self._query_cache: dict[int, tuple] = {}
         params = {} if self.prior_strength is None else {"prior_strength": self.prior_strength}
-        self.click_model: ClickModel = make_click_model(self.click_model_name, **params).fit(log, features=self.features)
-        self.purchase_model = PurchaseModel(**params).fit(log, features=self.features)
+        kappa = self.calibration_
+        self.click_model: ClickModel = make_click_model(
+            self.click_model_name, **params, backoff_calibration=kappa.get("attraction", 1.0)).fit(log, self.features)
+        self.purchase_model = PurchaseModel(**params, purchase_calibration=kappa.get("purchase", 1.0),
+                                            orders_calibration=kappa.get("orders", 1.0)).fit(log, self.features)
         return self
+
+    def _held_out_calibration(self, dataset: Dataset, catalog: Catalog, log: ClickLog,
+                              vocab: dict[str, int]) -> dict[str, float]:
+        """Back-off factors (attraction, purchase, orders) maximising the likelihood of held-out sessions."""
+        held_out = held_out_pages(log)
+        inner = FittedBehaviour(self.click_model_name, self.page_size, self.prior_strength, calibrate=False)
+        inner.fit(dataset, catalog, log=log.subset(~held_out), vocab=vocab)
+        test = log.subset(held_out)
+        clicks, purchases = inner.click_model, inner.purchase_model
+        return {
+            "attraction": fit_calibration(clicks.attraction_, lambda: clicks.log_likelihood(test)),
+            "purchase": fit_calibration(purchases.purchase_, lambda: purchases.purchase_log_likelihood(test)),
+            "orders": fit_calibration(purchases.extra_orders_, lambda: purchases.orders_log_likelihood(test)),
+        }
 
     def _fit_catalog_features(self, dataset: Dataset) -> None:
         cat = self.catalog

@@ -16,6 +16,11 @@ pair gets ``b``. The back-off ``b`` is, in order of availability:
    trials), when the caller supplies ``features``;
 2. otherwise the item's own estimate over all queries, itself shrunk by ``m`` towards
 3. the global estimate (all pairs pooled), used for items never seen.
+
+The back-off may be multiplied by a ``calibration`` factor ``kappa`` (``b_qu = kappa * GLM``),
+estimated on held-out logs by :func:`abplatform.offline.clickmodels.calibration.fit_calibration`:
+a GLM fitted on the seen pairs need not be calibrated for the pairs it is used for, those the
+logging policy rarely or never shows.
 """
 
 from __future__ import annotations
@@ -83,13 +88,16 @@ class PairIndex:
 class BackedOffRate:
     """A probability (``binomial``) or a Poisson rate (``poisson``) per (query, item) pair, backed off."""
 
-    def __init__(self, family: Family = "binomial", prior_strength: float = 5.0, raw_targets: bool = False) -> None:
+    def __init__(self, family: Family = "binomial", prior_strength: float = 5.0, raw_targets: bool = False,
+                 calibration: float = 1.0) -> None:
         """``raw_targets``: fit the feature model on the unsmoothed rates ``successes / trials`` with a
         log-link (Poisson) GLM, which stays unbiased when a rate's estimate exceeds 1 (a click at a
-        rarely examined rank divided by its expected examinations); predictions are capped below 1."""
+        rarely examined rank divided by its expected examinations); predictions are capped below 1.
+        ``calibration``: the factor applied to the back-off, as a prior and for unseen pairs."""
         self.family = family
         self.prior_strength = prior_strength
         self.raw_targets = raw_targets
+        self.calibration = calibration
 
     def fit(
         self,
@@ -142,7 +150,7 @@ class BackedOffRate:
             weights = pair_trials / (1.0 + pair_trials / m) + 1e-3
             self.feature_model_ = self._fit_feature_model(index, target, weights, features)
             return self._feature_predictions(index.pair_queries, index.items[index.pair_items])
-        return self.item_[index.pair_items]
+        return self._calibrated(self.item_[index.pair_items])
 
     def __call__(self, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
         """(n, k) parameter values for the rankings; NaN where no item is shown."""
@@ -153,8 +161,13 @@ class BackedOffRate:
             rows, cols = np.nonzero(unseen)
             values[rows, cols] = self._feature_predictions(np.asarray(query_ids)[rows], item_ids[rows, cols])
         else:
-            values = np.where(unseen, np.where(dense >= 0, self.item_[dense], self.global_), values)
+            values = np.where(unseen, self._calibrated(np.where(dense >= 0, self.item_[dense], self.global_)), values)
         return values
+
+    def _calibrated(self, backoff: np.ndarray) -> np.ndarray:
+        """``calibration * backoff``, capped below 1 for a probability."""
+        scaled = self.calibration * backoff
+        return np.minimum(scaled, 0.999) if self.family == "binomial" else scaled
 
     def _fit_feature_model(self, index: PairIndex, target: np.ndarray, weights: np.ndarray, features: FeatureFn):
         """GLM of ``target`` on the features, fitted on at most ``MAX_GLM_PAIRS`` pairs drawn at random
@@ -172,8 +185,7 @@ class BackedOffRate:
         """Feature-model prediction for pairs ``(query_ids[i], item_ids[i])``."""
         if len(query_ids) == 0:
             return np.zeros(0)
-        predicted = self.feature_model_.predict(self._design(self.features_, query_ids, item_ids))
-        return np.minimum(predicted, 0.999) if self.family == "binomial" else predicted
+        return self._calibrated(self.feature_model_.predict(self._design(self.features_, query_ids, item_ids)))
 
     @staticmethod
     def _design(features: FeatureFn, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:

@@ -42,17 +42,20 @@ class ClickModel(ABC):
 
     name: str
 
-    def __init__(self, prior_strength: float = 5.0, max_iter: int = 100, tol: float = 1e-4) -> None:
+    def __init__(self, prior_strength: float = 5.0, max_iter: int = 100, tol: float = 1e-4,
+                 backoff_calibration: float = 1.0) -> None:
+        """``backoff_calibration``: factor on the attraction's back-off (:class:`BackedOffRate`)."""
         self.prior_strength = prior_strength
         self.max_iter = max_iter
         self.tol = tol
+        self.backoff_calibration = backoff_calibration
 
     def fit(self, log: ClickLog, features: FeatureFn | None = None) -> Self:
         """Fit on ``log``; ``features(query_ids, item_ids) -> (n, k, f)`` is the back-off for unseen pairs."""
         self.features_ = features
         self.index_ = PairIndex.from_rankings(log.query_ids, log.item_ids)
         pair_slots = self.index_.slots(log.query_ids, log.item_ids)
-        self.attraction_ = BackedOffRate("binomial", self.prior_strength)
+        self.attraction_ = BackedOffRate("binomial", self.prior_strength, calibration=self.backoff_calibration)
         self._fit(log, pair_slots)
         return self
 

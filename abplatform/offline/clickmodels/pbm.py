@@ -45,10 +45,10 @@ class PBM(ClickModel):
     name = "pbm"
 
     def __init__(self, prior_strength: float = 5.0, max_iter: int = 100, tol: float = 1e-4,
-                 examination: str = "auto") -> None:
+                 backoff_calibration: float = 1.0, examination: str = "auto") -> None:
         """``examination``: ``auto`` (harvested from the propensities if logged, else maximum likelihood),
         ``harvest`` or ``ml`` (maximum likelihood, started from the harvested estimate)."""
-        super().__init__(prior_strength, max_iter, tol)
+        super().__init__(prior_strength, max_iter, tol, backoff_calibration)
         self.examination = examination
 
     def _fit(self, log: ClickLog, pair_slots: np.ndarray) -> None:

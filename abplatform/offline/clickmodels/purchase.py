@@ -20,8 +20,12 @@ from .data import ClickLog, FeatureFn
 class PurchaseModel:
     """Fitted: ``purchase_`` (beta, a :class:`BackedOffRate`) and ``extra_orders_`` (lambda)."""
 
-    def __init__(self, prior_strength: float = 5.0) -> None:
+    def __init__(self, prior_strength: float = 5.0, purchase_calibration: float = 1.0,
+                 orders_calibration: float = 1.0) -> None:
+        """``*_calibration``: factors on the back-offs of beta and lambda (:class:`BackedOffRate`)."""
         self.prior_strength = prior_strength
+        self.purchase_calibration = purchase_calibration
+        self.orders_calibration = orders_calibration
 
     def fit(self, log: ClickLog, features: FeatureFn | None = None) -> Self:
         """Fit on a log with ``purchases`` and ``orders``; ``features`` as for the click models."""
@@ -32,8 +36,10 @@ class PurchaseModel:
         purchased = log.purchases & log.clicks
         # the feature back-off is fitted on raw per-pair rates: smoothing them towards the item's rate
         # first biases it towards the items' best queries (see BackedOffRate, raw_targets)
-        self.purchase_ = BackedOffRate("binomial", self.prior_strength, raw_targets=True)
-        self.extra_orders_ = BackedOffRate("poisson", self.prior_strength, raw_targets=True)
+        self.purchase_ = BackedOffRate("binomial", self.prior_strength, raw_targets=True,
+                                       calibration=self.purchase_calibration)
+        self.extra_orders_ = BackedOffRate("poisson", self.prior_strength, raw_targets=True,
+                                           calibration=self.orders_calibration)
         fit_pair_rate(self.purchase_, index, pair_slots, purchased.astype(float), log.clicks.astype(float), features)
         extra = np.where(purchased, log.orders - 1, 0).astype(float)
         fit_pair_rate(self.extra_orders_, index, pair_slots, extra, purchased.astype(float), features)
@@ -62,9 +68,16 @@ class PurchaseModel:
 
     def log_likelihood(self, log: ClickLog) -> float:
         """Total log-likelihood of the purchases given clicks and the orders given purchases."""
+        return self.purchase_log_likelihood(log) + self.orders_log_likelihood(log)
+
+    def purchase_log_likelihood(self, log: ClickLog) -> float:
+        """Log-likelihood of the purchases given clicks: ``sum_clicked log beta^p (1 - beta)^(1 - p)``."""
         purchased = log.purchases & log.clicks
         beta = np.clip(self.purchase_probabilities(log.query_ids, log.item_ids), 1e-10, 1 - 1e-10)
-        purchase_ll = np.where(purchased, np.log(beta), np.log1p(-beta))[log.clicks].sum()
+        return float(np.where(purchased, np.log(beta), np.log1p(-beta))[log.clicks].sum())
+
+    def orders_log_likelihood(self, log: ClickLog) -> float:
+        """Log-likelihood of the orders given purchases: ``sum_purchased log Poisson(orders - 1; lambda)``."""
+        purchased = log.purchases & log.clicks
         lam = self.expected_orders(log.query_ids, log.item_ids) - 1.0
-        order_ll = stats.poisson.logpmf(log.orders - 1, lam)[purchased].sum()
-        return float(purchase_ll + order_ll)
+        return float(stats.poisson.logpmf(log.orders - 1, lam)[purchased].sum())
