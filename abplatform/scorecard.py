@@ -116,13 +116,14 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
     engine = make_metrics_engine(dataset, exp.data.engine, exp.data.spark, metrics, threads, extra_segments=extra,
                                  pre_period_days=st.pre_period_days)
     try:
-        counts = engine.unit_counts(exp.segments)
+        suff = engine.sufficient_stats(metrics, exp.segments)
+        # every unit counts once in each metric's n, so the first metric's n are the units per arm
+        counts = suff[suff["metric"] == metrics[0].name][["segment", "segment_value", "arm", "n"]]
         arms_seen = set(counts["arm"])
         missing = [a for a in (control, treatment) if a not in arms_seen]
         if missing:
             raise EvaluationError(f"{dataset.path}: no sessions for arm {missing[0]!r} "
                                   f"(arms in the log: {', '.join(sorted(arms_seen)) or 'none'})")
-        suff = engine.sufficient_stats(metrics, exp.segments)
         daily = engine.daily_sufficient_stats(metrics)
         long_tail = engine.long_tail_stats()
     finally:
@@ -144,8 +145,8 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
                                           planned_n=st.sequential.planned_units)
     daily_card = stats.compare(daily, specs, control, treatment, by=["day"],
                                sequential=sequential, **{**common, "correction": "none"})
-    unit_counts = counts.rename(columns={"units": "n"})
-    srm = stats.srm_table(unit_counts, weights, by=["segment", "segment_value"], threshold=st.srm_threshold)
+    srm = stats.srm_table(counts.reset_index(drop=True), weights, by=["segment", "segment_value"],
+                          threshold=st.srm_threshold)
     srm_overall = srm[srm["segment"] == "all"].iloc[0]
     lt_card = lt_arms = None
     if long_tail is not None:

@@ -93,11 +93,12 @@ def test_any_session_column_can_be_a_segment_and_pre_window_limits_covariates(tm
     metrics = experiment_metrics(exp)
     engine = MetricsEngine(Dataset(log, exp.data.tables, exp.data.mapping), metrics, extra_segments=["platform"],
                            pre_period_days=3)
-    counts = engine.unit_counts(["platform"]).query("segment == 'platform'")
+    by_platform = engine.sufficient_stats(metrics, ["platform"]).query("segment == 'platform'")
     raw = pd.read_parquet(log / "sessions.parquet")
     expected = raw.groupby(["platform", "variant"])["user_id"].nunique()
-    got = counts.set_index(["segment_value", "arm"])["units"]
-    assert {k: int(v) for k, v in got.items()} == {k: int(v) for k, v in expected.items()}
+    for metric, rows in by_platform.groupby("metric"):
+        got = rows.set_index(["segment_value", "arm"])["n"]
+        assert {k: int(v) for k, v in got.items()} == {k: int(v) for k, v in expected.items()}, metric
     suff = engine.sufficient_stats(metrics).query("metric == 'order_volume'").set_index("arm")
     pre_s = pd.read_parquet(log / "pre_sessions.parquet")
     pre_i = pd.read_parquet(log / "pre_impressions.parquet")

@@ -38,24 +38,29 @@ BUILTIN_UNIT_COLUMNS = ("impressions", "clicks", "purchases", "orders", "revenue
                         "grade_sum", "judged_pages", "good_pages", "sessions")
 
 
-def metric_expressions(metric: Metric) -> dict[str, str]:
-    """SQL for x, y, xp, yp and the cap of one metric (stage 3 parameters)."""
+def _unit_column_pattern(metric: Metric) -> re.Pattern:
     names = BUILTIN_UNIT_COLUMNS + tuple(c.name for c in metric.columns)
-    pattern = re.compile(r"\b(" + "|".join(names) + r")\b")
+    return re.compile(r"\b(" + "|".join(names) + r")\b")
 
-    def to_pre(expr: str) -> str:
-        return pattern.sub(lambda m: f"pre_{m.group(1)}", expr)
+
+def metric_expressions(metric: Metric, prefix: str = "") -> dict[str, str]:
+    """SQL for x, y, xp, yp and the cap of one metric (stage 3 parameters), over the unit columns
+    named ``prefix`` + column (``prev_`` for a unit's previous cumulative state)."""
+    pattern = _unit_column_pattern(metric)
+
+    def prefixed(expr: str, p: str) -> str:
+        return pattern.sub(lambda m: f"{p}{m.group(1)}", expr) if p else expr
 
     y = metric.denominator or "1"
+    x = prefixed(metric.numerator, prefix)
     if metric.cap_value is not None:
         cap = repr(float(metric.cap_value))
     elif metric.cap_percentile is not None:  # over the units of the same segment value (or daily look)
-        cap = (f"quantile_cont(CAST({metric.numerator} AS DOUBLE), {float(metric.cap_percentile)}) "
-               "OVER (PARTITION BY segment_value)")
+        cap = f"quantile_cont(CAST({x} AS DOUBLE), {float(metric.cap_percentile)}) OVER (PARTITION BY segment_value)"
     else:
         cap = "CAST(NULL AS DOUBLE)"
-    return {"metric": metric.name, "x": metric.numerator, "y": y, "xp": to_pre(metric.numerator),
-            "yp": to_pre(y), "x_cap": cap}
+    return {"x": x, "y": prefixed(y, prefix), "xp": prefixed(metric.numerator, "pre_"), "yp": prefixed(y, "pre_"),
+            "x_cap": cap}
 
 
 def user_column_sql(metrics: Sequence[Metric]) -> dict[str, str]:
@@ -142,9 +147,20 @@ class MetricsEngine:
                              user_exp=self.user_sql["user_exp"],
                              user_pre=self.user_sql["user_pre"], user_select=self.user_sql["user_select"]))
 
-    def _arm_stats(self, metrics: Sequence[Metric]) -> pd.DataFrame:
-        stage3 = sql_template("03_arm_stats.sql")
-        query = "\nUNION ALL\n".join(f"({stage3.substitute(metric_expressions(m))})" for m in metrics)
+    def _arm_stats(self, metrics: Sequence[Metric], cumulative: bool = False) -> pd.DataFrame:
+        """Stage 3 over ``unit_values``; with ``cumulative``, over ``unit_states`` as per-day
+        increments (each unit-day's new state weighted +1, its previous state -1)."""
+        stage3, rows = sql_template("03_arm_stats.sql"), sql_template("03_unit_rows.sql")
+
+        def metric_rows(m: Metric) -> str:
+            if not cumulative:
+                return rows.substitute(metric_expressions(m), source="unit_values", weight="1", filter="TRUE")
+            return (rows.substitute(metric_expressions(m), source="unit_states", weight="1", filter="TRUE")
+                    + "\n    UNION ALL\n"
+                    + rows.substitute(metric_expressions(m, "prev_"), source="unit_states", weight="-1",
+                                      filter="NOT is_first"))
+
+        query = "\nUNION ALL\n".join(f"({stage3.substitute(metric=m.name, rows=metric_rows(m))})" for m in metrics)
         return self.con.execute(query + "\nORDER BY metric, arm, segment_value").df()
 
     def sufficient_stats(self, metrics: Sequence[Metric], segments: Sequence[str] = ()) -> pd.DataFrame:
@@ -158,16 +174,45 @@ class MetricsEngine:
         return self._finish(pd.concat(frames, ignore_index=True), metrics)
 
     def daily_sufficient_stats(self, metrics: Sequence[Metric]) -> pd.DataFrame:
-        """Cumulative statistics up to and including each day (for daily looks). One stage-2 pass
-        per look: joining every session to all later looks in one query multiplies the rows by
-        the number of looks and costs several times the memory on large logs."""
+        """Cumulative statistics up to and including each day (for daily looks), in one stage-2
+        pass at (unit, day) grain: every sum is a sum over units of a function of the unit's
+        running totals, so it is the cumulative sum over days of f(new state) - f(previous state)
+        (sql/02_cumulative_unit_states.sql). Percentile caps depend on each look's units as a
+        whole, so metrics with one get a stage-2 pass per look instead."""
+        days = self.days()
+        telescoped = [m for m in metrics if m.cap_percentile is None]
+        capped_per_look = [m for m in metrics if m.cap_percentile is not None]
         frames = []
-        for day in self.days():
+        if telescoped and days:
+            self._unit_values("day")
+            self.con.execute("CREATE OR REPLACE TEMP TABLE unit_states AS "
+                             + sql_template("02_cumulative_unit_states.sql").substitute(self._state_columns(telescoped)))
+            increments = self._arm_stats(telescoped, cumulative=True)
+            frames.append(_accumulate_days(increments, days))
+            self.con.execute("DROP TABLE unit_states")
+        for day in days if capped_per_look else ():
             self._unit_values(OVERALL, f"(SELECT * FROM session_values WHERE day <= DATE '{day}') upto_day")
-            df = self._arm_stats(metrics)
+            df = self._arm_stats(capped_per_look)
             df.insert(1, "day", day)
-            frames.append(df)
-        return self._finish(pd.concat(frames, ignore_index=True), metrics).drop(columns="segment_value")
+            frames.append(df.drop(columns="segment_value"))
+        daily = pd.concat(frames, ignore_index=True).sort_values(["day", "metric", "arm"], kind="stable")
+        return self._finish(daily.reset_index(drop=True), metrics)
+
+    def _state_columns(self, metrics: Sequence[Metric]) -> dict[str, str]:
+        """Window fragments of sql/02_cumulative_unit_states.sql for the unit columns the metrics
+        use: a running sum minus the current row is the previous state (cheaper than a second
+        window frame). Without a pre-period the covariates are constant zeros, kept out of the
+        window's sort."""
+        expressions = " ".join(f"{m.numerator} {m.denominator or ''}" for m in metrics)
+        names = [n for n in dict.fromkeys(BUILTIN_UNIT_COLUMNS + tuple(c.name for m in metrics for c in m.columns))
+                 if re.search(rf"\b{n}\b", expressions)]
+        user_max = {c.name for m in metrics for c in m.columns if c.agg == "max"}
+        previous = {n: f"MAX({n}) OVER before" if n in user_max else f"(SUM({n}) OVER running) - {n}" for n in names}
+        return {"cumulative": "".join(f",\n    {'MAX' if n in user_max else 'SUM'}({n}) OVER running AS {n}"
+                                      for n in names),
+                "previous": "".join(f",\n    {previous[n]} AS prev_{n}" for n in names),
+                "pre_columns": "".join(f",\n    pre_{n}" if self.has_pre else f",\n    CAST(0 AS DOUBLE) AS pre_{n}"
+                                       for n in names)}
 
     def _finish(self, df: pd.DataFrame, metrics: Sequence[Metric]) -> pd.DataFrame:
         types = {m.name: m.type for m in metrics}
@@ -193,10 +238,12 @@ class MetricsEngine:
                 self.con.execute(statement)
         self.con.execute("CREATE OR REPLACE TEMP TABLE unit_values AS "
                          f"SELECT *, '{OVERALL}' AS segment_value FROM long_tail_units")
-        stage3 = sql_template("03_arm_stats.sql")
+        stage3, rows = sql_template("03_arm_stats.sql"), sql_template("03_unit_rows.sql")
         no_cap = "CAST(NULL AS DOUBLE)"
         query = "\nUNION ALL\n".join(
-            f"({stage3.substitute(metric=m.name, x=m.numerator, y=m.denominator or '1', xp='0', yp='0', x_cap=no_cap)})"
+            "({})".format(stage3.substitute(metric=m.name, rows=rows.substitute(
+                source="unit_values", weight="1", filter="TRUE", x=m.numerator, y=m.denominator or "1", xp="0",
+                yp="0", x_cap=no_cap)))
             for m in LONG_TAIL_METRICS)
         suff = self._finish(self.con.execute(query + "\nORDER BY metric, arm").df(), LONG_TAIL_METRICS)
         cov = [c for c in suff.columns if c.startswith("sum_") and ("xp" in c or "yp" in c)]
@@ -204,14 +251,19 @@ class MetricsEngine:
         arms = self.con.execute("SELECT * FROM long_tail_arms ORDER BY arm").df()
         return suff, arms
 
-    def unit_counts(self, segments: Sequence[str] = ()) -> pd.DataFrame:
-        """Units per arm overall and per segment value (the sample-ratio check's input)."""
-        frames = []
-        for segment in (OVERALL, *segments):
-            seg = self._segment_sql(segment)
-            df = self.con.execute(f"""
-                SELECT '{segment}' AS segment, segment_value, arm, COUNT(*) AS units FROM (
-                    SELECT DISTINCT unit_id, arm, {seg} AS segment_value FROM session_values WHERE arm IS NOT NULL)
-                GROUP BY segment_value, arm ORDER BY segment_value, arm""").df()
-            frames.append(df)
-        return pd.concat(frames, ignore_index=True)
+
+def _accumulate_days(increments: pd.DataFrame, days: list[str]) -> pd.DataFrame:
+    """Per-day increments of the sufficient statistics -> cumulative statistics at every look
+    (a day without sessions in an arm repeats the previous look); rows before an arm's first
+    unit are dropped, as a look over no units has no statistics."""
+    increments = increments.assign(day=pd.to_datetime(increments.pop("segment_value")).dt.strftime("%Y-%m-%d"))
+    sums = [c for c in increments.columns if c == "n" or c.startswith("sum_")]
+    frames = []
+    for (metric, arm), g in increments.groupby(["metric", "arm"], sort=True):
+        looks = g.set_index("day")[sums].reindex(days, fill_value=0).cumsum()
+        looks.insert(0, "arm", arm)
+        looks.insert(0, "metric", metric)
+        frames.append(looks.rename_axis("day").reset_index())
+    daily = pd.concat(frames, ignore_index=True)
+    daily = daily[daily["n"] > 0]
+    return daily[["metric", "day", "arm", *sums]]
