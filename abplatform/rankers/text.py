@@ -120,9 +120,9 @@ class BM25Index:
         def weights(sessions: np.ndarray, j: int) -> np.ndarray:  # w(j-th term of each session, its candidates)
             return np.take(self.term_weights, (terms[sessions, j] * self.n_docs)[:, None] + docs[sessions])
 
-        # the sum np.add.reduceat makes, first term + (second + third + ...) in ascending term order
-        # (numpy's pairwise sum is plain left to right below 8 items), without a (terms, c) table;
-        # sessions with more than 8 terms take np.add.reduceat itself
+        # each session's term weights summed as w1 + (w2 + w3 + ...) in ascending term order: the order in
+        # which np.add.reduceat sums a segment (numpy's pairwise sum runs left to right below 8 items), which
+        # the scores have always used, without a (terms, c) table; sessions with more terms use reduceat
         out = np.zeros((n, c))
         rest = np.zeros((n, c))
         for j in range(1, min(terms.shape[1], 8)):

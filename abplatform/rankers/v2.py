@@ -126,9 +126,10 @@ class V2Ranker:
         return rows
 
     def _append_intents(self, queries: list[str]) -> None:
-        """Intents of new queries, in one pass over them (the arithmetic of one query at a time, elementwise)."""
+        """Intents of new queries, computed together: per row, the same arithmetic as for one query."""
         m, n_cat = len(queries), len(self.category_prior)
-        # each query's words with a learned lift, summed in set order (the order a per-query loop adds them)
+        # each query's words with a learned lift, added in the iteration order of its word set (float sums
+        # depend on the order; this is the order intents have always been summed in)
         words = [[self._lift_rows[t] for t in set(tokenize(q)) if t in self._lift_rows] for q in queries]
         width = max(map(len, words), default=0)
         word_rows = np.full((m, width), -1, dtype=np.int64)
