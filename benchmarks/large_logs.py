@@ -10,12 +10,15 @@ is shared):
 
 * ``bare``: one duckdb query, impressions ⋈ sessions -> per-user clicks and impressions ->
   per-arm n, Σx, Σx², Σy, Σy², Σxy (item CTR's sufficient statistics, nothing else);
+* ``bare5``: one hand-written duckdb query for the five built-in metrics — the same per-user
+  values (with the relevance-label and page-label joins) and per-arm sums as the engine, which
+  the run checks equal;
 * ``engine``: ``MetricsEngine.sufficient_stats`` — all five built-in metrics, overall;
 * ``scorecard``: ``build_scorecard`` — the five metrics overall, by 3 segment columns and by 14
   cumulative days, with the statistics and the decision (what ``abplatform analyze`` computes);
 * ``validate``: ``validate_dataset(require_arm=True)`` — the contract checks ``analyze`` runs first.
 
-Targets (issue 7): peak RSS < 2 GB and engine time <= 1.5 x bare. duckdb runs with 2 threads.
+Targets (issue 7): peak RSS < 2 GB and analysis time <= 1.5 x the bare aggregation. duckdb runs with 2 threads.
 Writes benchmarks/large_logs.md.
 """
 
@@ -81,6 +84,41 @@ SELECT arm, COUNT(*) AS n, SUM(x) AS sum_x, SUM(x * x) AS sum_x2, SUM(y) AS sum_
 FROM u GROUP BY arm ORDER BY arm
 """
 
+BARE5 = """
+WITH imp AS (
+    SELECT s.unit_id, s.arm, COUNT(*) AS impressions, SUM(CAST(i.clicked AS BIGINT)) AS clicks,
+           SUM(CAST(i.purchased AS BIGINT)) AS purchases, SUM(CAST(i.orders AS BIGINT)) AS orders,
+           COUNT(l.grade) AS judged, SUM(CAST(l.grade AS BIGINT)) AS grade_sum
+    FROM read_parquet('{out}/impressions.parquet') i
+    JOIN read_parquet('{out}/sessions.parquet') s ON s.session_id = i.session_id
+    LEFT JOIN read_parquet('{out}/relevance_labels.parquet') l ON l.query = s.query AND l.item_id = i.item_id
+    GROUP BY s.unit_id, s.arm
+),
+pages AS (
+    SELECT s.unit_id, COUNT(p.session_id) AS judged_pages, SUM(CASE WHEN p.good THEN 1 ELSE 0 END) AS good_pages
+    FROM read_parquet('{out}/sessions.parquet') s
+    LEFT JOIN read_parquet('{out}/page_labels.parquet') p ON p.session_id = s.session_id
+    GROUP BY s.unit_id
+),
+u AS (
+    SELECT i.*, p.judged_pages, p.good_pages, CASE WHEN i.purchases > 0 THEN 1 ELSE 0 END AS buyer
+    FROM imp i JOIN pages p ON p.unit_id = i.unit_id
+)
+SELECT arm, COUNT(*) AS n,
+       SUM(clicks), SUM(clicks * clicks), SUM(impressions), SUM(impressions * impressions), SUM(clicks * impressions),
+       SUM(buyer), SUM(buyer * buyer),
+       SUM(orders), SUM(orders * orders),
+       SUM(good_pages), SUM(good_pages * good_pages), SUM(judged_pages), SUM(judged_pages * judged_pages),
+       SUM(good_pages * judged_pages),
+       SUM(grade_sum), SUM(grade_sum * grade_sum), SUM(judged), SUM(judged * judged), SUM(grade_sum * judged)
+FROM u GROUP BY arm ORDER BY arm
+"""
+# the engine's (metric, column) for each of BARE5's columns after n
+BARE5_COLUMNS = [("item_ctr", c) for c in ("sum_x", "sum_x2", "sum_y", "sum_y2", "sum_xy")] + \
+    [("buyer_conversion", c) for c in ("sum_x", "sum_x2")] + [("order_volume", c) for c in ("sum_x", "sum_x2")] + \
+    [("page_good_rate", c) for c in ("sum_x", "sum_x2", "sum_y", "sum_y2", "sum_xy")] + \
+    [("relevance", c) for c in ("sum_x", "sum_x2", "sum_y", "sum_y2", "sum_xy")]
+
 CHILD = {
     "bare": """
 import duckdb
@@ -88,6 +126,13 @@ import duckdb
 con = duckdb.connect(); con.execute("SET threads = {threads}")
 rows = con.execute({bare!r}).fetchall()
 result = {{r[0]: [float(v) for v in r[1:4]] + [float(r[4])] for r in rows}}
+""",
+    "bare5": """
+import duckdb
+#--
+con = duckdb.connect(); con.execute("SET threads = {threads}")
+rows = con.execute({bare5!r}).fetchall()
+result = {{r[0]: [float(v) for v in r[1:]] for r in rows}}
 """,
     "engine": """
 from abplatform.dataset import Dataset
@@ -97,8 +142,9 @@ from abplatform.metrics.engine import MetricsEngine
 metrics = list(BUILTIN_METRICS.values())
 engine = MetricsEngine(Dataset({out!r}), metrics, threads={threads})
 suff = engine.sufficient_stats(metrics); engine.close()
-ctr = suff[suff.metric == "item_ctr"].set_index("arm")
-result = {{a: [float(ctr.loc[a, c]) for c in ("n", "sum_x", "sum_x2", "sum_y")] for a in ctr.index}}
+s = suff.set_index(["metric", "arm"])
+result = {{a: [float(s.loc[("item_ctr", a), "n"])] + [float(s.loc[(m, a), c]) for m, c in {bare5_columns!r}]
+          for a in ("control", "treatment")}}
 """,
     "scorecard": """
 from abplatform.config import Experiment
@@ -121,7 +167,8 @@ result = validate_dataset(Dataset({out!r}), require_arm=True)
 
 
 def measure(kind: str, out: Path) -> dict:
-    code = CHILD[kind].format(out=str(out), threads=THREADS, bare=BARE.format(out=out))
+    code = CHILD[kind].format(out=str(out), threads=THREADS, bare=BARE.format(out=out), bare5=BARE5.format(out=out),
+                              bare5_columns=BARE5_COLUMNS)
     imports, work = code.split("#--")
     code = "import json, time\n" + imports + "t0 = time.perf_counter()\n" + work + \
         "\nprint(json.dumps({'seconds': time.perf_counter() - t0, 'result': result}, default=str))\n"
@@ -163,7 +210,7 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=1_000_000)
     ap.add_argument("--out", type=Path, default=Path("/tmp/abplatform-large-logs"))
     ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--only", nargs="*", default=["bare", "engine", "scorecard", "validate"])
+    ap.add_argument("--only", nargs="*", default=["bare", "bare5", "engine", "scorecard", "validate"])
     ap.add_argument("--md", type=Path, default=ROOT / "benchmarks" / "large_logs.md")
     args = ap.parse_args()
     generate(args.out, args.impressions, args.page, args.users)
@@ -181,6 +228,10 @@ def main() -> None:
         bare, eng = best["bare"]["result"], best["engine"]["result"]
         for arm in bare:  # same item-CTR sufficient statistics from both
             assert all(abs(a - b) <= 1e-9 * max(1, abs(a)) for a, b in zip(bare[arm], eng[arm])), (arm, bare, eng)
+    if "bare5" in best and "engine" in best:
+        bare, eng = best["bare5"]["result"], best["engine"]["result"]
+        for arm in bare:  # every sum of the five metrics equal
+            assert all(abs(a - b) <= 1e-9 * max(1, abs(a)) for a, b in zip(bare[arm], eng[arm], strict=True)), arm
     write_md(args, best, runs, load_before, load_after)
 
 
@@ -189,6 +240,7 @@ def write_md(args, best, runs, load_before, load_after) -> None:
 
     size = sum(f.stat().st_size for f in args.out.glob("*.parquet")) / 2**20
     bare = best.get("bare", {}).get("seconds")
+    bare5 = best.get("bare5", {}).get("seconds")
     lines = [
         "# Large logs: 50M impressions vs duckdb's bare aggregation (issue 7)", "",
         f"`.venv/bin/python benchmarks/large_logs.py` — {args.impressions:,} impressions "
@@ -198,16 +250,20 @@ def write_md(args, best, runs, load_before, load_after) -> None:
         f"Conditions: {os.cpu_count()} cores, **shared** with other jobs (load average {load_before[0]:.1f} before, "
         f"{load_after[0]:.1f} after), duckdb {duckdb.__version__} with `threads = {THREADS}`, Python "
         f"{platform.python_version()}, {platform.machine()}. Each step runs in a fresh subprocess (peak RSS from "
-        f"`wait4`), {args.repeat}× alternating; the table shows the faster run, the ratio is to the faster bare run.",
-        "", "| step | what it computes | time (s) | × bare | CPU (s) | peak RSS (MB) | all runs (s) |",
-        "|---|---|---|---|---|---|---|"]
+        f"`wait4`), {args.repeat}× alternating; the table shows the faster run, the ratios are to the faster bare runs.",
+        "", "| step | what it computes | time (s) | × bare | × bare5 | CPU (s) | peak RSS (MB) | all runs (s) |",
+        "|---|---|---|---|---|---|---|---|"]
     what = {"bare": "item CTR only: per-user Σclicks, Σimpressions → per-arm n, Σx, Σx², Σy, Σy², Σxy",
+            "bare5": "the five metrics' per-user values (relevance and page label joins) → per-arm n and the sums "
+                     "the engine returns for them, one hand-written query",
             "engine": "`MetricsEngine.sufficient_stats`: 5 metrics (label joins, CUPED columns), overall",
             "scorecard": "`build_scorecard`: 5 metrics × (overall + 3 segment columns + 14 cumulative days) + stats",
             "validate": "`validate_dataset(require_arm=True)`: every contract check `analyze` runs first"}
     for k, r in best.items():
         ratio = f"{r['seconds'] / bare:.2f}" if bare else "–"
-        lines.append(f"| {k} | {what[k]} | {r['seconds']:.1f} | {ratio} | {r['cpu']:.1f} | {r['peak_rss_mb']:,.0f} | "
+        ratio5 = f"{r['seconds'] / bare5:.2f}" if bare5 else "–"
+        lines.append(f"| {k} | {what[k]} | {r['seconds']:.1f} | {ratio} | {ratio5} | {r['cpu']:.1f} | "
+                     f"{r['peak_rss_mb']:,.0f} | "
                      + ", ".join(f"{x['seconds']:.1f}" for x in runs[k]) + " |")
     text = "\n".join(lines) + "\n\n"
     old = args.md.read_text() if args.md.is_file() else ""
