@@ -105,6 +105,13 @@ def candidate_matrix(session_ids: np.ndarray, cand_sessions: np.ndarray, cand_it
     return out
 
 
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """How replay writes its event log: zstd; dictionary encoding for the string columns only (ids and
+    counts compress as small or smaller without it, and write faster)."""
+    strings = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    pq.write_table(table, path, compression="zstd", use_dictionary=strings)
+
+
 # Worker state, set before the pool forks so fitted rankers are shared copy-on-write.
 _STATE: dict = {}
 
@@ -178,7 +185,7 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
         tables += [("page_labels", page_labels), ("_relevance_labels", rel_labels)]
     for table, data in tables:
         (out / table).mkdir(exist_ok=True)
-        pq.write_table(data, out / table / name, compression="zstd")
+        write_parquet(data, out / table / name)
     return len(ids), int(valid.sum()), seconds, scored, samples
 
 
@@ -255,7 +262,7 @@ def replay(dataset: Dataset, spec: ReplaySpec, out_dir: str | Path,
         con.close()
         shutil.rmtree(tmp / "_relevance_labels")
         (tmp / "relevance_labels").mkdir()
-        pq.write_table(labels, tmp / "relevance_labels" / "part-00000.parquet", compression="zstd")
+        write_parquet(labels, tmp / "relevance_labels" / "part-00000.parquet")
     for table in COPIED_TABLES:
         for f in dataset.files(table):
             _link_or_copy(f, tmp / table / f.name)

@@ -6,7 +6,7 @@ The 5M-session input tiles the 1M-session world five times with fresh session id
 users and queries), so it needs no bigger world. For each size, in fresh subprocesses:
 replay wall time through V1 and V2 with 2 workers (oracle users), CPU seconds (parent and
 workers), peak RSS (parent and largest worker), and the time just to rewrite the replay's output
-event log to parquet (read + write with the same settings) — the I/O floor — once in one process
+event log to parquet (read + write with the replay's own writer and settings) — the I/O floor — once in one process
 and once in 2 processes (as the replay runs), the fair comparison. The load average is recorded
 with each run (the machine is shared). Then a plain per-session Python loop doing the same replay
 on a sample of sessions gives the speed-up of the vectorised batches. Prints a Markdown table.
@@ -63,11 +63,12 @@ REWRITE = r"""
 import json, multiprocessing as mp, sys, time
 from pathlib import Path
 import pyarrow.parquet as pq
+from abplatform.simulate import write_parquet  # the replay's own writer and settings
 out, tmp, workers = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 tables = ("sessions", "impressions", "page_labels", "relevance_labels")
 files = [(f, tmp / t / f.name) for t in tables for f in sorted((out / t).glob("*.parquet"))]
 def rewrite(pair):
-    pq.write_table(pq.read_table(pair[0]), pair[1], compression="zstd")  # the replay's settings
+    write_parquet(pq.read_table(pair[0]), pair[1])
 for t in tables:
     (tmp / t).mkdir(parents=True, exist_ok=True)
 t0 = time.perf_counter()
