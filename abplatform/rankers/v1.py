@@ -54,7 +54,7 @@ class V1Ranker:
 
     def fit(self, dataset: Dataset, catalog: Catalog) -> V1Ranker:
         self.catalog = catalog
-        catalog.bm25  # built now, so replay workers forked later share it instead of each building it
+        self.bm25 = catalog.bm25  # built now, so replay workers forked later share it instead of each building it
         stats = item_log_stats(dataset, catalog)
         total = stats["impressions"].sum()
         if total > 0:
@@ -71,4 +71,4 @@ class V1Ranker:
             raise RuntimeError("V1Ranker.score called before fit")
         rows = np.maximum(batch.candidate_rows, 0)
         queries, index = batch.distinct_queries()
-        return self.catalog.bm25.score(queries, batch.candidate_rows, index) + self.prior[rows]
+        return self.bm25.score(queries, batch.candidate_rows, index) + self.prior[rows]

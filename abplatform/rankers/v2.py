@@ -127,7 +127,7 @@ class V2Ranker:
 
     def _append_intents(self, queries: list[str]) -> None:
         """Intents of new queries, computed together: per row, the same arithmetic as for one query."""
-        m, n_cat = len(queries), len(self.category_prior)
+        m = len(queries)
         # each query's words with a learned lift, added in the iteration order of its word set (float sums
         # depend on the order; this is the order intents have always been summed in)
         words = [[self._lift_rows[t] for t in set(tokenize(q)) if t in self._lift_rows] for q in queries]
