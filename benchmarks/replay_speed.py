@@ -63,7 +63,7 @@ REWRITE = r"""
 import json, multiprocessing as mp, sys, time
 from pathlib import Path
 import pyarrow.parquet as pq
-from abplatform.simulate import write_parquet  # the replay's own writer and settings
+from abplatform.simulate import keep_freed_memory, write_parquet  # the replay's own writer and workers' setup
 out, tmp, workers = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 tables = ("sessions", "impressions", "page_labels", "relevance_labels")
 files = [(f, tmp / t / f.name) for t in tables for f in sorted((out / t).glob("*.parquet"))]
@@ -73,10 +73,11 @@ for t in tables:
     (tmp / t).mkdir(parents=True, exist_ok=True)
 t0 = time.perf_counter()
 if workers > 1:  # the replay's way: a forked pool, one file per task
-    with mp.get_context("fork").Pool(workers) as pool:
+    with mp.get_context("fork").Pool(workers, initializer=keep_freed_memory) as pool:
         for _ in pool.imap_unordered(rewrite, files):
             pass
 else:
+    keep_freed_memory()
     for pair in files:
         rewrite(pair)
 print(json.dumps({"seconds": time.perf_counter() - t0}))
