@@ -33,21 +33,21 @@ def query_constraints(query: str, vocabulary: dict[str, dict[str, int]]) -> tupl
 
 def query_constraints_many(queries: Sequence[str], vocabulary: dict[str, dict[str, int]]) -> tuple[np.ndarray, np.ndarray]:
     """:func:`query_constraints` of each query: (n, attributes) codes, the last word naming one wins; (n,) caps."""
-    vocabularies = list(vocabulary.values())
+    named: dict[str, list[tuple[int, int]]] = {}  # word -> (attribute, code) of every attribute value it is
+    for a, values in enumerate(vocabulary.values()):
+        for word, code in values.items():
+            named.setdefault(word, []).append((a, code))
     rows, caps = [], []
     for query in queries:
         lower = query.lower()
-        tokens = _TOKEN.findall(lower)
-        row = [-1] * len(vocabularies)
-        for a, values in enumerate(vocabularies):
-            for t in tokens:
-                code = values.get(t)
-                if code is not None:
-                    row[a] = code
+        row = [-1] * len(vocabulary)
+        for t in _TOKEN.findall(lower):
+            for a, code in named.get(t, ()):
+                row[a] = code
         rows.append(row)
         cap = _PRICE_CAP.search(lower)
         caps.append(float(cap.group(1)) if cap else np.inf)
-    return np.array(rows, dtype=np.int64).reshape(len(queries), len(vocabularies)), np.array(caps, dtype=float)
+    return np.array(rows, dtype=np.int64).reshape(len(queries), len(vocabulary)), np.array(caps, dtype=float)
 
 
 class BM25Index:
