@@ -51,11 +51,16 @@ class ClickModel(ABC):
         self.backoff_calibration = backoff_calibration
 
     def fit(self, log: ClickLog, features: FeatureFn | None = None) -> Self:
-        """Fit on ``log``; ``features(query_ids, item_ids) -> (n, k, f)`` is the back-off for unseen pairs."""
+        """Fit on ``log``; ``features(query_ids, item_ids) -> (n, k, f)`` is the back-off for unseen pairs.
+
+        Every model's attraction back-off is fitted on raw position-debiased rates, clicks over the
+        pair's expected examinations under the model (``raw_targets``, :class:`BackedOffRate`).
+        """
         self.features_ = features
         self.index_ = PairIndex.from_rankings(log.query_ids, log.item_ids)
         pair_slots = self.index_.slots(log.query_ids, log.item_ids)
-        self.attraction_ = BackedOffRate("binomial", self.prior_strength, calibration=self.backoff_calibration)
+        self.attraction_ = BackedOffRate("binomial", self.prior_strength, raw_targets=True,
+                                         calibration=self.backoff_calibration)
         self._fit(log, pair_slots)
         return self
 

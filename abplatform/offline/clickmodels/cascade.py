@@ -1,11 +1,14 @@
 """Cascade model (Craswell, Zoeter, Taylor & Ramsey 2008).
 
 The user scans from the top, examines every rank until the first click and stops there:
-``P(C_r = 1 | no click above) = alpha_qu`` and no click after the first. Maximum likelihood
-(Chuklin, Markov & de Rijke 2015, sec. 4.2): ``alpha_qu`` = clicks / impressions at or above the
-first click (all impressions of a page without clicks), smoothed as in :mod:`.backoff`. Ranks
-below the first click carry no information and are ignored in fitting; a later click is
-impossible under the model (see :mod:`.base` for how the evaluation treats it).
+``P(C_r = 1 | no click above) = alpha_qu`` and no click after the first. The examinations are
+observed (every rank at or above the first click, every rank of a page without clicks), so the
+likelihood is binomial per pair and its penalised maximum is closed-form (Chuklin, Markov & de
+Rijke 2015, sec. 4.2): ``alpha_qu = (clicks + m b_qu) / (examinations + m)``, the maximiser of the
+binomial likelihood times the back-off's Beta(m b, m (1 - b)) prior (:mod:`.backoff`). The back-off
+``b`` is fitted, as PBM's, on the raw rates clicks / examinations. Ranks below the first click
+carry no information and are ignored in fitting; a later click is impossible under the model
+(see :mod:`.base` for how the evaluation treats it).
 """
 
 from __future__ import annotations

@@ -14,10 +14,20 @@ clicks), ``D = 1 - e + e Z_{l+1}``:
 * ``P(E_j = 1 | C) = e prod_{l<i<j} (gamma (1 - alpha_i)) Z_j / D`` for j > l;
 * ``P(A_j = 1 | C) = alpha_j P(E_j = 0 | C)`` for j > l.
 
-M-step: ``alpha_qu`` = smoothed mean of ``P(A = 1 | C)`` over the pair's impressions, ``sigma_qu``
-= smoothed mean of ``P(S = 1 | C)`` over its clicks (:mod:`.backoff`), ``gamma`` = expected
-continuations ``sum P(E_{r+1} = 1 | C)`` / expected chances ``sum P(E_r = 1, S_r = 0 | C)`` over
-ranks r whose next rank is shown.
+Fitting maximises the penalised likelihood (the binomial likelihood times each pair's Beta
+priors with ``m`` pseudo-observations centred on the back-offs, as PBM's, :mod:`.pbm`) by EM:
+
+* M-step: ``alpha_qu = (sum P(A = 1 | C) + m b_qu) / (impressions + m)`` and
+  ``sigma_qu = (sum P(S = 1 | C) + m s_qu) / (clicks + m)`` over the pair's impressions / clicks,
+  ``gamma`` = expected continuations ``sum P(E_{r+1} = 1 | C)`` / expected chances
+  ``sum P(E_r = 1, S_r = 0 | C)`` over ranks r whose next rank is shown;
+* the attraction back-off ``b`` is fitted on raw position-debiased rates, the pair's clicks over
+  its expected examinations ``sum P(E = 1 | C)``, and the satisfaction back-off ``s`` on the raw
+  rates ``sum P(S = 1 | C)`` / clicks (:class:`.backoff.BackedOffRate` with ``raw_targets``), not
+  on the smoothed estimates: a smoothed estimate of a rarely shown pair echoes its own prior;
+* first with the item back-offs (refitted at every iteration) until the penalised log-likelihood
+  gains less than ``tol`` per 1000 impressions, then with the feature back-offs fitted once on
+  that fit's expected statistics and held fixed, again until the same tolerance.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backoff import BackedOffRate
-from .base import ClickModel, as_uniforms, fit_pair_rate
+from .base import ClickModel, _probability_of_observed, as_uniforms
 from .data import ClickLog
 
 
@@ -36,29 +46,52 @@ class DBN(ClickModel):
 
     def _fit(self, log: ClickLog, pair_slots: np.ndarray) -> None:
         shown, clicks = log.shown, log.clicks
-        self.satisfaction_ = BackedOffRate("binomial", self.prior_strength)
-        alpha = np.where(shown, 0.5, 0.0)
-        sigma = np.where(shown, 0.5, 0.0)
+        m, index = self.prior_strength, self.index_
+        self.satisfaction_ = BackedOffRate("binomial", m, raw_targets=True)
+
+        def per_pair(values: np.ndarray) -> np.ndarray:
+            return np.bincount(pair_slots.ravel(), np.asarray(values, float).ravel(),
+                               minlength=index.n_pairs + 1)[: index.n_pairs]
+
+        def at_impressions(values: np.ndarray) -> np.ndarray:
+            return np.append(values, 0.0)[pair_slots]
+
+        pair_clicks, pair_impressions = per_pair(clicks), per_pair(shown)
+        tolerance = self.tol * shown.sum() / 1000
+        alpha = np.clip((pair_clicks + 1.0) / (pair_impressions + 2.0), 1e-6, 1 - 1e-6)
+        sigma = np.full(index.n_pairs, 0.5)
         gamma = 0.9
-        for self.n_iter_ in range(1, self.max_iter + 1):
-            attracted, satisfied, continuations, chances = self._posteriors(alpha, sigma, gamma, shown, clicks)
-            new_alpha = fit_pair_rate(self.attraction_, self.index_, pair_slots, attracted, shown.astype(float))
-            new_sigma = fit_pair_rate(self.satisfaction_, self.index_, pair_slots, satisfied, clicks.astype(float))
-            new_gamma = continuations / chances
-            change = max(np.abs(new_alpha - alpha).max(), np.abs(new_sigma - sigma).max(), abs(new_gamma - gamma))
-            alpha, sigma, gamma = new_alpha, new_sigma, new_gamma
-            if change < self.tol:
-                break
-        attracted, satisfied, _, _ = self._posteriors(alpha, sigma, gamma, shown, clicks)
-        fit_pair_rate(self.attraction_, self.index_, pair_slots, attracted, shown.astype(float), self.features_)
-        fit_pair_rate(self.satisfaction_, self.index_, pair_slots, satisfied, clicks.astype(float), self.features_)
+        self.log_likelihood_trace_: list[float] = []
+        self.n_iter_ = 0
+        for features in (None,) if self.features_ is None else (None, self.features_):
+            priors = None
+            for _ in range(self.max_iter):
+                alpha_at, sigma_at = at_impressions(alpha), at_impressions(sigma)
+                attracted, satisfied, examined, continuations, chances = self._posteriors(
+                    alpha_at, sigma_at, gamma, shown, clicks)
+                if priors is None or features is None:
+                    priors = (
+                        np.clip(self.attraction_.fit_prior(index, pair_clicks, per_pair(examined), features),
+                                1e-6, 1 - 1e-6),
+                        np.clip(self.satisfaction_.fit_prior(index, per_pair(satisfied), pair_clicks, features),
+                                1e-6, 1 - 1e-6),
+                    )
+                alpha = (per_pair(attracted) + m * priors[0]) / (pair_impressions + m)
+                sigma = (per_pair(satisfied) + m * priors[1]) / (pair_clicks + m)
+                gamma = continuations / chances
+                self.n_iter_ += 1
+                trace = self.log_likelihood_trace_
+                trace.append(_penalised_log_likelihood(alpha, sigma, gamma, priors, m, at_impressions, shown, clicks))
+                if len(trace) > 1 and abs(trace[-1] - trace[-2]) < tolerance:
+                    break
+        self.attraction_.pair_, self.satisfaction_.pair_ = alpha, sigma
         self.continuation_ = float(gamma)
 
     @staticmethod
     def _posteriors(
         alpha: np.ndarray, sigma: np.ndarray, gamma: float, shown: np.ndarray, clicks: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, float, float]:
-        """(P(A=1 | C), P(S=1 | C)) per impression and the expected continuations and chances to continue."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+        """(P(A=1 | C), P(S=1 | C), P(E=1 | C)) per impression, the expected continuations and chances to continue."""
         n, k = clicks.shape
         ranks = np.arange(k)
         has_click = clicks.any(axis=1)
@@ -86,7 +119,7 @@ class DBN(ClickModel):
         next_shown = shown[:, 1:]
         continuations = float(examined[:, 1:][next_shown].sum())
         chances = float((examined[:, :-1] - satisfied[:, :-1])[next_shown].sum())
-        return attracted * shown, satisfied, continuations, chances
+        return attracted * shown, satisfied, examined, continuations, chances
 
     def _parameters(self, query_ids: np.ndarray, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         alpha = self.attraction(query_ids, item_ids)
@@ -103,12 +136,7 @@ class DBN(ClickModel):
         self, query_ids: np.ndarray, item_ids: np.ndarray, clicks: np.ndarray
     ) -> np.ndarray:
         alpha, sigma = self._parameters(query_ids, item_ids)
-        p = np.empty_like(alpha)
-        examined = np.ones(len(alpha))
-        for j in range(alpha.shape[1]):
-            p[:, j] = alpha[:, j] * examined
-            examined = self._examined_next(examined, alpha[:, j], sigma[:, j], p[:, j], clicks[:, j])
-        return p
+        return _conditional_click_probabilities(alpha, sigma, self.continuation_, clicks)
 
     def sample(
         self, query_ids: np.ndarray, item_ids: np.ndarray, u: np.ndarray | np.random.Generator
@@ -120,12 +148,34 @@ class DBN(ClickModel):
         for j in range(alpha.shape[1]):
             p = alpha[:, j] * examined
             clicks[:, j] = u[:, j] < p
-            examined = self._examined_next(examined, alpha[:, j], sigma[:, j], p, clicks[:, j])
+            examined = _examined_next(examined, alpha[:, j], sigma[:, j], self.continuation_, p, clicks[:, j])
         return clicks
 
-    def _examined_next(
-        self, examined: np.ndarray, alpha: np.ndarray, sigma: np.ndarray, p_click: np.ndarray, clicked: np.ndarray
-    ) -> np.ndarray:
-        """P(E_{r+1} = 1 | clicks up to r) from P(E_r = 1 | clicks above r) and the click at r."""
-        not_clicked = examined * (1.0 - alpha) / np.maximum(1.0 - p_click, 1e-12)
-        return self.continuation_ * np.where(clicked, 1.0 - sigma, not_clicked)
+
+def _conditional_click_probabilities(alpha: np.ndarray, sigma: np.ndarray, gamma: float,
+                                     clicks: np.ndarray) -> np.ndarray:
+    """(n, k) P(C_r = 1 | clicks above) for per-impression ``alpha``, ``sigma`` and continuation ``gamma``."""
+    p = np.empty_like(alpha)
+    examined = np.ones(len(alpha))
+    for j in range(alpha.shape[1]):
+        p[:, j] = alpha[:, j] * examined
+        examined = _examined_next(examined, alpha[:, j], sigma[:, j], gamma, p[:, j], clicks[:, j])
+    return p
+
+
+def _examined_next(examined: np.ndarray, alpha: np.ndarray, sigma: np.ndarray, gamma: float, p_click: np.ndarray,
+                   clicked: np.ndarray) -> np.ndarray:
+    """P(E_{r+1} = 1 | clicks up to r) from P(E_r = 1 | clicks above r) and the click at r."""
+    not_clicked = examined * (1.0 - alpha) / np.maximum(1.0 - p_click, 1e-12)
+    return gamma * np.where(clicked, 1.0 - sigma, not_clicked)
+
+
+def _penalised_log_likelihood(alpha: np.ndarray, sigma: np.ndarray, gamma: float,
+                              priors: tuple[np.ndarray, np.ndarray], m: float, at_impressions,
+                              shown: np.ndarray, clicks: np.ndarray) -> float:
+    """Log-likelihood of the clicks plus the log Beta(m b, m (1 - b)) priors of every pair's alpha and sigma."""
+    p = _conditional_click_probabilities(at_impressions(alpha), at_impressions(sigma), gamma, clicks)
+    ll = float(np.log(_probability_of_observed(p, clicks))[shown].sum())
+    for value, prior in zip((alpha, sigma), priors):
+        ll += float((m * prior * np.log(value) + m * (1.0 - prior) * np.log1p(-value)).sum())
+    return ll

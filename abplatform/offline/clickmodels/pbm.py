@@ -170,7 +170,7 @@ def _newton_gamma(cells: PageCells, alpha: np.ndarray, gamma: np.ndarray, fixed:
 
 
 def fit_position_model(model: ClickModel, cells: PageCells, gamma: np.ndarray, n_pairs: int,
-                       fix_gamma: bool = False) -> tuple[np.ndarray, int, list[float]]:
+                       fix_gamma: bool = False, anchor: int | None = None) -> tuple[np.ndarray, int, list[float]]:
     """Penalised maximum likelihood of ``C = E * A``, ``P(E) = gamma[cell]``, ``P(A) = alpha_pair`` (PBM, UBM).
 
     Each alpha has a Beta prior with ``m`` pseudo-examinations centred on the back-off of
@@ -181,12 +181,12 @@ def fit_position_model(model: ClickModel, cells: PageCells, gamma: np.ndarray, n
     (examination harvested from randomised logging) one Newton solve of the alphas under the
     feature back-off is the whole fit; otherwise alpha and gamma are alternated under the item
     back-off until the penalised log-likelihood gains less than ``model.tol`` per 1000
-    impressions, then the alphas are re-solved under the feature back-off.
+    impressions, then the alphas are re-solved under the feature back-off. Only ``alpha * gamma``
+    is identified: the examination cell ``anchor`` (default: the most examined one) is held at 1.
     Returns (gamma, rounds, log-likelihood trace).
     """
     rate, index, m = model.attraction_, model.index_, model.prior_strength
-    rate.raw_targets = True
-    fixed = int(np.argmax(gamma))
+    fixed = int(np.argmax(gamma)) if anchor is None else anchor
     gamma = gamma.copy()
     gamma[fixed] = 1.0
     inside = cells.pair < n_pairs

@@ -1,21 +1,25 @@
 """User browsing model (UBM; Dupret & Piwowarski 2008).
 
 ``C_r = E_r * A_r`` with ``P(A_r = 1) = alpha_qu`` and ``P(E_r = 1 | clicks above) = gamma_{r,d}``,
-where d is the distance from rank r up to the last click above it (to rank 0 if none). EM as in
-Chuklin, Markov & de Rijke 2015, sec. 4.3: given the clicks, ranks are independent, so the E-step
-is PBM's with ``gamma_{r,d}`` in place of ``gamma_r``; the M-step averages ``P(A=1 | C)`` per pair
-(smoothed, :mod:`.backoff`) and ``P(E=1 | C)`` per (r, d) cell with a Beta(1, 1) prior (so a cell
-never observed keeps 0.5). As in PBM, only ``alpha * gamma`` is identified: after every M-step
-gamma is divided by its maximum and alpha multiplied by it.
+where d is the distance from rank r up to the last click above it (to rank 0 if none). Given the
+clicks above, ranks are independent, so the likelihood is PBM's with the examination cell (r, d)
+in place of the rank r (Chuklin, Markov & de Rijke 2015, sec. 4.3), and UBM is fitted exactly as
+PBM (:func:`.pbm.fit_position_model`): impressions aggregated into (pair, cell) counts, penalised
+maximum likelihood by block coordinate ascent with exact Newton steps, the attraction back-off
+fitted on raw position-debiased rates (clicks over expected examinations), and the alphas solved
+under the feature back-off at the end. ``gamma_{r,d}`` starts from PBM's starting examination of
+rank r (harvested from logged propensities if any) and is fitted by maximum likelihood; only
+``alpha * gamma`` is identified, so ``gamma_{0,1}`` (the top rank) is held at 1. A cell never
+observed keeps its starting value.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .base import ClickModel, as_uniforms, fit_pair_rate
+from .base import ClickModel, as_uniforms
 from .data import ClickLog
-from .pbm import examination_posteriors
+from .pbm import PageCells, fit_position_model, initial_examination
 
 
 class UBM(ClickModel):
@@ -24,27 +28,13 @@ class UBM(ClickModel):
     name = "ubm"
 
     def _fit(self, log: ClickLog, pair_slots: np.ndarray) -> None:
-        shown, clicks = log.shown, log.clicks
-        k = clicks.shape[1]
-        cell = _cells(clicks)
-        cell_ids = cell[shown]
-        impressions_per_cell = np.bincount(cell_ids, minlength=k * (k + 1))
-        gamma = np.full(k * (k + 1), 0.5)
-        alpha = np.where(shown, 0.5, 0.0)
-        for self.n_iter_ in range(1, self.max_iter + 1):
-            attracted, examined = examination_posteriors(alpha, gamma[cell], clicks)
-            new_alpha = fit_pair_rate(self.attraction_, self.index_, pair_slots, attracted, shown.astype(float))
-            examined_per_cell = np.bincount(cell_ids, examined[shown], minlength=k * (k + 1))
-            new_gamma = (examined_per_cell + 0.5) / (impressions_per_cell + 1.0)
-            scale = new_gamma.max()
-            new_gamma, new_alpha = new_gamma / scale, new_alpha * scale
-            change = max(np.abs(new_alpha - alpha).max(), np.abs(new_gamma - gamma).max())
-            alpha, gamma = new_alpha, new_gamma
-            if change < self.tol:
-                break
-        attracted, _ = examination_posteriors(alpha, gamma[cell], clicks)
-        fit_pair_rate(self.attraction_, self.index_, pair_slots, attracted, shown.astype(float), self.features_)
-        self.examination_ = gamma.reshape(k, k + 1)
+        k = log.item_ids.shape[1]
+        cells = PageCells.from_log(log, pair_slots, _cells(log.clicks))
+        by_rank, _ = initial_examination(log)
+        gamma = np.repeat(by_rank[:k], k + 1)
+        examination, self.n_iter_, self.log_likelihood_trace_ = fit_position_model(
+            self, cells, gamma, self.index_.n_pairs, anchor=1)
+        self.examination_ = examination.reshape(k, k + 1)
 
     def click_probabilities(self, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
         alpha = self.attraction(query_ids, item_ids)
