@@ -123,14 +123,14 @@ CHILD = {
     "bare": """
 import duckdb
 #--
-con = duckdb.connect(); con.execute("SET threads = {threads}")
+con = duckdb.connect(); con.execute("SET threads = {threads}"); con.execute("SET enable_progress_bar = false")
 rows = con.execute({bare!r}).fetchall()
 result = {{r[0]: [float(v) for v in r[1:4]] + [float(r[4])] for r in rows}}
 """,
     "bare5": """
 import duckdb
 #--
-con = duckdb.connect(); con.execute("SET threads = {threads}")
+con = duckdb.connect(); con.execute("SET threads = {threads}"); con.execute("SET enable_progress_bar = false")
 rows = con.execute({bare5!r}).fetchall()
 result = {{r[0]: [float(v) for v in r[1:]] for r in rows}}
 """,

@@ -114,6 +114,8 @@ class MetricsEngine:
         else:
             self.con.execute("CREATE TEMP TABLE pre_session_values AS SELECT * FROM session_values WHERE FALSE")
         self.has_pre = self.con.execute("SELECT COUNT(*) FROM pre_session_values").fetchall()[0][0] > 0
+        self.con.execute("CREATE TEMP TABLE pre_unit_values AS " + sql_template("02_pre_unit_values.sql").substitute(
+            pre_filter=self._pre_filter(), user_pre=self.user_sql["user_pre"]))
 
     def _check_extra_segments(self) -> None:
         present = {r[0] for r in self.con.execute("DESCRIBE sessions").fetchall()}
@@ -140,12 +142,13 @@ class MetricsEngine:
         rows = self.con.execute("SELECT DISTINCT day FROM session_values WHERE arm IS NOT NULL ORDER BY day").fetchall()
         return [r[0].isoformat() for r in rows]
 
+    def _unit_values_sql(self, segment: str, source: str = "session_values") -> str:
+        return sql_template("02_unit_values.sql").substitute(
+            segment=self._segment_sql(segment), source=source, user_exp=self.user_sql["user_exp"],
+            user_select=self.user_sql["user_select"])
+
     def _unit_values(self, segment: str, source: str = "session_values") -> None:
-        self.con.execute("CREATE OR REPLACE TEMP TABLE unit_values AS "
-                         + sql_template("02_unit_values.sql").substitute(
-                             segment=self._segment_sql(segment), source=source, pre_filter=self._pre_filter(),
-                             user_exp=self.user_sql["user_exp"],
-                             user_pre=self.user_sql["user_pre"], user_select=self.user_sql["user_select"]))
+        self.con.execute("CREATE OR REPLACE TEMP TABLE unit_values AS " + self._unit_values_sql(segment, source))
 
     def _arm_stats(self, metrics: Sequence[Metric], cumulative: bool = False) -> pd.DataFrame:
         """Stage 3 over ``unit_values``; with ``cumulative``, over ``unit_states`` as per-day
@@ -184,9 +187,9 @@ class MetricsEngine:
         capped_per_look = [m for m in metrics if m.cap_percentile is not None]
         frames = []
         if telescoped and days:
-            self._unit_values("day")
             self.con.execute("CREATE OR REPLACE TEMP TABLE unit_states AS "
-                             + sql_template("02_cumulative_unit_states.sql").substitute(self._state_columns(telescoped)))
+                             + sql_template("02_cumulative_unit_states.sql").substitute(
+                                 self._state_columns(telescoped), unit_values=self._unit_values_sql("day")))
             increments = self._arm_stats(telescoped, cumulative=True)
             frames.append(_accumulate_days(increments, days))
             self.con.execute("DROP TABLE unit_states")
