@@ -31,6 +31,7 @@ so attraction and examination trade off along a flat ridge and EM creeps along i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -170,7 +171,9 @@ def _newton_gamma(cells: PageCells, alpha: np.ndarray, gamma: np.ndarray, fixed:
 
 
 def fit_position_model(model: ClickModel, cells: PageCells, gamma: np.ndarray, n_pairs: int,
-                       fix_gamma: bool = False, anchor: int | None = None) -> tuple[np.ndarray, int, list[float]]:
+                       fix_gamma: bool = False, anchor: int | None = None,
+                       constrain: Callable[[np.ndarray], np.ndarray] | None = None,
+                       ) -> tuple[np.ndarray, int, list[float]]:
     """Penalised maximum likelihood of ``C = E * A``, ``P(E) = gamma[cell]``, ``P(A) = alpha_pair`` (PBM, UBM).
 
     Each alpha has a Beta prior with ``m`` pseudo-examinations centred on the back-off of
@@ -182,7 +185,9 @@ def fit_position_model(model: ClickModel, cells: PageCells, gamma: np.ndarray, n
     feature back-off is the whole fit; otherwise alpha and gamma are alternated under the item
     back-off until the penalised log-likelihood gains less than ``model.tol`` per 1000
     impressions, then the alphas are re-solved under the feature back-off. Only ``alpha * gamma``
-    is identified: the examination cell ``anchor`` (default: the most examined one) is held at 1.
+    is identified: the examination cell ``anchor`` (default: the most examined one) is held at 1,
+    or ``constrain`` maps every gamma update onto a constraint set that fixes the scale (UBM: each
+    rank's mean examination held at its harvested value).
     Returns (gamma, rounds, log-likelihood trace).
     """
     rate, index, m = model.attraction_, model.index_, model.prior_strength
@@ -209,6 +214,8 @@ def fit_position_model(model: ClickModel, cells: PageCells, gamma: np.ndarray, n
             a, b = prior_of(gamma, None)
             alpha = _newton_alpha(cells, alpha, gamma, a, b)
             gamma = _newton_gamma(cells, alpha, gamma, fixed)
+            if constrain is not None:
+                gamma = constrain(gamma)
             trace.append(_penalised_log_likelihood(cells, alpha, gamma, a, b))
             if len(trace) > 1 and abs(trace[-1] - trace[-2]) < model.tol * impressions / 1000:
                 break

@@ -8,12 +8,18 @@ PBM (:func:`.pbm.fit_position_model`): impressions aggregated into (pair, cell) 
 maximum likelihood by block coordinate ascent with exact Newton steps, the attraction back-off
 fitted on raw position-debiased rates (clicks over expected examinations), and the alphas solved
 under the feature back-off at the end. ``gamma_{r,d}`` starts from PBM's starting examination of
-rank r (harvested from logged propensities if any) and is fitted by maximum likelihood; only
-``alpha * gamma`` is identified, so ``gamma_{0,1}`` (the top rank) is held at 1. A cell never
-observed keeps its starting value.
+rank r, ``h_r``, and is fitted by maximum likelihood. Only ``alpha * gamma`` is identified, and on
+logs of a near-deterministic ranker only weakly: attraction and examination trade off along a flat
+ridge (see :mod:`.pbm`). So when ``h`` is harvested from logged propensities (an unbiased estimate
+of each rank's marginal examination ratio), each rank's impression-weighted mean of
+``gamma_{r,d}`` over d is held at ``h_r`` after every examination update and the likelihood fits
+only the profile over distances; without propensities ``gamma_{0,1}`` (the top rank) is held at 1.
+A cell never observed keeps its starting value.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -30,10 +36,11 @@ class UBM(ClickModel):
     def _fit(self, log: ClickLog, pair_slots: np.ndarray) -> None:
         k = log.item_ids.shape[1]
         cells = PageCells.from_log(log, pair_slots, _cells(log.clicks))
-        by_rank, _ = initial_examination(log)
+        by_rank, harvested = initial_examination(log)
         gamma = np.repeat(by_rank[:k], k + 1)
+        constrain = _rank_mean_constraint(cells, by_rank[:k]) if harvested else None
         examination, self.n_iter_, self.log_likelihood_trace_ = fit_position_model(
-            self, cells, gamma, self.index_.n_pairs, anchor=1)
+            self, cells, gamma, self.index_.n_pairs, anchor=1, constrain=constrain)
         self.examination_ = examination.reshape(k, k + 1)
 
     def click_probabilities(self, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
@@ -77,3 +84,19 @@ def _cells(clicks: np.ndarray) -> np.ndarray:
     last_above = np.full((n, k), -1)
     last_above[:, 1:] = np.maximum.accumulate(click_rank[:, :-1], axis=1)
     return ranks * (k + 1) + (ranks - last_above)
+
+
+def _rank_mean_constraint(cells: PageCells, mean_by_rank: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """``gamma -> gamma`` with each rank's row rescaled so that its mean over the rank's impressions
+    (weights: impressions per (r, d) cell) is ``mean_by_rank[r]``, then capped at 1."""
+    k = len(mean_by_rank)
+    impressions = np.bincount(cells.cell, cells.n, minlength=k * (k + 1)).reshape(k, k + 1)
+    shown = impressions.sum(axis=1) > 0
+
+    def constrain(gamma: np.ndarray) -> np.ndarray:
+        rows = gamma.reshape(k, k + 1)
+        mean = (impressions * rows).sum(axis=1) / np.maximum(impressions.sum(axis=1), 1e-12)
+        scale = np.where(shown, mean_by_rank / np.maximum(mean, 1e-12), 1.0)
+        return np.minimum(rows * scale[:, None], 1.0).ravel()
+
+    return constrain
