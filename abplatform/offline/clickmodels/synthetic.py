@@ -83,13 +83,20 @@ def sample_click_log(truth: TrueClickModel, n_sessions: int, k: int, rng: np.ran
     n_queries, n_candidates = truth.attraction.shape
     query_ids = rng.integers(0, n_queries, n_sessions)
     shown = np.argsort(rng.random((n_sessions, n_candidates)), axis=1)[:, :k]
-    item_ids = query_ids[:, None] * n_candidates + shown
+    return sample_responses(truth, query_ids, query_ids[:, None] * n_candidates + shown, rng)
+
+
+def sample_responses(truth: TrueClickModel, query_ids: np.ndarray, item_ids: np.ndarray,
+                     rng: np.random.Generator, propensities: np.ndarray | None = None) -> ClickLog:
+    """Clicks, purchases and orders drawn from ``truth`` on the given pages (item ids as in
+    :meth:`TrueClickModel.features`), e.g. those of a logging policy with its ``propensities``."""
+    n_sessions, k = item_ids.shape
     alpha = truth.pair_values(truth.attraction, query_ids, item_ids)
     sigma = truth.pair_values(truth.satisfaction, query_ids, item_ids)
     attracted = rng.random((n_sessions, k)) < alpha
     clicks = np.zeros((n_sessions, k), dtype=bool)
     if truth.kind == "pbm":
-        clicks = attracted & (rng.random((n_sessions, k)) < truth.examination)
+        clicks = attracted & (rng.random((n_sessions, k)) < truth.examination[:k])
     elif truth.kind == "ubm":
         last_click = np.full(n_sessions, -1)
         for r in range(k):
@@ -104,4 +111,5 @@ def sample_click_log(truth: TrueClickModel, n_sessions: int, k: int, rng: np.ran
             examined = examined & ~satisfied & (rng.random(n_sessions) < truth.continuation)
     purchases = clicks & (rng.random((n_sessions, k)) < truth.pair_values(truth.purchase, query_ids, item_ids))
     orders = np.where(purchases, 1 + rng.poisson(truth.pair_values(truth.extra_orders, query_ids, item_ids)), 0)
-    return ClickLog(query_ids, item_ids, clicks, purchases, orders, np.arange(n_sessions, dtype=np.int64))
+    return ClickLog(query_ids, item_ids, clicks, purchases, orders, np.arange(n_sessions, dtype=np.int64),
+                    propensities)
