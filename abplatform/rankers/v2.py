@@ -128,9 +128,9 @@ class V2Ranker:
     def _append_intents(self, queries: list[str]) -> None:
         """Intents of new queries, computed together: per row, the same arithmetic as for one query."""
         m = len(queries)
-        # each query's words with a learned lift, added in the iteration order of its word set (float sums
-        # depend on the order; this is the order intents have always been summed in)
-        words = [[self._lift_rows[t] for t in set(tokenize(q)) if t in self._lift_rows] for q in queries]
+        # each query's distinct words with a learned lift, in first-occurrence order: float sums depend on
+        # the order, and a set's order changes with the interpreter's hash seed
+        words = [[self._lift_rows[t] for t in dict.fromkeys(tokenize(q)) if t in self._lift_rows] for q in queries]
         width = max(map(len, words), default=0)
         word_rows = np.full((m, width), -1, dtype=np.int64)
         for i, w in enumerate(words):
