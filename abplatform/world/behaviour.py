@@ -51,10 +51,13 @@ class SessionIntent:
     price_cap: np.ndarray  # (n,), inf where none
 
 
-def relevance(intent: SessionIntent, items: ItemTruth, item_rows: np.ndarray) -> np.ndarray:
-    """True relevance in [0, 1] of each (session, item) cell; item_rows (n, c), -1 = padding."""
+def relevance(intent: SessionIntent, items: ItemTruth, item_rows: np.ndarray,
+              item_leaf: np.ndarray | None = None) -> np.ndarray:
+    """True relevance in [0, 1] of each (session, item) cell; item_rows (n, c), -1 = padding.
+
+    ``item_leaf``: each cell's ``items.leaf`` (padding as row 0), when the caller has gathered it already."""
     rows = np.maximum(item_rows, 0)
-    cat = np.where(items.leaf[rows] == intent.leaf[:, None], 1.0,
+    cat = np.where((items.leaf[rows] if item_leaf is None else item_leaf) == intent.leaf[:, None], 1.0,
                    np.where(items.parent[rows] == intent.parent[:, None], 0.25, 0.0))
     n_attrs = intent.attrs.shape[1]
     mismatches = np.zeros(rows.shape, np.int64)
@@ -90,19 +93,24 @@ class BehaviourModel:
         self.items, self.user_pref, self.user_price_sens, self.mode = items, user_pref, user_price_sens, mode
         self.log_price_ratio = np.log(items.price / items.median_price)  # per item, gathered per shown cell
 
-    def attraction(self, intent: SessionIntent, user_rows: np.ndarray, shown: np.ndarray) -> np.ndarray:
-        it, rows = self.items, np.maximum(shown, 0)
-        rel = relevance(intent, it, shown)
-        log_price = self.log_price_ratio[rows]
-        pref = self.user_pref[user_rows[:, None], it.leaf[rows]]
-        sens = self.user_price_sens[user_rows][:, None]
-        return expit(-4.0 + 2.8 * rel + 0.6 * it.quality[rows] + 0.8 * pref - 0.4 * sens * log_price), rel
+    def _cells(self, user_rows: np.ndarray, shown: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per-cell gathers that attraction, purchase and orders share: item rows, leaf, log price ratio,
+        quality, and the user's price sensitivity per row."""
+        rows = np.maximum(shown, 0)
+        return (rows, self.items.leaf[rows], self.log_price_ratio[rows], self.items.quality[rows],
+                self.user_price_sens[user_rows][:, None])
 
-    def purchase_probability(self, rel: np.ndarray, user_rows: np.ndarray, shown: np.ndarray) -> np.ndarray:
-        it, rows = self.items, np.maximum(shown, 0)
-        log_price = self.log_price_ratio[rows]
-        sens = self.user_price_sens[user_rows][:, None]
-        return expit(-5.0 + 2.0 * rel + 0.5 * it.quality[rows] - 0.6 * sens * log_price)
+    def attraction(self, intent: SessionIntent, user_rows: np.ndarray, shown: np.ndarray,
+                   cells: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
+        _, leaf, log_price, quality, sens = self._cells(user_rows, shown) if cells is None else cells
+        rel = relevance(intent, self.items, shown, leaf)
+        pref = self.user_pref[user_rows[:, None], leaf]
+        return expit(-4.0 + 2.8 * rel + 0.6 * quality + 0.8 * pref - 0.4 * sens * log_price), rel
+
+    def purchase_probability(self, rel: np.ndarray, user_rows: np.ndarray, shown: np.ndarray,
+                             cells: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
+        _, _, log_price, quality, sens = self._cells(user_rows, shown) if cells is None else cells
+        return expit(-5.0 + 2.0 * rel + 0.5 * quality - 0.6 * sens * log_price)
 
     def click_probabilities(self, intent: SessionIntent, user_rows: np.ndarray, shown: np.ndarray) -> np.ndarray:
         """Marginal P(click) per cell under the "pbm" mode (the cascade mode is sampled only)."""
@@ -113,10 +121,11 @@ class BehaviourModel:
                 shown: np.ndarray) -> Responses:
         """Sample clicks, purchases and orders for pages ``shown`` (n, k item rows, -1 = empty slot)."""
         n, k = shown.shape
-        a, rel = self.attraction(intent, user_rows, shown)
+        cells = self._cells(user_rows, shown)  # gathered once for attraction, purchase and orders
+        a, rel = self.attraction(intent, user_rows, shown, cells)
         u_click = rng.uniforms(seed, session_ids, STREAM_CLICK, k)
         u_buy = rng.uniforms(seed, session_ids, STREAM_PURCHASE, k)
-        p_buy = self.purchase_probability(rel, user_rows, shown)
+        p_buy = self.purchase_probability(rel, user_rows, shown, cells)
         valid = shown >= 0
         if self.mode == "pbm":
             clicked = valid & (u_click < a * EXAMINATION[:k])
@@ -131,10 +140,10 @@ class BehaviourModel:
                 purchased[:, pos] = clicked[:, pos] & (u_buy[:, pos] < p_buy[:, pos])
                 stop_p = np.where(purchased[:, pos], 0.8, 0.5)
                 scanning &= ~(clicked[:, pos] & (u_stop[:, pos] < stop_p))
-        rows = np.maximum(shown, 0)
+        rows, quality = cells[0], cells[3]
         u_orders = rng.uniforms(seed, session_ids, STREAM_ORDERS, k)
         orders = np.zeros((n, k), np.int32)
-        lam = np.maximum(0.25 + 0.25 * self.items.quality[rows[purchased]], 0.01)
+        lam = np.maximum(0.25 + 0.25 * quality[purchased], 0.01)
         orders[purchased] = 1 + poisson.ppf(u_orders[purchased], lam).astype(np.int32)
         revenue = orders * self.items.price[rows]
         return Responses(clicked, purchased, orders, revenue)

@@ -28,6 +28,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from abplatform import rng
@@ -144,7 +145,14 @@ def unit_id(rows: np.ndarray) -> list[str]:
 
 
 def unit_rows(unit_ids: list[str] | np.ndarray) -> np.ndarray:
-    return np.array([int(u[1:]) for u in unit_ids], dtype=np.int64)
+    """The user row in each unit id ("u0000042" -> 42)."""
+    try:  # parsed by Arrow: a fifth of the cost of int() per id, and the oracle asks for every session
+        ids = pa.array(unit_ids, pa.string())
+        if ids.null_count:
+            raise pa.ArrowInvalid("null unit id")
+        return pc.cast(pc.utf8_slice_codeunits(ids, 1), pa.int64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # what Arrow will not parse, int() decides
+        return np.array([int(u[1:]) for u in unit_ids], dtype=np.int64)
 
 
 # --------------------------------------------------------------------------------------------
