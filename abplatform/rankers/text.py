@@ -7,8 +7,6 @@ from collections.abc import Sequence
 from itertools import repeat
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import scipy.sparse as sp
 
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -17,32 +15,6 @@ _PRICE_CAP = re.compile(r"\bunder\s+(\d+(?:\.\d+)?)")
 
 def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
-
-
-def tokenize_many(texts: Sequence[str]) -> tuple[np.ndarray, pa.Array] | None:
-    """Every token of every text (:func:`tokenize`'s, in order) with its text's index, tokenised by Arrow for
-    the whole batch; None unless every text is ASCII (where Arrow's and Python's lower-casing agree)."""
-    arr = pa.array(texts, pa.string())
-    if arr.null_count or pc.all(pc.string_is_ascii(arr)).as_py() is not True:
-        return None
-    tokens = pc.split_pattern_regex(pc.ascii_lower(arr), r"[^a-z0-9]+")  # the complement of _TOKEN
-    flat = pc.list_flatten(tokens)
-    nonempty = pc.greater(pc.binary_length(flat), 0)  # split leaves "" at either end
-    return pc.list_parent_indices(tokens).filter(nonempty).to_numpy().astype(np.int64), flat.filter(nonempty)
-
-
-def lookup(tokens: pa.Array, words: Sequence[str]) -> np.ndarray:
-    """Index of each token in ``words`` (distinct), -1 where absent."""
-    found = pc.index_in(tokens, value_set=pa.array(words, pa.string()))
-    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-
-
-def padded(text_index: np.ndarray, values: np.ndarray, n: int, width: int = 0) -> np.ndarray:
-    """(n, width) table of ``values`` grouped by ``text_index`` (non-decreasing), in order, -1 padded."""
-    counts = np.bincount(text_index, minlength=n)
-    out = np.full((n, max(width, int(counts.max(initial=0)))), -1, dtype=np.int64)
-    out[text_index, np.arange(len(text_index)) - np.repeat(np.cumsum(counts) - counts, counts)] = values
-    return out
 
 
 def attribute_vocabulary(catalog) -> dict[str, dict[str, int]]:
@@ -61,22 +33,21 @@ def query_constraints(query: str, vocabulary: dict[str, dict[str, int]]) -> tupl
 
 def query_constraints_many(queries: Sequence[str], vocabulary: dict[str, dict[str, int]]) -> tuple[np.ndarray, np.ndarray]:
     """:func:`query_constraints` of each query: (n, attributes) codes, the last word naming one wins; (n,) caps."""
-    lowered = [q.lower() for q in queries]
-    caps = np.array([float(c.group(1)) if (c := _PRICE_CAP.search(q)) else np.inf for q in lowered], dtype=float)
-    attrs = np.full((len(queries), len(vocabulary)), -1, dtype=np.int64)
-    tokens = tokenize_many(queries) if len(queries) else None
+    named: dict[str, list[tuple[int, int]]] = {}  # word -> (attribute, code) of every attribute value it is
     for a, values in enumerate(vocabulary.values()):
-        if tokens is None:
-            for i, q in enumerate(lowered):
-                for t in _TOKEN.findall(q):
-                    attrs[i, a] = values.get(t, attrs[i, a])
-            continue
-        word = lookup(tokens[1], list(values))
-        named = word >= 0
-        query, word = tokens[0][named][::-1], word[named][::-1]
-        firsts, last = np.unique(query, return_index=True)  # reversed, so each query's last naming word
-        attrs[firsts, a] = np.fromiter(values.values(), np.int64, len(values))[word[last]]
-    return attrs, caps
+        for word, code in values.items():
+            named.setdefault(word, []).append((a, code))
+    rows, caps = [], []
+    for query in queries:
+        lower = query.lower()
+        row = [-1] * len(vocabulary)
+        for t in _TOKEN.findall(lower):
+            for a, code in named.get(t, ()):
+                row[a] = code
+        rows.append(row)
+        cap = _PRICE_CAP.search(lower)
+        caps.append(float(cap.group(1)) if cap else np.inf)
+    return np.array(rows, dtype=np.int64).reshape(len(queries), len(vocabulary)), np.array(caps, dtype=float)
 
 
 class BM25Index:
@@ -108,7 +79,6 @@ class BM25Index:
         self.n_docs = n_docs
         self.term_weights = sp.csr_matrix((w, (tf.col, tf.row)), shape=(len(self.vocab), n_docs)).toarray().ravel()
         # per distinct query seen: its sorted distinct term ids, padded with -1 to a common width
-        self._vocab_words = list(self.vocab)  # term id -> word
         self._query_rows: dict[str, int] = {}
         self._terms = np.full((0, 1), -1, dtype=np.int64)
         self._n_queries = 0
@@ -117,34 +87,21 @@ class BM25Index:
         """The query's distinct term ids, ascending."""
         return sorted({self.vocab[t] for t in tokenize(query) if t in self.vocab})
 
-    def _new_terms(self, queries: list[str]) -> np.ndarray:
-        """(len(queries), width) distinct term ids of each query, ascending, -1 padded."""
-        tokens = tokenize_many(queries)
-        if tokens is None:
-            terms = [self.query_terms(q) for q in queries]
-            return padded(np.repeat(np.arange(len(queries)), list(map(len, terms))),
-                          np.array([t for ts in terms for t in ts], dtype=np.int64), len(queries))
-        query, term = tokens[0], lookup(tokens[1], self._vocab_words)
-        known = term >= 0
-        pairs = np.unique(query[known] * len(self.vocab) + term[known])  # by query, then term id
-        return padded(pairs // len(self.vocab), pairs % len(self.vocab), len(queries))
-
     def _term_rows(self, queries: Sequence[str]) -> np.ndarray:
         """Row of each query in the padded term table, adding the queries not seen before."""
         rows = np.fromiter(map(self._query_rows.get, queries, repeat(-1)), np.int64, len(queries))
         missing = np.flatnonzero(rows < 0)
         if len(missing):
             new = list(dict.fromkeys(queries[i] for i in missing))
-            terms = self._new_terms(new)
-            width = max(self._terms.shape[1], terms.shape[1])
+            terms = [self.query_terms(q) for q in new]
+            width = max(self._terms.shape[1], max(map(len, terms)))
             start, need = self._n_queries, self._n_queries + len(new)
             if need > len(self._terms) or width > self._terms.shape[1]:
                 capacity = len(self._terms) if need <= len(self._terms) else max(need, 2 * len(self._terms))
                 grown = np.full((capacity, width), -1, dtype=np.int64)
                 grown[:start, :self._terms.shape[1]] = self._terms[:start]
                 self._terms = grown
-            self._terms[start:need, :terms.shape[1]] = terms
-            self._terms[start:need, terms.shape[1]:] = -1
+            self._terms[start:need] = np.array([t + [-1] * (width - len(t)) for t in terms], dtype=np.int64)
             self._query_rows.update(zip(new, range(start, need)))
             self._n_queries = need
             rows[missing] = [self._query_rows[queries[i]] for i in missing]

@@ -25,8 +25,7 @@ import numpy as np
 
 from abplatform.dataset import Dataset
 from abplatform.rankers.base import ATTRIBUTE_NAMES, CandidateBatch, Catalog
-from abplatform.rankers.text import (attribute_vocabulary, lookup, padded, query_constraints_many, tokenize,
-                                     tokenize_many)
+from abplatform.rankers.text import attribute_vocabulary, query_constraints_many, tokenize
 from abplatform.rankers.v1 import item_log_stats
 
 
@@ -89,8 +88,7 @@ class V2Ranker:
         self.click_prior = np.log((clicks + m * mean_ctr) / (exposure + m) / mean_ctr)
         self.purchase_prior = np.log((purchases + m * mean_cvr) / (clicks + m) / mean_cvr)
         self._click_term, self._purchase_term = self.w_click * self.click_prior, self.w_purchase * self.purchase_prior
-        self._lift_words = list(self.token_log_lift)
-        self._lift_rows = {t: i for i, t in enumerate(self._lift_words)}
+        self._lift_rows = {t: i for i, t in enumerate(self.token_log_lift)}
         self._lifts = np.array(list(self.token_log_lift.values())).reshape(len(self._lift_rows), n_cat)
         self._intents.clear()
         self._probs, self._attrs = np.zeros((0, n_cat)), np.zeros((0, len(ATTRIBUTE_NAMES)), np.int64)
@@ -132,19 +130,11 @@ class V2Ranker:
         m = len(queries)
         # each query's distinct words with a learned lift, in first-occurrence order: float sums depend on
         # the order, and a set's order changes with the interpreter's hash seed
-        tokens = tokenize_many(queries)
-        if tokens is None:
-            words = [[self._lift_rows[t] for t in dict.fromkeys(tokenize(q)) if t in self._lift_rows] for q in queries]
-            query = np.repeat(np.arange(m), list(map(len, words)))
-            word = np.array([w for ws in words for w in ws], dtype=np.int64)
-        else:
-            query, word = tokens[0], lookup(tokens[1], self._lift_words)
-            known = np.flatnonzero(word >= 0)
-            _, first = np.unique(query[known] * len(self._lift_words) + word[known], return_index=True)
-            first = known[np.sort(first)]  # each (query, word)'s first occurrence, in token order
-            query, word = query[first], word[first]
-        word_rows = padded(query, word, m)
-        width = word_rows.shape[1]
+        words = [[self._lift_rows[t] for t in dict.fromkeys(tokenize(q)) if t in self._lift_rows] for q in queries]
+        width = max(map(len, words), default=0)
+        word_rows = np.full((m, width), -1, dtype=np.int64)
+        for i, w in enumerate(words):
+            word_rows[i, :len(w)] = w
         logits = np.tile(np.log(self.category_prior), (m, 1))
         for j in range(width):
             has = np.flatnonzero(word_rows[:, j] >= 0)
