@@ -87,6 +87,10 @@ class BM25Index:
         """The query's distinct term ids, ascending."""
         return sorted({self.vocab[t] for t in tokenize(query) if t in self.vocab})
 
+    def prepare(self, queries: Sequence[str]) -> None:
+        """Tokenise ``queries`` into the term table now, so scoring them later only looks them up."""
+        self._term_rows(queries)
+
     def _term_rows(self, queries: Sequence[str]) -> np.ndarray:
         """Row of each query in the padded term table, adding the queries not seen before."""
         rows = np.fromiter(map(self._query_rows.get, queries, repeat(-1)), np.int64, len(queries))

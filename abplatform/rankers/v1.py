@@ -37,6 +37,17 @@ def item_log_stats(dataset: Dataset, catalog: Catalog, table: str = "pre_impress
     return out
 
 
+def logged_queries(dataset: Dataset) -> list[str]:
+    """The distinct queries of the pre-period logs."""
+    if not dataset.has("pre_sessions"):
+        return []
+    con = dataset.connect()
+    try:
+        return [r[0] for r in con.execute("SELECT DISTINCT query FROM pre_sessions").fetchall()]
+    finally:
+        con.close()
+
+
 class V1Ranker:
     """score = BM25(query, title) + w_ctr log(smoothed CTR / mean CTR) + w_pop log(1 + impressions).
 
@@ -55,6 +66,8 @@ class V1Ranker:
     def fit(self, dataset: Dataset, catalog: Catalog) -> V1Ranker:
         self.catalog = catalog
         self.bm25 = catalog.bm25  # built now, so replay workers forked later share it instead of each building it
+        # the serving lookup table: term ids of every query seen in the logs, tokenised offline (as V2's intents)
+        self.bm25.prepare(logged_queries(dataset))
         stats = item_log_stats(dataset, catalog)
         total = stats["impressions"].sum()
         if total > 0:

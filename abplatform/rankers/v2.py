@@ -26,7 +26,7 @@ import numpy as np
 from abplatform.dataset import Dataset
 from abplatform.rankers.base import ATTRIBUTE_NAMES, CandidateBatch, Catalog
 from abplatform.rankers.text import attribute_vocabulary, query_constraints_many, tokenize
-from abplatform.rankers.v1 import item_log_stats
+from abplatform.rankers.v1 import item_log_stats, logged_queries
 
 
 _ATTR_TERM = 0.8 * np.arange(-len(ATTRIBUTE_NAMES), len(ATTRIBUTE_NAMES) + 1, dtype=float)  # 0.8 * attribute match
@@ -94,18 +94,8 @@ class V2Ranker:
         self._probs, self._attrs = np.zeros((0, n_cat)), np.zeros((0, len(ATTRIBUTE_NAMES)), np.int64)
         self._caps = np.zeros(0)
         # the serving lookup table: intents of every query seen in the logs, computed offline
-        self._intent_rows(self._logged_queries(dataset))
+        self._intent_rows(logged_queries(dataset))
         return self
-
-    @staticmethod
-    def _logged_queries(dataset: Dataset) -> list[str]:
-        if not dataset.has("pre_sessions"):
-            return []
-        con = dataset.connect()
-        try:
-            return [r[0] for r in con.execute("SELECT DISTINCT query FROM pre_sessions").fetchall()]
-        finally:
-            con.close()
 
     # -- serving -------------------------------------------------------------------------------
     def intent(self, query: str) -> tuple[np.ndarray, np.ndarray, float]:
