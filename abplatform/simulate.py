@@ -179,8 +179,6 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
             seconds[arm.name] += elapsed
             scored[arm.name] += len(sel)
             samples[arm.name].append(1000 * elapsed / len(sel))
-    if truth is not None:  # looked up once per distinct query, before the oracle asks per session
-        by_query = truth.intents(distinct.tolist())
     resp = behaviour.respond(spec.seed, ids, queries, units, shown)
     shown_ids = np.where(shown >= 0, catalog.item_ids[np.maximum(shown, 0)], -1)
     valid = (shown >= 0).ravel()
@@ -197,6 +195,7 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
     }, schema=IMPRESSIONS.schema)
     tables = [("sessions", out_sessions), ("impressions", impressions)]
     if truth is not None:  # the world's raters judge a sample of the new pages, as manual evaluation would
+        by_query = truth.intents(distinct.tolist())  # looked up once per distinct query
         intents = SessionIntent(by_query.leaf[codes], by_query.parent[codes], by_query.attrs[codes],
                                 by_query.price_cap[codes])
         rel_labels, page_labels = judge(truth.seed, truth.label_rate, ids, queries, intents, truth.items, shown)

@@ -15,7 +15,6 @@ from abplatform.errors import InputError
 from abplatform.world.behaviour import BehaviourModel, ItemTruth, SessionIntent
 
 ATTR_COLUMNS = ("attr_brand", "attr_colour", "attr_material", "attr_style")
-RECENT_QUERIES = 1 << 15  # about four replay partitions' distinct queries
 
 
 @dataclass
@@ -30,26 +29,14 @@ class WorldTruth:
     intent_attrs: np.ndarray
     intent_cap: np.ndarray
     _rows: dict[str, int] = field(init=False, repr=False)  # query -> its first row; built once, not per call
-    # the rows of queries asked about lately: a dict a few times smaller than _rows stays in cache, so asking
-    # again per session (the oracle after the replay's per-query call) costs a third as much
-    _recent: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._rows = {}
         for i, q in enumerate(self.queries.to_pylist()):
             self._rows.setdefault(q, i)
-        self._recent = {}
 
     def intents(self, queries: list[str]) -> SessionIntent:
-        idx = np.fromiter(map(self._recent.get, queries, repeat(-1)), np.int64, len(queries))
-        missing = np.flatnonzero(idx < 0)
-        if len(missing):
-            new = dict.fromkeys([queries[i] for i in missing])
-            if len(self._recent) + len(new) > RECENT_QUERIES:
-                self._recent.clear()
-            self._recent.update(zip(new, map(self._rows.get, new, repeat(-1))))
-            idx[missing] = np.fromiter(map(self._recent.__getitem__, [queries[i] for i in missing]), np.int64,
-                                       len(missing))
+        idx = np.fromiter(map(self._rows.get, queries, repeat(-1)), np.int64, len(queries))
         if (idx < 0).any():
             raise InputError("replay: a session's query has no intent in the world's truth (not a world dataset?)")
         return SessionIntent(self.intent_leaf[idx], self.intent_parent[idx], self.intent_attrs[idx],
