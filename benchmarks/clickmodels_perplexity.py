@@ -67,7 +67,7 @@ def main() -> None:
         "PBM ~ 1.318, UBM ~ 1.282, DBN ~ 1.280 — not comparable in level with these synthetic figures.",
         "",
         "| truth | model | " + " | ".join(f"@{r}" for r in range(1, K + 1))
-        + " | mean perplexity | log-lik / session | fit s | EM iterations |",
+        + " | mean perplexity | log-lik / session | fit s | iterations |",
         "|---|---|" + "---|" * K + "---|---|---|---|",
     ]
     for kind, name, fit_seconds, n_iter, perplexity, log_likelihood in rows:
