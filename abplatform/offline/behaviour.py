@@ -183,7 +183,9 @@ class FittedBehaviour:
             return cached
         n_cat = len(self.catalog.category_names)
         tokens = tokenize(query)
-        vals = [self.word_affinity[w] for w in set(tokens) if w in self.word_affinity]
+        # distinct words in first-occurrence order: the float sums below depend on the order, and a
+        # set's order changes with the interpreter's hash seed
+        vals = [self.word_affinity[w] for w in dict.fromkeys(tokens) if w in self.word_affinity]
         affinity = np.mean(vals, axis=0) if vals else np.zeros(n_cat)
         logits = np.log(self.category_prior + 1e-12) + (np.sum(vals, axis=0) if vals else 0.0)
         p = np.exp(logits - logits.max())
