@@ -1,28 +1,11 @@
 -- Stage 2: one row per (unit, arm, segment value) with the unit's totals over its sessions.
--- Parameters: source (session_values, or for a cumulative daily look its sessions up to that
--- day), segment (a column of the source or the literal 'all'), user_exp / user_select (the unit
--- aggregates of user-defined metrics' session columns).
--- The pre-period values of the same unit (CUPED covariates, sql/02_pre_unit_values.sql) are
+-- Parameters: unit_totals (sql/02_unit_totals.sql by unit, arm and segment value), user_select
+-- (the pre-period columns of user-defined metrics).
+-- The pre-period totals of the same unit (CUPED covariates, table pre_unit_values) are
 -- joined by unit_id; units with no pre-period activity get 0, which keeps the adjustment
 -- unbiased (the covariate is still measured before treatment and the same rule applies in both arms).
 WITH exp AS (
-    SELECT
-        unit_id,
-        arm,
-        $segment AS segment_value,
-        SUM(impressions) AS impressions,
-        SUM(clicks) AS clicks,
-        SUM(purchases) AS purchases,
-        SUM(orders) AS orders,
-        SUM(revenue) AS revenue,
-        SUM(judged_impressions) AS judged_impressions,
-        SUM(grade_sum) AS grade_sum,
-        SUM(judged_pages) AS judged_pages,
-        SUM(good_pages) AS good_pages,
-        COUNT(*) AS sessions$user_exp
-    FROM $source
-    WHERE arm IS NOT NULL
-    GROUP BY unit_id, arm, $segment
+$unit_totals
 )
 SELECT
     e.*,

@@ -67,17 +67,15 @@ def user_column_sql(metrics: Sequence[Metric]) -> dict[str, str]:
     """Stage 1 and 2 fragments for the per-unit columns of user-defined metrics."""
     cols = {c.name: c for m in metrics for c in m.columns}
     session_agg = {"sum": "SUM", "count": "SUM", "max": "MAX"}
-    aggs, columns, exp_, pre, select = [], [], [], [], []
+    aggs, columns, totals, select = [], [], [], []
     for c in cols.values():
         value = "1" if c.agg == "count" else f"CAST({c.value} AS DOUBLE)"
         aggs.append(f",\n        {session_agg[c.agg]}(CASE WHEN {c.condition} THEN {value} ELSE 0 END) AS {c.name}")
         columns.append(f",\n    CAST(COALESCE(i.{c.name}, 0) AS DOUBLE) AS {c.name}")
-        unit_agg = "MAX" if c.agg == "max" else "SUM"
-        exp_.append(f",\n        {unit_agg}({c.name}) AS {c.name}")
-        pre.append(f",\n        {unit_agg}({c.name}) AS {c.name}")
+        totals.append(f",\n    {'MAX' if c.agg == 'max' else 'SUM'}({c.name}) AS {c.name}")
         select.append(f",\n    COALESCE(p.{c.name}, 0) AS pre_{c.name}")
-    return {"user_aggs": "".join(aggs), "user_columns": "".join(columns), "user_exp": "".join(exp_),
-            "user_pre": "".join(pre), "user_select": "".join(select)}
+    return {"user_aggs": "".join(aggs), "user_columns": "".join(columns), "user_totals": "".join(totals),
+            "user_select": "".join(select)}
 
 
 class MetricsEngine:
@@ -114,8 +112,9 @@ class MetricsEngine:
         else:
             self.con.execute("CREATE TEMP TABLE pre_session_values AS SELECT * FROM session_values WHERE FALSE")
         self.has_pre = self.con.execute("SELECT COUNT(*) FROM pre_session_values").fetchall()[0][0] > 0
-        self.con.execute("CREATE TEMP TABLE pre_unit_values AS " + sql_template("02_pre_unit_values.sql").substitute(
-            pre_filter=self._pre_filter(), user_pre=self.user_sql["user_pre"]))
+        self.con.execute("CREATE TEMP TABLE pre_unit_values AS " + sql_template("02_unit_totals.sql").substitute(
+            keys="unit_id", group_by="unit_id", source="pre_session_values", filter=self._pre_filter(),
+            user_totals=self.user_sql["user_totals"]))
 
     def _check_extra_segments(self) -> None:
         present = {r[0] for r in self.con.execute("DESCRIBE sessions").fetchall()}
@@ -143,9 +142,11 @@ class MetricsEngine:
         return [r[0].isoformat() for r in rows]
 
     def _unit_values_sql(self, segment: str, source: str = "session_values") -> str:
-        return sql_template("02_unit_values.sql").substitute(
-            segment=self._segment_sql(segment), source=source, user_exp=self.user_sql["user_exp"],
-            user_select=self.user_sql["user_select"])
+        segment = self._segment_sql(segment)
+        totals = sql_template("02_unit_totals.sql").substitute(
+            keys=f"unit_id,\n    arm,\n    {segment} AS segment_value", group_by=f"unit_id, arm, {segment}",
+            source=source, filter="arm IS NOT NULL", user_totals=self.user_sql["user_totals"])
+        return sql_template("02_unit_values.sql").substitute(unit_totals=totals, user_select=self.user_sql["user_select"])
 
     def _unit_values(self, segment: str, source: str = "session_values") -> None:
         self.con.execute("CREATE OR REPLACE TEMP TABLE unit_values AS " + self._unit_values_sql(segment, source))
