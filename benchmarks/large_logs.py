@@ -247,7 +247,7 @@ def write_md(args, best, runs, load_before, load_after) -> None:
         f"({args.impressions // args.page:,} sessions × {args.page}, {args.users:,} users, 2 arms, 14 days; "
         f"relevance and page labels; no pre-period), {size:,.0f} MB of parquet, synthesised with duckdb `range()` "
         "and hash-derived columns in the contract's schema.", "",
-        f"Conditions: {os.cpu_count()} cores, **shared** with other jobs (load average {load_before[0]:.1f} before, "
+        f"Conditions: {os.cpu_count()} cores, a shared machine (load average {load_before[0]:.1f} before, "
         f"{load_after[0]:.1f} after), duckdb {duckdb.__version__} with `threads = {THREADS}`, Python "
         f"{platform.python_version()}, {platform.machine()}. Each step runs in a fresh subprocess (peak RSS from "
         f"`wait4`), {args.repeat}× alternating; the table shows the faster run, the ratios are to the faster bare runs.",
