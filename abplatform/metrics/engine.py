@@ -207,13 +207,12 @@ class MetricsEngine:
         use: a running sum minus the current row is the previous state (cheaper than a second
         window frame). Without a pre-period the covariates are constant zeros, kept out of the
         window's sort."""
-        expressions = " ".join(f"{m.numerator} {m.denominator or ''}" for m in metrics)
-        names = [n for n in dict.fromkeys(BUILTIN_UNIT_COLUMNS + tuple(c.name for m in metrics for c in m.columns))
-                 if re.search(rf"\b{n}\b", expressions)]
+        names = list(dict.fromkeys(n for m in metrics
+                                   for n in _unit_column_pattern(m).findall(f"{m.numerator} {m.denominator or ''}")))
         user_max = {c.name for m in metrics for c in m.columns if c.agg == "max"}
-        previous = {n: f"MAX({n}) OVER before" if n in user_max else f"(SUM({n}) OVER running) - {n}" for n in names}
-        return {"cumulative": "".join(f",\n    {'MAX' if n in user_max else 'SUM'}({n}) OVER running AS {n}"
-                                      for n in names),
+        running = {n: f"MAX({n}) OVER running" if n in user_max else f"SUM({n}) OVER running" for n in names}
+        previous = {n: f"MAX({n}) OVER before" if n in user_max else f"({running[n]}) - {n}" for n in names}
+        return {"cumulative": "".join(f",\n    {running[n]} AS {n}" for n in names),
                 "previous": "".join(f",\n    {previous[n]} AS prev_{n}" for n in names),
                 "pre_columns": "".join(f",\n    pre_{n}" if self.has_pre else f",\n    CAST(0 AS DOUBLE) AS pre_{n}"
                                        for n in names)}
