@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import repeat
 
 import numpy as np
@@ -23,6 +23,21 @@ def attribute_vocabulary(catalog) -> dict[str, dict[str, int]]:
 
     return {name: {str(v).lower(): code for code, v in enumerate(catalog.attribute_values[name])}
             for name in ATTRIBUTE_NAMES}
+
+
+def table_rows(keys: Sequence[str], rows: dict[str, int], append: Callable[[list[str]], None]) -> np.ndarray:
+    """Row of each key in a table that grows at its end: ``rows`` maps the keys already in it;
+    ``append(new)`` adds the rows of the keys not seen before (distinct, in first-occurrence order),
+    which then get the next row numbers."""
+    found = np.fromiter(map(rows.get, keys, repeat(-1)), np.int64, len(keys))
+    missing = np.flatnonzero(found < 0)
+    if len(missing):
+        new = list(dict.fromkeys(keys[i] for i in missing))
+        start = len(rows)
+        append(new)
+        rows.update(zip(new, range(start, start + len(new))))
+        found[missing] = [rows[keys[i]] for i in missing]
+    return found
 
 
 def query_constraints(query: str, vocabulary: dict[str, dict[str, int]]) -> tuple[np.ndarray, float]:
@@ -81,7 +96,6 @@ class BM25Index:
         # per distinct query seen: its sorted distinct term ids, padded with -1 to a common width
         self._query_rows: dict[str, int] = {}
         self._terms = np.full((0, 1), -1, dtype=np.int64)
-        self._n_queries = 0
 
     def query_terms(self, query: str) -> list[int]:
         """The query's distinct term ids, ascending."""
@@ -93,23 +107,18 @@ class BM25Index:
 
     def _term_rows(self, queries: Sequence[str]) -> np.ndarray:
         """Row of each query in the padded term table, adding the queries not seen before."""
-        rows = np.fromiter(map(self._query_rows.get, queries, repeat(-1)), np.int64, len(queries))
-        missing = np.flatnonzero(rows < 0)
-        if len(missing):
-            new = list(dict.fromkeys(queries[i] for i in missing))
-            terms = [self.query_terms(q) for q in new]
-            width = max(self._terms.shape[1], max(map(len, terms)))
-            start, need = self._n_queries, self._n_queries + len(new)
-            if need > len(self._terms) or width > self._terms.shape[1]:
-                capacity = len(self._terms) if need <= len(self._terms) else max(need, 2 * len(self._terms))
-                grown = np.full((capacity, width), -1, dtype=np.int64)
-                grown[:start, :self._terms.shape[1]] = self._terms[:start]
-                self._terms = grown
-            self._terms[start:need] = np.array([t + [-1] * (width - len(t)) for t in terms], dtype=np.int64)
-            self._query_rows.update(zip(new, range(start, need)))
-            self._n_queries = need
-            rows[missing] = [self._query_rows[queries[i]] for i in missing]
-        return rows
+        return table_rows(queries, self._query_rows, self._append_terms)
+
+    def _append_terms(self, new: list[str]) -> None:
+        terms = [self.query_terms(q) for q in new]
+        width = max(self._terms.shape[1], max(map(len, terms)))
+        start, need = len(self._query_rows), len(self._query_rows) + len(new)
+        if need > len(self._terms) or width > self._terms.shape[1]:
+            capacity = len(self._terms) if need <= len(self._terms) else max(need, 2 * len(self._terms))
+            grown = np.full((capacity, width), -1, dtype=np.int64)
+            grown[:start, :self._terms.shape[1]] = self._terms[:start]
+            self._terms = grown
+        self._terms[start:need] = np.array([t + [-1] * (width - len(t)) for t in terms], dtype=np.int64)
 
     def score(self, queries: Sequence[str], doc_rows: np.ndarray,
               query_index: np.ndarray | None = None) -> np.ndarray:

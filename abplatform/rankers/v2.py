@@ -19,13 +19,12 @@ popularity term, which lifts long-tail items that V1's exposure feedback buries.
 
 from __future__ import annotations
 
-from itertools import repeat
 
 import numpy as np
 
 from abplatform.dataset import Dataset
 from abplatform.rankers.base import ATTRIBUTE_NAMES, CandidateBatch, Catalog
-from abplatform.rankers.text import attribute_vocabulary, query_constraints_many, tokenize
+from abplatform.rankers.text import attribute_vocabulary, query_constraints_many, table_rows, tokenize
 from abplatform.rankers.v1 import item_log_stats, logged_queries
 
 
@@ -105,15 +104,7 @@ class V2Ranker:
 
     def _intent_rows(self, queries: list[str]) -> np.ndarray:
         """Row of each query in the intent table, adding the queries not seen before."""
-        rows = np.fromiter(map(self._intents.get, queries, repeat(-1)), np.int64, len(queries))
-        missing = np.flatnonzero(rows < 0)
-        if len(missing):
-            new = list(dict.fromkeys(queries[i] for i in missing))
-            start = len(self._intents)
-            self._append_intents(new)
-            self._intents.update(zip(new, range(start, start + len(new))))
-            rows[missing] = [self._intents[queries[i]] for i in missing]
-        return rows
+        return table_rows(queries, self._intents, self._append_intents)
 
     def _append_intents(self, queries: list[str]) -> None:
         """Intents of new queries, computed together: per row, the same arithmetic as for one query."""

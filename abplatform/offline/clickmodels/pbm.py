@@ -74,16 +74,6 @@ class PBM(ClickModel):
         return as_uniforms(u, item_ids.shape) < self.click_probabilities(query_ids, item_ids)
 
 
-def examination_posteriors(
-    alpha: np.ndarray, gamma: np.ndarray, clicks: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(P(A=1 | C), P(E=1 | C)) per impression when ``C = E * A`` with independent E ~ gamma, A ~ alpha."""
-    no_click = np.maximum(1.0 - alpha * gamma, 1e-12)
-    attracted = np.where(clicks, 1.0, alpha * (1.0 - gamma) / no_click)
-    examined = np.where(clicks, 1.0, gamma * (1.0 - alpha) / no_click)
-    return attracted, examined
-
-
 def initial_examination(log: ClickLog) -> tuple[np.ndarray, bool]:
     """(k,) starting examination, max 1: IPS intervention harvesting where propensities are logged.
 
