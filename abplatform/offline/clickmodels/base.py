@@ -111,6 +111,17 @@ def _probability_of_observed(p_click: np.ndarray, clicks: np.ndarray) -> np.ndar
     return np.clip(np.where(clicks, p_click, 1.0 - p_click), EPS, 1.0 - EPS)
 
 
+def per_pair(pair_slots: np.ndarray, values: np.ndarray, n_pairs: int) -> np.ndarray:
+    """(n_pairs,) sums of per-impression (n, k) ``values`` by pair; ranks with no item fall in the
+    extra slot of :meth:`PairIndex.slots` and are left out."""
+    return np.bincount(pair_slots.ravel(), np.asarray(values, float).ravel(), minlength=n_pairs + 1)[:n_pairs]
+
+
+def at_impressions(pair_values: np.ndarray, pair_slots: np.ndarray) -> np.ndarray:
+    """(n, k) value of each impression's pair; 0 at ranks with no item."""
+    return np.append(pair_values, 0.0)[pair_slots]
+
+
 def fit_pair_rate(
     rate: BackedOffRate,
     index: PairIndex,
@@ -119,17 +130,7 @@ def fit_pair_rate(
     trials: np.ndarray,
     features: FeatureFn | None = None,
 ) -> np.ndarray:
-    """M-step for a per-pair parameter from per-impression (n, k) statistics; returns its (n, k) values.
-
-    ``successes`` / ``trials`` are summed per pair with ``np.bincount`` over ``pair_slots``
-    (:meth:`PairIndex.slots`); ranks with no item fall in the extra slot, are left out and get 0.
-    """
-    slots = pair_slots.ravel()
-    n_pairs = index.n_pairs
-    rate.fit(
-        index,
-        np.bincount(slots, successes.ravel(), minlength=n_pairs + 1)[:n_pairs],
-        np.bincount(slots, trials.ravel(), minlength=n_pairs + 1)[:n_pairs],
-        features,
-    )
-    return np.append(rate.pair_, 0.0)[pair_slots]
+    """M-step for a per-pair parameter from per-impression (n, k) statistics; returns its (n, k) values."""
+    rate.fit(index, per_pair(pair_slots, successes, index.n_pairs), per_pair(pair_slots, trials, index.n_pairs),
+             features)
+    return at_impressions(rate.pair_, pair_slots)

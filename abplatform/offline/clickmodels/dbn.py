@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backoff import BackedOffRate
-from .base import ClickModel, _probability_of_observed, as_uniforms
+from .base import ClickModel, _probability_of_observed, as_uniforms, at_impressions, per_pair
 from .data import ClickLog
 
 
@@ -49,14 +49,13 @@ class DBN(ClickModel):
         m, index = self.prior_strength, self.index_
         self.satisfaction_ = BackedOffRate("binomial", m, raw_targets=True)
 
-        def per_pair(values: np.ndarray) -> np.ndarray:
-            return np.bincount(pair_slots.ravel(), np.asarray(values, float).ravel(),
-                               minlength=index.n_pairs + 1)[: index.n_pairs]
+        def pair_sums(values: np.ndarray) -> np.ndarray:
+            return per_pair(pair_slots, values, index.n_pairs)
 
-        def at_impressions(values: np.ndarray) -> np.ndarray:
-            return np.append(values, 0.0)[pair_slots]
+        def at_slots(values: np.ndarray) -> np.ndarray:
+            return at_impressions(values, pair_slots)
 
-        pair_clicks, pair_impressions = per_pair(clicks), per_pair(shown)
+        pair_clicks, pair_impressions = pair_sums(clicks), pair_sums(shown)
         tolerance = self.tol * shown.sum() / 1000
         alpha = np.clip((pair_clicks + 1.0) / (pair_impressions + 2.0), 1e-6, 1 - 1e-6)
         sigma = np.full(index.n_pairs, 0.5)
@@ -66,22 +65,22 @@ class DBN(ClickModel):
         for features in (None,) if self.features_ is None else (None, self.features_):
             priors = None
             for _ in range(self.max_iter):
-                alpha_at, sigma_at = at_impressions(alpha), at_impressions(sigma)
+                alpha_at, sigma_at = at_slots(alpha), at_slots(sigma)
                 attracted, satisfied, examined, continuations, chances = self._posteriors(
                     alpha_at, sigma_at, gamma, shown, clicks)
                 if priors is None or features is None:
                     priors = (
-                        np.clip(self.attraction_.fit_prior(index, pair_clicks, per_pair(examined), features),
+                        np.clip(self.attraction_.fit_prior(index, pair_clicks, pair_sums(examined), features),
                                 1e-6, 1 - 1e-6),
-                        np.clip(self.satisfaction_.fit_prior(index, per_pair(satisfied), pair_clicks, features),
+                        np.clip(self.satisfaction_.fit_prior(index, pair_sums(satisfied), pair_clicks, features),
                                 1e-6, 1 - 1e-6),
                     )
-                alpha = (per_pair(attracted) + m * priors[0]) / (pair_impressions + m)
-                sigma = (per_pair(satisfied) + m * priors[1]) / (pair_clicks + m)
+                alpha = (pair_sums(attracted) + m * priors[0]) / (pair_impressions + m)
+                sigma = (pair_sums(satisfied) + m * priors[1]) / (pair_clicks + m)
                 gamma = continuations / chances
                 self.n_iter_ += 1
                 trace = self.log_likelihood_trace_
-                trace.append(_penalised_log_likelihood(alpha, sigma, gamma, priors, m, at_impressions, shown, clicks))
+                trace.append(_penalised_log_likelihood(alpha, sigma, gamma, priors, m, at_slots, shown, clicks))
                 if len(trace) > 1 and abs(trace[-1] - trace[-2]) < tolerance:
                     break
         self.attraction_.pair_, self.satisfaction_.pair_ = alpha, sigma
@@ -171,10 +170,10 @@ def _examined_next(examined: np.ndarray, alpha: np.ndarray, sigma: np.ndarray, g
 
 
 def _penalised_log_likelihood(alpha: np.ndarray, sigma: np.ndarray, gamma: float,
-                              priors: tuple[np.ndarray, np.ndarray], m: float, at_impressions,
+                              priors: tuple[np.ndarray, np.ndarray], m: float, at_slots,
                               shown: np.ndarray, clicks: np.ndarray) -> float:
     """Log-likelihood of the clicks plus the log Beta(m b, m (1 - b)) priors of every pair's alpha and sigma."""
-    p = _conditional_click_probabilities(at_impressions(alpha), at_impressions(sigma), gamma, clicks)
+    p = _conditional_click_probabilities(at_slots(alpha), at_slots(sigma), gamma, clicks)
     ll = float(np.log(_probability_of_observed(p, clicks))[shown].sum())
     for value, prior in zip((alpha, sigma), priors):
         ll += float((m * prior * np.log(value) + m * (1.0 - prior) * np.log1p(-value)).sum())
