@@ -43,9 +43,9 @@ def _unit_column_pattern(metric: Metric) -> re.Pattern:
     return re.compile(r"\b(" + "|".join(names) + r")\b")
 
 
-def metric_expressions(metric: Metric, prefix: str = "") -> dict[str, str]:
-    """SQL for x, y, xp, yp and the cap of one metric (stage 3 parameters), over the unit columns
-    named ``prefix`` + column (``prev_`` for a unit's previous cumulative state)."""
+def metric_expressions(metric: Metric, prefix: str = "") -> dict[str, str | None]:
+    """SQL for a metric's x, y, xp, yp and the cap on x, over the unit columns named ``prefix`` +
+    column (``prev_`` for a unit's previous cumulative state); the cap is None without one."""
     pattern = _unit_column_pattern(metric)
 
     def prefixed(expr: str, p: str) -> str:
@@ -58,9 +58,78 @@ def metric_expressions(metric: Metric, prefix: str = "") -> dict[str, str]:
     elif metric.cap_percentile is not None:  # over the units of the same segment value (or daily look)
         cap = f"quantile_cont(CAST({x} AS DOUBLE), {float(metric.cap_percentile)}) OVER (PARTITION BY segment_value)"
     else:
-        cap = "CAST(NULL AS DOUBLE)"
+        cap = None
     return {"x": x, "y": prefixed(y, prefix), "xp": prefixed(metric.numerator, "pre_"), "yp": prefixed(y, "pre_"),
-            "x_cap": cap}
+            "cap": cap}
+
+
+# The sufficient statistics of sql/03_arm_stats.sql besides n: the per-unit values whose product each sums.
+MOMENTS: dict[str, tuple[str, ...]] = {
+    "sum_x": ("x",), "sum_x2": ("x", "x"),
+    "sum_y": ("y",), "sum_y2": ("y", "y"), "sum_xy": ("x", "y"),
+    "sum_x2y": ("x", "x", "y"), "sum_xy2": ("x", "y", "y"), "sum_y3": ("y", "y", "y"),
+    "sum_xp": ("xp",), "sum_xp2": ("xp", "xp"), "sum_x_xp": ("x", "xp"),
+    "sum_yp": ("yp",), "sum_yp2": ("yp", "yp"), "sum_xp_yp": ("xp", "yp"),
+    "sum_x_yp": ("x", "yp"), "sum_y_xp": ("y", "xp"), "sum_y_yp": ("y", "yp"),
+}
+
+
+def metric_moments(metric: Metric, covariates: bool) -> list[str]:
+    """The sums a metric's statistics use: those with y only for ratio metrics (y is 1 otherwise),
+    those with a covariate only when there is a pre-period."""
+    return [s for s, factors in MOMENTS.items()
+            if (metric.type == "ratio" or not {"y", "yp"} & set(factors))
+            and (covariates or not {"xp", "yp"} & set(factors))]
+
+
+def arm_stats_sql(metrics: Sequence[Metric], source: str, covariates: bool, cumulative: bool = False) -> str:
+    """Stage 3 (sql/03_arm_stats.sql) for all ``metrics`` in one scan of ``source``; with
+    ``cumulative``, over unit-day states (sql/02_cumulative_unit_states.sql) as per-day increments."""
+    values, capped, sums = [], [], ["CAST(SUM(1 - prev_weight) AS BIGINT) AS n" if cumulative else "COUNT(*) AS n"]
+    states = ("", "prev_") if cumulative else ("",)
+    for i, metric in enumerate(metrics):
+        m = f"m{i}_"
+        for state in states:
+            e = metric_expressions(metric, state)
+            # a unit's first day has no previous state (NULL for max columns): weight 0, value 0
+            raw = (lambda sql: f"CASE WHEN is_first THEN 0 ELSE CAST({sql} AS DOUBLE) END") if state else \
+                (lambda sql: f"CAST({sql} AS DOUBLE)")
+            values += [f"{raw(e['x'])} AS {m}{state}x_raw", f"{raw(e['y'])} AS {m}{state}y"]
+            cap = e["cap"]
+            if cap is not None and "OVER" in cap:  # a window: computed before the cap is applied
+                values.append(f"{cap} AS {m}{state}cap")
+                cap = f"{m}{state}cap"
+            x_raw = f"{m}{state}x_raw"
+            capped += [f"CASE WHEN {x_raw} > {cap} THEN {cap} ELSE {x_raw} END AS {m}{state}x" if cap else
+                       f"{x_raw} AS {m}{state}x", f"{m}{state}y"]
+        if covariates:
+            e = metric_expressions(metric)
+            values += [f"CAST({e['xp']} AS DOUBLE) AS {m}xp", f"CAST({e['yp']} AS DOUBLE) AS {m}yp"]
+            capped += [f"{m}xp", f"{m}yp"]
+        for name in metric_moments(metric, covariates):
+            new = " * ".join(m + f for f in MOMENTS[name])
+            prev = " * ".join(m + ("prev_" + f if f in ("x", "y") else f) for f in MOMENTS[name])
+            sums.append(f"SUM({new} - prev_weight * {prev}) AS {m}{name}" if cumulative else f"SUM({new}) AS {m}{name}")
+    indent = ",\n        "
+    return sql_template("03_arm_stats.sql").substitute(
+        source=source, prev_weight="CASE WHEN is_first THEN 0 ELSE 1 END" if cumulative else "0",
+        values="".join(indent + v for v in values), capped="".join(indent + c for c in capped),
+        sums="".join(",\n    " + c for c in sums))
+
+
+def long_arm_stats(wide: pd.DataFrame, metrics: Sequence[Metric]) -> pd.DataFrame:
+    """Stage 3's one row per (arm, segment value) -> one row per (metric, arm, segment value) with
+    n and every sum of MOMENTS (NaN where the metric does not use it)."""
+    frames = []
+    for i, metric in enumerate(metrics):
+        f = wide[["arm", "segment_value", "n"]].copy()
+        f.insert(0, "metric", metric.name)
+        for name in MOMENTS:
+            f[name] = wide[f"m{i}_{name}"].astype(float) if f"m{i}_{name}" in wide else float("nan")
+        frames.append(f)
+    df = pd.concat(frames, ignore_index=True).sort_values(["metric", "arm", "segment_value"], kind="stable")
+    df["n"] = df["n"].astype("int64")
+    return df.reset_index(drop=True)
 
 
 def user_column_sql(metrics: Sequence[Metric]) -> dict[str, str]:
@@ -97,24 +166,28 @@ class MetricsEngine:
         for name, schema in (("relevance_labels", RELEVANCE_LABELS.schema), ("page_labels", PAGE_LABELS.schema)):
             if not dataset.has(name):
                 _empty_view(self.con, name, schema)
-        stage1 = sql_template("01_session_values.sql")
         self._check_extra_segments()
-        tables = {"relevance_labels": "relevance_labels", "page_labels": "page_labels",
-                  "user_aggs": self.user_sql["user_aggs"], "user_columns": self.user_sql["user_columns"],
-                  "extra_segments": "".join(f",\n    CAST(s.{c} AS VARCHAR) AS seg_{c}" for c in self.extra_segments)}
-        self.con.execute("CREATE TEMP TABLE session_values AS "
-                         + stage1.substitute(sessions="sessions", impressions="impressions", **tables))
+        self.con.execute("CREATE TEMP TABLE session_values AS " + self._session_values_sql("sessions", "impressions"))
         if dataset.has("pre_sessions") and dataset.has("pre_impressions"):
-            pre_tables = {**tables, "extra_segments": "".join(f",\n    CAST(NULL AS VARCHAR) AS seg_{c}"
-                                                              for c in self.extra_segments)}
             self.con.execute("CREATE TEMP TABLE pre_session_values AS "
-                             + stage1.substitute(sessions="pre_sessions", impressions="pre_impressions", **pre_tables))
+                             + self._session_values_sql("pre_sessions", "pre_impressions"))
         else:
             self.con.execute("CREATE TEMP TABLE pre_session_values AS SELECT * FROM session_values WHERE FALSE")
         self.has_pre = self.con.execute("SELECT COUNT(*) FROM pre_session_values").fetchall()[0][0] > 0
         self.con.execute("CREATE TEMP TABLE pre_unit_values AS " + sql_template("02_unit_totals.sql").substitute(
             keys="unit_id", group_by="unit_id", source="pre_session_values", filter=self._pre_filter(),
             user_totals=self.user_sql["user_totals"]))
+
+    def _session_values_sql(self, sessions: str, impressions: str) -> str:
+        """Stage 1 over one period's tables; the pre-period has no segment values."""
+        user_aggs = self.user_sql["user_aggs"]
+        extra = "".join(f",\n    CAST({'NULL' if sessions == 'pre_sessions' else 's.' + c} AS VARCHAR) AS seg_{c}"
+                        for c in self.extra_segments)
+        return sql_template("01_session_values.sql").substitute(
+            sessions=sessions, impressions=impressions, relevance_labels="relevance_labels",
+            page_labels="page_labels", user_aggs=user_aggs, user_columns=self.user_sql["user_columns"],
+            impression_sessions=f"\n    JOIN {sessions} sq ON sq.session_id = i.session_id" if "sq." in user_aggs else "",
+            extra_segments=extra)
 
     def _check_extra_segments(self) -> None:
         present = {r[0] for r in self.con.execute("DESCRIBE sessions").fetchall()}
@@ -148,34 +221,20 @@ class MetricsEngine:
             source=source, filter="arm IS NOT NULL", user_totals=self.user_sql["user_totals"])
         return sql_template("02_unit_values.sql").substitute(unit_totals=totals, user_select=self.user_sql["user_select"])
 
-    def _unit_values(self, segment: str, source: str = "session_values") -> None:
-        self.con.execute("CREATE OR REPLACE TEMP TABLE unit_values AS " + self._unit_values_sql(segment, source))
-
-    def _arm_stats(self, metrics: Sequence[Metric], cumulative: bool = False) -> pd.DataFrame:
-        """Stage 3 over ``unit_values``; with ``cumulative``, over ``unit_states`` as per-day
-        increments (each unit-day's new state weighted +1, its previous state -1)."""
-        stage3, rows = sql_template("03_arm_stats.sql"), sql_template("03_unit_rows.sql")
-
-        def metric_rows(m: Metric) -> str:
-            if not cumulative:
-                return rows.substitute(metric_expressions(m), source="unit_values", weight="1", filter="TRUE")
-            return (rows.substitute(metric_expressions(m), source="unit_states", weight="1", filter="TRUE")
-                    + "\n    UNION ALL\n"
-                    + rows.substitute(metric_expressions(m, "prev_"), source="unit_states", weight="-1",
-                                      filter="NOT is_first"))
-
-        query = "\nUNION ALL\n".join(f"({stage3.substitute(metric=m.name, rows=metric_rows(m))})" for m in metrics)
-        return self.con.execute(query + "\nORDER BY metric, arm, segment_value").df()
+    def _arm_stats(self, metrics: Sequence[Metric], source: str, cumulative: bool = False,
+                   covariates: bool | None = None) -> pd.DataFrame:
+        """Stage 3's wide result (see :func:`long_arm_stats`); covariates by default when there is a pre-period."""
+        covariates = self.has_pre if covariates is None else covariates
+        return self.con.execute(arm_stats_sql(metrics, source, covariates, cumulative)).df()
 
     def sufficient_stats(self, metrics: Sequence[Metric], segments: Sequence[str] = ()) -> pd.DataFrame:
         """One row per (metric, segment, segment value, arm); ``segment`` is 'all' for the overall row."""
         frames = []
         for segment in (OVERALL, *segments):
-            self._unit_values(segment)
-            df = self._arm_stats(metrics)
+            df = long_arm_stats(self._arm_stats(metrics, f"({self._unit_values_sql(segment)}) unit_values"), metrics)
             df.insert(1, "segment", segment)
             frames.append(df)
-        return self._finish(pd.concat(frames, ignore_index=True), metrics)
+        return pd.concat(frames, ignore_index=True)
 
     def daily_sufficient_stats(self, metrics: Sequence[Metric]) -> pd.DataFrame:
         """Cumulative statistics up to and including each day (for daily looks), in one stage-2
@@ -188,25 +247,22 @@ class MetricsEngine:
         capped_per_look = [m for m in metrics if m.cap_percentile is not None]
         frames = []
         if telescoped and days:
-            self.con.execute("CREATE OR REPLACE TEMP TABLE unit_states AS "
-                             + sql_template("02_cumulative_unit_states.sql").substitute(
-                                 self._state_columns(telescoped), unit_values=self._unit_values_sql("day")))
-            increments = self._arm_stats(telescoped, cumulative=True)
-            frames.append(_accumulate_days(increments, days))
-            self.con.execute("DROP TABLE unit_states")
+            states = sql_template("02_cumulative_unit_states.sql").substitute(
+                self._state_columns(telescoped), unit_values=self._unit_values_sql("day"))
+            increments = self._arm_stats(telescoped, f"({states}) unit_states", cumulative=True)
+            frames.append(long_arm_stats(_accumulate_days(increments, days), telescoped))
         for day in days if capped_per_look else ():
-            self._unit_values(OVERALL, f"(SELECT * FROM session_values WHERE day <= DATE '{day}') upto_day")
-            df = self._arm_stats(capped_per_look)
-            df.insert(1, "day", day)
-            frames.append(df.drop(columns="segment_value"))
-        daily = pd.concat(frames, ignore_index=True).sort_values(["day", "metric", "arm"], kind="stable")
-        return self._finish(daily.reset_index(drop=True), metrics)
+            upto_day = f"(SELECT * FROM session_values WHERE day <= DATE '{day}') upto_day"
+            look = self._arm_stats(capped_per_look, f"({self._unit_values_sql(OVERALL, upto_day)}) unit_values")
+            frames.append(long_arm_stats(look, capped_per_look).assign(segment_value=day))
+        daily = pd.concat(frames, ignore_index=True).rename(columns={"segment_value": "day"})
+        daily = daily.sort_values(["day", "metric", "arm"], kind="stable")[["metric", "day", "arm", "n", *MOMENTS]]
+        return daily.reset_index(drop=True)
 
     def _state_columns(self, metrics: Sequence[Metric]) -> dict[str, str]:
         """Window fragments of sql/02_cumulative_unit_states.sql for the unit columns the metrics
         use: a running sum minus the current row is the previous state (cheaper than a second
-        window frame). Without a pre-period the covariates are constant zeros, kept out of the
-        window's sort."""
+        window frame). The pre-period covariates pass through (stage 3 reads them only with a pre-period)."""
         names = list(dict.fromkeys(n for m in metrics
                                    for n in _unit_column_pattern(m).findall(f"{m.numerator} {m.denominator or ''}")))
         user_max = {c.name for m in metrics for c in m.columns if c.agg == "max"}
@@ -214,18 +270,7 @@ class MetricsEngine:
         previous = {n: f"MAX({n}) OVER before" if n in user_max else f"({running[n]}) - {n}" for n in names}
         return {"cumulative": "".join(f",\n    {running[n]} AS {n}" for n in names),
                 "previous": "".join(f",\n    {previous[n]} AS prev_{n}" for n in names),
-                "pre_columns": "".join(f",\n    pre_{n}" if self.has_pre else f",\n    CAST(0 AS DOUBLE) AS pre_{n}"
-                                       for n in names)}
-
-    def _finish(self, df: pd.DataFrame, metrics: Sequence[Metric]) -> pd.DataFrame:
-        types = {m.name: m.type for m in metrics}
-        not_ratio = df["metric"].map(types) != "ratio"
-        y_cols = ["sum_y", "sum_y2", "sum_xy", "sum_x2y", "sum_xy2", "sum_y3", "sum_yp", "sum_yp2", "sum_xp_yp", "sum_x_yp", "sum_y_xp", "sum_y_yp"]
-        df.loc[not_ratio, y_cols] = float("nan")
-        if not self.has_pre:
-            df[[c for c in df.columns if c.startswith("sum_") and ("xp" in c or "yp" in c)]] = float("nan")
-        df["n"] = df["n"].astype("int64")
-        return df
+                "pre_columns": "".join(f",\n    pre_{n}" for n in names) if self.has_pre else ""}
 
     def long_tail_stats(self) -> tuple[pd.DataFrame, pd.DataFrame] | None:
         """Sufficient statistics of the per-user long-tail metrics, and per-arm coverage and Gini;
@@ -239,34 +284,22 @@ class MetricsEngine:
         for statement in (s.strip() for s in code.split(";")):
             if statement:
                 self.con.execute(statement)
-        self.con.execute("CREATE OR REPLACE TEMP TABLE unit_values AS "
-                         f"SELECT *, '{OVERALL}' AS segment_value FROM long_tail_units")
-        stage3, rows = sql_template("03_arm_stats.sql"), sql_template("03_unit_rows.sql")
-        no_cap = "CAST(NULL AS DOUBLE)"
-        query = "\nUNION ALL\n".join(
-            "({})".format(stage3.substitute(metric=m.name, rows=rows.substitute(
-                source="unit_values", weight="1", filter="TRUE", x=m.numerator, y=m.denominator or "1", xp="0",
-                yp="0", x_cap=no_cap)))
-            for m in LONG_TAIL_METRICS)
-        suff = self._finish(self.con.execute(query + "\nORDER BY metric, arm").df(), LONG_TAIL_METRICS)
-        cov = [c for c in suff.columns if c.startswith("sum_") and ("xp" in c or "yp" in c)]
-        suff[cov] = float("nan")
+        units = f"(SELECT *, '{OVERALL}' AS segment_value FROM long_tail_units) u"
+        suff = long_arm_stats(self._arm_stats(LONG_TAIL_METRICS, units, covariates=False), LONG_TAIL_METRICS)
         arms = self.con.execute("SELECT * FROM long_tail_arms ORDER BY arm").df()
         return suff, arms
 
 
 def _accumulate_days(increments: pd.DataFrame, days: list[str]) -> pd.DataFrame:
-    """Per-day increments of the sufficient statistics -> cumulative statistics at every look
-    (a day without sessions in an arm repeats the previous look); rows before an arm's first
+    """Stage 3's per-day increments (segment_value is the day) -> cumulative statistics at every
+    look (a day without sessions in an arm repeats the previous look); rows before an arm's first
     unit are dropped, as a look over no units has no statistics."""
-    increments = increments.assign(day=pd.to_datetime(increments.pop("segment_value")).dt.strftime("%Y-%m-%d"))
-    sums = [c for c in increments.columns if c == "n" or c.startswith("sum_")]
+    increments = increments.assign(segment_value=pd.to_datetime(increments["segment_value"]).dt.strftime("%Y-%m-%d"))
+    sums = [c for c in increments.columns if c not in ("arm", "segment_value")]
     frames = []
-    for (metric, arm), g in increments.groupby(["metric", "arm"], sort=True):
-        looks = g.set_index("day")[sums].reindex(days, fill_value=0).cumsum()
+    for arm, g in increments.groupby("arm", sort=True):
+        looks = g.set_index("segment_value")[sums].reindex(days, fill_value=0).cumsum()
         looks.insert(0, "arm", arm)
-        looks.insert(0, "metric", metric)
-        frames.append(looks.rename_axis("day").reset_index())
-    daily = pd.concat(frames, ignore_index=True)
-    daily = daily[daily["n"] > 0]
-    return daily[["metric", "day", "arm", *sums]]
+        frames.append(looks.rename_axis("segment_value").reset_index())
+    looks = pd.concat(frames, ignore_index=True)
+    return looks[looks["n"] > 0]
