@@ -91,17 +91,12 @@ def arm_stats_sql(metrics: Sequence[Metric], source: str, covariates: bool, cumu
         m = f"m{i}_"
         for state in states:
             e = metric_expressions(metric, state)
-            # a unit's first day has no previous state (NULL for max columns): weight 0, value 0
-            raw = (lambda sql: f"CASE WHEN is_first THEN 0 ELSE CAST({sql} AS DOUBLE) END") if state else \
-                (lambda sql: f"CAST({sql} AS DOUBLE)")
-            values += [f"{raw(e['x'])} AS {m}{state}x_raw", f"{raw(e['y'])} AS {m}{state}y"]
-            cap = e["cap"]
-            if cap is not None and "OVER" in cap:  # a window: computed before the cap is applied
+            x_raw, x, y, cap = f"{m}{state}x_raw", f"{m}{state}x", f"{m}{state}y", e["cap"]
+            values += [f"{_as_double(e['x'], state)} AS {x_raw}", f"{_as_double(e['y'], state)} AS {y}"]
+            if metric.cap_percentile is not None:  # a window: computed in v, applied in capped
                 values.append(f"{cap} AS {m}{state}cap")
                 cap = f"{m}{state}cap"
-            x_raw = f"{m}{state}x_raw"
-            capped += [f"CASE WHEN {x_raw} > {cap} THEN {cap} ELSE {x_raw} END AS {m}{state}x" if cap else
-                       f"{x_raw} AS {m}{state}x", f"{m}{state}y"]
+            capped += [f"CASE WHEN {x_raw} > {cap} THEN {cap} ELSE {x_raw} END AS {x}" if cap else f"{x_raw} AS {x}", y]
         if covariates:
             e = metric_expressions(metric)
             values += [f"CAST({e['xp']} AS DOUBLE) AS {m}xp", f"CAST({e['yp']} AS DOUBLE) AS {m}yp"]
@@ -115,6 +110,12 @@ def arm_stats_sql(metrics: Sequence[Metric], source: str, covariates: bool, cumu
         source=source, prev_weight="CASE WHEN is_first THEN 0 ELSE 1 END" if cumulative else "0",
         values="".join(indent + v for v in values), capped="".join(indent + c for c in capped),
         sums="".join(",\n    " + c for c in sums))
+
+
+def _as_double(sql: str, state: str) -> str:
+    """A unit value as DOUBLE; a unit's first day has no previous state (NULL for max columns),
+    and its weight there is 0, so its value is 0."""
+    return f"CASE WHEN is_first THEN 0 ELSE CAST({sql} AS DOUBLE) END" if state == "prev_" else f"CAST({sql} AS DOUBLE)"
 
 
 def long_arm_stats(wide: pd.DataFrame, metrics: Sequence[Metric]) -> pd.DataFrame:
