@@ -30,8 +30,7 @@ from abplatform.contract import IMPRESSIONS, RELEVANCE_LABELS, SESSIONS
 from abplatform.dataset import Dataset
 from abplatform.errors import InputError
 from abplatform.rankers import CandidateBatch, Catalog, Ranker, rank
-from abplatform.offline.behaviour import Behaviour, OracleBehaviour
-from abplatform.world.behaviour import SessionIntent
+from abplatform.offline.behaviour import Behaviour, Encoded, OracleBehaviour
 from abplatform.world.generate import judge
 from abplatform.world.truth import WorldTruth, load_truth
 
@@ -106,6 +105,13 @@ def candidate_matrix(session_ids: np.ndarray, cand_sessions: np.ndarray, cand_it
     return out
 
 
+def distinct_codes(codes: np.ndarray, n_values: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(codes, return_inverse=True)`` for codes in [0, n_values), without sorting."""
+    present = np.zeros(n_values, bool)
+    present[codes] = True
+    return np.flatnonzero(present), (np.cumsum(present) - 1)[codes]
+
+
 def write_parquet(table: pa.Table, path: Path) -> None:
     """How replay writes its event log: zstd; dictionary encoding for the string columns only (ids and
     counts compress as small or smaller without it, and write faster)."""
@@ -145,19 +151,14 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
     sessions = pq.read_table(sessions_file, use_threads=False)
     cands = pq.read_table(candidates_file, columns=["session_id", "item_id"], use_threads=False)
     ids = sessions["session_id"].to_numpy()
-    units = sessions["unit_id"].to_pylist()
-    # query codes for the whole partition, so a batch's distinct queries cost no string hashing, and one
-    # str object per distinct query, so every dict lookup by query hashes each string once
-    encoded = sessions["query"].combine_chunks().dictionary_encode()
-    distinct = np.array(encoded.dictionary.to_pylist(), dtype=object)
-    codes = encoded.indices.to_numpy(zero_copy_only=False)
-    query_objects = distinct[codes]
-    queries = query_objects.tolist()
+    # queries and units encoded for the whole partition: a batch's distinct queries cost no string hashing,
+    # per-query and per-unit work (intents, user rows, arms) is done once per distinct value, and there is
+    # one str object per distinct query, so every dict lookup by query hashes each string once
+    queries, units = Encoded.of(sessions["query"]), Encoded.of(sessions["unit_id"])
+    distinct, codes = np.array(queries.values, dtype=object), queries.codes
     cand_ids = candidate_matrix(ids, cands["session_id"].to_numpy(), cands["item_id"].to_numpy())
     cand_rows = catalog.rows(cand_ids)
-    unit_codes = sessions["unit_id"].combine_chunks().dictionary_encode()  # each unit's hash computed once
-    arm_idx = assign(spec.salt, unit_codes.dictionary.to_pylist(), [a.weight for a in spec.arms])[
-        unit_codes.indices.to_numpy(zero_copy_only=False)]
+    arm_idx = assign(spec.salt, units.values, [a.weight for a in spec.arms])[units.codes]
     k = spec.page_size
     shown = np.full((len(ids), k), -1, dtype=np.int64)
     seconds = {a.name: 0.0 for a in spec.arms}
@@ -169,8 +170,8 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
             sel = lo + np.flatnonzero(arm_idx[lo:hi] == a)
             if len(sel) == 0:
                 continue
-            batch_codes, query_index = np.unique(codes[sel], return_inverse=True)
-            batch = CandidateBatch(ids[sel], query_objects[sel].tolist(), cand_rows[sel],
+            batch_codes, query_index = distinct_codes(codes[sel], len(distinct))
+            batch = CandidateBatch(ids[sel], distinct[codes[sel]].tolist(), cand_rows[sel],
                                    (distinct[batch_codes].tolist(), query_index))
             t0 = time.perf_counter()
             scores = arm.ranker.score(batch)
@@ -195,9 +196,7 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
     }, schema=IMPRESSIONS.schema)
     tables = [("sessions", out_sessions), ("impressions", impressions)]
     if truth is not None:  # the world's raters judge a sample of the new pages, as manual evaluation would
-        by_query = truth.intents(distinct.tolist())  # looked up once per distinct query
-        intents = SessionIntent(by_query.leaf[codes], by_query.parent[codes], by_query.attrs[codes],
-                                by_query.price_cap[codes])
+        intents = queries.per_value(truth.intents).take(codes)  # the oracle's lookups, done once per query
         rel_labels, page_labels = judge(truth.seed, truth.label_rate, ids, queries, intents, truth.items, shown)
         rel_labels = rel_labels.set_column(1, "item_id", pa.array(catalog.item_ids[rel_labels["item_id"].to_numpy()]))
         tables += [("page_labels", page_labels), ("_relevance_labels", rel_labels)]

@@ -2,15 +2,20 @@
 
 Both answer ``respond(seed, session_ids, queries, unit_ids, shown_rows)`` for pages of catalog
 rows with :class:`abplatform.world.behaviour.Responses`, every draw keyed by (seed, session id).
+Queries and unit ids may be given :class:`Encoded` (replay does), which spares the behaviour
+per-session string work.
 A real team has only logs, so the fitted behaviour is the default; the oracle (the synthetic
 world's true model) is there to check how good the fitted prediction is.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
+import pyarrow as pa
 from scipy.special import logit
 
 from abplatform import rng
@@ -26,8 +31,43 @@ from abplatform.world.truth import WorldTruth
 FITTED_MODELS = ("pbm", "cascade", "dbn", "ubm")
 
 
+@dataclass(frozen=True, eq=False)
+class Encoded(Sequence[str]):
+    """Strings as their distinct values and each one's index among them (a dictionary encoding), so
+    per-value work (a query's intent, a unit's user row) is done once per distinct value."""
+
+    values: list[str]  # in order of first occurrence
+    codes: np.ndarray
+    _per_value: dict = field(default_factory=dict, init=False, repr=False)
+
+    @classmethod
+    def of(cls, strings: Sequence[str] | pa.Array | pa.ChunkedArray) -> Encoded:
+        """The encoding of ``strings`` (themselves, when already encoded)."""
+        if isinstance(strings, Encoded):
+            return strings
+        if isinstance(strings, pa.ChunkedArray):  # pa.array would convert it value by value
+            strings = strings.combine_chunks()
+        encoded = (strings if isinstance(strings, pa.Array) else pa.array(strings, pa.string())).dictionary_encode()
+        return cls(encoded.dictionary.to_pylist(), encoded.indices.to_numpy(zero_copy_only=False))
+
+    def per_value(self, fn: Callable[[list[str]], Any]) -> Any:
+        """``fn(values)``, computed once however often it is asked for (replay's oracle and raters both
+        need each query's intent)."""
+        if fn not in self._per_value:
+            self._per_value[fn] = fn(self.values)
+        return self._per_value[fn]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self.values[c] for c in self.codes[i]]
+        return self.values[self.codes[i]]
+
+
 class Behaviour(Protocol):
-    def respond(self, seed: int, session_ids: np.ndarray, queries: list[str], unit_ids: list[str],
+    def respond(self, seed: int, session_ids: np.ndarray, queries: Sequence[str], unit_ids: Sequence[str],
                 shown_rows: np.ndarray) -> Responses: ...
 
 
@@ -40,8 +80,9 @@ class OracleBehaviour:
     def respond(self, seed, session_ids, queries, unit_ids, shown_rows):
         from abplatform.world.generate import unit_rows
 
-        return self.truth.model.respond(seed, session_ids, self.truth.intents(queries), unit_rows(unit_ids),
-                                        shown_rows)
+        queries, units = Encoded.of(queries), Encoded.of(unit_ids)
+        return self.truth.model.respond(seed, session_ids, queries.per_value(self.truth.intents).take(queries.codes),
+                                        unit_rows(units.values)[units.codes], shown_rows)
 
 
 FEATURE_NAMES = ("bm25", "item_ctr_logit", "category_affinity", "p_category", "p_parent", "attr_match",
@@ -255,7 +296,8 @@ class FittedBehaviour:
 
     def respond(self, seed, session_ids, queries, unit_ids, shown_rows):
         n, k = shown_rows.shape
-        qids = self.query_ids(queries)
+        queries = Encoded.of(queries)
+        qids = self.query_ids(queries.values)[queries.codes]
         items = np.where(shown_rows >= 0, self.catalog.item_ids[np.maximum(shown_rows, 0)], -1)
         clicked = self.click_model.sample(qids, items, rng.uniforms(seed, session_ids, STREAM_CLICK, k))
         purchased = self.purchase_model.sample_purchases(qids, items, clicked,

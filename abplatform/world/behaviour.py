@@ -50,6 +50,10 @@ class SessionIntent:
     attrs: np.ndarray  # (n, 4), -1 where the query does not constrain the attribute
     price_cap: np.ndarray  # (n,), inf where none
 
+    def take(self, rows: np.ndarray) -> SessionIntent:
+        """The intents of the given rows (e.g. each session's, from one per distinct query)."""
+        return SessionIntent(self.leaf[rows], self.parent[rows], self.attrs[rows], self.price_cap[rows])
+
 
 def relevance(intent: SessionIntent, items: ItemTruth, item_rows: np.ndarray,
               item_leaf: np.ndarray | None = None) -> np.ndarray:
