@@ -61,16 +61,19 @@ def relevance(intent: SessionIntent, items: ItemTruth, item_rows: np.ndarray,
 
     ``item_leaf``: each cell's ``items.leaf`` (padding as row 0), when the caller has gathered it already."""
     rows = np.maximum(item_rows, 0)
-    cat = np.where((items.leaf[rows] if item_leaf is None else item_leaf) == intent.leaf[:, None], 1.0,
-                   np.where(items.parent[rows] == intent.parent[:, None], 0.25, 0.0))
+    cat = np.where(np.take(items.parent, rows) == intent.parent[:, None], 0.25, 0.0)
+    cat[(np.take(items.leaf, rows) if item_leaf is None else item_leaf) == intent.leaf[:, None]] = 1.0
     n_attrs = intent.attrs.shape[1]
-    mismatches = np.zeros(rows.shape, np.int64)
+    mismatches = np.zeros(rows.shape, np.int8)
     for a in range(n_attrs):  # only the sessions whose query names the attribute
         named = np.flatnonzero(intent.attrs[:, a] >= 0)
-        mismatches[named] += items.attrs[rows[named], a] != intent.attrs[named, a][:, None]
-    over_cap = items.price[rows] > intent.price_cap[:, None]
-    rel = cat * (0.6 ** np.arange(n_attrs + 1))[mismatches] * np.where(over_cap, 0.3, 1.0)
-    return np.where(item_rows >= 0, rel, 0.0)
+        mismatches[named] += np.take(items.attrs[:, a], rows[named]) != intent.attrs[named, a][:, None]
+    rel = cat * (0.6 ** np.arange(n_attrs + 1))[mismatches]
+    # the 0.3 price factor only where the query has a cap (elsewhere the factor is 1, a no-op)
+    capped = np.flatnonzero(intent.price_cap < np.inf)
+    rel[capped] *= np.where(items.price[rows[capped]] > intent.price_cap[capped, None], 0.3, 1.0)
+    rel[item_rows < 0] = 0.0
+    return rel
 
 
 def grades(rel: np.ndarray, noise_u: np.ndarray) -> np.ndarray:
@@ -101,19 +104,21 @@ class BehaviourModel:
         """Per-cell gathers that attraction, purchase and orders share: item rows, leaf, log price ratio,
         quality, and the user's price sensitivity per row."""
         rows = np.maximum(shown, 0)
-        return (rows, self.items.leaf[rows], self.log_price_ratio[rows], self.items.quality[rows],
+        return (rows, *(np.take(x, rows) for x in (self.items.leaf, self.log_price_ratio, self.items.quality)),
                 self.user_price_sens[user_rows][:, None])
 
     def attraction(self, intent: SessionIntent, user_rows: np.ndarray, shown: np.ndarray,
                    cells: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
         _, leaf, log_price, quality, sens = self._cells(user_rows, shown) if cells is None else cells
         rel = relevance(intent, self.items, shown, leaf)
-        pref = self.user_pref[user_rows[:, None], leaf]
+        pref = np.take(self.user_pref, (user_rows * self.user_pref.shape[1])[:, None] + leaf)  # [user, leaf]
         return expit(-4.0 + 2.8 * rel + 0.6 * quality + 0.8 * pref - 0.4 * sens * log_price), rel
 
-    def purchase_probability(self, rel: np.ndarray, user_rows: np.ndarray, shown: np.ndarray,
-                             cells: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
-        _, _, log_price, quality, sens = self._cells(user_rows, shown) if cells is None else cells
+    @staticmethod
+    def purchase_probability(rel: np.ndarray, cells: tuple[np.ndarray, ...], flat: np.ndarray) -> np.ndarray:
+        """P(purchase | click) of the cells at flat indices ``flat``, from ``rel`` and :meth:`_cells` of all cells."""
+        sens = np.take(cells[4], flat // rel.shape[1])
+        rel, log_price, quality = (np.take(x, flat) for x in (rel, cells[2], cells[3]))
         return expit(-5.0 + 2.0 * rel + 0.5 * quality - 0.6 * sens * log_price)
 
     def click_probabilities(self, intent: SessionIntent, user_rows: np.ndarray, shown: np.ndarray) -> np.ndarray:
@@ -129,10 +134,15 @@ class BehaviourModel:
         a, rel = self.attraction(intent, user_rows, shown, cells)
         u_click = rng.uniforms(seed, session_ids, STREAM_CLICK, k)
         u_buy = rng.uniforms(seed, session_ids, STREAM_PURCHASE, k)
-        p_buy = self.purchase_probability(rel, user_rows, shown, cells)
         valid = shown >= 0
+        # the cells a click can reach (all clicks under "pbm", more under "cascade"): only they need P(purchase);
+        # flat indices, as fancy indexing with a boolean mask costs more than computing every cell
+        reachable = valid & (u_click < (a * EXAMINATION[:k] if self.mode == "pbm" else a))
+        p_buy = np.zeros((n, k))
+        reached = np.flatnonzero(reachable)
+        np.put(p_buy, reached, self.purchase_probability(rel, cells, reached))
         if self.mode == "pbm":
-            clicked = valid & (u_click < a * EXAMINATION[:k])
+            clicked = reachable
             purchased = clicked & (u_buy < p_buy)
         else:
             u_stop = rng.uniforms(seed, session_ids, STREAM_STOP, k)
@@ -145,17 +155,18 @@ class BehaviourModel:
                 stop_p = np.where(purchased[:, pos], 0.8, 0.5)
                 scanning &= ~(clicked[:, pos] & (u_stop[:, pos] < stop_p))
         rows, quality = cells[0], cells[3]
-        u_orders = rng.uniforms(seed, session_ids, STREAM_ORDERS, k)
-        orders = np.zeros((n, k), np.int32)
-        lam = np.maximum(0.25 + 0.25 * quality[purchased], 0.01)
-        u = u_orders[purchased]
+        cell = np.flatnonzero(purchased)  # row-major, as purchased's cells always were
+        buyers, buyer = np.unique(cell // k, return_inverse=True)  # order draws only for them
+        u = rng.uniforms(seed, session_ids[buyers], STREAM_ORDERS, k)[buyer, cell % k]
+        lam = np.maximum(0.25 + 0.25 * np.take(quality, cell), 0.01)
         # Poisson's inverse CDF costs ~1 us a draw; it is 0 for 0 < u <= P(0) = pdtr(0, lam) (pdtrik's search
         # stops at its lower bound 0 there), most draws: only the others need it
         extra = np.zeros(len(u), np.int32)
         more = ~((u > 0) & (u <= pdtr(0, lam)))
         extra[more] = poisson.ppf(u[more], lam[more]).astype(np.int32)
-        orders[purchased] = 1 + extra
-        revenue = orders * self.items.price[rows]
+        orders, revenue = np.zeros((n, k), np.int32), np.zeros((n, k))
+        np.put(orders, cell, 1 + extra)
+        np.put(revenue, cell, np.take(orders, cell) * self.items.price[np.take(rows, cell)])
         return Responses(clicked, purchased, orders, revenue)
 
 
