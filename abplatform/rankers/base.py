@@ -94,9 +94,11 @@ def rank(scores: np.ndarray, candidate_rows: np.ndarray, k: int) -> np.ndarray:
     Padding and NaN or -inf scores never fill a slot."""
     key = np.where((candidate_rows >= 0) & (scores > -np.inf), -scores, np.inf)  # ascending; NaN > -inf is False
     order = np.argsort(key, axis=1)  # unstable but fast: rows with ties near the top are redone stably below
-    top = np.take_along_axis(key, order[:, :k + 1], axis=1)
+    first = (np.arange(len(key)) * key.shape[1])[:, None]  # each row's first cell in key.ravel()
+    cells = order[:, :k + 1] + first  # the top k + 1 as flat indices: cheaper than take_along_axis
+    top = np.take(key, cells)
     tied = ((top[:, 1:] == top[:, :-1]) & (top[:, 1:] < np.inf)).any(axis=1)
     if tied.any():
-        order[tied] = np.argsort(key[tied], axis=1, kind="stable")
-    cells = order[:, :k] + (np.arange(len(key)) * key.shape[1])[:, None]  # flat indices: cheaper than take_along_axis
-    return np.where(key.ravel()[cells] < np.inf, candidate_rows.ravel()[cells], -1)
+        cells[tied] = np.argsort(key[tied], axis=1, kind="stable")[:, :k + 1] + first[tied]
+        top[tied] = np.take(key, cells[tied])
+    return np.where(top[:, :k] < np.inf, np.take(candidate_rows, cells[:, :k]), -1)
