@@ -90,9 +90,10 @@ class BM25Index:
         tf = tf.tocoo()
         w = idf[tf.col] * tf.data * (k1 + 1) / (tf.data + norm[tf.row])
         # titles share a small vocabulary, so a dense table makes scoring gathers; term-major, so one
-        # term's weights over all items sit together in cache
+        # term's weights over all items sit together in cache; its last row, all zeros, is "no term"
         self.n_docs = n_docs
-        self.term_weights = sp.csr_matrix((w, (tf.col, tf.row)), shape=(len(self.vocab), n_docs)).toarray().ravel()
+        self._no_term = len(self.vocab)
+        self.term_weights = sp.csr_matrix((w, (tf.col, tf.row)), shape=(len(self.vocab) + 1, n_docs)).toarray().ravel()
         # per distinct query seen: its sorted distinct term ids, padded with -1 to a common width
         self._query_rows: dict[str, int] = {}
         self._terms = np.full((0, 1), -1, dtype=np.int64)
@@ -137,16 +138,18 @@ class BM25Index:
         # which np.add.reduceat sums a segment (numpy's pairwise sum runs left to right below 8 items), which
         # the scores have always used, without a (terms, c) table; sessions with more terms use reduceat
         out = np.zeros((n, c))
-        rest = np.zeros((n, c))
         for j in range(1, min(terms.shape[1], 8)):
             has = np.flatnonzero(terms[:, j] >= 0)
-            rest[has] += weights(has, j)
-        has = np.flatnonzero(terms[:, 0] >= 0)
-        out[has] = weights(has, 0) + rest[has]
+            out[has] += weights(has, j)
+        # then w1, of every session at once (almost all have a term; the others add the "no term" row's
+        # zeros): (w2 + w3 + ...) + w1 is w1 + (w2 + w3 + ...), bit for bit
+        first = np.where(terms[:, 0] >= 0, terms[:, 0], self._no_term)
+        out += np.take(self.term_weights, (first * self.n_docs)[:, None] + docs)
         long = np.flatnonzero((terms[:, 8:] >= 0).any(axis=1))
         if len(long):
             named = terms[long] >= 0
             lengths = named.sum(axis=1)
             cells = (terms[long][named] * self.n_docs)[:, None] + docs[long][np.repeat(np.arange(len(long)), lengths)]
             out[long] = np.add.reduceat(np.take(self.term_weights, cells), np.r_[0, np.cumsum(lengths)[:-1]], axis=0)
-        return np.where(doc_rows >= 0, out, 0.0)
+        out[doc_rows < 0] = 0.0
+        return out

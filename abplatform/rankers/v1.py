@@ -82,6 +82,7 @@ class V1Ranker:
     def score(self, batch: CandidateBatch) -> np.ndarray:
         if self.catalog is None:
             raise RuntimeError("V1Ranker.score called before fit")
-        rows = np.maximum(batch.candidate_rows, 0)
         queries, index = batch.distinct_queries()
-        return self.bm25.score(queries, batch.candidate_rows, index) + self.prior[rows]
+        score = self.bm25.score(queries, batch.candidate_rows, index)
+        score += np.take(self.prior, np.maximum(batch.candidate_rows, 0))
+        return score

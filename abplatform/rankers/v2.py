@@ -154,12 +154,18 @@ class V2Ranker:
         attr_match = np.zeros(rows.shape, np.int8)
         for a, name in enumerate(ATTRIBUTE_NAMES):
             named = np.flatnonzero(wanted[:, a] >= 0)
-            same = cat.attribute_codes[name][rows[named]] == wanted[named, a][:, None]
-            attr_match[named] += np.where(same, 1, -1).astype(np.int8)
-        over_cap = np.take(cat.price, rows) > self._caps[distinct][index][:, None]
-        # 0.8 * attr_match and 2.0 * over_cap looked up, w * prior per item: the same products, fewer passes
-        relevance = 3.0 * p_cat + _ATTR_TERM[attr_match + len(ATTRIBUTE_NAMES)] - np.where(over_cap, 2.0, 0.0)
+            same = np.take(cat.attribute_codes[name], rows[named]) == wanted[named, a][:, None]
+            attr_match[named] += np.where(same, np.int8(1), np.int8(-1))
+        # 0.8 * attr_match looked up, w * prior per item: the same products, fewer passes; sums in place
+        relevance = 3.0 * p_cat
+        relevance += _ATTR_TERM[attr_match + len(ATTRIBUTE_NAMES)]
+        # - 2.0 over the price cap: only a query with a cap can be over it (the others would subtract 0.0)
+        caps = self._caps[distinct][index]
+        capped = np.flatnonzero(caps < np.inf)
+        relevance[capped] -= np.where(np.take(cat.price, rows[capped]) > caps[capped, None], 2.0, 0.0)
         score = self.w_rel * relevance
         if self.w_lex:
             score = self.w_lex * cat.bm25.score(queries, batch.candidate_rows, index) + score
-        return score + np.take(self._click_term, rows) + np.take(self._purchase_term, rows)
+        score += np.take(self._click_term, rows)
+        score += np.take(self._purchase_term, rows)
+        return score
