@@ -69,14 +69,15 @@ class ReplayResult:
 
 
 def candidate_matrix(session_ids: np.ndarray, cand_sessions: np.ndarray, cand_items: np.ndarray) -> np.ndarray:
-    """(n, max candidates) item ids per session in ``session_ids`` order, sorted by item id, -1 padded."""
+    """(n, max candidates) item ids per session in ``session_ids`` order, sorted by item id, -1 padded
+    (a view of ``cand_items`` when that is laid out so already)."""
     n = len(session_ids)
     if n and len(cand_sessions) % n == 0 and bool(np.all(session_ids[1:] > session_ids[:-1])):
         # what the world writes: each session's candidates together, in session order, sorted by item,
         # the same number each; then the matrix is a reshape, checked without sorting anything
         cs, ci = cand_sessions.reshape(n, -1), cand_items.reshape(n, -1)
         if bool(np.all(cs == session_ids[:, None])) and bool(np.all(ci[:, 1:] > ci[:, :-1])):
-            return ci.copy()
+            return ci
     # grouped by session and sorted by item: skip the sort when so
     grouped = len(cand_sessions) < 2 or bool(
         np.all((np.diff(cand_sessions) > 0) | ((np.diff(cand_sessions) == 0) & (np.diff(cand_items) > 0))))
@@ -171,7 +172,7 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
             if len(sel) == 0:
                 continue
             batch_codes, query_index = distinct_codes(codes[sel], len(distinct))
-            batch = CandidateBatch(ids[sel], distinct[codes[sel]].tolist(), cand_rows[sel],
+            batch = CandidateBatch(ids[sel], distinct[codes[sel]].tolist(), np.take(cand_rows, sel, axis=0),
                                    (distinct[batch_codes].tolist(), query_index))
             t0 = time.perf_counter()
             scores = arm.ranker.score(batch)

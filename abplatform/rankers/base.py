@@ -48,7 +48,10 @@ class Catalog:
 
     def rows(self, item_ids: np.ndarray) -> np.ndarray:
         """Catalog row of each item id; -1 for padding (-1) and for ids not in the catalog."""
+        item_ids = np.asarray(item_ids)
         if self._dense_ids:  # ids 0..n-1 are their own rows
+            if item_ids.size and 0 <= item_ids.min() and item_ids.max() < len(self.item_ids):
+                return item_ids.copy()  # every id in the catalog (the usual case): no masked select
             return np.where((item_ids >= 0) & (item_ids < len(self.item_ids)), item_ids, -1)
         pos = np.searchsorted(self.item_ids, item_ids)
         pos = np.minimum(pos, len(self.item_ids) - 1)

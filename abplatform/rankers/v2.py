@@ -28,9 +28,6 @@ from abplatform.rankers.text import attribute_vocabulary, query_constraints_many
 from abplatform.rankers.v1 import item_log_stats, logged_queries
 
 
-_ATTR_TERM = 0.8 * np.arange(-len(ATTRIBUTE_NAMES), len(ATTRIBUTE_NAMES) + 1, dtype=float)  # 0.8 * attribute match
-
-
 class V2Ranker:
     name = "v2"
 
@@ -156,9 +153,9 @@ class V2Ranker:
             named = np.flatnonzero(wanted[:, a] >= 0)
             same = np.take(cat.attribute_codes[name], rows[named]) == wanted[named, a][:, None]
             attr_match[named] += np.where(same, np.int8(1), np.int8(-1))
-        # 0.8 * attr_match looked up, w * prior per item: the same products, fewer passes; sums in place
+        # sums in place; w * prior per item precomputed at fit: the same products, fewer passes
         relevance = 3.0 * p_cat
-        relevance += _ATTR_TERM[attr_match + len(ATTRIBUTE_NAMES)]
+        relevance += 0.8 * attr_match
         # - 2.0 over the price cap: only a query with a cap can be over it (the others would subtract 0.0)
         caps = self._caps[distinct][index]
         capped = np.flatnonzero(caps < np.inf)

@@ -68,7 +68,7 @@ def relevance(intent: SessionIntent, items: ItemTruth, item_rows: np.ndarray,
     for a in range(n_attrs):  # only the sessions whose query names the attribute
         named = np.flatnonzero(intent.attrs[:, a] >= 0)
         mismatches[named] += np.take(items.attrs[:, a], rows[named]) != intent.attrs[named, a][:, None]
-    rel = cat * (0.6 ** np.arange(n_attrs + 1))[mismatches]
+    rel = cat * np.take(0.6 ** np.arange(n_attrs + 1), mismatches)
     # the 0.3 price factor only where the query has a cap (elsewhere the factor is 1, a no-op)
     capped = np.flatnonzero(intent.price_cap < np.inf)
     rel[capped] *= np.where(items.price[rows[capped]] > intent.price_cap[capped, None], 0.3, 1.0)
