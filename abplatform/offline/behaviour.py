@@ -45,10 +45,12 @@ class Encoded(Sequence[str]):
         """The encoding of ``strings`` (themselves, when already encoded)."""
         if isinstance(strings, Encoded):
             return strings
-        if isinstance(strings, pa.ChunkedArray):  # pa.array would convert it value by value
-            strings = strings.combine_chunks()
-        encoded = (strings if isinstance(strings, pa.Array) else pa.array(strings, pa.string())).dictionary_encode()
-        return cls(encoded.dictionary.to_pylist(), encoded.indices.to_numpy(zero_copy_only=False))
+        if isinstance(strings, (pa.Array, pa.ChunkedArray)):
+            encoded = pa.chunked_array(strings).combine_chunks().dictionary_encode()
+            return cls(encoded.dictionary.to_pylist(), encoded.indices.to_numpy(zero_copy_only=False))
+        first: dict[str, int] = {}  # Python strings: a dict costs less than converting them to Arrow
+        codes = np.fromiter((first.setdefault(s, len(first)) for s in strings), np.int64, len(strings))
+        return cls(list(first), codes)
 
     def per_value(self, fn: Callable[[list[str]], Any]) -> Any:
         """``fn(values)``, computed once however often it is asked for (replay's oracle and raters both

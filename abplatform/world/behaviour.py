@@ -156,8 +156,8 @@ class BehaviourModel:
                 scanning &= ~(clicked[:, pos] & (u_stop[:, pos] < stop_p))
         rows, quality = cells[0], cells[3]
         cell = np.flatnonzero(purchased)  # row-major, as purchased's cells always were
-        buyers, buyer = np.unique(cell // k, return_inverse=True)  # order draws only for them
-        u = rng.uniforms(seed, session_ids[buyers], STREAM_ORDERS, k)[buyer, cell % k]
+        buyers = np.flatnonzero(purchased.any(axis=1))  # order draws only for them
+        u = rng.uniforms(seed, session_ids[buyers], STREAM_ORDERS, k)[purchased[buyers]]
         lam = np.maximum(0.25 + 0.25 * np.take(quality, cell), 0.01)
         # Poisson's inverse CDF costs ~1 us a draw; it is 0 for 0 < u <= P(0) = pdtr(0, lam) (pdtrik's search
         # stops at its lower bound 0 there), most draws: only the others need it
