@@ -155,8 +155,8 @@ class BehaviourModel:
                 stop_p = np.where(purchased[:, pos], 0.8, 0.5)
                 scanning &= ~(clicked[:, pos] & (u_stop[:, pos] < stop_p))
         rows, quality = cells[0], cells[3]
-        cell = np.flatnonzero(purchased)  # row-major, as purchased's cells always were
-        buyers = np.flatnonzero(purchased.any(axis=1))  # order draws only for them
+        cell = np.flatnonzero(purchased)  # the purchased cells in row-major order, as a boolean mask gives them
+        buyers = np.flatnonzero(purchased.any(axis=1))  # only sessions with a purchase need order draws
         u = rng.uniforms(seed, session_ids[buyers], STREAM_ORDERS, k)[purchased[buyers]]
         lam = np.maximum(0.25 + 0.25 * np.take(quality, cell), 0.01)
         # Poisson's inverse CDF costs ~1 us a draw; it is 0 for 0 < u <= P(0) = pdtr(0, lam) (pdtrik's search
