@@ -159,15 +159,29 @@ class BehaviourModel:
         buyers = np.flatnonzero(purchased.any(axis=1))  # only sessions with a purchase need order draws
         u = rng.uniforms(seed, session_ids[buyers], STREAM_ORDERS, k)[purchased[buyers]]
         lam = np.maximum(0.25 + 0.25 * np.take(quality, cell), 0.01)
-        # Poisson's inverse CDF costs ~1 us a draw; it is 0 for 0 < u <= P(0) = pdtr(0, lam) (pdtrik's search
-        # stops at its lower bound 0 there), most draws: only the others need it
-        extra = np.zeros(len(u), np.int32)
-        more = ~((u > 0) & (u <= pdtr(0, lam)))
-        extra[more] = poisson.ppf(u[more], lam[more]).astype(np.int32)
         orders, revenue = np.zeros((n, k), np.int32), np.zeros((n, k))
-        np.put(orders, cell, 1 + extra)
+        np.put(orders, cell, 1 + poisson_quantiles(u, lam))
         np.put(revenue, cell, np.take(orders, cell) * self.items.price[np.take(rows, cell)])
         return Responses(clicked, purchased, orders, revenue)
+
+
+def poisson_quantiles(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """``scipy.stats.poisson.ppf(u, lam)`` (int32) for 0 <= u < 1, mostly without its inverse-gamma search
+    (pdtrik, ~1 us a draw): the smallest k with pdtr(k, lam) >= u, found by stepping k up. scipy rounds the
+    search's k up and checks k - 1 with pdtr, so it gives that same k unless u lies within the search's
+    rounding of pdtr(k - 1, lam); the draws within 1e-9 of it (a margin far wider than that) ask scipy."""
+    k = np.zeros(len(u), np.int32)
+    cdf = pdtr(0, lam)
+    below = np.zeros(len(u))  # pdtr(k - 1, lam)
+    todo = np.flatnonzero(cdf < u)
+    while len(todo):
+        k[todo] += 1
+        below[todo] = cdf[todo]
+        cdf[todo] = pdtr(k[todo], lam[todo])
+        todo = todo[cdf[todo] < u[todo]]
+    near = np.flatnonzero(u - below <= 1e-9)
+    k[near] = poisson.ppf(u[near], lam[near]).astype(np.int32)
+    return k
 
 
 def judge_pages(seed: int, session_ids: np.ndarray, page_grades: np.ndarray) -> np.ndarray:
