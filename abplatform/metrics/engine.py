@@ -171,7 +171,7 @@ class MetricsEngine:
         self.con.execute("CREATE TEMP TABLE session_values AS " + self._session_values_sql("sessions", "impressions"))
         if dataset.has("pre_sessions") and dataset.has("pre_impressions"):
             self.con.execute("CREATE TEMP TABLE pre_session_values AS "
-                             + self._session_values_sql("pre_sessions", "pre_impressions"))
+                             + self._session_values_sql("pre_sessions", "pre_impressions", segments=False))
         else:
             self.con.execute("CREATE TEMP TABLE pre_session_values AS SELECT * FROM session_values WHERE FALSE")
         self.has_pre = self.con.execute("SELECT COUNT(*) FROM pre_session_values").fetchall()[0][0] > 0
@@ -179,10 +179,10 @@ class MetricsEngine:
             keys="unit_id", group_by="unit_id", source="pre_session_values", filter=self._pre_filter(),
             user_totals=self.user_sql["user_totals"]))
 
-    def _session_values_sql(self, sessions: str, impressions: str) -> str:
-        """Stage 1 over one period's tables; the pre-period has no segment values."""
+    def _session_values_sql(self, sessions: str, impressions: str, segments: bool = True) -> str:
+        """Stage 1 over one period's tables; ``segments=False`` for the pre-period, which has no segment values."""
         user_aggs = self.user_sql["user_aggs"]
-        extra = "".join(f",\n    CAST({'NULL' if sessions == 'pre_sessions' else 's.' + c} AS VARCHAR) AS seg_{c}"
+        extra = "".join(f",\n    CAST({'s.' + c if segments else 'NULL'} AS VARCHAR) AS seg_{c}"
                         for c in self.extra_segments)
         return sql_template("01_session_values.sql").substitute(
             sessions=sessions, impressions=impressions, relevance_labels="relevance_labels",

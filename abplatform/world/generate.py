@@ -401,8 +401,7 @@ def judge(seed: int, label_rate: float, ids: np.ndarray, queries: list[str], int
     judged = rng.uniforms(seed, ids, STREAM_LABEL)[:, 0] < label_rate
     sel = np.flatnonzero(judged)
     sel_queries = [queries[i] for i in sel]
-    sub_intent = SessionIntent(intent.leaf[sel], intent.parent[sel], intent.attrs[sel], intent.price_cap[sel])
-    rel = behaviour.relevance(sub_intent, it, shown[sel])
+    rel = behaviour.relevance(intent.take(sel), it, shown[sel])
     g = grade_pairs(seed, sel_queries, shown[sel], rel)
     good = behaviour.judge_pages(seed, ids[sel], g)
     k = shown.shape[1]
