@@ -92,8 +92,10 @@ def run(
     segments: Annotated[bool, typer.Option(help="Print the per-segment table.")] = True,
 ) -> None:
     """Run an experiment: offline replay (the world, or logs with mode: offline) or online analysis."""
+
+    _check_experiment_file(experiment)
     from abplatform.pipeline import run_experiment
-    from abplatform.report import print_report
+    from abplatform.report.render import print_report
 
     run_dir, report = run_experiment(experiment, results, workers, say=_say)
     print_report(report, out, segments=segments)
@@ -107,30 +109,39 @@ def analyze(
     segments: Annotated[bool, typer.Option(help="Print the per-segment table.")] = True,
 ) -> None:
     """Online: analyse a real A/B log (sessions carry their arm) with the same metrics and statistics."""
+    _check_experiment_file(experiment)
     from abplatform.pipeline import run_online
-    from abplatform.report import print_report
+    from abplatform.report.render import print_report
 
     run_dir, report = run_online(experiment, results, say=_say)
     print_report(report, out, segments=segments)
     out.print(f"Run folder: {run_dir}")
 
 
+def _check_experiment_file(path: Path) -> None:
+    """Validate the experiment file before the heavy pipeline is imported: a wrong file fails fast."""
+    from abplatform.config import experiment_problems
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such experiment file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    problems = experiment_problems(path, text)[1]
+    if problems:
+        raise InputError("\n".join(problems), problems)
+
+
 @app.command()
 def validate(files: Annotated[list[Path], typer.Argument(help="Experiment YAML files.")]) -> None:
     """Check experiment files: every problem at once, as FILE:LINE:COL: field.path: message."""
-    from abplatform.config import experiment_problems
-
     problems = []
     for f in files:
-        if not f.is_file():
-            problems.append(f"{f}: no such experiment file")
-            continue
         try:
-            text = f.read_text(encoding="utf-8")
-        except UnicodeDecodeError as e:
-            problems.append(f"{f}: not UTF-8 text ({e.reason} at byte {e.start})")
-            continue
-        problems += experiment_problems(f, text)[1]
+            _check_experiment_file(f)
+        except InputError as e:
+            problems += e.problems
     if problems:
         raise InputError("\n".join(problems), problems)
     out.print(f"{len(files)} experiment file(s) OK")
@@ -156,12 +167,13 @@ def gate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
 ) -> None:
     """Promote or hold: exit 0 = promote, 1 = hold, 2 = invalid input, 3 = could not evaluate."""
-    from abplatform.gate import exit_code, gate_summary, junit_xml, load_run, publish_to_ci
-    from abplatform.report import markdown
+    from abplatform.gate import exit_code, load_run
+    from abplatform.report.render import gate_summary, junit_xml, publish_to_ci
 
     if target.is_dir():
         report = load_run(target)
     elif target.suffix in (".yaml", ".yml"):
+        _check_experiment_file(target)
         from abplatform.pipeline import run_experiment
 
         _, report = run_experiment(target, results, say=_say)
@@ -169,13 +181,12 @@ def gate(
         raise InputError(f"{target}: expected a run folder or an experiment .yaml file")
     if junit:
         junit.write_bytes(junit_xml(report))
-    publish_to_ci(report, markdown(report))
+    publish_to_ci(report)
     if as_json:
         typer.echo(json.dumps(gate_summary(report), indent=2))
     else:
-        d = report["decision"]
-        out.print(f"{report['experiment']} run {report['run_id']}: [bold]{d['decision'].upper()}[/bold]")
-        for r in d["reasons"]:
+        out.print(f"{report.experiment} run {report.run_id}: [bold]{report.decision.decision.upper()}[/bold]")
+        for r in report.decision.reasons:
             out.print(f"  - {r}", markup=False)
     raise typer.Exit(exit_code(report))
 
@@ -199,14 +210,16 @@ def analyze_summary(
     relative_ci: Annotated[Optional[str], typer.Option(help="delta, log or fieller")] = None,
 ) -> None:
     """Score an experiment from aggregates alone (n, Σx, Σx², ... per metric and arm)."""
-    from abplatform.report import records
+    import dataclasses
+
+    from abplatform.scorecard import metric_results
     from abplatform.stats.summary import summary_scorecard
 
     try:
         card = summary_scorecard(file, alpha=alpha, correction=correction, relative_ci=relative_ci)
     except ValueError as e:
         raise InputError(f"{file}: {e}") from None
-    doc = {"source": str(file), "metrics": records(card)}
+    doc = {"source": str(file), "metrics": [dataclasses.asdict(m) for m in metric_results(card)]}
     text = json.dumps(doc, indent=2)
     if output:
         output.write_text(text + "\n")
@@ -222,9 +235,9 @@ def dashboard(
     """Open the analyst dashboard (Streamlit) on the runs in the results folder."""
     import os
 
-    app_py = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
-    if not app_py.is_file():
-        raise InputError(f"dashboard app not found at {app_py} (run from a source checkout)")
+    from abplatform.resources import dashboard_app
+
+    app_py = dashboard_app()  # the package data abplatform.dashboards; InputError if the install lacks it
     os.environ["ABPLATFORM_RESULTS"] = str(results.resolve())
     os.execv(sys.executable, [sys.executable, "-m", "streamlit", "run", str(app_py), "--server.address", address,
                               "--server.port", str(port), "--server.headless", "true",
@@ -240,11 +253,10 @@ def contract() -> None:
 
 
 def main() -> None:
+    """The console script. Usage errors are left to click in standalone mode (the usage message and
+    exit 2, whichever click typer bundles); the platform's own errors become one line and their code."""
     try:
-        # without standalone mode click returns (not raises) the code of typer.Exit
-        code = app(standalone_mode=False)
-        if isinstance(code, int):
-            sys.exit(code)
+        app(standalone_mode=True)
     except InputError as e:
         for line in e.problems:
             err.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
@@ -252,18 +264,6 @@ def main() -> None:
     except EvaluationError as e:
         err.print(f"cannot evaluate: {e}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
-    except (typer.Exit, SystemExit) as e:
-        code = getattr(e, "exit_code", getattr(e, "code", 0))
-        sys.exit(code)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as e:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(EXIT_INVALID)
-        raise
 
 
 if __name__ == "__main__":

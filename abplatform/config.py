@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from difflib import get_close_matches
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,8 +16,9 @@ from abplatform.contract import TABLES
 from abplatform.errors import InputError
 from abplatform.expressions import parse_expression
 from abplatform.metrics import BUILTIN_METRICS
-from abplatform.metrics.engine import SEGMENT_COLUMNS
-from abplatform.rankers import BUILTIN_RANKERS
+from abplatform.vocabulary import (BUILTIN_RANKER_NAMES, SEGMENT_COLUMNS, Aggregation, Correction, Direction, Engine,
+                                   GuardrailTest, MetricType, Mode, RelativeCI, Role, SequentialMethod, SimulatedUsers,
+                                   WorldBehaviour, did_you_mean)
 
 
 class _Model(BaseModel):
@@ -33,7 +33,7 @@ class WorldSource(_Model):
     pre_days: Annotated[int, Field(ge=0, le=366)] = 7
     items: Annotated[int, Field(ge=1000)] = 20_000
     seed: int = 7
-    behaviour: Literal["pbm", "cascade"] = "pbm"
+    behaviour: WorldBehaviour = "pbm"
 
 
 class SparkSettings(_Model):
@@ -50,10 +50,10 @@ class DataSource(_Model):
                                    description="File (or glob) per contract table, relative to path.")
     mapping: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="Per table, contract column -> source column (for imported logs).")
-    mode: Literal["offline", "online"] | None = Field(
+    mode: Mode | None = Field(
         None, description="offline: replay the logged sessions through the arms; online: analyse the A/B "
                           "log as it is (sessions carry their arm). Default: offline for the world, online for a path.")
-    engine: Literal["duckdb", "spark"] = "duckdb"
+    engine: Engine = "duckdb"
     spark: SparkSettings | None = None
     cache_dir: str = Field("data", description="Where generated worlds and replays are cached.")
 
@@ -72,9 +72,7 @@ class DataSource(_Model):
             known = {c.name for c in TABLES[table].columns}
             bad = sorted(set(cols) - known)
             if bad:
-                hint = get_close_matches(bad[0], sorted(known), n=1)
-                raise ValueError(f"mapping.{table}: {bad[0]!r} is not a column of {table}"
-                                 + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+                raise ValueError(f"mapping.{table}: {bad[0]!r} is not a column of {table}" + did_you_mean(bad[0], known))
         return self
 
 
@@ -90,11 +88,10 @@ class Arm(_Model):
     @classmethod
     def _ranker_name(cls, v: str) -> str:
         # names are checked here; user classes are imported only when the experiment is run
-        if v in BUILTIN_RANKERS or re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", v) or v.startswith("rankings:"):
+        if v in BUILTIN_RANKER_NAMES or re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", v) or v.startswith("rankings:"):
             return v
-        hint = get_close_matches(v, list(BUILTIN_RANKERS), n=1)
-        raise ValueError(f"unknown ranker {v!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                         + f"; expected one of {', '.join(BUILTIN_RANKERS)}, package.module:Class or rankings:FILE")
+        raise ValueError(f"unknown ranker {v!r}" + did_you_mean(v, BUILTIN_RANKER_NAMES)
+                         + f"; expected one of {', '.join(BUILTIN_RANKER_NAMES)}, package.module:Class or rankings:FILE")
 
 
 class Randomisation(_Model):
@@ -108,7 +105,7 @@ class Aggregate(_Model):
     ``column`` and ``filter`` are expressions over the contract's session and impression columns
     (comparisons, arithmetic, AND / OR / NOT — no functions, no sub-queries)."""
 
-    agg: Literal["sum", "count", "max"] = "sum"
+    agg: Aggregation = "sum"
     column: str | None = None
     filter: str | None = None
 
@@ -130,11 +127,11 @@ class MetricConfig(_Model):
     """A built-in metric by name, or a user-defined one (type + numerator [+ denominator])."""
 
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
-    type: Literal["proportion", "mean", "ratio"] | None = None
+    type: MetricType | None = None
     numerator: Aggregate | None = None
     denominator: Aggregate | None = None
-    role: Literal["primary", "secondary", "guardrail"] = "secondary"
-    direction: Literal["increase", "decrease"] | None = None
+    role: Role = "secondary"
+    direction: Direction | None = None
     margin: Annotated[float, Field(gt=0, lt=1)] | None = None
     mde: Annotated[float, Field(gt=0)] | None = Field(None, description="Relative minimum detectable effect.")
     cap_value: float | None = None
@@ -147,9 +144,7 @@ class MetricConfig(_Model):
             raise ValueError(f"{self.name!r} is a built-in metric; give a user-defined metric another name")
         if not builtin:
             if self.numerator is None:
-                hint = get_close_matches(self.name, list(BUILTIN_METRICS), n=1)
-                raise ValueError(f"unknown metric {self.name!r}"
-                                 + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                raise ValueError(f"unknown metric {self.name!r}" + did_you_mean(self.name, BUILTIN_METRICS)
                                  + f"; built-in metrics: {', '.join(BUILTIN_METRICS)}; "
                                  "a user-defined metric needs a type and a numerator")
             if self.type is None:
@@ -162,18 +157,18 @@ class MetricConfig(_Model):
 
 
 class Sequential(_Model):
-    method: Literal["confidence_sequence", "obrien_fleming"] = "confidence_sequence"
+    method: SequentialMethod = "confidence_sequence"
     tuning_n: Annotated[float, Field(gt=0)] = 5000.0
     planned_units: Annotated[float, Field(gt=0)] | None = None
 
 
 class Statistics(_Model):
     alpha: Annotated[float, Field(gt=0, lt=0.5)] = 0.05
-    relative_ci: Literal["delta", "log", "fieller"] = "delta"
+    relative_ci: RelativeCI = "delta"
     cuped: bool = True
     pre_period_days: Annotated[int, Field(gt=0)] | None = Field(
         None, description="CUPED covariates from this many days before the experiment (default: all pre-period data).")
-    correction: Literal["none", "holm", "bh"] = "none"
+    correction: Correction = "none"
     sequential: Sequential | None = None
     srm_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.001
 
@@ -181,7 +176,7 @@ class Statistics(_Model):
 class Decision(_Model):
     """Promote when every primary metric improves significantly, no guardrail is breached and SRM passes."""
 
-    guardrail_test: Literal["harm", "noninferiority"] = Field(
+    guardrail_test: GuardrailTest = Field(
         "harm", description="harm: hold when a guardrail is significantly worse beyond its margin; "
                             "noninferiority: hold unless non-inferiority within the margin is shown.")
     block_on_srm: bool = True
@@ -191,7 +186,7 @@ class Decision(_Model):
 
 
 class Simulation(_Model):
-    behaviour: Literal["pbm", "cascade", "dbn", "ubm", "oracle"] = Field(
+    behaviour: SimulatedUsers = Field(
         "pbm", description="Simulated users: a click model (with purchase and order models) fitted on the logged "
                            "impressions, or 'oracle', the synthetic world's true behaviour model (for checks).")
     seed: int = 1
@@ -395,8 +390,7 @@ def experiment_problems(path: Path, text: str) -> tuple[Experiment | None, list[
             if err["type"] == "extra_forbidden":
                 node = _key_node(root, loc)
                 model = _model_at(loc)
-                hint = get_close_matches(str(loc[-1]), list(model.model_fields), n=1) if model else []
-                msg = f"unknown key {loc[-1]!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                msg = f"unknown key {loc[-1]!r}" + (did_you_mean(loc[-1], model.model_fields) if model else "")
                 if model:
                     msg += f"; allowed: {', '.join(model.model_fields)}"
             elif err["type"] == "missing":

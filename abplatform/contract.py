@@ -9,18 +9,34 @@ Every column is documented here and, from here, in the README (``abplatform cont
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-TIMESTAMP = pa.timestamp("us", tz="UTC")
+# the catalog's attribute columns, in the order rankers and the world encode them
+ATTRIBUTE_NAMES = ("brand", "colour", "material", "style")
+
+
+def arrow_type(name: str) -> pa.DataType:
+    """The pyarrow type a contract type name stands for (``str()`` of it gives the name back)."""
+    import pyarrow as pa
+
+    if name == "timestamp[us, tz=UTC]":
+        return pa.timestamp("us", tz="UTC")
+    return pa.type_for_alias(name)
 
 
 @dataclass(frozen=True)
 class Column:
     name: str
-    type: pa.DataType
+    type_name: str  # the Arrow type's name; the contract is readable without importing pyarrow
     nullable: bool
     doc: str
+
+    @property
+    def type(self) -> pa.DataType:
+        return arrow_type(self.type_name)
 
 
 @dataclass(frozen=True)
@@ -33,6 +49,8 @@ class Table:
 
     @property
     def schema(self) -> pa.Schema:
+        import pyarrow as pa
+
         return pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in self.columns])
 
     def column(self, name: str) -> Column:
@@ -43,20 +61,20 @@ SESSIONS = Table(
     "sessions",
     "One row per search session (a query and the page of results shown for it).",
     (
-        Column("session_id", pa.int64(), False, "Unique session id."),
-        Column("unit_id", pa.string(), False, "Randomisation unit (the user id)."),
-        Column("ts", TIMESTAMP, False, "Time the query was issued (UTC)."),
-        Column("query", pa.string(), False, "Query text as typed."),
-        Column("query_segment", pa.string(), False, "Query frequency band: head, torso or tail."),
+        Column("session_id", "int64", False, "Unique session id."),
+        Column("unit_id", "string", False, "Randomisation unit (the user id)."),
+        Column("ts", "timestamp[us, tz=UTC]", False, "Time the query was issued (UTC)."),
+        Column("query", "string", False, "Query text as typed."),
+        Column("query_segment", "string", False, "Query frequency band: head, torso or tail."),
         Column(
             "query_complexity",
-            pa.string(),
+            "string",
             False,
             "simple (one category word), attribute (category + attribute), "
             "multi (several constraints or a price limit) or indirect (category word absent).",
         ),
-        Column("is_new_user", pa.bool_(), False, "True for units new to the product in the experiment window (no pre-period history)."),
-        Column("arm", pa.string(), True, "Arm the unit was assigned to; null in logs that carry no arm."),
+        Column("is_new_user", "bool", False, "True for units new to the product in the experiment window (no pre-period history)."),
+        Column("arm", "string", True, "Arm the unit was assigned to; null in logs that carry no arm."),
     ),
     key=("session_id",),
 )
@@ -65,16 +83,16 @@ IMPRESSIONS = Table(
     "impressions",
     "One row per item shown on a session's result page.",
     (
-        Column("session_id", pa.int64(), False, "Session the page belongs to (sessions.session_id)."),
-        Column("position", pa.int16(), False, "1-based rank on the page (1..k)."),
-        Column("item_id", pa.int64(), False, "Item shown (items.item_id)."),
-        Column("clicked", pa.bool_(), False, "The user clicked the item."),
-        Column("purchased", pa.bool_(), False, "The user bought the item (implies clicked)."),
-        Column("orders", pa.int32(), False, "Orders placed for the item (0 unless purchased, >= 1 if purchased)."),
-        Column("revenue", pa.float64(), False, "Revenue from those orders (>= 0)."),
+        Column("session_id", "int64", False, "Session the page belongs to (sessions.session_id)."),
+        Column("position", "int16", False, "1-based rank on the page (1..k)."),
+        Column("item_id", "int64", False, "Item shown (items.item_id)."),
+        Column("clicked", "bool", False, "The user clicked the item."),
+        Column("purchased", "bool", False, "The user bought the item (implies clicked)."),
+        Column("orders", "int32", False, "Orders placed for the item (0 unless purchased, >= 1 if purchased)."),
+        Column("revenue", "double", False, "Revenue from those orders (>= 0)."),
         Column(
             "propensity",
-            pa.float64(),
+            "double",
             True,
             "Logging policy's marginal probability of showing this item at this position; null where unknown.",
         ),
@@ -86,8 +104,8 @@ CANDIDATES = Table(
     "candidates",
     "Retrieval candidate set of each session: the items a ranker may order (needed only for replay).",
     (
-        Column("session_id", pa.int64(), False, "Session (sessions.session_id)."),
-        Column("item_id", pa.int64(), False, "Candidate item (items.item_id)."),
+        Column("session_id", "int64", False, "Session (sessions.session_id)."),
+        Column("item_id", "int64", False, "Candidate item (items.item_id)."),
     ),
     key=("session_id", "item_id"),
     required=False,
@@ -97,15 +115,15 @@ ITEMS = Table(
     "items",
     "The catalog: what a ranker may know about an item.",
     (
-        Column("item_id", pa.int64(), False, "Unique item id."),
-        Column("title", pa.string(), False, "Item title (searchable text)."),
-        Column("category", pa.string(), False, "Leaf category."),
-        Column("parent_category", pa.string(), False, "Top-level category."),
-        Column("brand", pa.string(), False, "Brand."),
-        Column("colour", pa.string(), False, "Colour."),
-        Column("material", pa.string(), False, "Material."),
-        Column("style", pa.string(), False, "Style or occasion."),
-        Column("price", pa.float64(), False, "Price (> 0)."),
+        Column("item_id", "int64", False, "Unique item id."),
+        Column("title", "string", False, "Item title (searchable text)."),
+        Column("category", "string", False, "Leaf category."),
+        Column("parent_category", "string", False, "Top-level category."),
+        Column("brand", "string", False, "Brand."),
+        Column("colour", "string", False, "Colour."),
+        Column("material", "string", False, "Material."),
+        Column("style", "string", False, "Style or occasion."),
+        Column("price", "double", False, "Price (> 0)."),
     ),
     key=("item_id",),
     required=False,
@@ -115,9 +133,9 @@ RELEVANCE_LABELS = Table(
     "relevance_labels",
     "Manual query-item relevance judgements.",
     (
-        Column("query", pa.string(), False, "Query text (sessions.query)."),
-        Column("item_id", pa.int64(), False, "Item judged."),
-        Column("grade", pa.int8(), False, "Relevance grade 0 (off-topic) .. 3 (exact match)."),
+        Column("query", "string", False, "Query text (sessions.query)."),
+        Column("item_id", "int64", False, "Item judged."),
+        Column("grade", "int8", False, "Relevance grade 0 (off-topic) .. 3 (exact match)."),
     ),
     key=("query", "item_id"),
     required=False,
@@ -127,8 +145,8 @@ PAGE_LABELS = Table(
     "page_labels",
     "Manual good/bad judgements of whole result pages.",
     (
-        Column("session_id", pa.int64(), False, "Session whose page was judged."),
-        Column("good", pa.bool_(), False, "The judge rated the page good."),
+        Column("session_id", "int64", False, "Session whose page was judged."),
+        Column("good", "bool", False, "The judge rated the page good."),
     ),
     key=("session_id",),
     required=False,
@@ -158,7 +176,7 @@ def markdown_table() -> str:
         req = "required" if t.required else "optional"
         lines += [f"#### `{t.name}` ({req}; key: {', '.join(t.key)})", "", t.doc, "",
                   "| column | type | nullable | meaning |", "|---|---|---|---|"]
-        lines += [f"| `{c.name}` | {c.type} | {'yes' if c.nullable else 'no'} | {c.doc} |" for c in t.columns]
+        lines += [f"| `{c.name}` | {c.type_name} | {'yes' if c.nullable else 'no'} | {c.doc} |" for c in t.columns]
         lines.append("")
     lines.append("`pre_sessions` and `pre_impressions` (optional) have the columns of `sessions` and "
                  "`impressions` and hold the same units' pre-period activity (CUPED covariates, ranker training).")

@@ -14,6 +14,7 @@ import sqlglot
 from sqlglot import exp
 
 from abplatform.contract import IMPRESSIONS, SESSIONS
+from abplatform.vocabulary import did_you_mean
 
 SESSION_COLUMNS = {c.name for c in SESSIONS.columns}
 IMPRESSION_COLUMNS = {c.name for c in IMPRESSIONS.columns}
@@ -53,11 +54,7 @@ def parse_expression(text: str, allowed_columns: set[str] | None = None) -> exp.
             if node.table:
                 raise ExpressionError(f"{text!r}: write columns without a table name ({node.sql()})")
             if node.name not in allowed_columns:
-                from difflib import get_close_matches
-
-                hint = get_close_matches(node.name, sorted(allowed_columns), n=1)
-                raise ExpressionError(f"{text!r}: unknown column {node.name!r}"
-                                      + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                raise ExpressionError(f"{text!r}: unknown column {node.name!r}" + did_you_mean(node.name, allowed_columns)
                                       + f"; allowed: {', '.join(sorted(allowed_columns))}")
     return tree
 

@@ -11,25 +11,28 @@ import shutil
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from abplatform import __version__
 from abplatform.config import Experiment, load_experiment
 from abplatform.dataset import Dataset
+from abplatform.decision import DecisionRule, decide
 from abplatform.errors import InputError
-from abplatform.gate import junit_xml
 from abplatform.metrics.engine import SQL_DIR
 from abplatform.offline.behaviour import FittedBehaviour
 from abplatform.rankers import Catalog, make_ranker
-from abplatform.report import markdown, scorecard_json
-from abplatform.scorecard import build_scorecard
-from abplatform.engines import make_replay
-from abplatform.simulate import ReplayArm, ReplaySpec
-from abplatform.store import ResultsStore, new_run_id
+from abplatform.replay import ReplayArm, ReplaySpec, replay
+from abplatform.replay.behaviour import Behaviour, Rater
+from abplatform.replay.executors import make_executor
+from abplatform.report.model import (DailyResult, DataFingerprint, LatencyGuardrail, LongTail, OfflineVsOnline,
+                                     Report, SegmentResult, finite_or_none)
+from abplatform.report.render import junit_xml, markdown
+from abplatform.scorecard import Scorecard, build_scorecard, metric_results, srm_checks
+from abplatform.stats.latency import latency_guardrail
+from abplatform.store import ResultsStore, new_run_id, write_atomic
 from abplatform.validate import validate_dataset
 from abplatform.world.generate import WorldParams, generate_world
+from abplatform.world.oracle import OracleBehaviour, WorldRaters
+from abplatform.world.truth import load_truth
 
 Progress = Callable[..., None]  # say(message) or say(message, done, total) for a progress bar
 
@@ -56,7 +59,7 @@ def ensure_world(params: WorldParams, cache_dir: Path, say: Progress = _noop) ->
     return path
 
 
-def data_fingerprint(dataset: Dataset, counts: dict[str, int]) -> dict[str, Any]:
+def data_fingerprint(dataset: Dataset, counts: dict[str, int]) -> DataFingerprint:
     """Row counts, the experiment's date range and a hash of every file of the dataset."""
     h = hashlib.blake2b(digest_size=16)
     files = sorted(dataset.path.rglob("*.parquet")) if not dataset.is_duckdb else [dataset.path]
@@ -70,8 +73,8 @@ def data_fingerprint(dataset: Dataset, counts: dict[str, int]) -> dict[str, Any]
         lo, hi = con.execute("SELECT MIN(ts), MAX(ts) FROM sessions").fetchall()[0]
     finally:
         con.close()
-    return {"path": str(dataset.path), "rows": counts, "files": len(files), "hash": h.hexdigest(),
-            "first_session": str(lo), "last_session": str(hi)}
+    return DataFingerprint(path=str(dataset.path), rows=counts, files=len(files), hash=h.hexdigest(),
+                           first_session=str(lo), last_session=str(hi))
 
 
 def _resolve_ranker(name: str, config_path: Path) -> str:
@@ -101,7 +104,10 @@ def code_version() -> str:
     (computed once per process: the source does not change under a running job)."""
     root = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for f in sorted([*root.rglob("*.py"), *SQL_DIR.glob("*.sql")]):
+    # the same files in the same order in a source checkout and an installed wheel (where the SQL and
+    # the dashboard sit inside the package): the package's own modules, then the SQL
+    for f in [*sorted(p for p in root.rglob("*.py") if p.relative_to(root).parts[0] not in ("sql", "dashboards")),
+              *sorted(SQL_DIR.glob("*.sql"))]:
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
@@ -127,8 +133,32 @@ def source_dataset(exp: Experiment, config_path: Path, say: Progress) -> Dataset
     return Dataset(path, exp.data.tables, exp.data.mapping)
 
 
+def _users_and_raters(exp: Experiment, source: Dataset, catalog: Catalog, say: Progress) -> tuple[Behaviour, Rater | None]:
+    """The simulated users the replay answers pages with, and the raters who judge them (the world's,
+    when the logs come from the synthetic world)."""
+    truth = load_truth(source.path) if (source.path / "world.json").is_file() else None
+    raters = WorldRaters(truth) if truth is not None else None
+    sim = exp.simulation
+    if sim.behaviour == "oracle":
+        if truth is None:
+            raise InputError(f"{source.path}: the oracle behaviour needs a synthetic world; "
+                             "use a fitted click model (simulation.behaviour: pbm, cascade, dbn or ubm)")
+        return OracleBehaviour(truth), raters
+    say(f"Fitting the {sim.behaviour} click model and the purchase model on the logged impressions")
+    return FittedBehaviour(sim.behaviour, sim.page_size).fit(source, catalog), raters
+
+
+def _read_latency(path: Path) -> dict[str, dict] | None:
+    """The replay's cached scoring times, or None when missing or unreadable (then replay again)."""
+    try:
+        latency = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return latency if isinstance(latency, dict) else None
+
+
 def run_offline(config_path: str | Path, results: str | Path = "results", workers: int | None = None,
-                say: Progress = _noop) -> tuple[Path, dict[str, Any]]:
+                say: Progress = _noop) -> tuple[Path, Report]:
     """Replay the logged sessions through both arms, then analyse the simulated A/B log."""
     config_path = Path(config_path)
     exp, config_sha = load_experiment(config_path)
@@ -138,66 +168,37 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
     counts = validate_dataset(source, max_position=exp.simulation.page_size, replay=True)
     source_fp = data_fingerprint(source, counts)
     code = [_ranker_code_hash(r) for _, r in arms]
-    replay_dir = Path(exp.data.cache_dir) / "replays" / f"{exp.name}-{_replay_key(exp, source_fp['hash'], code)}"
-    latency: dict[str, Any] = {}
-    if (replay_dir / "sessions").is_dir() and (replay_dir / "latency.json").is_file():
+    replay_dir = Path(exp.data.cache_dir) / "replays" / f"{exp.name}-{_replay_key(exp, source_fp.hash, code)}"
+    latency = _read_latency(replay_dir / "latency.json") if (replay_dir / "sessions").is_dir() else None
+    if latency is not None:
         say(f"Reusing the replayed event log in {replay_dir}")
-        latency = json.loads((replay_dir / "latency.json").read_text())
     else:
         catalog = Catalog.from_dataset(source)
         say("Fitting rankers on the pre-period logs: " + ", ".join(f"{a.name}={a.ranker}" for a, _ in arms))
         for _, ranker in arms:
             ranker.fit(source, catalog)
         sim = exp.simulation
-        behaviour = None
-        if sim.behaviour != "oracle":
-            say(f"Fitting the {sim.behaviour} click model and the purchase model on the logged impressions")
-            behaviour = FittedBehaviour(sim.behaviour, sim.page_size).fit(source, catalog)
+        behaviour, raters = _users_and_raters(exp, source, catalog, say)
         spec = ReplaySpec(arms=[ReplayArm(a.name, r, exp.weights[a.name]) for a, r in arms], salt=exp.salt,
                           seed=sim.seed, page_size=sim.page_size, batch_size=sim.batch_size,
-                          workers=workers or sim.workers, behaviour=behaviour)
+                          workers=workers or sim.workers, behaviour=behaviour, rater=raters)
         say(f"Replaying {source.path} through both arms ({spec.workers} worker(s))")
-        run_replay = make_replay(exp.data.engine, exp.data.spark)
-        res = run_replay(source, spec, replay_dir, progress=lambda i, n: say("Replaying partitions", i, n))
+        executor = make_executor(exp.data.engine, exp.data.spark, spec.workers)
+        res = replay(source, spec, replay_dir, progress=lambda i, n: say("Replaying partitions", i, n),
+                     executor=executor)
         latency = {"ms_per_query": res.latency_ms_per_query(), "batches": res.batch_ms_per_query}
-        (replay_dir / "latency.json").write_text(json.dumps(latency))
+        write_atomic(replay_dir / "latency.json", json.dumps(latency).encode())
     dataset = Dataset(replay_dir)
     say(f"Computing sufficient statistics ({exp.data.engine}) and the scorecard")
     card = build_scorecard(dataset, exp)
     guard = latency_guardrail(latency.get("batches", {}), card.control, card.treatment,
                               exp.decision.latency_margin, exp.statistics.alpha)
-    if guard and guard["breached"]:
-        card.decision.hold(
-            f"latency guardrail: {card.treatment} scores in {guard['treatment_ms']:.4f} ms/query vs "
-            f"{guard['control_ms']:.4f} for {card.control} ({guard['ratio'] - 1:+.1%}, significantly beyond the "
-            f"{guard['margin']:.0%} margin, p = {guard['p_value']:.3g})")
-    extra = {"mode": "offline", "source": source_fp, "event_log": str(replay_dir),
-             "latency_ms_per_query": latency.get("ms_per_query", {}), **({"latency_guardrail": guard} if guard else {})}
-    return _publish(exp, config_path, config_sha, card, extra, results)
-
-
-def latency_guardrail(batches: dict[str, list[float]], control: str, treatment: str, margin: float | None,
-                      alpha: float) -> dict[str, Any] | None:
-    """Serving-cost guardrail from the replay's per-batch scoring times (ms per query).
-
-    One-sided Welch t-test on log time per query: H0 log t_T <= log t_C + log(1 + margin) against
-    H1 "the treatment is slower than the control by more than the margin"; breached when H0 is
-    rejected at alpha. Batch times are noisy on a shared machine; testing the mean of many
-    batches instead of comparing two totals keeps an A/A run from tripping the guardrail.
-    """
-    from scipy import stats as sps
-
-    c, t = np.log(batches.get(control) or [np.nan]), np.log(batches.get(treatment) or [np.nan])
-    if margin is None or len(c) < 3 or len(t) < 3 or not (np.isfinite(c).all() and np.isfinite(t).all()):
-        return None
-    p = float(sps.ttest_ind(t - np.log1p(margin), c, equal_var=False, alternative="greater").pvalue)
-    return {"control_ms": float(np.exp(c.mean())), "treatment_ms": float(np.exp(t.mean())),
-            "ratio": float(np.exp(t.mean() - c.mean())), "margin": margin, "p_value": p,
-            "batches": [len(c), len(t)], "breached": bool(p < alpha)}
+    return _publish(exp, config_path, config_sha, card, "offline", source_fp, str(replay_dir), results,
+                    latency_ms=latency.get("ms_per_query", {}), latency_guard=guard)
 
 
 def run_experiment(config_path: str | Path, results: str | Path = "results", workers: int | None = None,
-                   say: Progress = _noop) -> tuple[Path, dict[str, Any]]:
+                   say: Progress = _noop) -> tuple[Path, Report]:
     """Offline replay or online analysis, as the experiment's data source says."""
     exp, _ = load_experiment(config_path)
     if exp.data.mode == "online":
@@ -205,7 +206,7 @@ def run_experiment(config_path: str | Path, results: str | Path = "results", wor
     return run_offline(config_path, results, workers, say)
 
 
-def run_online(config_path: str | Path, results: str | Path = "results", say: Progress = _noop) -> tuple[Path, dict[str, Any]]:
+def run_online(config_path: str | Path, results: str | Path = "results", say: Progress = _noop) -> tuple[Path, Report]:
     """Analyse an online A/B log (sessions already carry their arm)."""
     config_path = Path(config_path)
     exp, config_sha = load_experiment(config_path)
@@ -216,51 +217,71 @@ def run_online(config_path: str | Path, results: str | Path = "results", say: Pr
     counts = validate_dataset(dataset, require_arm=True, max_position=exp.simulation.page_size)
     say(f"Computing sufficient statistics ({exp.data.engine}) and the scorecard")
     card = build_scorecard(dataset, exp)
-    extra = {"mode": "online", "source": data_fingerprint(dataset, counts), "event_log": str(dataset.path)}
-    return _publish(exp, config_path, config_sha, card, extra, results)
+    return _publish(exp, config_path, config_sha, card, "online", data_fingerprint(dataset, counts),
+                    str(dataset.path), results)
 
 
-def offline_vs_online(offline: dict[str, Any], online: dict[str, Any]) -> list[dict[str, Any]]:
+def offline_vs_online(offline: Report, online: Report) -> list[OfflineVsOnline]:
     """Predicted (offline) and observed (online) relative lift per metric both runs have."""
-    observed = {m["metric"]: m for m in online["metrics"]}
     rows = []
-    for p in offline["metrics"]:
-        o = observed.get(p["metric"])
+    for p in offline.metrics:
+        o = online.metric(p.metric)
         if o is None:
             continue
-        inside = (o["rel_ci_low"] is not None and p["rel_effect"] is not None
-                  and o["rel_ci_low"] <= p["rel_effect"] <= o["rel_ci_high"])
-        rows.append({"metric": p["metric"], "predicted_rel_effect": p["rel_effect"],
-                     "predicted_rel_ci_low": p["rel_ci_low"], "predicted_rel_ci_high": p["rel_ci_high"],
-                     "observed_rel_effect": o["rel_effect"], "observed_rel_ci_low": o["rel_ci_low"],
-                     "observed_rel_ci_high": o["rel_ci_high"], "prediction_inside_observed_ci": bool(inside),
-                     "offline_run_id": offline["run_id"], "online_run_id": online["run_id"],
-                     "offline_experiment": offline["experiment"], "online_experiment": online["experiment"]})
+        inside = (o.rel_ci_low is not None and o.rel_ci_high is not None and p.rel_effect is not None
+                  and o.rel_ci_low <= p.rel_effect <= o.rel_ci_high)
+        rows.append(OfflineVsOnline(
+            metric=p.metric, predicted_rel_effect=p.rel_effect, predicted_rel_ci_low=p.rel_ci_low,
+            predicted_rel_ci_high=p.rel_ci_high, observed_rel_effect=o.rel_effect, observed_rel_ci_low=o.rel_ci_low,
+            observed_rel_ci_high=o.rel_ci_high, prediction_inside_observed_ci=bool(inside),
+            offline_run_id=offline.run_id, online_run_id=online.run_id, offline_experiment=offline.experiment,
+            online_experiment=online.experiment))
     return rows
 
 
-def _paired_report(store: ResultsStore, exp: Experiment, mode: str) -> dict[str, Any] | None:
+def _paired_report(store: ResultsStore, exp: Experiment, mode: str) -> Report | None:
     """The latest complete run of the paired experiment in the other mode, if any."""
     name, other = exp.compare_to or exp.name, ("online" if mode == "offline" else "offline")
     runs = [e for e in store.index() if e["experiment"] == name and e.get("mode") == other]
-    return store.load_report(store.run_dir(runs[-1])) if runs else None
+    return Report.from_json((store.run_dir(runs[-1]) / "report.json").read_text()) if runs else None
 
 
-def _publish(exp: Experiment, config_path: Path, config_sha: str, card, extra: dict[str, Any],
-             results: str | Path) -> tuple[Path, dict[str, Any]]:
+def _long_tail(card: Scorecard) -> LongTail | None:
+    if card.long_tail is None or card.long_tail_arms is None:
+        return None
+    per_arm: dict[str, dict[str, float | None]] = {}
+    for _, r in card.long_tail_arms.iterrows():
+        per_arm[r["arm"]] = {"coverage": finite_or_none(float(r["coverage"])),
+                             "exposure_gini": finite_or_none(float(r["exposure_gini"]))}
+    metrics = metric_results(card.long_tail)
+    for m in metrics:
+        per_arm.setdefault(card.control, {})[m.metric] = m.control_value
+        per_arm.setdefault(card.treatment, {})[m.metric] = m.treatment_value
+    return LongTail(per_arm=per_arm, metrics=metrics)
+
+
+def _publish(exp: Experiment, config_path: Path, config_sha: str, card: Scorecard, mode: str,
+             source: DataFingerprint, event_log: str, results: str | Path, latency_ms: dict[str, float] | None = None,
+             latency_guard: LatencyGuardrail | None = None) -> tuple[Path, Report]:
     run_id = new_run_id()
     store = ResultsStore(results)
-    report = {
-        "experiment": exp.name, "run_id": run_id, "created": datetime.now(timezone.utc).isoformat(),
-        "config_path": str(config_path), "config_sha256": config_sha, "abplatform_version": __version__,
-        "code_version": code_version(),
-        "python": platform.python_version(), "seed": exp.simulation.seed, **extra, **scorecard_json(card),
-    }
-    paired = _paired_report(store, exp, extra["mode"])
+    metrics = metric_results(card.overall)
+    srm, srm_by_segment = srm_checks(card)
+    rule = DecisionRule(alpha=exp.statistics.alpha, guardrail_test=exp.decision.guardrail_test,
+                        block_on_srm=exp.decision.block_on_srm)
+    report = Report(
+        experiment=exp.name, run_id=run_id, created=datetime.now(timezone.utc).isoformat(), mode=mode,
+        config_path=str(config_path), config_sha256=config_sha, abplatform_version=__version__,
+        code_version=code_version(), python=platform.python_version(), seed=exp.simulation.seed,
+        alpha=exp.statistics.alpha, source=source, event_log=event_log, control=card.control,
+        treatment=card.treatment, decision=decide(metrics, srm, rule, latency_guard, card.control, card.treatment),
+        srm=srm, metrics=metrics, segments=metric_results(card.segments, SegmentResult),
+        srm_by_segment=srm_by_segment, daily=metric_results(card.daily, DailyResult),
+        latency_ms_per_query=latency_ms or {}, latency_guardrail=latency_guard, long_tail=_long_tail(card))
+    paired = _paired_report(store, exp, mode)
     if paired is not None:
-        offline, online = (report, paired) if extra["mode"] == "offline" else (paired, report)
-        report["offline_vs_online"] = offline_vs_online(offline, online)
-    report_md = markdown(report)
+        report.offline_vs_online = offline_vs_online(*((report, paired) if mode == "offline" else (paired, report)))
+    report_json, report_md = report.to_json(), markdown(report)
 
     def write(tmp: Path) -> None:
         shutil.copy2(config_path, tmp / "experiment.yaml")
@@ -273,14 +294,13 @@ def _publish(exp: Experiment, config_path: Path, config_sha: str, card, extra: d
         card.sufficient_stats.to_parquet(tmp / "sufficient_stats.parquet", index=False)
         if card.long_tail is not None:
             card.long_tail.to_parquet(tmp / "long_tail.parquet", index=False)
-        (tmp / "report.json").write_text(json.dumps(report, indent=2, default=str))
+        (tmp / "report.json").write_text(report_json)
         (tmp / "report.md").write_text(report_md)
         (tmp / "junit.xml").write_bytes(junit_xml(report))
 
-    primary = next((m for m in report["metrics"] if m["role"] == "primary"), None)
-    summary = {"created": report["created"], "mode": extra["mode"], "decision": card.decision.label,
-               "primary_metric": primary["metric"] if primary else None,
-               "primary_rel_effect": primary["rel_effect"] if primary else None,
-               "config_sha256": config_sha}
+    primary = next((m for m in metrics if m.role == "primary"), None)
+    summary = {"created": report.created, "mode": mode, "decision": report.decision.decision,
+               "primary_metric": primary.metric if primary else None,
+               "primary_rel_effect": primary.rel_effect if primary else None, "config_sha256": config_sha}
     run_dir = store.write_run(exp.name, run_id, write, summary)
     return run_dir, report

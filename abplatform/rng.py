@@ -8,7 +8,25 @@ SplitMix64's finaliser (Steele, Lea & Flood 2014), applied to a combination of t
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 import numpy as np
+
+
+class Stream(IntEnum):
+    """Every stream number the platform draws from, in one place, so no two draws share one."""
+
+    CLICK = 11  # a user's click uniforms, one per position (world oracle and fitted users alike)
+    PURCHASE = 12
+    ORDERS = 13
+    STOP = 14  # the cascade user's stop-after-click draw
+    RATER = 15  # the raters' page-judgement noise
+    LOGGING = 21  # the logging policy's sampled pages
+    LABEL = 22  # which pages the raters judge
+    GRADE = 23  # the raters' per-pair grade noise
+    INTERLEAVE_COIN = 31  # team-draft's coin: which ranker picks first
+    INTERLEAVE_CLICK = 32  # clicks on the interleaved page
+    HELD_OUT = 41  # the click models' held-out sessions
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)

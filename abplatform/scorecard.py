@@ -1,14 +1,16 @@
-"""From an event log with arms to a scorecard and a decision: SQL sufficient statistics, then stats.
+"""From an event log with arms to a scorecard: SQL sufficient statistics, then the statistics.
 
-The decision rule (the gate's): promote when every primary metric improves significantly, no
-guardrail is breached, and the sample-ratio check passes; otherwise hold, with one reason per
-failed condition in words the dashboard and the gate print alike.
+The scorecard's tables (pandas, a few hundred rows) are written as the run's parquet files and
+turned into the typed report's rows by :func:`metric_results`; the decision is
+:func:`abplatform.decision.decide`'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
+from typing import TypeVar
 
 import pandas as pd
 
@@ -17,26 +19,11 @@ from abplatform.config import Aggregate, Experiment
 from abplatform.dataset import Dataset
 from abplatform.errors import EvaluationError
 from abplatform.expressions import parse_expression, to_sql
-from abplatform.formats import fmt_p
 from abplatform.metrics import BUILTIN_METRICS, Metric
 from abplatform.metrics.base import UnitColumn
-from abplatform.engines import make_metrics_engine
-from abplatform.metrics.engine import SEGMENT_COLUMNS
-
-
-@dataclass
-class Decision:
-    promote: bool
-    reasons: list[str] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        return "promote" if self.promote else "hold"
-
-    def hold(self, reason: str) -> None:
-        """A condition checked outside the scorecard (e.g. the replay's latency guardrail) failed."""
-        self.promote = False
-        self.reasons.append(reason)
+from abplatform.metrics.backends import make_metrics_engine
+from abplatform.vocabulary import SEGMENT_COLUMNS
+from abplatform.report.model import MetricResult, SegmentSrm, SrmCheck, finite_or_none
 
 
 @dataclass
@@ -45,7 +32,6 @@ class Scorecard:
     segments: pd.DataFrame
     daily: pd.DataFrame
     srm: pd.DataFrame
-    decision: Decision
     control: str
     treatment: str
     sufficient_stats: pd.DataFrame
@@ -79,31 +65,6 @@ def experiment_metrics(exp: Experiment) -> list[Metric]:
 def metric_specs(metrics: Sequence[Metric]) -> dict[str, stats.MetricSpec]:
     return {m.name: stats.MetricSpec(type=m.type, direction=m.direction, role=m.role, margin=m.margin)
             for m in metrics}
-
-
-def decide(overall: pd.DataFrame, srm_overall: pd.Series, alpha: float, guardrail_test: str = "harm",
-           block_on_srm: bool = True) -> Decision:
-    reasons = []
-    for _, r in overall.iterrows():
-        rel = f"{r['rel_effect']:+.2%}" if pd.notna(r["rel_effect"]) else "n/a"
-        p = r["p_value_adjusted"]
-        if r["role"] == "primary" and not r["improved"]:
-            why = "is significantly worse" if r["degraded"] else "did not improve significantly"
-            reasons.append(f"primary metric {r['metric']} {why} ({rel}, p = {fmt_p(p)}, alpha = {alpha})")
-        if r["role"] == "guardrail" and r["breached"]:
-            if pd.notna(r["margin"]) and guardrail_test == "noninferiority":
-                reasons.append(f"guardrail {r['metric']} not shown within its {r['margin']:.2%} margin "
-                               f"({rel}, non-inferiority p = {fmt_p(r['noninferior_p_value'])})")
-            elif pd.notna(r["margin"]):
-                reasons.append(f"guardrail {r['metric']} is significantly worse beyond its {r['margin']:.2%} "
-                               f"margin ({rel}, p = {fmt_p(1 - r['noninferior_p_value'])})")
-            else:
-                reasons.append(f"guardrail {r['metric']} is significantly worse ({rel}, p = {fmt_p(p)})")
-    if block_on_srm and bool(srm_overall["failed"]):
-        reasons.append(f"sample ratio mismatch: p = {srm_overall['p_value']:.3g} < threshold")
-    if not (overall["role"] == "primary").any():
-        reasons.append("no primary metric is configured")
-    return Decision(promote=not reasons, reasons=reasons)
 
 
 def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = None) -> Scorecard:
@@ -147,7 +108,6 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
                                sequential=sequential, **{**common, "correction": "none"})
     srm = stats.srm_table(counts.reset_index(drop=True), weights, by=["segment", "segment_value"],
                           threshold=st.srm_threshold)
-    srm_overall = srm[srm["segment"] == "all"].iloc[0]
     lt_card = lt_arms = None
     if long_tail is not None:
         from abplatform.metrics.long_tail import LONG_TAIL_METRICS
@@ -157,7 +117,35 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
         lt_card = stats.compare(long_tail[0], lt_specs, control, treatment, alpha=st.alpha,
                                 relative_ci=st.relative_ci)
         lt_arms = long_tail[1]
-    return Scorecard(long_tail=lt_card, long_tail_arms=lt_arms,overall=overall, segments=segments, daily=daily_card, srm=srm,
-                     decision=decide(overall, srm_overall, st.alpha, exp.decision.guardrail_test,
-                                     exp.decision.block_on_srm), control=control, treatment=treatment,
-                     sufficient_stats=suff)
+    return Scorecard(overall=overall, segments=segments, daily=daily_card, srm=srm, control=control,
+                     treatment=treatment, sufficient_stats=suff, long_tail=lt_card, long_tail_arms=lt_arms)
+
+
+R = TypeVar("R", bound=MetricResult)
+
+
+def metric_results(frame: pd.DataFrame | None, row_type: type[R] = MetricResult) -> list[R]:  # type: ignore[assignment]
+    """The typed rows of a comparison table (``stats.compare``'s columns; NaN becomes None)."""
+    if frame is None or frame.empty:
+        return []
+    names = [f.name for f in dataclasses.fields(row_type) if f.name in frame.columns]
+    out = []
+    for values in frame[names].itertuples(index=False, name=None):
+        row = {k: finite_or_none(v.item() if hasattr(v, "item") else v) for k, v in zip(names, values)}
+        out.append(row_type(**row))
+    return out
+
+
+def srm_checks(card: Scorecard) -> tuple[SrmCheck, list[SegmentSrm]]:
+    """The overall sample-ratio check, and the check of every segment value (with "all" first)."""
+    arms = (card.control, card.treatment)
+
+    def units(r: pd.Series) -> dict[str, int]:
+        return {a: int(r[f"n_{a}"]) for a in arms}
+
+    rows = [SegmentSrm(segment=r["segment"], segment_value=r["segment_value"], p_value=finite_or_none(float(r["p_value"])),
+                       chi2=finite_or_none(float(r["chi2"])), failed=bool(r["failed"]), units=units(r))
+            for _, r in card.srm.iterrows()]
+    overall = next(r for r in rows if r.segment == "all")
+    return (SrmCheck(p_value=overall.p_value, chi2=overall.chi2, failed=overall.failed, units=overall.units),
+            rows)

@@ -13,7 +13,7 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,6 +45,53 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _fsync_tree(root: Path) -> None:
+    for f in root.rglob("*"):
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+
+
+def remove_stale_tmp(parent: Path, pattern: str = f"{TMP_PREFIX}*") -> None:
+    """Remove temporary folders (``<prefix>...<pid>``) of writers that no longer exist (killed runs)."""
+    for d in parent.glob(pattern):
+        pid = d.name.rsplit(".", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+@contextmanager
+def atomic_directory(final: Path, replace: bool = False) -> Iterator[Path]:
+    """A folder filled in the ``with`` block and published as ``final`` only when the block completes.
+
+    The block writes into ``.tmp-<name>.<pid>`` beside ``final`` (unique per process, so concurrent
+    writers never touch each other's work); on success its files are fsynced and it is renamed to
+    ``final``, on error it is removed. When ``final`` already exists it is replaced if ``replace``,
+    otherwise kept (a cache another process has just filled with the same content) and the new
+    folder dropped. Temporary folders of dead writers of the same name are removed first.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(final.parent, f"{TMP_PREFIX}{final.name}.*")
+    tmp = final.with_name(f"{TMP_PREFIX}{final.name}.{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)  # our own pid's leftover: a previous attempt in this process
+    tmp.mkdir()
+    try:
+        yield tmp
+        _fsync_tree(tmp)
+        if final.exists() and replace:
+            shutil.rmtree(final)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+            shutil.rmtree(tmp)  # another writer published the same folder first
+        _fsync_dir(final.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 class ResultsStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -71,34 +118,16 @@ class ResultsStore:
         """Call ``write(tmp_dir)`` to fill the run, then publish it and add ``summary`` to the index."""
         exp_dir = self.root / experiment
         exp_dir.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_tmp(exp_dir)
-        tmp = exp_dir / f"{TMP_PREFIX}{run_id}.{os.getpid()}"
+        remove_stale_tmp(exp_dir)
         final = exp_dir / run_id
-        tmp.mkdir()
-        try:
+        with atomic_directory(final) as tmp:
             write(tmp)
-            for f in tmp.rglob("*"):
-                if f.is_file():
-                    with open(f, "rb") as fh:
-                        os.fsync(fh.fileno())
-            os.rename(tmp, final)
-            _fsync_dir(exp_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         with self._lock():
             entries = self.index()
             entries.append({**summary, "experiment": experiment, "run_id": run_id,
                             "path": str(final.relative_to(self.root))})
             write_atomic(self.root / INDEX, json.dumps(entries, indent=1).encode())
         return final
-
-    def _remove_stale_tmp(self, exp_dir: Path) -> None:
-        """Remove temporary folders of writers that no longer exist (killed runs)."""
-        for d in exp_dir.glob(f"{TMP_PREFIX}*"):
-            pid = d.name.rsplit(".", 1)[-1]
-            if pid.isdigit() and not _alive(int(pid)):
-                shutil.rmtree(d, ignore_errors=True)
 
     def run_dir(self, entry: dict[str, Any]) -> Path:
         return self.root / entry["path"]

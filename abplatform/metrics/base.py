@@ -8,14 +8,10 @@ its variance by the delta method (Deng, Knoblich & Lu 2018).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-MetricType = Literal["proportion", "mean", "ratio"]
-Direction = Literal["increase", "decrease"]
-Role = Literal["primary", "secondary", "guardrail"]
+from abplatform.vocabulary import Aggregation, Direction, MetricType, Role
 
-
-Aggregation = Literal["sum", "count", "max"]
+__all__ = ["Aggregation", "Direction", "Metric", "MetricType", "Role", "UnitColumn"]
 
 
 @dataclass(frozen=True)

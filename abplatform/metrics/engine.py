@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from string import Template
 
 import duckdb
@@ -19,9 +18,10 @@ from abplatform.contract import PAGE_LABELS, RELEVANCE_LABELS
 from abplatform.dataset import Dataset, duck_type
 from abplatform.errors import InputError
 from abplatform.metrics.base import Metric
+from abplatform.vocabulary import SEGMENT_COLUMNS, SUFFICIENT_SUMS
+from abplatform.resources import sql_dir
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
-SEGMENT_COLUMNS = ("query_segment", "query_complexity", "user_type")
+SQL_DIR = sql_dir()  # the package data abplatform.sql (top-level sql/ in the repository)
 OVERALL = "all"
 
 
@@ -63,21 +63,10 @@ def metric_expressions(metric: Metric, prefix: str = "") -> dict[str, str | None
             "cap": cap}
 
 
-# The sufficient statistics of sql/03_arm_stats.sql besides n: the per-unit values whose product each sums.
-MOMENTS: dict[str, tuple[str, ...]] = {
-    "sum_x": ("x",), "sum_x2": ("x", "x"),
-    "sum_y": ("y",), "sum_y2": ("y", "y"), "sum_xy": ("x", "y"),
-    "sum_x2y": ("x", "x", "y"), "sum_xy2": ("x", "y", "y"), "sum_y3": ("y", "y", "y"),
-    "sum_xp": ("xp",), "sum_xp2": ("xp", "xp"), "sum_x_xp": ("x", "xp"),
-    "sum_yp": ("yp",), "sum_yp2": ("yp", "yp"), "sum_xp_yp": ("xp", "yp"),
-    "sum_x_yp": ("x", "yp"), "sum_y_xp": ("y", "xp"), "sum_y_yp": ("y", "yp"),
-}
-
-
 def metric_moments(metric: Metric, covariates: bool) -> list[str]:
     """The sums a metric's statistics use: those with y only for ratio metrics (y is 1 otherwise),
     those with a covariate only when there is a pre-period."""
-    return [s for s, factors in MOMENTS.items()
+    return [s for s, factors in SUFFICIENT_SUMS.items()
             if (metric.type == "ratio" or not {"y", "yp"} & set(factors))
             and (covariates or not {"xp", "yp"} & set(factors))]
 
@@ -102,8 +91,8 @@ def arm_stats_sql(metrics: Sequence[Metric], source: str, covariates: bool, cumu
             values += [f"CAST({e['xp']} AS DOUBLE) AS {m}xp", f"CAST({e['yp']} AS DOUBLE) AS {m}yp"]
             capped += [f"{m}xp", f"{m}yp"]
         for name in metric_moments(metric, covariates):
-            new = " * ".join(m + f for f in MOMENTS[name])
-            prev = " * ".join(m + ("prev_" + f if f in ("x", "y") else f) for f in MOMENTS[name])
+            new = " * ".join(m + f for f in SUFFICIENT_SUMS[name])
+            prev = " * ".join(m + ("prev_" + f if f in ("x", "y") else f) for f in SUFFICIENT_SUMS[name])
             sums.append(f"SUM({new} - prev_weight * {prev}) AS {m}{name}" if cumulative else f"SUM({new}) AS {m}{name}")
     indent = ",\n        "
     return sql_template("03_arm_stats.sql").substitute(
@@ -120,12 +109,12 @@ def _as_double(sql: str, state: str) -> str:
 
 def long_arm_stats(wide: pd.DataFrame, metrics: Sequence[Metric]) -> pd.DataFrame:
     """Stage 3's one row per (arm, segment value) -> one row per (metric, arm, segment value) with
-    n and every sum of MOMENTS (NaN where the metric does not use it)."""
+    n and every sum of SUFFICIENT_SUMS (NaN where the metric does not use it)."""
     frames = []
     for i, metric in enumerate(metrics):
         f = wide[["arm", "segment_value", "n"]].copy()
         f.insert(0, "metric", metric.name)
-        for name in MOMENTS:
+        for name in SUFFICIENT_SUMS:
             f[name] = wide[f"m{i}_{name}"].astype(float) if f"m{i}_{name}" in wide else float("nan")
         frames.append(f)
     df = pd.concat(frames, ignore_index=True).sort_values(["metric", "arm", "segment_value"], kind="stable")
@@ -257,7 +246,7 @@ class MetricsEngine:
             look = self._arm_stats(capped_per_look, f"({self._unit_values_sql(OVERALL, upto_day)}) unit_values")
             frames.append(long_arm_stats(look, capped_per_look).assign(segment_value=day))
         daily = pd.concat(frames, ignore_index=True).rename(columns={"segment_value": "day"})
-        daily = daily.sort_values(["day", "metric", "arm"], kind="stable")[["metric", "day", "arm", "n", *MOMENTS]]
+        daily = daily.sort_values(["day", "metric", "arm"], kind="stable")[["metric", "day", "arm", "n", *SUFFICIENT_SUMS]]
         return daily.reset_index(drop=True)
 
     def _state_columns(self, metrics: Sequence[Metric]) -> dict[str, str]:

@@ -1,91 +1,26 @@
-"""Simulated users for replay: the world's oracle, or click / purchase models fitted on the logs.
+"""Simulated users fitted on the logs: click, purchase and order models behind the replay's
+:class:`~abplatform.replay.behaviour.Behaviour` interface.
 
-Both answer ``respond(seed, session_ids, queries, unit_ids, shown_rows)`` for pages of catalog
-rows with :class:`abplatform.world.behaviour.Responses`, every draw keyed by (seed, session id).
-Queries and unit ids may be given :class:`Encoded` (replay does), which spares the behaviour
-per-session string work.
-A real team has only logs, so the fitted behaviour is the default; the oracle (the synthetic
-world's true model) is there to check how good the fitted prediction is.
+``respond(seed, session_ids, queries, unit_ids, shown_rows)`` answers pages of catalog rows with
+:class:`~abplatform.replay.behaviour.Responses`, every draw keyed by (seed, session id). A real
+team has only logs, so this is the default; the synthetic world's oracle users
+(:mod:`abplatform.world.oracle`) are there to check how good the fitted prediction is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-
 import numpy as np
-import pyarrow as pa
 from scipy.special import logit
 
 from abplatform import rng
+from abplatform.contract import ATTRIBUTE_NAMES
 from abplatform.dataset import Dataset
 from abplatform.offline.clickmodels import ClickLog, ClickModel, PurchaseModel, click_log_from_duckdb, make_click_model
 from abplatform.offline.clickmodels.calibration import fit_calibration, held_out_pages
 from abplatform.rankers import Catalog
-from abplatform.rankers.base import ATTRIBUTE_NAMES
 from abplatform.rankers.text import attribute_vocabulary, query_constraints, tokenize
-from abplatform.world.behaviour import STREAM_CLICK, STREAM_ORDERS, STREAM_PURCHASE, Responses
-from abplatform.world.truth import WorldTruth
-
-FITTED_MODELS = ("pbm", "cascade", "dbn", "ubm")
-
-
-@dataclass(frozen=True, eq=False)
-class Encoded(Sequence[str]):
-    """Strings as their distinct values and each one's index among them (a dictionary encoding), so
-    per-value work (a query's intent, a unit's user row) is done once per distinct value."""
-
-    values: list[str]  # in order of first occurrence
-    codes: np.ndarray
-    _per_value: dict = field(default_factory=dict, init=False, repr=False)
-
-    @classmethod
-    def of(cls, strings: Sequence[str] | pa.Array | pa.ChunkedArray) -> Encoded:
-        """The encoding of ``strings`` (themselves, when already encoded)."""
-        if isinstance(strings, Encoded):
-            return strings
-        if isinstance(strings, (pa.Array, pa.ChunkedArray)):
-            encoded = pa.chunked_array(strings).combine_chunks().dictionary_encode()
-            return cls(encoded.dictionary.to_pylist(), encoded.indices.to_numpy(zero_copy_only=False))
-        first: dict[str, int] = {}  # Python strings: a dict costs less than converting them to Arrow
-        codes = np.fromiter((first.setdefault(s, len(first)) for s in strings), np.int64, len(strings))
-        return cls(list(first), codes)
-
-    def per_value(self, fn: Callable[[list[str]], Any]) -> Any:
-        """``fn(values)``, computed once however often it is asked for (replay's oracle and raters both
-        need each query's intent)."""
-        if fn not in self._per_value:
-            self._per_value[fn] = fn(self.values)
-        return self._per_value[fn]
-
-    def __len__(self) -> int:
-        return len(self.codes)
-
-    def __getitem__(self, i: int | slice) -> str | list[str]:
-        if isinstance(i, slice):
-            return [self.values[c] for c in self.codes[i]]
-        return self.values[self.codes[i]]
-
-
-class Behaviour(Protocol):
-    def respond(self, seed: int, session_ids: np.ndarray, queries: Sequence[str], unit_ids: Sequence[str],
-                shown_rows: np.ndarray) -> Responses: ...
-
-
-class OracleBehaviour:
-    """The synthetic world's true behaviour model (needs the world's hidden truth)."""
-
-    def __init__(self, truth: WorldTruth):
-        self.truth = truth
-
-    def respond(self, seed, session_ids, queries, unit_ids, shown_rows):
-        from abplatform.world.generate import unit_rows
-
-        queries, units = Encoded.of(queries), Encoded.of(unit_ids)
-        return self.truth.model.respond(seed, session_ids, queries.per_value(self.truth.intents).take(queries.codes),
-                                        unit_rows(units.values)[units.codes], shown_rows)
-
+from abplatform.replay.behaviour import Encoded, Responses
+from abplatform.rng import Stream
 
 FEATURE_NAMES = ("bm25", "item_ctr_logit", "category_affinity", "p_category", "p_parent", "attr_match",
                  "attr_mismatch", "over_cap", "log_price_ratio", "p_category_x_mismatch", "p_category_x_over_cap")
@@ -301,10 +236,10 @@ class FittedBehaviour:
         queries = Encoded.of(queries)
         qids = self.query_ids(queries.values)[queries.codes]
         items = np.where(shown_rows >= 0, self.catalog.item_ids[np.maximum(shown_rows, 0)], -1)
-        clicked = self.click_model.sample(qids, items, rng.uniforms(seed, session_ids, STREAM_CLICK, k))
+        clicked = self.click_model.sample(qids, items, rng.uniforms(seed, session_ids, Stream.CLICK, k))
         purchased = self.purchase_model.sample_purchases(qids, items, clicked,
-                                                         rng.uniforms(seed, session_ids, STREAM_PURCHASE, k))
+                                                         rng.uniforms(seed, session_ids, Stream.PURCHASE, k))
         orders = self.purchase_model.sample_orders(qids, items, purchased,
-                                                   rng.uniforms(seed, session_ids, STREAM_ORDERS, k)).astype(np.int32)
+                                                   rng.uniforms(seed, session_ids, Stream.ORDERS, k)).astype(np.int32)
         revenue = orders * np.where(shown_rows >= 0, self.catalog.price[np.maximum(shown_rows, 0)], 0.0)
         return Responses(clicked & (shown_rows >= 0), purchased, orders, revenue)

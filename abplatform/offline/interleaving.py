@@ -6,7 +6,7 @@ turns, like captains picking teams; in each round a fair coin decides who picks 
 captain adds its highest-ranked item not yet on the page. When the teams are the same size the
 coin decides, otherwise the smaller team picks. If one ranking runs out of new items (only on
 short candidate lists), the other fills the rest of the page. The coin of step t of session s is
-``abplatform.rng.uniforms(seed, s, STREAM_COIN, k)[t] >= 0.5`` (B first), so the page depends
+``abplatform.rng.uniforms(seed, s, Stream.INTERLEAVE_COIN, k)[t] >= 0.5`` (B first), so the page depends
 only on (seed, session id), never on batch size.
 
 Clicks on the interleaved page come from a click model (the fitted one, :mod:`.clickmodels`,
@@ -30,9 +30,9 @@ import numpy as np
 from scipy import stats
 
 from abplatform import rng
+from abplatform.rng import Stream
 from abplatform.offline.clickmodels import ClickModel, QueryVocab
 
-STREAM_COIN, STREAM_CLICK = 31, 32
 TEAM_A, TEAM_B, NO_TEAM = 0, 1, -1
 
 
@@ -46,7 +46,7 @@ def team_draft(session_ids: np.ndarray, ranking_a: np.ndarray, ranking_b: np.nda
                k: int | None = None) -> Interleaved:
     """Team-draft interleave rankings ``ranking_a`` and ``ranking_b`` (n, >= k item ids, -1 padded)."""
     k = k or max(np.shape(ranking_a)[1], np.shape(ranking_b)[1])
-    coins = rng.uniforms(seed, np.asarray(session_ids), STREAM_COIN, k) >= 0.5  # True: B picks first
+    coins = rng.uniforms(seed, np.asarray(session_ids), Stream.INTERLEAVE_COIN, k) >= 0.5  # True: B picks first
     return team_draft_with_coins(ranking_a, ranking_b, coins)
 
 
@@ -139,7 +139,7 @@ def click_model_clicks(model: ClickModel, vocab: QueryVocab, queries: np.ndarray
     """(n, k) clicks sampled from a fitted click model, uniforms keyed by (seed, session id)."""
     from abplatform.offline.ope import query_ids_for
 
-    u = rng.uniforms(seed, np.asarray(session_ids), STREAM_CLICK, pages.shape[1])
+    u = rng.uniforms(seed, np.asarray(session_ids), Stream.INTERLEAVE_CLICK, pages.shape[1])
     return np.asarray(model.sample(query_ids_for(vocab, queries), pages, u), bool) & (pages >= 0)
 
 

@@ -51,7 +51,7 @@ from abplatform.dataset import Dataset
 from abplatform.errors import InputError
 from abplatform.offline.clickmodels import ClickModel, QueryVocab, click_log_from_duckdb, make_click_model
 from abplatform.rankers import CandidateBatch, Catalog, Ranker, rank
-from abplatform.simulate import candidate_matrix
+from abplatform.rankers import candidate_matrix
 
 DEFAULT_MIN_ESS = 100.0
 DEFAULT_MAX_WEIGHT_SHARE = 0.01

@@ -7,15 +7,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from abplatform.errors import InputError
-from abplatform.rankers.base import CandidateBatch, Catalog, Ranker, rank
+from abplatform.vocabulary import BUILTIN_RANKER_NAMES
+from abplatform.rankers.base import CandidateBatch, Catalog, Ranker, candidate_matrix, rank
 from abplatform.rankers.precomputed import PrecomputedRanker
 from abplatform.rankers.v1 import V1Ranker
 from abplatform.rankers.v2 import V2Ranker
 
 BUILTIN_RANKERS = {"v1": V1Ranker, "v2": V2Ranker}
+assert tuple(BUILTIN_RANKERS) == BUILTIN_RANKER_NAMES  # the config checks names without importing rankers
 
 __all__ = ["BUILTIN_RANKERS", "CandidateBatch", "Catalog", "PrecomputedRanker", "Ranker", "V1Ranker", "V2Ranker",
-           "make_ranker", "rank"]
+           "candidate_matrix", "make_ranker", "rank"]
 
 
 def make_ranker(name: str, params: Mapping[str, Any] | None = None, *, where: str = "ranker") -> Ranker:

@@ -8,10 +8,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import pyarrow as pa
 
+from abplatform.contract import ATTRIBUTE_NAMES
 from abplatform.dataset import Dataset
 from abplatform.rankers.text import BM25Index
-
-ATTRIBUTE_NAMES = ("brand", "colour", "material", "style")
 
 
 class Catalog:
@@ -105,3 +104,41 @@ def rank(scores: np.ndarray, candidate_rows: np.ndarray, k: int) -> np.ndarray:
         cells[tied] = np.argsort(key[tied], axis=1, kind="stable")[:, :k + 1] + first[tied]
         top[tied] = np.take(key, cells[tied])
     return np.where(top[:, :k] < np.inf, np.take(candidate_rows, cells[:, :k]), -1)
+
+
+def candidate_matrix(session_ids: np.ndarray, cand_sessions: np.ndarray, cand_items: np.ndarray) -> np.ndarray:
+    """(n, max candidates) item ids per session in ``session_ids`` order, sorted by item id, -1 padded
+    (a view of ``cand_items`` when that is laid out so already)."""
+    n = len(session_ids)
+    if n and len(cand_sessions) % n == 0 and bool(np.all(session_ids[1:] > session_ids[:-1])):
+        # what the world writes: each session's candidates together, in session order, sorted by item,
+        # the same number each; then the matrix is a reshape, checked without sorting anything
+        cs, ci = cand_sessions.reshape(n, -1), cand_items.reshape(n, -1)
+        if bool(np.all(cs == session_ids[:, None])) and bool(np.all(ci[:, 1:] > ci[:, :-1])):
+            return ci
+    # grouped by session and sorted by item: skip the sort when so
+    grouped = len(cand_sessions) < 2 or bool(
+        np.all((np.diff(cand_sessions) > 0) | ((np.diff(cand_sessions) == 0) & (np.diff(cand_items) > 0))))
+    if grouped:
+        cs, ci = cand_sessions, cand_items
+    else:
+        order = np.lexsort((cand_items, cand_sessions))
+        cs, ci = cand_sessions[order], cand_items[order]
+    start = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]]) if len(cs) else np.zeros(0, np.int64)
+    uniq = cs[start]
+    counts = np.diff(np.r_[start, len(cs)])
+    if len(uniq) == len(session_ids) and np.array_equal(uniq, session_ids) and np.all(counts == counts[0]):
+        return ci.reshape(len(session_ids), int(counts[0])).copy()  # same sessions, same width: a reshape
+    width = int(counts.max()) if len(counts) else 0
+    out = np.full((len(session_ids), width), -1, dtype=np.int64)
+    if not len(uniq):
+        return out
+    where = np.minimum(np.searchsorted(uniq, session_ids), len(uniq) - 1)
+    found = uniq[where] == session_ids
+    row_of_uniq = np.full(len(uniq), -1)
+    row_of_uniq[where[found]] = np.flatnonzero(found)
+    rows = np.repeat(row_of_uniq, counts)
+    col = np.arange(len(cs)) - np.repeat(start, counts)
+    keep = rows >= 0
+    out[rows[keep], col[keep]] = ci[keep]
+    return out

@@ -9,6 +9,8 @@ from itertools import repeat
 import numpy as np
 import scipy.sparse as sp
 
+from abplatform.contract import ATTRIBUTE_NAMES
+
 _TOKEN = re.compile(r"[a-z0-9]+")
 _PRICE_CAP = re.compile(r"\bunder\s+(\d+(?:\.\d+)?)")
 
@@ -19,8 +21,6 @@ def tokenize(text: str) -> list[str]:
 
 def attribute_vocabulary(catalog) -> dict[str, dict[str, int]]:
     """Per attribute (brand, colour, ...), the catalog's values as lower-case words -> value code."""
-    from abplatform.rankers.base import ATTRIBUTE_NAMES
-
     return {name: {str(v).lower(): code for code, v in enumerate(catalog.attribute_values[name])}
             for name in ATTRIBUTE_NAMES}
 

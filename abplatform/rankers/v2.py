@@ -23,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 
 from abplatform.dataset import Dataset
-from abplatform.rankers.base import ATTRIBUTE_NAMES, CandidateBatch, Catalog
+from abplatform.contract import ATTRIBUTE_NAMES
+from abplatform.rankers.base import CandidateBatch, Catalog
 from abplatform.rankers.text import attribute_vocabulary, query_constraints_many, table_rows, tokenize
 from abplatform.rankers.v1 import item_log_stats, logged_queries
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import decision, multiple, relative, welch
+from . import multiple, relative, verdicts, welch
 from . import sequential as seq
 from .cuped import cuped_adjust
 from .moments import RATIO_COLUMNS, arm_moments
@@ -102,7 +102,7 @@ def compare(
     under repeated looks (the suff rows of each look must be cumulative). ``small_sample``: the
     ratio-metric leverage correction and Kish df (``moments``), used on rows that carry
     ``sum_x2y``, ``sum_xy2``, ``sum_y3``; ``False`` gives the plain first-order delta method.
-    ``guardrail_test``: how ``breached`` reads a guardrail's margin (``decision.decide``).
+    ``guardrail_test``: how ``breached`` reads a guardrail's margin (``verdicts.metric_verdicts``).
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
@@ -192,7 +192,7 @@ def compare(
     out["leverage_factor_control"] = mc.leverage_factor
     out["leverage_factor_treatment"] = mt.leverage_factor
     out["variance_reduction"] = variance_reduction
-    decided = decision.decide(
+    decided = verdicts.metric_verdicts(
         abs_effect=abs_effect,
         p_value_adjusted=p_adj,
         alpha=alpha,

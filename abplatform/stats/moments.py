@@ -39,12 +39,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-COVARIATE_COLUMNS: tuple[str, ...] = (
-    "sum_xp", "sum_xp2", "sum_x_xp",
-    "sum_yp", "sum_yp2", "sum_xp_yp", "sum_x_yp", "sum_y_xp", "sum_y_yp",
-)
-RATIO_COLUMNS: tuple[str, ...] = ("sum_y", "sum_y2", "sum_xy")
-SMALL_SAMPLE_COLUMNS: tuple[str, ...] = ("sum_x2y", "sum_xy2", "sum_y3")
+from abplatform.vocabulary import COVARIATE_SUMS as COVARIATE_COLUMNS
+from abplatform.vocabulary import RATIO_SUMS as RATIO_COLUMNS
+from abplatform.vocabulary import SMALL_SAMPLE_SUMS as SMALL_SAMPLE_COLUMNS
 
 
 @dataclass(frozen=True)

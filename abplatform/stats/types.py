@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
-MetricType = Literal["proportion", "mean", "ratio"]
-Direction = Literal["increase", "decrease"]
-Role = Literal["primary", "secondary", "guardrail"]
-RelativeCI = Literal["delta", "log", "fieller"]
-Correction = Literal["none", "holm", "bh"]
+from abplatform.vocabulary import (DIRECTIONS, METRIC_TYPES, ROLES, Correction, Direction, MetricType, RelativeCI,
+                                   Role, SequentialMethod)
 
-METRIC_TYPES: tuple[str, ...] = ("proportion", "mean", "ratio")
-DIRECTIONS: tuple[str, ...] = ("increase", "decrease")
-ROLES: tuple[str, ...] = ("primary", "secondary", "guardrail")
+__all__ = ["DIRECTIONS", "METRIC_TYPES", "ROLES", "Correction", "Direction", "MetricSpec", "MetricType", "RelativeCI",
+           "Role", "SequentialSpec", "SrmResult"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +46,7 @@ class SequentialSpec:
     required. The suff rows of each look must hold the *cumulative* sums up to that look.
     """
 
-    method: Literal["confidence_sequence", "obrien_fleming"] = "confidence_sequence"
+    method: SequentialMethod = "confidence_sequence"
     look: str = "day"
     tuning_n: float = 5000.0
     planned_n: float | None = None

@@ -24,9 +24,10 @@ from scipy.special import expit, pdtr
 from scipy.stats import poisson
 
 from abplatform import rng
+from abplatform.replay.behaviour import Responses
+from abplatform.rng import Stream
 
 EXAMINATION = 1.0 / np.arange(1, 11) ** 0.75
-STREAM_CLICK, STREAM_PURCHASE, STREAM_ORDERS, STREAM_STOP, STREAM_RATER = 11, 12, 13, 14, 15
 
 
 @dataclass(frozen=True)
@@ -83,14 +84,6 @@ def grades(rel: np.ndarray, noise_u: np.ndarray) -> np.ndarray:
     return np.clip(g + step, 0, 3).astype(np.int8)
 
 
-@dataclass(frozen=True)
-class Responses:
-    clicked: np.ndarray
-    purchased: np.ndarray
-    orders: np.ndarray
-    revenue: np.ndarray
-
-
 class BehaviourModel:
     """Ground-truth responses to a shown page, given the hidden user and item truth."""
 
@@ -132,8 +125,8 @@ class BehaviourModel:
         n, k = shown.shape
         cells = self._cells(user_rows, shown)  # gathered once for attraction, purchase and orders
         a, rel = self.attraction(intent, user_rows, shown, cells)
-        u_click = rng.uniforms(seed, session_ids, STREAM_CLICK, k)
-        u_buy = rng.uniforms(seed, session_ids, STREAM_PURCHASE, k)
+        u_click = rng.uniforms(seed, session_ids, Stream.CLICK, k)
+        u_buy = rng.uniforms(seed, session_ids, Stream.PURCHASE, k)
         valid = shown >= 0
         # the cells a click can reach (all clicks under "pbm", more under "cascade"): only they need P(purchase);
         # flat indices, as fancy indexing with a boolean mask costs more than computing every cell
@@ -145,7 +138,7 @@ class BehaviourModel:
             clicked = reachable
             purchased = clicked & (u_buy < p_buy)
         else:
-            u_stop = rng.uniforms(seed, session_ids, STREAM_STOP, k)
+            u_stop = rng.uniforms(seed, session_ids, Stream.STOP, k)
             clicked = np.zeros((n, k), bool)
             purchased = np.zeros((n, k), bool)
             scanning = np.ones(n, bool)
@@ -157,7 +150,7 @@ class BehaviourModel:
         rows, quality = cells[0], cells[3]
         cell = np.flatnonzero(purchased)  # the purchased cells in row-major order, as a boolean mask gives them
         buyers = np.flatnonzero(purchased.any(axis=1))  # only sessions with a purchase need order draws
-        u = rng.uniforms(seed, session_ids[buyers], STREAM_ORDERS, k)[purchased[buyers]]
+        u = rng.uniforms(seed, session_ids[buyers], Stream.ORDERS, k)[purchased[buyers]]
         lam = np.maximum(0.25 + 0.25 * np.take(quality, cell), 0.01)
         orders, revenue = np.zeros((n, k), np.int32), np.zeros((n, k))
         np.put(orders, cell, 1 + poisson_quantiles(u, lam))
@@ -186,6 +179,6 @@ def poisson_quantiles(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
 
 def judge_pages(seed: int, session_ids: np.ndarray, page_grades: np.ndarray) -> np.ndarray:
     """A rater's good/bad verdict on a page: mean grade of the top 5 plus rater noise >= 1.6."""
-    noise = rng.normals(seed, session_ids, STREAM_RATER)[:, 0] * 0.3
+    noise = rng.normals(seed, session_ids, Stream.RATER)[:, 0] * 0.3
     top = page_grades[:, :5].astype(float)
     return (top.mean(axis=1) + noise) >= 1.6

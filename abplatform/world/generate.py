@@ -32,18 +32,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from abplatform import rng
-from abplatform.contract import IMPRESSIONS, ITEMS, PAGE_LABELS, RELEVANCE_LABELS, SESSIONS, CANDIDATES
+from abplatform.rng import Stream
+from abplatform.contract import ATTRIBUTE_NAMES, CANDIDATES, IMPRESSIONS, ITEMS, PAGE_LABELS, RELEVANCE_LABELS, SESSIONS
 from abplatform.dataset import Dataset
 from abplatform.rankers import Catalog, V1Ranker
 from abplatform.rankers.base import CandidateBatch, rank
+from abplatform.store import atomic_directory
 from abplatform.world import behaviour
 from abplatform.world.behaviour import BehaviourModel, ItemTruth, SessionIntent
 from abplatform.world.vocab import ATTRIBUTES, LEAVES
 
 USERS_PER_PARTITION = 5000
 COMPLEXITY_SHARES = {"simple": 0.45, "attribute": 0.30, "multi": 0.15, "indirect": 0.10}
-ATTR_NAMES = tuple(ATTRIBUTES)
-STREAM_LOGGING, STREAM_LABEL, STREAM_GRADE = 21, 22, 23
 EXP_SESSION_OFFSET = 500_000_000_000
 
 
@@ -111,7 +111,7 @@ def _make_catalog(p: WorldParams) -> tuple[pa.Table, ItemTruth, np.ndarray]:
             "title": titles,
             "category": [LEAVES[k].word for k in leaf],
             "parent_category": [LEAVES[k].parent for k in leaf],
-            **{name: [ATTRIBUTES[name][c] for c in attrs[:, a]] for a, name in enumerate(ATTR_NAMES)},
+            **{name: [ATTRIBUTES[name][c] for c in attrs[:, a]] for a, name in enumerate(ATTRIBUTE_NAMES)},
             "price": price,
         },
         schema=ITEMS.schema,
@@ -177,13 +177,13 @@ def _phrase_queries(g: np.random.Generator, leaf: np.ndarray) -> tuple[list[str]
         elif kind == "attribute":
             a = int(u[i, 0] * 3)  # brand, colour or material
             attrs[i, a] = values[a][i]
-            q = f"{ATTRIBUTES[ATTR_NAMES[a]][attrs[i, a]]} {lf.word}"
+            q = f"{ATTRIBUTES[ATTRIBUTE_NAMES[a]][attrs[i, a]]} {lf.word}"
         elif kind == "multi":
             first = int(u[i, 0] * 4)
             second = (first + 1 + int(u[i, 1] * 3)) % 4
             for a in (first, second):
                 attrs[i, a] = values[a][i]
-            words = [ATTRIBUTES[name][attrs[i, a]] for a, name in enumerate(ATTR_NAMES[:3]) if attrs[i, a] >= 0]
+            words = [ATTRIBUTES[name][attrs[i, a]] for a, name in enumerate(ATTRIBUTE_NAMES[:3]) if attrs[i, a] >= 0]
             q = " ".join(words + [lf.word])
             if attrs[i, 3] >= 0:
                 q += f" for {ATTRIBUTES['style'][attrs[i, 3]]}"
@@ -215,7 +215,7 @@ def query_keys(queries: list[str]) -> np.ndarray:
 def grade_pairs(seed: int, queries: list[str], items: np.ndarray, rel: np.ndarray) -> np.ndarray:
     """Raters' grades for (query, item) cells; the same pair always gets the same grade."""
     keys = (query_keys(queries)[:, None] * 1_000_003 + items).astype(np.int64)
-    noise = rng.uniforms(seed, keys.ravel(), STREAM_GRADE)[:, 0].reshape(keys.shape)
+    noise = rng.uniforms(seed, keys.ravel(), Stream.GRADE)[:, 0].reshape(keys.shape)
     return behaviour.grades(rel, noise)
 
 
@@ -311,7 +311,7 @@ def log_pages(seed: int, session_ids: np.ndarray, scores: np.ndarray, candidates
     """
     n, c = candidates.shape
     ranked = rank(scores, candidates, k)
-    u = rng.uniforms(seed, session_ids, STREAM_LOGGING, 1 + c)
+    u = rng.uniforms(seed, session_ids, Stream.LOGGING, 1 + c)
     explore = u[:, 0] < epsilon
     random_order = np.argsort(np.where(candidates >= 0, u[:, 1:], 2.0), axis=1)[:, :k]
     shown = np.where(explore[:, None], np.take_along_axis(candidates, random_order, axis=1), ranked)
@@ -390,7 +390,7 @@ def _build_partition(p: WorldParams, it: ItemTruth, log_pop: np.ndarray, users: 
                           schema=CANDIDATES.schema)
     rel_labels, page_labels = judge(p.seed, p.label_rate, ids, queries, intent, it, shown)
     queries_truth = pa.table({"query": queries, "leaf": leaf, "parent": intent.parent,
-                              **{f"attr_{a}": attrs[:, j] for j, a in enumerate(ATTR_NAMES)},
+                              **{f"attr_{a}": attrs[:, j] for j, a in enumerate(ATTRIBUTE_NAMES)},
                               "price_cap": caps})
     return Partition(sessions, impressions, candidates, rel_labels, page_labels, queries_truth)
 
@@ -398,7 +398,7 @@ def _build_partition(p: WorldParams, it: ItemTruth, log_pop: np.ndarray, users: 
 def judge(seed: int, label_rate: float, ids: np.ndarray, queries: list[str], intent: SessionIntent,
           it: ItemTruth, shown: np.ndarray) -> tuple[pa.Table, pa.Table]:
     """Manual evaluation of a sample of pages: a grade per shown (query, item) and a page verdict."""
-    judged = rng.uniforms(seed, ids, STREAM_LABEL)[:, 0] < label_rate
+    judged = rng.uniforms(seed, ids, Stream.LABEL)[:, 0] < label_rate
     sel = np.flatnonzero(judged)
     sel_queries = [queries[i] for i in sel]
     rel = behaviour.relevance(intent.take(sel), it, shown[sel])
@@ -436,15 +436,18 @@ def _query_segments(con: duckdb.DuckDBPyConnection, pre_sessions_glob: str) -> d
 def generate_world(params: WorldParams, out_dir: str | Path, progress=None) -> Path:
     """Generate the world into ``out_dir`` (written under a temporary name, renamed when complete)."""
     out = Path(out_dir)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    with atomic_directory(out, replace=True) as tmp:
+        _generate_into(params, tmp, progress)
+    return out
+
+
+def _generate_into(params: WorldParams, tmp: Path, progress=None) -> None:
     items, it, log_pop = _make_catalog(params)
     _write(items, tmp / "items" / "part-00000.parquet")
     users = _make_users(params)
     truth = tmp / "truth"
     _write(pa.table({"item_id": items.column("item_id"), "leaf": it.leaf, "parent": it.parent,
-                     **{f"attr_{a}": it.attrs[:, j] for j, a in enumerate(ATTR_NAMES)},
+                     **{f"attr_{a}": it.attrs[:, j] for j, a in enumerate(ATTRIBUTE_NAMES)},
                      "price": it.price, "median_price": it.median_price, "quality": it.quality,
                      "log_popularity": log_pop}), truth / "items.parquet")
     _write(pa.table({"unit_id": unit_id(np.arange(params.users)), "price_sens": users.price_sens,
@@ -499,7 +502,3 @@ def generate_world(params: WorldParams, out_dir: str | Path, progress=None) -> P
             "experiment_window": [start.isoformat(), (start + timedelta(days=params.days)).isoformat()],
             "pre_window": [(start - timedelta(days=params.pre_days)).isoformat(), start.isoformat()]}
     (tmp / "world.json").write_text(json.dumps(meta, indent=2))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out

@@ -22,12 +22,12 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from abplatform import rng
+from abplatform.rng import Stream
 
 from .backoff import BackedOffRate
 from .data import ClickLog
 
 HELD_OUT_SEED = 20240917
-HELD_OUT_STREAM = 41
 KAPPA_BOUNDS = (0.5, 2.0)
 
 
@@ -35,7 +35,7 @@ def held_out_pages(log: ClickLog, fraction: float = 0.2) -> np.ndarray:
     """(n,) bool: the pages held out, a ``fraction`` of the sessions drawn by a hash of the session id
     (of the row number if the log has no session ids), independent of any other split of the log."""
     keys = log.session_ids if log.session_ids is not None else np.arange(len(log), dtype=np.int64)
-    return rng.uniforms(HELD_OUT_SEED, np.asarray(keys, dtype=np.int64), HELD_OUT_STREAM)[:, 0] < fraction
+    return rng.uniforms(HELD_OUT_SEED, np.asarray(keys, dtype=np.int64), Stream.HELD_OUT)[:, 0] < fraction
 
 
 def fit_calibration(rate: BackedOffRate, held_out_log_likelihood: Callable[[], float]) -> float:

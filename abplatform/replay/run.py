@@ -2,11 +2,14 @@
 
 The input is a dataset whose ``sessions`` and ``candidates`` tables are co-partitioned (file
 ``part-i`` of each holds the same sessions — what the world generator and ``import`` write).
-Partitions are replayed independently, in parallel worker processes, in batches of sessions;
-every random draw is keyed by (seed, session id), so the output event log is identical for any
-batch size or worker count. The output is a dataset in the same contract, with the arm column
-set, plus the pre-period and catalog of the input (hard-linked), so the metrics layer reads it
-like any online log.
+Partitions are replayed independently by an executor (worker processes here, Spark tasks with
+:class:`abplatform.replay.spark_executor.SparkExecutor`), in batches of sessions; every random draw
+is keyed by (seed, session id), so the output event log is identical for any batch size, worker
+count or executor. The output is a dataset in the same contract, with the arm column set, plus the
+pre-period and catalog of the input (hard-linked), so the metrics layer reads it like any online log.
+
+The replay knows users and raters only through :mod:`abplatform.replay.behaviour`'s interfaces; the
+pipeline hands it fitted users, or the synthetic world's oracle users and raters.
 """
 
 from __future__ import annotations
@@ -16,25 +19,26 @@ import multiprocessing as mp
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from abplatform.assignment import assign
 from abplatform.contract import IMPRESSIONS, RELEVANCE_LABELS, SESSIONS
 from abplatform.dataset import Dataset
 from abplatform.errors import InputError
-from abplatform.rankers import CandidateBatch, Catalog, Ranker, rank
-from abplatform.offline.behaviour import Behaviour, Encoded, OracleBehaviour
-from abplatform.world.generate import judge
-from abplatform.world.truth import WorldTruth, load_truth
+from abplatform.rankers import CandidateBatch, Catalog, Ranker, candidate_matrix, rank
+from abplatform.replay.assignment import assign
+from abplatform.replay.behaviour import Behaviour, Encoded, Rater
+from abplatform.store import atomic_directory
 
 COPIED_TABLES = ("items", "pre_sessions", "pre_impressions")
+COPIED_FILES = ("world.json",)  # the source's description travels with the replayed log
 
 
 @dataclass
@@ -52,7 +56,8 @@ class ReplaySpec:
     page_size: int = 10
     batch_size: int = 8192
     workers: int = 1
-    behaviour: Behaviour | None = None  # None: the world's oracle
+    behaviour: Behaviour | None = None  # required by replay(); a field so specs can be built before fitting
+    rater: Rater | None = None  # judges a sample of the new pages (None: no labels for them)
 
 
 @dataclass
@@ -66,44 +71,6 @@ class ReplayResult:
 
     def latency_ms_per_query(self) -> dict[str, float]:
         return {a: 1000 * s / max(1, self.scored_sessions.get(a, 0)) for a, s in self.scoring_seconds.items()}
-
-
-def candidate_matrix(session_ids: np.ndarray, cand_sessions: np.ndarray, cand_items: np.ndarray) -> np.ndarray:
-    """(n, max candidates) item ids per session in ``session_ids`` order, sorted by item id, -1 padded
-    (a view of ``cand_items`` when that is laid out so already)."""
-    n = len(session_ids)
-    if n and len(cand_sessions) % n == 0 and bool(np.all(session_ids[1:] > session_ids[:-1])):
-        # what the world writes: each session's candidates together, in session order, sorted by item,
-        # the same number each; then the matrix is a reshape, checked without sorting anything
-        cs, ci = cand_sessions.reshape(n, -1), cand_items.reshape(n, -1)
-        if bool(np.all(cs == session_ids[:, None])) and bool(np.all(ci[:, 1:] > ci[:, :-1])):
-            return ci
-    # grouped by session and sorted by item: skip the sort when so
-    grouped = len(cand_sessions) < 2 or bool(
-        np.all((np.diff(cand_sessions) > 0) | ((np.diff(cand_sessions) == 0) & (np.diff(cand_items) > 0))))
-    if grouped:
-        cs, ci = cand_sessions, cand_items
-    else:
-        order = np.lexsort((cand_items, cand_sessions))
-        cs, ci = cand_sessions[order], cand_items[order]
-    start = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]]) if len(cs) else np.zeros(0, np.int64)
-    uniq = cs[start]
-    counts = np.diff(np.r_[start, len(cs)])
-    if len(uniq) == len(session_ids) and np.array_equal(uniq, session_ids) and np.all(counts == counts[0]):
-        return ci.reshape(len(session_ids), int(counts[0])).copy()  # same sessions, same width: a reshape
-    width = int(counts.max()) if len(counts) else 0
-    out = np.full((len(session_ids), width), -1, dtype=np.int64)
-    if not len(uniq):
-        return out
-    where = np.minimum(np.searchsorted(uniq, session_ids), len(uniq) - 1)
-    found = uniq[where] == session_ids
-    row_of_uniq = np.full(len(uniq), -1)
-    row_of_uniq[where[found]] = np.flatnonzero(found)
-    rows = np.repeat(row_of_uniq, counts)
-    col = np.arange(len(cs)) - np.repeat(start, counts)
-    keep = rows >= 0
-    out[rows[keep], col[keep]] = ci[keep]
-    return out
 
 
 def distinct_codes(codes: np.ndarray, n_values: int) -> tuple[np.ndarray, np.ndarray]:
@@ -136,18 +103,57 @@ def keep_freed_memory() -> None:
     libc.mallopt(m_trim_threshold, 1 << 30)
 
 
+@dataclass
+class ReplayState:
+    """What every partition's replay needs; built once by :func:`replay` and handed to the executor."""
+
+    spec: ReplaySpec
+    catalog: Catalog
+    out: Path
+
+
+Partition = tuple[int, str, str]  # (index, sessions file, candidates file)
+PartitionResult = tuple[int, int, dict[str, float], dict[str, int], dict[str, list[float]]]
+PartitionFn = Callable[[ReplayState, Partition], PartitionResult]
+
+
+class Executor(Protocol):
+    def map(self, fn: PartitionFn, state: ReplayState, parts: Sequence[Partition]) -> Iterator[PartitionResult]:
+        """``fn(state, part)`` for every partition, results in any order."""
+        ...
+
+
 # Worker state, set before the pool forks so fitted rankers are shared copy-on-write.
-_STATE: dict = {}
+_WORKER: dict[str, Any] = {}
 
 
-def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, float], dict[str, int],
-                                                             dict[str, list[float]]]:
-    index, sessions_file, candidates_file = args
-    spec: ReplaySpec = _STATE["spec"]
-    catalog: Catalog = _STATE["catalog"]
-    truth: WorldTruth | None = _STATE["truth"]
-    behaviour: Behaviour = _STATE["behaviour"]
-    out: Path = _STATE["out"]
+def _in_worker(part: Partition) -> PartitionResult:
+    return _WORKER["fn"](_WORKER["state"], part)
+
+
+@dataclass
+class LocalExecutor:
+    """Partitions in ``workers`` forked processes (in this process when 1 or a single partition)."""
+
+    workers: int = 1
+
+    def map(self, fn: PartitionFn, state: ReplayState, parts: Sequence[Partition]) -> Iterator[PartitionResult]:
+        if self.workers <= 1 or len(parts) <= 1:
+            for part in parts:
+                yield fn(state, part)
+            return
+        _WORKER.update(fn=fn, state=state)
+        try:
+            with mp.get_context("fork").Pool(min(self.workers, len(parts)), initializer=keep_freed_memory) as pool:
+                yield from pool.imap_unordered(_in_worker, parts)
+        finally:
+            _WORKER.clear()
+
+
+def replay_partition(state: ReplayState, part: Partition) -> PartitionResult:
+    """Replay one co-partitioned (sessions, candidates) file pair into ``state.out``."""
+    index, sessions_file, candidates_file = part
+    spec, catalog, out = state.spec, state.catalog, state.out
     # one thread: the workers already keep every core busy, Arrow's own thread pool would only contend
     sessions = pq.read_table(sessions_file, use_threads=False)
     cands = pq.read_table(candidates_file, columns=["session_id", "item_id"], use_threads=False)
@@ -181,7 +187,8 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
             seconds[arm.name] += elapsed
             scored[arm.name] += len(sel)
             samples[arm.name].append(1000 * elapsed / len(sel))
-    resp = behaviour.respond(spec.seed, ids, queries, units, shown)
+    assert spec.behaviour is not None  # replay() checked
+    resp = spec.behaviour.respond(spec.seed, ids, queries, units, shown)
     shown_ids = np.where(shown >= 0, catalog.item_ids[np.maximum(shown, 0)], -1)
     valid = (shown >= 0).ravel()
     keep = slice(None) if valid.all() else valid  # full pages (the usual case): views, no copies
@@ -196,9 +203,8 @@ def _replay_partition(args: tuple[int, str, str]) -> tuple[int, int, dict[str, f
         "propensity": pa.nulls(int(valid.sum()), pa.float64()),
     }, schema=IMPRESSIONS.schema)
     tables = [("sessions", out_sessions), ("impressions", impressions)]
-    if truth is not None:  # the world's raters judge a sample of the new pages, as manual evaluation would
-        intents = queries.per_value(truth.intents).take(codes)  # the oracle's lookups, done once per query
-        rel_labels, page_labels = judge(truth.seed, truth.label_rate, ids, queries, intents, truth.items, shown)
+    if spec.rater is not None:  # raters judge a sample of the new pages, as manual evaluation would
+        rel_labels, page_labels = spec.rater.judge(ids, queries, shown)
         rel_labels = rel_labels.set_column(1, "item_id", pa.array(catalog.item_ids[rel_labels["item_id"].to_numpy()]))
         tables += [("page_labels", page_labels), ("_relevance_labels", rel_labels)]
     for table, data in tables:
@@ -228,65 +234,49 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def replay(dataset: Dataset, spec: ReplaySpec, out_dir: str | Path,
-           progress: Callable[[int, int], None] | None = None) -> ReplayResult:
+           progress: Callable[[int, int], None] | None = None, executor: Executor | None = None) -> ReplayResult:
     """Replay ``dataset`` through the arms of ``spec`` into a new dataset at ``out_dir``.
 
-    Rankers must already be fitted. Written under a temporary name and renamed when complete.
+    Rankers and ``spec.behaviour`` must already be fitted. ``executor`` runs the partitions
+    (default: :class:`LocalExecutor` with ``spec.workers``). Written under a temporary name and
+    renamed when complete.
     """
-    out = Path(out_dir)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    if spec.behaviour is None:
+        raise InputError("replay: no user behaviour given (a fitted click model, or the world's oracle users)")
     parts = partitions(dataset)
-    truth = load_truth(dataset.path) if (dataset.path / "world.json").is_file() else None
-    behaviour = spec.behaviour
-    if behaviour is None:
-        if truth is None:
-            raise InputError(f"{dataset.path}: the oracle behaviour needs a synthetic world; "
-                             "use a fitted click model (simulation.behaviour: pbm, cascade, dbn or ubm)")
-        behaviour = OracleBehaviour(truth)
-    _STATE.update(spec=spec, catalog=Catalog.from_dataset(dataset), truth=truth, behaviour=behaviour, out=tmp)
+    executor = executor or LocalExecutor(spec.workers)
     totals = [0, 0]
     seconds = {a.name: 0.0 for a in spec.arms}
     scored = {a.name: 0 for a in spec.arms}
     samples: dict[str, list[float]] = {a.name: [] for a in spec.arms}
+    with atomic_directory(Path(out_dir), replace=True) as tmp:
+        state = ReplayState(spec, Catalog.from_dataset(dataset), tmp)
+        for done, res in enumerate(executor.map(replay_partition, state, parts), start=1):
+            totals[0] += res[0]
+            totals[1] += res[1]
+            for a in seconds:
+                seconds[a] += res[2][a]
+                scored[a] += res[3][a]
+                samples[a] += res[4][a]
+            if progress:
+                progress(done, len(parts))
+        if spec.rater is not None:
+            _merge_relevance_labels(tmp)
+        for table in COPIED_TABLES:
+            for f in dataset.files(table):
+                _link_or_copy(f, tmp / table / f.name)
+        for name in COPIED_FILES:
+            if (dataset.path / name).is_file():
+                shutil.copy2(dataset.path / name, tmp / name)
+    return ReplayResult(Path(out_dir), totals[0], totals[1], seconds, scored, samples)
 
-    def collect(res: tuple) -> None:
-        totals[0] += res[0]
-        totals[1] += res[1]
-        for a in seconds:
-            seconds[a] += res[2][a]
-            scored[a] += res[3][a]
-            samples[a] += res[4][a]
-        if progress:
-            progress(len(done) + 1, len(parts))
-        done.append(1)
 
-    done: list[int] = []
-    try:
-        if spec.workers > 1 and len(parts) > 1:
-            with mp.get_context("fork").Pool(min(spec.workers, len(parts)), initializer=keep_freed_memory) as pool:
-                for res in pool.imap_unordered(_replay_partition, parts):
-                    collect(res)
-        else:
-            for p in parts:
-                collect(_replay_partition(p))
-    finally:
-        _STATE.clear()
-    if truth is not None:
-        con = duckdb.connect()
-        labels = con.sql(f"""SELECT DISTINCT * FROM read_parquet('{tmp / '_relevance_labels' / '*.parquet'}')
-                             ORDER BY query, item_id""").to_arrow_table().cast(RELEVANCE_LABELS.schema)
-        con.close()
-        shutil.rmtree(tmp / "_relevance_labels")
-        (tmp / "relevance_labels").mkdir()
-        write_parquet(labels, tmp / "relevance_labels" / "part-00000.parquet")
-    for table in COPIED_TABLES:
-        for f in dataset.files(table):
-            _link_or_copy(f, tmp / table / f.name)
-    if (dataset.path / "world.json").is_file():
-        shutil.copy2(dataset.path / "world.json", tmp / "world.json")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return ReplayResult(out, totals[0], totals[1], seconds, scored, samples)
+def _merge_relevance_labels(out: Path) -> None:
+    """One row per judged (query, item): the partitions' labels, deduplicated."""
+    con = duckdb.connect()
+    labels = con.sql(f"""SELECT DISTINCT * FROM read_parquet('{out / '_relevance_labels' / '*.parquet'}')
+                         ORDER BY query, item_id""").to_arrow_table().cast(RELEVANCE_LABELS.schema)
+    con.close()
+    shutil.rmtree(out / "_relevance_labels")
+    (out / "relevance_labels").mkdir()
+    write_parquet(labels, out / "relevance_labels" / "part-00000.parquet")

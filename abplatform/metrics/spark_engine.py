@@ -1,30 +1,18 @@
-"""The metrics SQL and the replay on Apache Spark, with the numbers duckdb gives.
+"""The metrics SQL on Apache Spark, with the numbers duckdb gives.
 
 :class:`SparkMetricsEngine` is :class:`~abplatform.metrics.engine.MetricsEngine` itself — every
 method inherited — with its duckdb connection swapped for a :class:`SparkConnection`: the same
-``sql/`` templates, substituted by the same code, transpiled by :mod:`abplatform.engines.transpile`
+``sql/`` templates, substituted by the same code, transpiled by :mod:`abplatform.metrics.transpile`
 and run on temp views over the parquet tables. Results come back through duckdb's own Arrow ->
 pandas conversion, so the frames have duckdb's columns, dtypes and row order.
-
-:func:`spark_replay` is :func:`abplatform.simulate.replay` itself with the process pool it opens
-replaced by a Spark job: its partition function runs once per co-partitioned (sessions,
-candidates) file pair as a Spark task (``mapInArrow`` over a DataFrame of partition indices).
-Every random draw is keyed by (seed, session id), so the files it writes are the files a local
-replay writes.
 
 Needs ``pip install 'abplatform[spark]'`` (pyspark >= 4) and Java 17.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
 import re
-import sys
-import threading
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,56 +23,12 @@ from sqlglot import exp
 
 from abplatform.contract import TABLES
 from abplatform.dataset import Dataset, duck_type
-from abplatform.engines.transpile import to_spark
 from abplatform.errors import InputError
 from abplatform.metrics.engine import MetricsEngine
+from abplatform.metrics.transpile import to_spark
+from abplatform.spark_session import DEFAULT_MASTER, BASE_CONF, spark_session
 
-try:
-    from pyspark.sql import DataFrame, SparkSession
-except ImportError as e:  # pragma: no cover - exercised only without the extra
-    raise ImportError("the Spark engine needs pyspark: pip install 'abplatform[spark]'") from e
-
-DEFAULT_MASTER = "local[2]"
-
-# pyspark 4.3 warns about pandas 3 wherever it checks the pandas version; this module hands Spark
-# results over as Arrow and never through pyspark's pandas paths.
-warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
-
-# Settings every session gets (a caller's conf may override them for the session as a whole, but
-# SparkMetricsEngine re-applies the spark.sql ones to its own isolated session).
-BASE_CONF = {
-    "spark.sql.session.timeZone": "UTC",  # days are UTC days (the contract's ts is UTC)
-    "spark.sql.ansi.enabled": "true",  # overflow and bad casts fail loudly instead of wrapping
-    "spark.ui.showConsoleProgress": "false",
-}
-LOCAL_CONF = {
-    "spark.sql.shuffle.partitions": "8",
-    "spark.ui.enabled": "false",
-    "spark.driver.memory": "2g",
-}
-
-
-def spark_session(master: str = DEFAULT_MASTER, conf: Mapping[str, Any] | None = None,
-                  app_name: str = "abplatform") -> SparkSession:
-    """A Spark session for ``master`` (``local[N]``, ``spark://host:7077``, ``yarn``, ``k8s://...``).
-
-    For local masters the driver binds to 127.0.0.1 and the Python workers run this interpreter,
-    so they import the same abplatform and pyarrow. Reuses an active session (``getOrCreate``);
-    settings that only apply at JVM start-up (e.g. ``spark.driver.memory``) are then ignored.
-    """
-    local = master.startswith("local")
-    if local:
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    settings = {**BASE_CONF, **(LOCAL_CONF if local else {}), **{k: str(v) for k, v in (conf or {}).items()}}
-    builder = SparkSession.builder.master(master).appName(app_name)
-    for k, v in settings.items():
-        builder = builder.config(k, v)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark
-
+from pyspark.sql import DataFrame, SparkSession  # noqa: E402 - after spark_session's friendly ImportError
 
 # ---------------------------------------------------------------------------------------------
 # Sources: where each contract table lives, as Spark sees it.
@@ -182,7 +126,7 @@ class _SparkResult:
 class SparkConnection:
     """A duckdb-connection look-alike that runs each statement on Spark.
 
-    Statements are duckdb SQL, transpiled by :func:`abplatform.engines.transpile.to_spark`.
+    Statements are duckdb SQL, transpiled by :func:`abplatform.metrics.transpile.to_spark`.
     ``CREATE [OR REPLACE] TEMP TABLE t AS q`` becomes a cached DataFrame behind a temp view
     (filled by the first query that reads it); ``... TEMP VIEW`` a plain temp view; ``SET`` is a
     no-op. Everything else returns a result with ``fetchall()``, ``fetchone()`` and ``df()``.
@@ -275,112 +219,3 @@ class SparkMetricsEngine(MetricsEngine):
 
     def close(self) -> None:
         self.con.close()
-
-
-# ---------------------------------------------------------------------------------------------
-# Replay: abplatform.simulate.replay itself, with its worker pool replaced by Spark tasks.
-
-_RESULT_SCHEMA = pa.schema([("index", pa.int64()), ("result", pa.string())])
-_RESULT_DDL = "index BIGINT, result STRING"
-_REPLAY_LOCK = threading.Lock()
-REPLAY_JOB_GROUP = "abplatform-replay"
-
-
-def _partition_task(fn: Callable, state_bc, parts: list[tuple[int, str, str]]) -> Callable:
-    """The ``mapInArrow`` function: run the replay's partition function on each index it receives,
-    with the replay's worker state (``simulate._STATE``) taken from the broadcast."""
-
-    def run(batches):
-        from abplatform import simulate
-
-        for batch in batches:
-            for i in batch.column(0).to_pylist():
-                simulate._STATE.clear()
-                simulate._STATE.update(state_bc.value)
-                try:
-                    result = fn(parts[i])
-                finally:
-                    simulate._STATE.clear()
-                yield pa.RecordBatch.from_pylist([{"index": i, "result": json.dumps(result)}], schema=_RESULT_SCHEMA)
-
-    return run
-
-
-def _absolute(part: tuple) -> tuple:
-    return tuple(os.path.abspath(x) if isinstance(x, (str, Path)) else x for x in part)
-
-
-class _SparkPool:
-    """Stands in for the ``multiprocessing`` pool :func:`abplatform.simulate.replay` opens: its
-    ``imap_unordered(fn, parts)`` runs ``fn`` on every partition as one Spark job (one task per
-    partition), after broadcasting the worker state ``replay`` has just set up."""
-
-    def __init__(self, spark: SparkSession):
-        self.spark = spark
-
-    def __enter__(self) -> _SparkPool:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-    def imap_unordered(self, fn: Callable, parts):
-        from abplatform import simulate
-
-        parts = [_absolute(p) for p in parts]
-        state = dict(simulate._STATE)
-        if isinstance(state.get("out"), (str, Path)):
-            state["out"] = Path(os.path.abspath(state["out"]))
-        sc = self.spark.sparkContext
-        bc = sc.broadcast(state)
-        sc.setJobGroup(REPLAY_JOB_GROUP, f"abplatform replay: {len(parts)} partitions")
-        try:
-            rows = (self.spark.range(0, len(parts), 1, numPartitions=len(parts))
-                    .mapInArrow(_partition_task(fn, bc, parts), _RESULT_DDL).toArrow().to_pylist())
-        finally:
-            sc.setLocalProperty("spark.jobGroup.id", None)
-            sc.setLocalProperty("spark.job.description", None)
-            bc.destroy()
-        for r in sorted(rows, key=lambda r: r["index"]):
-            yield tuple(json.loads(r["result"]))
-
-
-class _SparkMultiprocessing:
-    """The ``mp`` module as :func:`abplatform.simulate.replay` sees it during a Spark replay."""
-
-    def __init__(self, spark: SparkSession):
-        self.spark = spark
-
-    def get_context(self, method: str | None = None) -> _SparkMultiprocessing:
-        return self
-
-    def Pool(self, processes: int | None = None, *args, **kwargs) -> _SparkPool:  # noqa: N802 - mp's name
-        return _SparkPool(self.spark)
-
-
-def spark_replay(dataset: Dataset, spec, out_dir: str | Path, progress: Callable[[int, int], None] | None = None,
-                 spark: SparkSession | None = None, master: str = DEFAULT_MASTER,
-                 conf: Mapping[str, Any] | None = None):
-    """:func:`abplatform.simulate.replay`, with the partitions run as Spark tasks.
-
-    This *is* ``simulate.replay`` — its set-up (catalog, behaviour, truth), its partition function
-    and its finishing steps (labels, copied tables, atomic rename) — with the process pool it
-    would open replaced by one Spark job: one task per (sessions, candidates) partition, the
-    worker state broadcast once. Executors read the input files and write the output files by
-    path, so ``dataset`` and ``out_dir`` must be on storage every executor mounts at the same path
-    (local disk for ``local[N]``; NFS / a FUSE mount of the lake on a cluster). ``spec.workers``
-    is ignored: parallelism is the cluster's. A dataset of a single partition is replayed on the
-    driver (``replay`` opens no pool for it). Returns ``replay``'s ``ReplayResult``.
-    """
-    from abplatform import simulate
-
-    session = spark if spark is not None else spark_session(master, conf)
-    # replay() opens its pool only for workers > 1 (and more than one partition).
-    spec = dataclasses.replace(spec, workers=max(2, spec.workers))
-    with _REPLAY_LOCK:  # simulate.mp is module state: one Spark replay at a time per process
-        saved = simulate.mp
-        simulate.mp = _SparkMultiprocessing(session)
-        try:
-            return simulate.replay(dataset, spec, Path(os.path.abspath(out_dir)), progress=progress)
-        finally:
-            simulate.mp = saved

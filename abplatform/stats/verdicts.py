@@ -1,4 +1,4 @@
-"""Decision inputs per metric: significance, direction of improvement, guardrail non-inferiority.
+"""Per-metric verdicts: significance, direction of improvement, guardrail non-inferiority.
 
 * ``significant``: adjusted p-value (= p-value without correction) < α.
 * ``improved`` / ``degraded``: significant and the effect points with / against ``direction``.
@@ -22,7 +22,7 @@ import pandas as pd
 from .types import MetricSpec
 
 
-def decide(
+def metric_verdicts(
     *,
     abs_effect: np.ndarray,
     p_value_adjusted: np.ndarray,

@@ -1,0 +1,262 @@
+"""The typed report: everything a run decides and measures.
+
+``report.json`` is :meth:`Report.to_json` and is read back with :meth:`Report.from_json`; the
+Markdown report, the console table, JUnit XML, the CI step summary, the gate and the dashboard
+are renderings of a :class:`Report`. Pure Python (dataclasses, json), so reading a finished run
+imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar, Union
+
+T = TypeVar("T")
+
+
+class ReportFormatError(ValueError):
+    """A report.json that is not a report this version can read (a field missing or of the wrong kind)."""
+
+
+@dataclass(kw_only=True)
+class MetricResult:
+    """One metric's comparison of treatment with control: values, effects with CIs, test and verdict.
+
+    ``*_adjusted`` are multiplicity-adjusted (the p-value and the CIs of the same test); the
+    verdict columns (significant, improved, degraded, breached) use the adjusted p-value.
+    """
+
+    metric: str
+    role: str
+    type: str
+    direction: str
+    n_control: int | None = None
+    n_treatment: int | None = None
+    control_value: float | None = None
+    treatment_value: float | None = None
+    abs_effect: float | None = None
+    abs_ci_low: float | None = None
+    abs_ci_high: float | None = None
+    rel_effect: float | None = None
+    rel_ci_low: float | None = None
+    rel_ci_high: float | None = None
+    p_value: float | None = None
+    p_value_adjusted: float | None = None
+    abs_ci_low_adjusted: float | None = None
+    abs_ci_high_adjusted: float | None = None
+    rel_ci_low_adjusted: float | None = None
+    rel_ci_high_adjusted: float | None = None
+    variance_reduction: float | None = None
+    significant: bool = False
+    improved: bool = False
+    degraded: bool = False
+    margin: float | None = None
+    noninferior_p_value: float | None = None
+    breached: bool = False
+    mde_rel: float | None = None
+    planned_mde: float | None = None
+    underpowered: bool = False
+
+
+@dataclass(kw_only=True)
+class SegmentResult(MetricResult):
+    segment: str
+    segment_value: str
+
+
+@dataclass(kw_only=True)
+class DailyResult(MetricResult):
+    day: str
+
+
+@dataclass(kw_only=True)
+class SrmCheck:
+    """Sample-ratio check (chi-square goodness of fit of units per arm to the configured split)."""
+
+    p_value: float | None
+    chi2: float | None
+    failed: bool
+    units: dict[str, int]
+
+
+@dataclass(kw_only=True)
+class SegmentSrm(SrmCheck):
+    segment: str
+    segment_value: str
+
+
+@dataclass(kw_only=True)
+class LatencyGuardrail:
+    """Serving cost: the treatment's scoring time per query against the control's, with its test."""
+
+    control_ms: float
+    treatment_ms: float
+    ratio: float
+    margin: float
+    p_value: float
+    batches: list[int]
+    breached: bool
+
+
+@dataclass(kw_only=True)
+class Check:
+    """One condition of the decision rule, as the gate's JUnit shows it (one test case each)."""
+
+    name: str
+    kind: Literal["primary", "secondary", "guardrail", "srm", "latency", "config"]
+    passed: bool
+    blocking: bool  # a failed blocking check holds the ranker
+    reason: str = ""  # why it failed, in the words the report prints
+
+
+@dataclass(kw_only=True)
+class Decision:
+    decision: Literal["promote", "hold"]
+    reasons: list[str]
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def promote(self) -> bool:
+        return self.decision == "promote"
+
+
+@dataclass(kw_only=True)
+class DataFingerprint:
+    path: str
+    rows: dict[str, int]
+    files: int
+    hash: str
+    first_session: str
+    last_session: str
+
+
+@dataclass(kw_only=True)
+class LongTail:
+    per_arm: dict[str, dict[str, float | None]]
+    metrics: list[MetricResult]
+
+
+@dataclass(kw_only=True)
+class OfflineVsOnline:
+    metric: str
+    predicted_rel_effect: float | None
+    predicted_rel_ci_low: float | None
+    predicted_rel_ci_high: float | None
+    observed_rel_effect: float | None
+    observed_rel_ci_low: float | None
+    observed_rel_ci_high: float | None
+    prediction_inside_observed_ci: bool
+    offline_run_id: str
+    online_run_id: str
+    offline_experiment: str
+    online_experiment: str
+
+
+@dataclass(kw_only=True)
+class Report:
+    experiment: str
+    run_id: str
+    created: str
+    mode: Literal["offline", "online"]
+    config_path: str
+    config_sha256: str
+    abplatform_version: str
+    code_version: str
+    python: str
+    seed: int
+    alpha: float
+    source: DataFingerprint
+    event_log: str
+    control: str
+    treatment: str
+    decision: Decision
+    srm: SrmCheck
+    metrics: list[MetricResult]
+    segments: list[SegmentResult] = field(default_factory=list)
+    srm_by_segment: list[SegmentSrm] = field(default_factory=list)
+    daily: list[DailyResult] = field(default_factory=list)
+    latency_ms_per_query: dict[str, float] = field(default_factory=dict)
+    latency_guardrail: LatencyGuardrail | None = None
+    long_tail: LongTail | None = None
+    offline_vs_online: list[OfflineVsOnline] = field(default_factory=list)
+
+    @property
+    def confidence_label(self) -> str:
+        """"95% CI" for alpha 0.05, "90% CI" for 0.1: the level every interval in the report is at."""
+        return f"{100 * (1 - self.alpha):g}% CI"
+
+    def metric(self, name: str) -> MetricResult | None:
+        return next((m for m in self.metrics if m.metric == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Report:
+        return _build(cls, data, "report")
+
+    @classmethod
+    def from_json(cls, text: str) -> Report:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ReportFormatError(f"not JSON ({e})") from None
+        return cls.from_dict(data)
+
+
+def finite_or_none(v: Any) -> Any:
+    """JSON has no NaN: a missing or non-finite number is None."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _build(cls: type[T], data: Any, where: str) -> T:
+    if not isinstance(data, dict):
+        raise ReportFormatError(f"{where}: expected an object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name in data:
+            kwargs[f.name] = _convert(hints[f.name], data[f.name], f"{where}.{f.name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ReportFormatError(f"{where}: missing field {f.name!r}")
+    return cls(**kwargs)
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        if value is None:
+            return None
+        (inner,) = [a for a in typing.get_args(tp) if a is not type(None)][:1]
+        return _convert(inner, value, where)
+    if value is None:
+        if tp in (float, Any):
+            return None
+        raise ReportFormatError(f"{where}: missing value")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ReportFormatError(f"{where}: expected a list, got {type(value).__name__}")
+        (item,) = typing.get_args(tp)
+        return [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ReportFormatError(f"{where}: expected an object, got {type(value).__name__}")
+        _, item = typing.get_args(tp)
+        return {k: _convert(item, v, f"{where}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where)  # type: ignore[arg-type]
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, str, bool) and not isinstance(value, tp):
+        raise ReportFormatError(f"{where}: expected {tp.__name__}, got {type(value).__name__}")
+    return value

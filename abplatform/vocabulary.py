@@ -1,0 +1,55 @@
+"""The platform's shared words, named once: the literal choices of a config, the segment columns,
+the built-in ranker names and the sufficient sums the metrics SQL returns and the statistics read.
+
+Pure Python: the config, the SQL generator, the statistics and the summary reader all derive from
+these, and importing it costs nothing.
+"""
+
+from __future__ import annotations
+
+from difflib import get_close_matches
+from typing import Literal, get_args
+
+MetricType = Literal["proportion", "mean", "ratio"]
+Direction = Literal["increase", "decrease"]
+Role = Literal["primary", "secondary", "guardrail"]
+RelativeCI = Literal["delta", "log", "fieller"]
+Correction = Literal["none", "holm", "bh"]
+SequentialMethod = Literal["confidence_sequence", "obrien_fleming"]
+GuardrailTest = Literal["harm", "noninferiority"]
+Aggregation = Literal["sum", "count", "max"]
+Engine = Literal["duckdb", "spark"]
+Mode = Literal["offline", "online"]
+WorldBehaviour = Literal["pbm", "cascade"]  # how the synthetic world's true users browse
+ClickModelName = Literal["pbm", "cascade", "dbn", "ubm"]  # users fitted on the logs
+SimulatedUsers = Literal["pbm", "cascade", "dbn", "ubm", "oracle"]
+
+METRIC_TYPES: tuple[str, ...] = get_args(MetricType)
+DIRECTIONS: tuple[str, ...] = get_args(Direction)
+ROLES: tuple[str, ...] = get_args(Role)
+ENGINES: tuple[str, ...] = get_args(Engine)
+
+SEGMENT_COLUMNS = ("query_segment", "query_complexity", "user_type")
+BUILTIN_RANKER_NAMES = ("v1", "v2")
+
+# The sufficient statistics per (metric, arm[, segment, day]) besides n: the per-unit values whose
+# product each sums (x numerator, y denominator, xp / yp their pre-period values for CUPED).
+SUFFICIENT_SUMS: dict[str, tuple[str, ...]] = {
+    "sum_x": ("x",), "sum_x2": ("x", "x"),
+    "sum_y": ("y",), "sum_y2": ("y", "y"), "sum_xy": ("x", "y"),
+    "sum_x2y": ("x", "x", "y"), "sum_xy2": ("x", "y", "y"), "sum_y3": ("y", "y", "y"),
+    "sum_xp": ("xp",), "sum_xp2": ("xp", "xp"), "sum_x_xp": ("x", "xp"),
+    "sum_yp": ("yp",), "sum_yp2": ("yp", "yp"), "sum_xp_yp": ("xp", "yp"),
+    "sum_x_yp": ("x", "yp"), "sum_y_xp": ("y", "xp"), "sum_y_yp": ("y", "yp"),
+}
+_COVARIATE = {"xp", "yp"}
+BASE_SUMS = ("sum_x", "sum_x2")
+RATIO_SUMS = ("sum_y", "sum_y2", "sum_xy")  # the denominator's sums: ratio metrics only
+SMALL_SAMPLE_SUMS = tuple(s for s, f in SUFFICIENT_SUMS.items() if len(f) == 3)  # the small-sample correction's
+COVARIATE_SUMS = tuple(s for s, f in SUFFICIENT_SUMS.items() if _COVARIATE & set(f))  # CUPED's, x's first
+
+
+def did_you_mean(name: str, choices: object) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing."""
+    hint = get_close_matches(str(name), sorted(map(str, choices)), n=1)  # type: ignore[call-overload]
+    return f" (did you mean {hint[0]!r}?)" if hint else ""

@@ -1,0 +1,1 @@
+"""The metrics SQL, shipped as package data: abplatform.resources.sql_dir() is this folder."""
