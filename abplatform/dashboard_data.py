@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from abplatform.formats import fmt_ci, fmt_p, fmt_pct, fmt_value  # noqa: F401 (the pages use them)
+from abplatform.report.model import Report
 
 RESULTS_ENV = "ABPLATFORM_RESULTS"
 INDEX = "index.json"
@@ -72,8 +73,10 @@ def run_dir(root: str | Path, rel_path: str) -> Path:
 
 
 def read_report(root: str | Path, rel_path: str) -> dict[str, Any]:
-    """The run's report.json (parsed JSON only)."""
-    return json.loads((run_dir(root, rel_path) / "report.json").read_text())
+    """The run's report.json, read into the typed :class:`~abplatform.report.model.Report` (so the pages
+    show what the gate reads) and handed to the pages as plain data; ``ValueError`` when it is not a
+    report this version can read."""
+    return Report.from_json((run_dir(root, rel_path) / "report.json").read_text()).to_dict()
 
 
 def read_experiment_yaml(root: str | Path, rel_path: str, limit: int = 200_000) -> str | None:

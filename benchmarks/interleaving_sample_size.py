@@ -36,9 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ope_world import prepare, world_path  # noqa: E402
 
 from abplatform import rng  # noqa: E402
-from abplatform.assignment import assign  # noqa: E402
+from abplatform.replay.assignment import assign  # noqa: E402
 from abplatform.offline import interleaving as il  # noqa: E402
 from abplatform.stats import MetricSpec, compare  # noqa: E402
+from abplatform.world.oracle import OracleClicks  # noqa: E402
 
 Z80 = float(stats.norm.ppf(0.975) + stats.norm.ppf(0.8))
 
@@ -92,7 +93,7 @@ def main() -> None:
     prep = prepare(world)
     logged = prep["logged"]
     p1, p2 = prep["pages"]["v1"], prep["pages"]["v2"]
-    oracle = il.OracleClicks(world)
+    oracle = OracleClicks(world)
     prob = {0: oracle.probabilities(logged.unit_ids, logged.queries, p1),
             1: oracle.probabilities(logged.unit_ids, logged.queries, p2)}
     shown = {0: p1 >= 0, 1: p2 >= 0}

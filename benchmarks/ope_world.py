@@ -26,6 +26,7 @@ from abplatform.dataset import Dataset
 from abplatform.offline import ope
 from abplatform.rankers import Catalog, V1Ranker, V2Ranker
 from abplatform.world.generate import WorldParams, generate_world
+from abplatform.world.oracle import oracle_click_probabilities
 
 
 def world_path(out: Path, users: int, seed: int) -> Path:
@@ -63,7 +64,7 @@ def main() -> None:
         logged = prep["logged"]
         truths = {}
         for name, pages in prep["pages"].items():
-            truth_cells = ope.oracle_click_probabilities(world, logged, pages)
+            truth_cells = oracle_click_probabilities(world, logged, pages)
             truth = float(truth_cells.sum(axis=1).mean())
             truths[name] = truth
             page_len = float((pages >= 0).sum(axis=1).mean())

@@ -45,7 +45,8 @@ import json, os, resource, sys, time
 from pathlib import Path
 from abplatform.dataset import Dataset
 from abplatform.rankers import Catalog, V1Ranker, V2Ranker
-from abplatform.simulate import ReplayArm, ReplaySpec, replay
+from abplatform.replay import ReplayArm, ReplaySpec, replay
+from abplatform.world.oracle import oracle_users_and_raters
 world, out = Path(sys.argv[1]), Path(sys.argv[2])
 ds = Dataset(world); cat = Catalog.from_dataset(ds)
 arms = [ReplayArm("control", V1Ranker().fit(ds, cat)), ReplayArm("treatment", V2Ranker().fit(ds, cat))]
@@ -53,7 +54,8 @@ def cpu():
     return sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
                for f in ("ru_utime", "ru_stime"))
 load, c0, t0 = os.getloadavg()[0], cpu(), time.perf_counter()
-res = replay(ds, ReplaySpec(arms=arms, salt="bench", workers=2), out)
+users, raters = oracle_users_and_raters(ds.path)
+res = replay(ds, ReplaySpec(arms=arms, salt="bench", workers=2, behaviour=users, rater=raters), out)
 wall = time.perf_counter() - t0
 print(json.dumps({"sessions": res.sessions, "impressions": res.impressions, "seconds": wall, "cpu_seconds": cpu() - c0,
                   "load_before": load, "load_after": os.getloadavg()[0],
@@ -65,7 +67,7 @@ REWRITE = r"""
 import json, multiprocessing as mp, resource, sys, time
 from pathlib import Path
 import pyarrow.parquet as pq
-from abplatform.simulate import keep_freed_memory, write_parquet  # the replay's own writer and workers' setup
+from abplatform.replay.run import keep_freed_memory, write_parquet  # the replay's own writer and workers' setup
 out, tmp, workers = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 tables = ("sessions", "impressions", "page_labels", "relevance_labels")
 files = [(f, tmp / t / f.name) for t in tables for f in sorted((out / t).glob("*.parquet"))]
@@ -93,10 +95,10 @@ import json, sys, time
 import numpy as np, pyarrow.parquet as pq
 from pathlib import Path
 from abplatform.dataset import Dataset
-from abplatform.offline.behaviour import OracleBehaviour
+from abplatform.world.oracle import OracleBehaviour
 from abplatform.rankers import CandidateBatch, Catalog, V1Ranker, V2Ranker, rank
-from abplatform.simulate import candidate_matrix
-from abplatform.assignment import assign
+from abplatform.rankers import candidate_matrix
+from abplatform.replay.assignment import assign
 from abplatform.world.truth import load_truth
 world, n = Path(sys.argv[1]), int(sys.argv[2])
 ds = Dataset(world); cat = Catalog.from_dataset(ds)

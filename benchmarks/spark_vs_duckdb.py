@@ -36,16 +36,17 @@ from abplatform.dataset import Dataset
 exp = Experiment(name="bench", arms=[{"name": "control", "ranker": "v1"}, {"name": "treatment", "ranker": "v2"}])
 timings = {}
 if engine == "spark":
-    from abplatform.engines.spark import SparkMetricsEngine, spark_session
+    from abplatform.metrics.spark_engine import SparkMetricsEngine
+    from abplatform.spark_session import spark_session
     t = time.perf_counter()
     spark = spark_session("local[2]")
     spark.range(1).count()
     timings["spark_start_s"] = time.perf_counter() - t
 
-    def factory(dataset, *args, **kwargs):  # MetricsEngine's arguments, passed on unchanged
+    def factory(dataset, engine, spark_settings, *args, **kwargs):  # make_metrics_engine's, the warm session reused
         return SparkMetricsEngine(dataset, *args, spark=spark, **kwargs)
 
-    scorecard.MetricsEngine = factory
+    scorecard.make_metrics_engine = factory
 t = time.perf_counter()
 card = scorecard.build_scorecard(Dataset(data), exp)
 timings["scorecard_s"] = time.perf_counter() - t
@@ -105,7 +106,8 @@ def run(engine: str, data: Path, out: Path) -> dict:
 def ensure_data(out: Path) -> Path:
     from abplatform.dataset import Dataset
     from abplatform.rankers import Catalog, V1Ranker, V2Ranker
-    from abplatform.simulate import ReplayArm, ReplaySpec, replay
+    from abplatform.replay import ReplayArm, ReplaySpec, replay
+    from abplatform.world.oracle import oracle_users_and_raters
     from abplatform.world.generate import WorldParams, generate_world
 
     world, rep = out / "world-130000", out / "replay-130000"
@@ -115,7 +117,8 @@ def ensure_data(out: Path) -> Path:
         ds = Dataset(world)
         cat = Catalog.from_dataset(ds)
         arms = [ReplayArm("control", V1Ranker().fit(ds, cat)), ReplayArm("treatment", V2Ranker().fit(ds, cat))]
-        replay(ds, ReplaySpec(arms=arms, salt="bench", workers=2), rep)
+        users, raters = oracle_users_and_raters(world)
+        replay(ds, ReplaySpec(arms=arms, salt="bench", workers=2, behaviour=users, rater=raters), rep)
     return rep
 
 

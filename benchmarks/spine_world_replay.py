@@ -28,11 +28,13 @@ if step == "generate":
 else:
     from abplatform.dataset import Dataset
     from abplatform.rankers import Catalog, V1Ranker, V2Ranker
-    from abplatform.simulate import ReplayArm, ReplaySpec, replay
+    from abplatform.replay import ReplayArm, ReplaySpec, replay
+    from abplatform.world.oracle import oracle_users_and_raters
     ds = Dataset(out / f"world-{users}")
     cat = Catalog.from_dataset(ds)
     arms = [ReplayArm("control", V1Ranker().fit(ds, cat)), ReplayArm("treatment", V2Ranker().fit(ds, cat))]
-    res = replay(ds, ReplaySpec(arms=arms, salt="bench", workers=2), out / f"replay-{users}")
+    oracle, raters = oracle_users_and_raters(ds.path)
+    res = replay(ds, ReplaySpec(arms=arms, salt="bench", workers=2, behaviour=oracle, rater=raters), out / f"replay-{users}")
     n = res.sessions
 wall = time.perf_counter() - t0
 rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

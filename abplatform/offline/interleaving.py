@@ -24,14 +24,13 @@ with its t interval.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
 from abplatform import rng
-from abplatform.rng import Stream
 from abplatform.offline.clickmodels import ClickModel, QueryVocab
+from abplatform.rng import Stream
 
 TEAM_A, TEAM_B, NO_TEAM = 0, 1, -1
 
@@ -141,30 +140,3 @@ def click_model_clicks(model: ClickModel, vocab: QueryVocab, queries: np.ndarray
 
     u = rng.uniforms(seed, np.asarray(session_ids), Stream.INTERLEAVE_CLICK, pages.shape[1])
     return np.asarray(model.sample(query_ids_for(vocab, queries), pages, u), bool) & (pages >= 0)
-
-
-class OracleClicks:
-    """Clicks from the synthetic world's true behaviour model (its own mode: pbm or cascade)."""
-
-    def __init__(self, world_dir: str | Path):
-        from abplatform.dataset import Dataset
-        from abplatform.rankers import Catalog
-        from abplatform.world.truth import load_truth
-
-        self.truth = load_truth(Path(world_dir))
-        self.catalog = Catalog.from_dataset(Dataset(world_dir))
-
-    def probabilities(self, unit_ids: np.ndarray, queries: np.ndarray, pages: np.ndarray) -> np.ndarray:
-        """(n, k) exact marginal P(click) per position under position-based examination."""
-        from abplatform.world.generate import unit_rows
-
-        return self.truth.model.click_probabilities(self.truth.intents(list(queries)), unit_rows(unit_ids),
-                                                    self.catalog.rows(pages))
-
-    def __call__(self, unit_ids: np.ndarray, queries: np.ndarray, session_ids: np.ndarray, pages: np.ndarray,
-                 seed: int) -> np.ndarray:
-        from abplatform.world.generate import unit_rows
-
-        resp = self.truth.model.respond(seed, np.asarray(session_ids), self.truth.intents(list(queries)),
-                                        unit_rows(unit_ids), self.catalog.rows(pages))
-        return resp.clicked

@@ -50,8 +50,7 @@ from scipy.stats import norm
 from abplatform.dataset import Dataset
 from abplatform.errors import InputError
 from abplatform.offline.clickmodels import ClickModel, QueryVocab, click_log_from_duckdb, make_click_model
-from abplatform.rankers import CandidateBatch, Catalog, Ranker, rank
-from abplatform.rankers import candidate_matrix
+from abplatform.rankers import CandidateBatch, Catalog, Ranker, candidate_matrix, rank
 
 DEFAULT_MIN_ESS = 100.0
 DEFAULT_MAX_WEIGHT_SHARE = 0.01
@@ -311,18 +310,3 @@ def evaluate_ranker(logged: LoggedPages, target_items: np.ndarray, click_model: 
     if click_model is not None:
         baseline = click_model_baseline(click_model, vocab or {}, logged.queries, target_items)
     return evaluate_pages(logged.item_ids, logged.clicks, logged.propensity, target_items, baseline, **kwargs)
-
-
-# --------------------------------------------------------------------------------------------
-# the synthetic world's truth (for checks and benchmarks)
-# --------------------------------------------------------------------------------------------
-def oracle_click_probabilities(world_dir: str | Path, logged: LoggedPages, pages: np.ndarray) -> np.ndarray:
-    """(n, k) exact P(click) per position of ``pages`` under the world's position-based behaviour model."""
-    from abplatform.world.generate import unit_rows
-    from abplatform.world.truth import load_truth
-
-    truth = load_truth(Path(world_dir))  # click_probabilities is the pbm marginal whatever the world's mode
-    intent = truth.intents(list(logged.queries))
-    catalog = Catalog.from_dataset(Dataset(world_dir))
-    rows = catalog.rows(pages)
-    return truth.model.click_probabilities(intent, unit_rows(logged.unit_ids), rows)

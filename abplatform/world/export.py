@@ -16,8 +16,7 @@ import pyarrow.parquet as pq
 from abplatform.dataset import Dataset
 from abplatform.rankers import Catalog, make_ranker
 from abplatform.replay import ReplayArm, ReplaySpec, replay
-from abplatform.world.oracle import OracleBehaviour, WorldRaters
-from abplatform.world.truth import load_truth
+from abplatform.world.oracle import oracle_users_and_raters
 
 ONLINE_MAPPING: dict[str, dict[str, str]] = {
     "sessions": {"session_id": "sid", "unit_id": "user_id", "ts": "event_time", "query": "q",
@@ -39,8 +38,8 @@ def export_online_log(world_dir: Path, out_dir: Path, control: str = "v1", treat
     arms = [ReplayArm(name, make_ranker(r).fit(ds, catalog)) for name, r in (("control", control),
                                                                                  ("treatment", treatment))]
     tmp = out_dir.with_name(out_dir.name + ".replay")
-    truth = load_truth(world_dir)
-    replay(ds, ReplaySpec(arms=arms, salt=salt, seed=seed, behaviour=OracleBehaviour(truth), rater=WorldRaters(truth)), tmp)
+    users, raters = oracle_users_and_raters(world_dir)
+    replay(ds, ReplaySpec(arms=arms, salt=salt, seed=seed, behaviour=users, rater=raters), tmp)
     out_dir.mkdir(parents=True, exist_ok=True)
     for table, mapping in ONLINE_MAPPING.items():
         t = pq.read_table(tmp / table)

@@ -48,8 +48,9 @@ abdash.plot(fig, "segments_forest")
 
 shown = abdash.metric_table(rows, level=level)
 shown = shown.drop(columns=["metric", "role", "direction", "abs diff", f"abs diff {level}"])
-shown.insert(2, f"units {rep.get('control')}", [srm.get((s["segment"], s["segment_value"]), {}).get(f"n_{rep.get('control')}") for s in rows])
-shown.insert(3, f"units {rep.get('treatment')}", [srm.get((s["segment"], s["segment_value"]), {}).get(f"n_{rep.get('treatment')}") for s in rows])
+for i, arm in enumerate((rep.get("control"), rep.get("treatment"))):
+    shown.insert(2 + i, f"units {arm}", [(srm.get((s["segment"], s["segment_value"]), {}).get("units") or {}).get(arm)
+                                         for s in rows])
 shown["SRM p"] = [abdash.pval(srm.get((s["segment"], s["segment_value"]), {}).get("p_value")) for s in rows]
 shown["SRM"] = ["FAILED" if srm.get((s["segment"], s["segment_value"]), {}).get("failed") else "ok" for s in rows]
 first = ["segment", "value", f"units {rep.get('control')}", f"units {rep.get('treatment')}", "SRM", "SRM p"]
@@ -59,7 +60,7 @@ abdash.show_table(shown, rows, f"segment rows of {metric}", f"segments_{metric}"
 st.subheader("Sample ratio by segment")
 srm_rows = rep.get("srm_by_segment") or []
 srm_shown = pd.DataFrame([{"segment": abdash.SEGMENT_NAMES.get(s["segment"], s["segment"]), "value": s["segment_value"],
-                           **{k: v for k, v in s.items() if k.startswith("n_")},
+                           **{f"n_{arm}": n for arm, n in (s.get("units") or {}).items()},
                            "chi-square": f"{s['chi2']:.3f}" if dd.finite(s.get("chi2")) is not None else "n/a",
                            "p": abdash.pval(s.get("p_value")), "status": "FAILED" if s.get("failed") else "ok"}
                           for s in srm_rows])
