@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -88,7 +88,7 @@ def world_export_ab(
 def run(
     experiment: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
     results: Annotated[Path, typer.Option(help="Results store folder.")] = Path("results"),
-    workers: Annotated[Optional[int], typer.Option(min=1, help="Replay worker processes.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Replay worker processes.")] = None,
     segments: Annotated[bool, typer.Option(help="Print the per-segment table.")] = True,
 ) -> None:
     """Run an experiment: offline replay (the world, or logs with mode: offline) or online analysis."""
@@ -148,7 +148,7 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Experiment YAML f
 
 
 @app.command()
-def schema(output: Annotated[Optional[Path], typer.Option("--out", help="Write the schema to this file.")] = None) -> None:
+def schema(output: Annotated[Path | None, typer.Option("--out", help="Write the schema to this file.")] = None) -> None:
     """Print (or write) the JSON Schema of experiment files, for editor validation and completion."""
     from abplatform.config import json_schema
 
@@ -163,7 +163,7 @@ def schema(output: Annotated[Optional[Path], typer.Option("--out", help="Write t
 def gate(
     target: Annotated[Path, typer.Argument(help="A run folder, or an experiment YAML to run first.")],
     results: Annotated[Path, typer.Option(help="Results store folder (when running a YAML).")] = Path("results"),
-    junit: Annotated[Optional[Path], typer.Option(help="Also write the JUnit XML here.")] = None,
+    junit: Annotated[Path | None, typer.Option(help="Also write the JUnit XML here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
 ) -> None:
     """Promote or hold: exit 0 = promote, 1 = hold, 2 = invalid input, 3 = could not evaluate."""
@@ -204,10 +204,10 @@ def check_data(dataset: Annotated[Path, typer.Argument(help="Dataset folder or .
 @app.command("analyze-summary")
 def analyze_summary(
     file: Annotated[Path, typer.Argument(help="CSV or JSON file of per-arm sufficient statistics.")],
-    output: Annotated[Optional[Path], typer.Option("--out", help="Write the scorecard JSON here.")] = None,
-    alpha: Annotated[Optional[float], typer.Option(min=0.0, max=0.5)] = None,
-    correction: Annotated[Optional[str], typer.Option(help="none, holm or bh")] = None,
-    relative_ci: Annotated[Optional[str], typer.Option(help="delta, log or fieller")] = None,
+    output: Annotated[Path | None, typer.Option("--out", help="Write the scorecard JSON here.")] = None,
+    alpha: Annotated[float | None, typer.Option(min=0.0, max=0.5)] = None,
+    correction: Annotated[str | None, typer.Option(help="none, holm or bh")] = None,
+    relative_ci: Annotated[str | None, typer.Option(help="delta, log or fieller")] = None,
 ) -> None:
     """Score an experiment from aggregates alone (n, Σx, Σx², ... per metric and arm)."""
     import dataclasses

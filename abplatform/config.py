@@ -16,9 +16,23 @@ from abplatform.contract import TABLES
 from abplatform.errors import InputError
 from abplatform.expressions import parse_expression
 from abplatform.metrics import BUILTIN_METRICS
-from abplatform.vocabulary import (BUILTIN_RANKER_NAMES, SEGMENT_COLUMNS, Aggregation, Correction, Direction, Engine,
-                                   GuardrailTest, MetricType, Mode, RelativeCI, Role, SequentialMethod, SimulatedUsers,
-                                   WorldBehaviour, did_you_mean)
+from abplatform.vocabulary import (
+    BUILTIN_RANKER_NAMES,
+    SEGMENT_COLUMNS,
+    Aggregation,
+    Correction,
+    Direction,
+    Engine,
+    GuardrailTest,
+    MetricType,
+    Mode,
+    RelativeCI,
+    Role,
+    SequentialMethod,
+    SimulatedUsers,
+    WorldBehaviour,
+    did_you_mean,
+)
 
 
 class _Model(BaseModel):
@@ -65,14 +79,15 @@ class DataSource(_Model):
             object.__setattr__(self, "mode", "offline" if self.world is not None else "online")
         if self.world is not None and self.mode == "online":
             raise ValueError("the synthetic world is replayed offline (mode: offline); online analysis reads data.path")
-        for table, cols in {**self.tables, **self.mapping}.items():
+        for table in {**self.tables, **self.mapping}:
             if table not in TABLES:
                 raise ValueError(f"unknown table {table!r} (expected one of {', '.join(TABLES)})")
         for table, cols in self.mapping.items():
             known = {c.name for c in TABLES[table].columns}
             bad = sorted(set(cols) - known)
             if bad:
-                raise ValueError(f"mapping.{table}: {bad[0]!r} is not a column of {table}" + did_you_mean(bad[0], known))
+                raise ValueError(f"mapping.{table}: {bad[0]!r} is not a column of {table}"
+                                 + did_you_mean(bad[0], known))
         return self
 
 
@@ -91,7 +106,8 @@ class Arm(_Model):
         if v in BUILTIN_RANKER_NAMES or re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", v) or v.startswith("rankings:"):
             return v
         raise ValueError(f"unknown ranker {v!r}" + did_you_mean(v, BUILTIN_RANKER_NAMES)
-                         + f"; expected one of {', '.join(BUILTIN_RANKER_NAMES)}, package.module:Class or rankings:FILE")
+                         + f"; expected one of {', '.join(BUILTIN_RANKER_NAMES)}, package.module:Class "
+                         "or rankings:FILE")
 
 
 class Randomisation(_Model):
@@ -369,8 +385,8 @@ def experiment_problems(path: Path, text: str) -> tuple[Experiment | None, list[
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         size = _expanded_size(root, {}) if root is not None else 0
         if size > MAX_EXPANDED_NODES:
-            return None, [f"{path}: YAML expands to {size:,} nodes through aliases (at most "
-                          f"{MAX_EXPANDED_NODES:,}); an experiment file needs no alias bombs"]
+            return None, [(f"{path}: YAML expands to {size:,} nodes through aliases (at most "
+                           f"{MAX_EXPANDED_NODES:,}); an experiment file needs no alias bombs")]
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)

@@ -73,7 +73,8 @@ SESSIONS = Table(
             "simple (one category word), attribute (category + attribute), "
             "multi (several constraints or a price limit) or indirect (category word absent).",
         ),
-        Column("is_new_user", "bool", False, "True for units new to the product in the experiment window (no pre-period history)."),
+        Column("is_new_user", "bool", False,
+               "True for units new to the product in the experiment window (no pre-period history)."),
         Column("arm", "string", True, "Arm the unit was assigned to; null in logs that carry no arm."),
     ),
     key=("session_id",),

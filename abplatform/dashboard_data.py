@@ -29,7 +29,8 @@ OKABE_ITO = {"orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E7
 #: Arm colours, the same on every page: control blue, treatment orange.
 ARM_COLOURS = {"control": OKABE_ITO["blue"], "treatment": OKABE_ITO["orange"]}
 #: Verdict colours: better (in the metric's direction) bluish green, worse vermillion, no change grey.
-VERDICT_COLOURS = {"better": OKABE_ITO["bluish_green"], "worse": OKABE_ITO["vermillion"], "no change": OKABE_ITO["grey"]}
+VERDICT_COLOURS = {"better": OKABE_ITO["bluish_green"], "worse": OKABE_ITO["vermillion"],
+                   "no change": OKABE_ITO["grey"]}
 VERDICT_MARKS = {"better": "▲ better", "worse": "▼ worse", "no change": "● no change"}
 
 LONG_TAIL_MEASURES = ["tail_impression_share", "tail_click_share", "coverage", "exposure_gini",
@@ -129,13 +130,6 @@ def runs_frame(entries: list[dict[str, Any]]) -> pd.DataFrame:
     cols = ["experiment", "run_id", "created", "mode", "decision", "primary_metric", "primary_rel_effect",
             "config_sha256", "path"]
     return pd.DataFrame([{c: e.get(c) for c in cols} for e in entries], columns=cols)
-
-
-def metrics_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    df = pd.DataFrame(rows)
-    if not df.empty:
-        df["verdict"] = [verdict(r) for r in rows]
-    return df
 
 
 def pair_offline_online(offline: dict[str, Any], online: dict[str, Any]) -> list[dict[str, Any]]:

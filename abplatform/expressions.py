@@ -30,17 +30,17 @@ class ExpressionError(ValueError):
     pass
 
 
-def parse_expression(text: str, allowed_columns: set[str] | None = None) -> exp.Expression:
+def parse_expression(text: str, allowed_columns: set[str] | None = None) -> exp.Expr:
     """Parse and check one expression; raise :class:`ExpressionError` saying what is not allowed."""
     allowed_columns = allowed_columns if allowed_columns is not None else SESSION_COLUMNS | IMPRESSION_COLUMNS
     try:
         statements = sqlglot.parse(text, dialect="duckdb")
     except sqlglot.errors.SqlglotError as e:
         raise ExpressionError(f"cannot parse {text!r}: {str(e).splitlines()[0]}") from None
-    statements = [s for s in statements if s is not None]
-    if len(statements) != 1:
+    trees = [s for s in statements if s is not None]
+    if len(trees) != 1:
         raise ExpressionError(f"{text!r} must be one expression (no ';' or several statements)")
-    tree = statements[0]
+    tree = trees[0]
     for node in tree.walk():
         if isinstance(node, (exp.Subquery, exp.Select, exp.Query)):
             raise ExpressionError(f"{text!r}: sub-queries are not allowed")
@@ -54,14 +54,15 @@ def parse_expression(text: str, allowed_columns: set[str] | None = None) -> exp.
             if node.table:
                 raise ExpressionError(f"{text!r}: write columns without a table name ({node.sql()})")
             if node.name not in allowed_columns:
-                raise ExpressionError(f"{text!r}: unknown column {node.name!r}" + did_you_mean(node.name, allowed_columns)
+                raise ExpressionError(f"{text!r}: unknown column {node.name!r}"
+                                      + did_you_mean(node.name, allowed_columns)
                                       + f"; allowed: {', '.join(sorted(allowed_columns))}")
     return tree
 
 
-def to_sql(tree: exp.Expression, impression_alias: str = "i", session_alias: str = "sq") -> str:
+def to_sql(tree: exp.Expr, impression_alias: str = "i", session_alias: str = "sq") -> str:
     """The checked expression as duckdb SQL, columns qualified (impression columns win on overlap)."""
-    def qualify(node: exp.Expression) -> exp.Expression:
+    def qualify(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Column):
             alias = impression_alias if node.name in IMPRESSION_COLUMNS else session_alias
             return exp.column(node.name, table=alias)

@@ -26,6 +26,6 @@ def fmt_ci(lo: float | None, hi: float | None, pct: bool = True) -> str:
 
 
 def fmt_p(p: float | None) -> str:
-    if _missing(p):
+    if p is None or _missing(p):
         return "n/a"
     return "<0.0001" if p < 1e-4 else f"{p:.4f}"

@@ -9,7 +9,7 @@ import json
 import platform
 import shutil
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from abplatform import __version__
@@ -23,13 +23,22 @@ from abplatform.rankers import Catalog, make_ranker
 from abplatform.replay import ReplayArm, ReplaySpec, replay
 from abplatform.replay.behaviour import Behaviour, Rater
 from abplatform.replay.executors import make_executor
-from abplatform.report.model import (DailyResult, DataFingerprint, LatencyGuardrail, LongTail, OfflineVsOnline,
-                                     Report, SegmentResult, finite_or_none)
+from abplatform.report.model import (
+    DailyResult,
+    DataFingerprint,
+    LatencyGuardrail,
+    LongTail,
+    OfflineVsOnline,
+    Report,
+    SegmentResult,
+    finite_or_none,
+)
 from abplatform.report.render import junit_xml, markdown
 from abplatform.scorecard import Scorecard, build_scorecard, metric_results, srm_checks
 from abplatform.stats.latency import latency_guardrail
 from abplatform.store import ResultsStore, new_run_id, write_atomic
 from abplatform.validate import validate_dataset
+from abplatform.vocabulary import Mode
 from abplatform.world.generate import WorldParams, generate_world
 from abplatform.world.oracle import OracleBehaviour, WorldRaters
 from abplatform.world.truth import load_truth
@@ -133,7 +142,8 @@ def source_dataset(exp: Experiment, config_path: Path, say: Progress) -> Dataset
     return Dataset(path, exp.data.tables, exp.data.mapping)
 
 
-def _users_and_raters(exp: Experiment, source: Dataset, catalog: Catalog, say: Progress) -> tuple[Behaviour, Rater | None]:
+def _users_and_raters(exp: Experiment, source: Dataset, catalog: Catalog,
+                      say: Progress) -> tuple[Behaviour, Rater | None]:
     """The simulated users the replay answers pages with, and the raters who judge them (the world's,
     when the logs come from the synthetic world)."""
     truth = load_truth(source.path) if (source.path / "world.json").is_file() else None
@@ -239,7 +249,7 @@ def offline_vs_online(offline: Report, online: Report) -> list[OfflineVsOnline]:
     return rows
 
 
-def _paired_report(store: ResultsStore, exp: Experiment, mode: str) -> Report | None:
+def _paired_report(store: ResultsStore, exp: Experiment, mode: Mode) -> Report | None:
     """The latest complete run of the paired experiment in the other mode, if any."""
     name, other = exp.compare_to or exp.name, ("online" if mode == "offline" else "offline")
     runs = [e for e in store.index() if e["experiment"] == name and e.get("mode") == other]
@@ -260,7 +270,7 @@ def _long_tail(card: Scorecard) -> LongTail | None:
     return LongTail(per_arm=per_arm, metrics=metrics)
 
 
-def _publish(exp: Experiment, config_path: Path, config_sha: str, card: Scorecard, mode: str,
+def _publish(exp: Experiment, config_path: Path, config_sha: str, card: Scorecard, mode: Mode,
              source: DataFingerprint, event_log: str, results: str | Path, latency_ms: dict[str, float] | None = None,
              latency_guard: LatencyGuardrail | None = None) -> tuple[Path, Report]:
     run_id = new_run_id()
@@ -270,7 +280,7 @@ def _publish(exp: Experiment, config_path: Path, config_sha: str, card: Scorecar
     rule = DecisionRule(alpha=exp.statistics.alpha, guardrail_test=exp.decision.guardrail_test,
                         block_on_srm=exp.decision.block_on_srm)
     report = Report(
-        experiment=exp.name, run_id=run_id, created=datetime.now(timezone.utc).isoformat(), mode=mode,
+        experiment=exp.name, run_id=run_id, created=datetime.now(UTC).isoformat(), mode=mode,
         config_path=str(config_path), config_sha256=config_sha, abplatform_version=__version__,
         code_version=code_version(), python=platform.python_version(), seed=exp.simulation.seed,
         alpha=exp.statistics.alpha, source=source, event_log=event_log, control=card.control,

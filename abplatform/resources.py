@@ -26,7 +26,8 @@ def _folder(package: str, checkout_name: str, wanted: str) -> Path:
     except ModuleNotFoundError:
         root = None
     # a zipped install gives a Traversable that is no folder: Streamlit and duckdb need real files
-    for folder in (root, _CHECKOUT / checkout_name):
+    checkout = _CHECKOUT / checkout_name if (_CHECKOUT / "pyproject.toml").is_file() else None
+    for folder in (root, checkout):
         if isinstance(folder, Path) and any(folder.glob(wanted)):
             return folder
     raise InputError(f"abplatform's {checkout_name} files are missing: no {wanted} in package {package} "

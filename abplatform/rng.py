@@ -9,6 +9,7 @@ SplitMix64's finaliser (Steele, Lea & Flood 2014), applied to a combination of t
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TypeVar
 
 import numpy as np
 
@@ -34,7 +35,10 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _TWO_POW_53 = float(2**53)
 
 
-def _mix(z: np.ndarray) -> np.ndarray:
+U64 = TypeVar("U64", np.ndarray, np.uint64)  # an array of keys, or one scalar
+
+
+def _mix(z: U64) -> U64:
     z = (z ^ (z >> np.uint64(30))) * _M1
     z = (z ^ (z >> np.uint64(27))) * _M2
     return z ^ (z >> np.uint64(31))

@@ -7,10 +7,10 @@ turned into the typed report's rows by :func:`metric_results`; the decision is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 import pandas as pd
 
@@ -20,10 +20,10 @@ from abplatform.dataset import Dataset
 from abplatform.errors import EvaluationError
 from abplatform.expressions import parse_expression, to_sql
 from abplatform.metrics import BUILTIN_METRICS, Metric
-from abplatform.metrics.base import UnitColumn
 from abplatform.metrics.backends import make_metrics_engine
-from abplatform.vocabulary import SEGMENT_COLUMNS
+from abplatform.metrics.base import UnitColumn
 from abplatform.report.model import MetricResult, SegmentSrm, SrmCheck, finite_or_none
+from abplatform.vocabulary import SEGMENT_COLUMNS
 
 
 @dataclass
@@ -49,16 +49,18 @@ def experiment_metrics(exp: Experiment) -> list[Metric]:
     """The experiment's metrics: built-ins with the file's options, and user-defined ones."""
     out = []
     for mc in exp.metrics:
-        options = dict(role=mc.role, margin=mc.margin, cap_value=mc.cap_value, cap_percentile=mc.cap_percentile)
         if mc.name in BUILTIN_METRICS:
             base = BUILTIN_METRICS[mc.name]
-            out.append(base.with_options(direction=mc.direction or base.direction, **options))
+            out.append(base.with_options(direction=mc.direction or base.direction, role=mc.role, margin=mc.margin,
+                                         cap_value=mc.cap_value, cap_percentile=mc.cap_percentile))
             continue
         assert mc.numerator is not None and mc.type is not None
         num = _unit_column(f"u_{mc.name}_num", mc.numerator)
         den = _unit_column(f"u_{mc.name}_den", mc.denominator) if mc.denominator else None
         out.append(Metric(mc.name, mc.type, num.name, den.name if den else None,
-                          direction=mc.direction or "increase", columns=(num, den) if den else (num,), **options))
+                          direction=mc.direction or "increase", role=mc.role, margin=mc.margin,
+                          cap_value=mc.cap_value, cap_percentile=mc.cap_percentile,
+                          columns=(num, den) if den else (num,)))
     return out
 
 
@@ -89,23 +91,25 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
         long_tail = engine.long_tail_stats()
     finally:
         engine.close()
-    cuped = st.cuped and suff["sum_xp"].notna().any()
-    common = dict(alpha=st.alpha, relative_ci=st.relative_ci, cuped=cuped, correction=st.correction)
-    overall = stats.compare(suff[suff["segment"] == "all"], specs, control, treatment,
-                            guardrail_test=exp.decision.guardrail_test, **common)
+    cuped = bool(st.cuped and suff["sum_xp"].notna().any())
+    overall = stats.compare(suff[suff["segment"] == "all"], specs, control, treatment, alpha=st.alpha,
+                            relative_ci=st.relative_ci, cuped=cuped, correction=st.correction,
+                            guardrail_test=exp.decision.guardrail_test)
     overall = pd.concat([overall, stats.mde_columns(overall, st.alpha)], axis=1)
     planned = {m.name: m.mde for m in exp.metrics}
     overall["planned_mde"] = overall["metric"].map(planned).astype(float)
     overall["underpowered"] = overall["planned_mde"].notna() & (overall["mde_rel"] > overall["planned_mde"])
     seg_rows = suff[suff["segment"] != "all"]
-    segments = (stats.compare(seg_rows, specs, control, treatment, by=["segment", "segment_value"], **common)
+    segments = (stats.compare(seg_rows, specs, control, treatment, by=["segment", "segment_value"], alpha=st.alpha,
+                              relative_ci=st.relative_ci, cuped=cuped, correction=st.correction)
                 if len(seg_rows) else pd.DataFrame())
     sequential = None
     if st.sequential is not None:
         sequential = stats.SequentialSpec(method=st.sequential.method, look="day", tuning_n=st.sequential.tuning_n,
                                           planned_n=st.sequential.planned_units)
-    daily_card = stats.compare(daily, specs, control, treatment, by=["day"],
-                               sequential=sequential, **{**common, "correction": "none"})
+    # the daily looks: no correction across metrics
+    daily_card = stats.compare(daily, specs, control, treatment, by=["day"], sequential=sequential, alpha=st.alpha,
+                               relative_ci=st.relative_ci, cuped=cuped, correction="none")
     srm = stats.srm_table(counts.reset_index(drop=True), weights, by=["segment", "segment_value"],
                           threshold=st.srm_threshold)
     lt_card = lt_arms = None
@@ -124,14 +128,20 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
 R = TypeVar("R", bound=MetricResult)
 
 
-def metric_results(frame: pd.DataFrame | None, row_type: type[R] = MetricResult) -> list[R]:  # type: ignore[assignment]
+@overload
+def metric_results(frame: pd.DataFrame | None) -> list[MetricResult]: ...
+@overload
+def metric_results(frame: pd.DataFrame | None, row_type: type[R]) -> list[R]: ...
+
+
+def metric_results(frame: pd.DataFrame | None, row_type: type[MetricResult] = MetricResult) -> list[Any]:
     """The typed rows of a comparison table (``stats.compare``'s columns; NaN becomes None)."""
     if frame is None or frame.empty:
         return []
     names = [f.name for f in dataclasses.fields(row_type) if f.name in frame.columns]
     out = []
     for values in frame[names].itertuples(index=False, name=None):
-        row = {k: finite_or_none(v.item() if hasattr(v, "item") else v) for k, v in zip(names, values)}
+        row = {k: finite_or_none(v.item() if hasattr(v, "item") else v) for k, v in zip(names, values, strict=True)}
         out.append(row_type(**row))
     return out
 
@@ -143,8 +153,9 @@ def srm_checks(card: Scorecard) -> tuple[SrmCheck, list[SegmentSrm]]:
     def units(r: pd.Series) -> dict[str, int]:
         return {a: int(r[f"n_{a}"]) for a in arms}
 
-    rows = [SegmentSrm(segment=r["segment"], segment_value=r["segment_value"], p_value=finite_or_none(float(r["p_value"])),
-                       chi2=finite_or_none(float(r["chi2"])), failed=bool(r["failed"]), units=units(r))
+    rows = [SegmentSrm(segment=r["segment"], segment_value=r["segment_value"],
+                       p_value=finite_or_none(float(r["p_value"])), chi2=finite_or_none(float(r["chi2"])),
+                       failed=bool(r["failed"]), units=units(r))
             for _, r in card.srm.iterrows()]
     overall = next(r for r in rows if r.segment == "all")
     return (SrmCheck(p_value=overall.p_value, chi2=overall.chi2, failed=overall.failed, units=overall.units),

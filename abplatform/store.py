@@ -15,7 +15,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ TMP_PREFIX = ".tmp-"
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return now.strftime("%Y%m%dT%H%M%S%fZ")
 
 
@@ -131,9 +131,6 @@ class ResultsStore:
 
     def run_dir(self, entry: dict[str, Any]) -> Path:
         return self.root / entry["path"]
-
-    def load_report(self, run_dir: str | Path) -> dict[str, Any]:
-        return json.loads((Path(run_dir) / "report.json").read_text())
 
 
 def _alive(pid: int) -> bool:

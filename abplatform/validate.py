@@ -26,8 +26,11 @@ from __future__ import annotations
 import glob
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -65,7 +68,7 @@ def _where(dataset: Dataset, table: str) -> str:
     """How a problem names the table: its file, its folder, or DB:table."""
     if dataset.is_duckdb:
         return f"{dataset.path}:{table}"
-    kind, files = _source_files(dataset, table)
+    _, files = _source_files(dataset, table)
     if len(files) == 1 and files[0].parent == dataset.path:
         return str(files[0])
     return f"{dataset.path}/{table}"
@@ -112,8 +115,8 @@ def _encoding_problems(f: Path, table: str) -> list[str]:
                 decoder.decode(block)
             except UnicodeDecodeError as e:
                 line += block[: e.start].count(b"\n")
-                return [f"{f}:{line}: not UTF-8 text (byte 0x{block[e.start]:02x}); expected the {table} table "
-                        "as UTF-8 CSV (re-save the file as UTF-8)"]
+                return [(f"{f}:{line}: not UTF-8 text (byte 0x{block[e.start]:02x}); expected the {table} table "
+                         "as UTF-8 CSV (re-save the file as UTF-8)")]
             line += block.count(b"\n")
     return []
 
@@ -123,8 +126,8 @@ def _schema_problems(actual: dict[str, str], where: str, table: Table) -> list[s
     if len(actual) == 1 and len(table.columns) > 1:
         (only,) = actual
         if any(c in only for c in ";|\t:#") or only not in {c.name for c in table.columns}:
-            return [f"{where}: read as a single column {only[:60]!r}; expected the columns "
-                    f"{', '.join(c.name for c in table.columns)} (wrong delimiter? CSV files are comma-separated)"]
+            return [(f"{where}: read as a single column {only[:60]!r}; expected the columns "
+                     f"{', '.join(c.name for c in table.columns)} (wrong delimiter? CSV files are comma-separated)")]
     for col in table.columns:
         if col.name not in actual:
             problems.append(f"{where}: missing column '{col.name}' ({col.type}: {col.doc})")
@@ -188,6 +191,272 @@ def _world_windows(dataset: Dataset) -> dict[str, tuple[str, str]]:
         return {}
 
 
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """What the cross-table checks depend on."""
+
+    ok: frozenset[str]  # the tables that passed the per-table checks
+    windows: dict[str, tuple[str, str]]  # the world.json windows, when the dataset has them
+    require_arm: bool
+    future: str  # a timestamp no session can be later than
+
+
+@dataclass(frozen=True)
+class _Check:
+    """A check that is one query: when its first value (a count) is not zero, ``message`` is the problem
+    reported on ``table``'s file."""
+
+    table: str
+    needs: tuple[str, ...]  # the tables that must have passed the per-table checks
+    sql: Callable[[_Scope], str]
+    message: Callable[[Row, _Scope], str]
+    when: Callable[[_Scope], bool] | None = None  # a further condition
+
+    def applies(self, scope: _Scope) -> bool:
+        return all(t in scope.ok for t in self.needs) and (self.when is None or self.when(scope))
+
+
+def _values_check(ses: str, col: str, allowed: tuple[str, ...]) -> _Check:
+    values = ", ".join(f"'{v}'" for v in allowed)
+    return _Check(
+        ses, (ses,),
+        lambda s: f"SELECT COUNT(*), MIN({col}) FROM {ses} WHERE {col} NOT IN ({values})",
+        lambda r, s: f"{r[0]} row(s) with column '{col}' = {r[1]!r}; expected one of {', '.join(allowed)}")
+
+
+def _plausible_ts_check(ses: str) -> _Check:
+    return _Check(
+        ses, (ses,),
+        lambda s: f"SELECT COUNT(*), MIN(session_id), arg_min(ts, session_id) FROM {ses} "
+                  f"WHERE ts < TIMESTAMPTZ '{EARLIEST_TS} 00:00:00+00' OR ts > TIMESTAMPTZ '{s.future}+00'",
+        lambda r, s: f"{r[0]} session(s) with an implausible column 'ts', e.g. session_id {r[1]} at "
+                     f"{r[2]}; expected a UTC time after {EARLIEST_TS} and not in the future "
+                     "(seconds vs microseconds?)")
+
+
+def _window_check(ses: str) -> _Check:
+    period = "pre-period" if ses.startswith("pre") else "experiment"
+    return _Check(
+        ses, (ses,),
+        lambda s: f"SELECT COUNT(*), MIN(session_id), arg_min(ts, session_id) FROM {ses} "
+                  f"WHERE ts < TIMESTAMPTZ '{s.windows[ses][0]} 00:00:00+00' "
+                  f"OR ts >= TIMESTAMPTZ '{s.windows[ses][1]} 00:00:00+00'",
+        lambda r, s: f"{r[0]} session(s) with column 'ts' outside the {period} window "
+                     f"[{s.windows[ses][0]}, {s.windows[ses][1]}) of world.json, e.g. session_id {r[1]} at {r[2]}",
+        when=lambda s: ses in s.windows)
+
+
+def _known_sessions(s: _Scope) -> str:
+    return "SELECT session_id FROM sessions" + (" UNION ALL SELECT session_id FROM pre_sessions"
+                                                if "pre_sessions" in s.ok else "")
+
+
+# The one-query checks of the sessions and labels, run after the per-table and impression checks, in
+# the order their problems are reported.
+_CHECKS: list[_Check] = [
+    *(check for ses in ("sessions", "pre_sessions") for check in (
+        _values_check(ses, "query_segment", SEGMENTS),
+        _values_check(ses, "query_complexity", COMPLEXITIES),
+        _plausible_ts_check(ses),
+        _window_check(ses),
+    )),
+    _Check(
+        "sessions", ("sessions", "pre_sessions"),
+        lambda s: "SELECT COUNT(*), MIN(s.session_id), arg_min(s.ts, s.session_id), "
+                  "(SELECT MAX(ts) FROM pre_sessions) "
+                  "FROM sessions s WHERE s.ts <= (SELECT MAX(ts) FROM pre_sessions)",
+        lambda r, s: f"{r[0]} session(s) with column 'ts' at or before the last pre-period session "
+                     f"({r[3]}), e.g. session_id {r[1]} at {r[2]}; expected the experiment window to "
+                     "start after the pre-period",
+        when=lambda s: "sessions" not in s.windows),
+    _Check(
+        "relevance_labels", ("relevance_labels",),
+        lambda s: f"SELECT COUNT(*), arg_min(grade, item_id), MIN(item_id) FROM relevance_labels "
+                  f"WHERE grade < 0 OR grade > {MAX_GRADE}",
+        lambda r, s: f"{r[0]} grade(s) outside 0..{MAX_GRADE} in column 'grade', e.g. {r[1]} for item_id {r[2]}"),
+    _Check(
+        "page_labels", ("page_labels", "sessions"),
+        lambda s: f"SELECT COUNT(*), MIN(p.session_id) FROM page_labels p ANTI JOIN ({_known_sessions(s)}) s "
+                  "ON s.session_id = p.session_id",
+        lambda r, s: f"{r[0]} page label(s) for sessions that are not in the log, e.g. "
+                     f"session_id {r[1]}; expected labels of logged sessions"),
+    _Check(
+        "sessions", ("sessions",),
+        lambda s: "SELECT COUNT(*), MIN(session_id) FROM sessions WHERE arm IS NULL",
+        lambda r, s: f"{r[0]} session(s) with no arm, e.g. session_id {r[1]} (an online A/B log needs one)",
+        when=lambda s: s.require_arm),
+    _Check(
+        "sessions", ("sessions",),
+        lambda s: "SELECT COUNT(*), MIN(unit_id) FROM (SELECT unit_id FROM sessions WHERE arm IS NOT NULL "
+                  "GROUP BY unit_id HAVING MIN(arm) <> MAX(arm))",
+        lambda r, s: f"{r[0]} unit(s) logged in more than one arm, e.g. unit_id {r[1]!r}; "
+                     "expected each unit_id in exactly one arm (assignment leak)",
+        when=lambda s: s.require_arm),
+]
+
+
+def _impression_rules(max_position: int) -> list[tuple[str, str]]:
+    """Impression rows that break the contract, counted in one query: (condition, what is wrong)."""
+    return [
+        (f"position < 1 OR position > {max_position}", f"position outside 1..{max_position}"),
+        ("purchased AND NOT clicked", "purchase without a click (purchased implies clicked)"),
+        ("orders < 0 OR revenue < 0", "negative orders or revenue (expected >= 0)"),
+        ("orders > 0 AND NOT purchased", "orders without a purchase (orders must be 0 unless purchased)"),
+        ("purchased AND orders < 1", "purchase with no order (orders must be >= 1 when purchased)"),
+        ("revenue > 0 AND orders = 0", "revenue without an order (revenue comes from orders)"),
+        ("propensity IS NOT NULL AND (propensity <= 0 OR propensity > 1)", "propensity outside (0, 1]"),
+    ]
+
+
+# One row per page: the distinct positions shown, counted by a bitmask (positions outside 1..64 are reported
+# by the rules above) — a duplicate when rows > distinct, a gap when the top position > distinct — so
+# duplicates, gaps and unknown sessions cost one group-by on session_id.
+_PAGES_SQL = """
+    WITH p AS (
+        SELECT session_id, COUNT(*) AS rows_,
+               MAX(position) FILTER (WHERE position BETWEEN 1 AND 64) AS top,
+               COUNT(*) FILTER (WHERE position BETWEEN 1 AND 64) AS k,
+               bit_count(bit_or(CAST(1 AS UBIGINT) << CAST(LEAST(GREATEST(position, 1), 64) - 1 AS INTEGER))
+                         FILTER (WHERE position BETWEEN 1 AND 64)) AS shown
+        FROM {imp} GROUP BY session_id)
+    SELECT SUM(k - shown), MIN(p.session_id) FILTER (WHERE k > shown),
+           COUNT(*) FILTER (WHERE top > shown), MIN(p.session_id) FILTER (WHERE top > shown),
+           arg_min(top, p.session_id) FILTER (WHERE top > shown),
+           arg_min(shown, p.session_id) FILTER (WHERE top > shown),
+           SUM(rows_) FILTER (WHERE NOT ({known})), MIN(p.session_id) FILTER (WHERE NOT ({known}))
+    FROM p {join}"""
+
+
+class _Validation:
+    """One validation pass: the connection, the problems found so far and the row counts of the tables
+    that passed the per-table checks."""
+
+    def __init__(self, dataset: Dataset, con: duckdb.DuckDBPyConnection, problems: list[str]):
+        self.dataset = dataset
+        self.con = con
+        self.problems = problems
+        self.counts: dict[str, int] = {}
+
+    def row(self, sql: str) -> Row:
+        return self.con.execute(sql).fetchall()[0]
+
+    def check(self, where: str, sql: str, message: Callable[[Row], str]) -> None:
+        """Run a one-query check: a problem when its first value is not zero; unreadable data is itself a problem."""
+        try:
+            r = self.row(sql)
+            msg = message(r) if r[0] else None
+        except duckdb.Error as e:
+            msg = f"cannot read ({_first_line(e)})"
+        if msg:
+            self.problems.append(f"{where}: {msg}")
+
+    def run(self, check: _Check, scope: _Scope) -> None:
+        self.check(_where(self.dataset, check.table), check.sql(scope), lambda r: check.message(r, scope))
+
+    def cannot_read(self, where: str, e: duckdb.Error) -> None:
+        self.problems.append(f"{where}: cannot read ({_first_line(e)})")
+
+    # --- per table ---------------------------------------------------------------------------------
+
+    def table(self, name: str, table: Table, readable: bool, replay: bool) -> None:
+        """A table's presence, schema, row count, nulls and unique key; counts it when it passes."""
+        if not self.dataset.has(name):
+            self.missing(name, table, replay)
+            return
+        if not readable:
+            return
+        where = _where(self.dataset, name)
+        if self.schema(name, table, where):
+            return
+        required = [c.name for c in table.columns if not c.nullable]
+        sql = ", ".join(["COUNT(*)"] + [f"COUNT(*) FILTER (WHERE {c} IS NULL)" for c in required])
+        try:
+            row = self.row(f"SELECT {sql} FROM {name}")
+        except duckdb.Error as e:
+            self.cannot_read(where, e)
+            return
+        if row[0] == 0 and name in ("sessions", "impressions"):
+            self.problems.append(f"{where}: no rows (expected at least one {name[:-1]})")
+            return
+        self.counts[name] = int(row[0])
+        for c, n in zip(required, row[1:], strict=True):
+            if n:
+                self.problems.append(f"{where}: {n} null value(s) in required column '{c}'")
+        if table.key != ("session_id", "position"):  # that one is checked per page, with the gaps
+            self.unique_key(name, table.key, where)     # (one pass, no 50M-key hash table)
+
+    def missing(self, name: str, table: Table, replay: bool) -> None:
+        where = f"{self.dataset.path}/{name}"
+        if table.required:
+            self.problems.append(f"{where}: missing table (required: {table.doc})")
+        elif replay and name in ("candidates", "items"):
+            self.problems.append(f"{where}: missing table (required to replay the log offline, data.mode: "
+                                 f"offline — {table.doc})")
+
+    def schema(self, name: str, table: Table, where: str) -> bool:
+        """Report missing or mistyped columns and values that do not convert; whether there were any."""
+        try:
+            actual = {r[0]: r[1] for r in self.con.execute(f"DESCRIBE {name}").fetchall()}
+            kind, _ = _source_files(self.dataset, name)
+            problems = _schema_problems(actual, where, table)
+            if not problems and self.dataset.cast:
+                problems = _cast_problems(self.con, self.dataset, name, where, kind == "csv")
+        except duckdb.Error as e:
+            self.cannot_read(where, e)
+            return True
+        self.problems += problems
+        return bool(problems)
+
+    def unique_key(self, name: str, key: tuple[str, ...], where: str) -> None:
+        cols = ", ".join(key)
+        self.check(where, f"SELECT COUNT(*), MIN(({cols})) FROM (SELECT {cols} FROM {name} GROUP BY {cols} "
+                          "HAVING COUNT(*) > 1)",
+                   lambda r: f"{r[0]} duplicate key(s) ({cols}), e.g. {_example(key, r[1])}; "
+                             f"expected one row per ({cols})")
+
+    # --- impressions -------------------------------------------------------------------------------
+
+    def impressions(self, imp: str, ses: str, max_position: int) -> None:
+        """The row rules, then the pages (duplicates, gaps) and the impressions' sessions."""
+        where = _where(self.dataset, imp)
+        rules = _impression_rules(max_position)
+        sql = ", ".join(f"COUNT(*) FILTER (WHERE {c}), MIN(session_id) FILTER (WHERE {c})" for c, _ in rules)
+        try:
+            r = self.row(f"SELECT {sql} FROM {imp}")
+            for k, (_, what) in enumerate(rules):
+                if r[2 * k]:
+                    self.problems.append(f"{where}: {r[2 * k]} row(s) with {what}, e.g. session_id {r[2 * k + 1]}")
+        except duckdb.Error as e:
+            self.cannot_read(where, e)
+            return
+        self.pages(imp, ses, where)
+
+    def pages(self, imp: str, ses: str, where: str) -> None:
+        known_ses = ses in self.counts
+        join = f"LEFT JOIN {ses} s ON s.session_id = p.session_id" if known_ses else ""
+        known = "s.session_id IS NOT NULL" if known_ses else "TRUE"
+        try:
+            r = self.row(_PAGES_SQL.format(imp=imp, known=known, join=join))
+        except duckdb.Error as e:
+            self.cannot_read(where, e)
+            return
+        if r[0]:
+            dup = self.row(f"SELECT MIN(position) FROM (SELECT position FROM {imp} WHERE session_id = {int(r[1])} "
+                           "GROUP BY position HAVING COUNT(*) > 1)")[0]
+            self.problems.append(f"{where}: {r[0]} duplicate key(s) (session_id, position), e.g. session_id {r[1]} "
+                                 f"position {dup}; expected one row per (session_id, position)")
+        if r[2]:
+            self.problems.append(f"{where}: {r[2]} page(s) with positions that were never shown, e.g. session_id "
+                                 f"{r[3]} logs position {r[4]} but only {r[5]} item(s); expected positions 1..k "
+                                 "without gaps")
+        if r[6]:
+            self.problems.append(f"{where}: {r[6]} impression(s) whose session_id is not in {ses}, "
+                                 f"e.g. session_id {r[7]}")
+
+
 def validate_dataset(dataset: Dataset, require_arm: bool = False, max_position: int = 50,
                      replay: bool = False) -> dict[str, int]:
     """Raise :class:`InputError` listing every contract violation; return row counts per table.
@@ -204,184 +473,28 @@ def validate_dataset(dataset: Dataset, require_arm: bool = False, max_position: 
             if p:
                 broken.add(name)
     con, views = _connect(dataset, problems, broken)
-    counts: dict[str, int] = {}
-
-    def count(sql: str) -> tuple:
-        return con.execute(sql).fetchall()[0]
-
-    def check(where: str, sql: str, what) -> None:
-        """Run a check; ``what(row)`` gives the problem or None; unreadable data is itself a problem."""
-        try:
-            msg = what(count(sql))
-        except duckdb.Error as e:
-            msg = f"cannot read ({_first_line(e)})"
-        if msg:
-            problems.append(f"{where}: {msg}")
-
+    v = _Validation(dataset, con, problems)
     try:
         for name, table in TABLES.items():
-            where = _where(dataset, name) if dataset.has(name) else f"{dataset.path}/{name}"
-            if not dataset.has(name):
-                if table.required:
-                    problems.append(f"{where}: missing table (required: {table.doc})")
-                elif replay and name in ("candidates", "items"):
-                    problems.append(f"{where}: missing table (required to replay the log offline, data.mode: "
-                                    f"offline — {table.doc})")
-                continue
-            if name not in views:
-                continue
-            try:
-                actual = {r[0]: r[1] for r in con.execute(f"DESCRIBE {name}").fetchall()}
-                kind, _ = _source_files(dataset, name)
-                schema_problems = _schema_problems(actual, where, table)
-                if not schema_problems and dataset.cast:
-                    schema_problems = _cast_problems(con, dataset, name, where, kind == "csv")
-            except duckdb.Error as e:
-                problems.append(f"{where}: cannot read ({_first_line(e)})")
-                continue
-            problems += schema_problems
-            if schema_problems:
-                continue
-            required = [c.name for c in table.columns if not c.nullable]
-            sql = ", ".join(["COUNT(*)"] + [f"COUNT(*) FILTER (WHERE {c} IS NULL)" for c in required])
-            try:
-                row = count(f"SELECT {sql} FROM {name}")
-            except duckdb.Error as e:
-                problems.append(f"{where}: cannot read ({_first_line(e)})")
-                continue
-            if row[0] == 0 and name in ("sessions", "impressions"):
-                problems.append(f"{where}: no rows (expected at least one {name[:-1]})")
-                continue
-            counts[name] = int(row[0])
-            for c, n in zip(required, row[1:]):
-                if n:
-                    problems.append(f"{where}: {n} null value(s) in required column '{c}'")
-            key = ", ".join(table.key)
-            if table.key == ("session_id", "position"):
-                continue  # checked per page below, with the gaps (one pass, no 50M-key hash table)
-            check(where, f"SELECT COUNT(*), MIN(({key})) FROM (SELECT {key} FROM {name} GROUP BY {key} "
-                         "HAVING COUNT(*) > 1)",
-                  lambda r: r[0] and f"{r[0]} duplicate key(s) ({key}), e.g. {_example(table.key, r[1])}; "
-                                     f"expected one row per ({key})")
-        ok = set(counts)
+            v.table(name, table, name in views, replay)
+        ok = frozenset(v.counts)
         for imp, ses in (("impressions", "sessions"), ("pre_impressions", "pre_sessions")):
-            if imp not in ok:
-                continue
-            where = _where(dataset, imp)
-            rules = [
-                (f"position < 1 OR position > {max_position}", f"position outside 1..{max_position}"),
-                ("purchased AND NOT clicked", "purchase without a click (purchased implies clicked)"),
-                ("orders < 0 OR revenue < 0", "negative orders or revenue (expected >= 0)"),
-                ("orders > 0 AND NOT purchased", "orders without a purchase (orders must be 0 unless purchased)"),
-                ("purchased AND orders < 1", "purchase with no order (orders must be >= 1 when purchased)"),
-                ("revenue > 0 AND orders = 0", "revenue without an order (revenue comes from orders)"),
-                ("propensity IS NOT NULL AND (propensity <= 0 OR propensity > 1)", "propensity outside (0, 1]"),
-            ]
-            sql = ", ".join(f"COUNT(*) FILTER (WHERE {c}), MIN(session_id) FILTER (WHERE {c})" for c, _ in rules)
-            try:
-                r = count(f"SELECT {sql} FROM {imp}")
-                for k, (_, what) in enumerate(rules):
-                    if r[2 * k]:
-                        problems.append(f"{where}: {r[2 * k]} row(s) with {what}, e.g. session_id {r[2 * k + 1]}")
-            except duckdb.Error as e:
-                problems.append(f"{where}: cannot read ({_first_line(e)})")
-                continue
-            # one row per page: the distinct positions shown, counted by a bitmask (positions outside 1..64 are
-            # reported above) — a duplicate when rows > distinct, a gap when the top position > distinct —
-            # so duplicates, gaps and unknown sessions cost one group-by on session_id
-            join = f"LEFT JOIN {ses} s ON s.session_id = p.session_id" if ses in ok else ""
-            known = "s.session_id IS NOT NULL" if ses in ok else "TRUE"
-            try:
-                r = count(f"""
-                    WITH p AS (
-                        SELECT session_id, COUNT(*) AS rows_,
-                               MAX(position) FILTER (WHERE position BETWEEN 1 AND 64) AS top,
-                               COUNT(*) FILTER (WHERE position BETWEEN 1 AND 64) AS k,
-                               bit_count(bit_or(CAST(1 AS UBIGINT) << CAST(LEAST(GREATEST(position, 1), 64) - 1 AS INTEGER))
-                                         FILTER (WHERE position BETWEEN 1 AND 64)) AS shown
-                        FROM {imp} GROUP BY session_id)
-                    SELECT SUM(k - shown), MIN(p.session_id) FILTER (WHERE k > shown),
-                           COUNT(*) FILTER (WHERE top > shown), MIN(p.session_id) FILTER (WHERE top > shown),
-                           arg_min(top, p.session_id) FILTER (WHERE top > shown),
-                           arg_min(shown, p.session_id) FILTER (WHERE top > shown),
-                           SUM(rows_) FILTER (WHERE NOT ({known})), MIN(p.session_id) FILTER (WHERE NOT ({known}))
-                    FROM p {join}""")
-            except duckdb.Error as e:
-                problems.append(f"{where}: cannot read ({_first_line(e)})")
-                continue
-            if r[0]:
-                dup = count(f"SELECT MIN(position) FROM (SELECT position FROM {imp} WHERE session_id = {int(r[1])} "
-                            "GROUP BY position HAVING COUNT(*) > 1)")[0]
-                problems.append(f"{where}: {r[0]} duplicate key(s) (session_id, position), e.g. session_id {r[1]} "
-                                f"position {dup}; expected one row per (session_id, position)")
-            if r[2]:
-                problems.append(f"{where}: {r[2]} page(s) with positions that were never shown, e.g. session_id {r[3]} "
-                                f"logs position {r[4]} but only {r[5]} item(s); expected positions 1..k without gaps")
-            if r[6]:
-                problems.append(f"{where}: {r[6]} impression(s) whose session_id is not in {ses}, "
-                                f"e.g. session_id {r[7]}")
-        windows = _world_windows(dataset)
-        for ses in ("sessions", "pre_sessions"):
-            if ses not in ok:
-                continue
-            where = _where(dataset, ses)
-            for col, allowed in (("query_segment", SEGMENTS), ("query_complexity", COMPLEXITIES)):
-                values = ", ".join(f"'{v}'" for v in allowed)
-                check(where, f"SELECT COUNT(*), MIN({col}) FROM {ses} WHERE {col} NOT IN ({values})",
-                      lambda r, col=col, allowed=allowed: r[0] and
-                      f"{r[0]} row(s) with column '{col}' = {r[1]!r}; expected one of {', '.join(allowed)}")
-            future = (datetime.now(timezone.utc) + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
-            check(where, f"SELECT COUNT(*), MIN(session_id), arg_min(ts, session_id) FROM {ses} "
-                         f"WHERE ts < TIMESTAMPTZ '{EARLIEST_TS} 00:00:00+00' OR ts > TIMESTAMPTZ '{future}+00'",
-                  lambda r: r[0] and f"{r[0]} session(s) with an implausible column 'ts', e.g. session_id {r[1]} at "
-                                     f"{r[2]}; expected a UTC time after {EARLIEST_TS} and not in the future "
-                                     "(seconds vs microseconds?)")
-            if ses in windows:
-                lo, hi = windows[ses]
-                check(where, f"SELECT COUNT(*), MIN(session_id), arg_min(ts, session_id) FROM {ses} "
-                             f"WHERE ts < TIMESTAMPTZ '{lo} 00:00:00+00' OR ts >= TIMESTAMPTZ '{hi} 00:00:00+00'",
-                      lambda r, lo=lo, hi=hi, ses=ses: r[0] and
-                      f"{r[0]} session(s) with column 'ts' outside the {'pre-period' if ses.startswith('pre') else 'experiment'} "
-                      f"window [{lo}, {hi}) of world.json, e.g. session_id {r[1]} at {r[2]}")
-        if "sessions" in ok and "pre_sessions" in ok and "sessions" not in windows:
-            check(_where(dataset, "sessions"),
-                  "SELECT COUNT(*), MIN(s.session_id), arg_min(s.ts, s.session_id), (SELECT MAX(ts) FROM pre_sessions) "
-                  "FROM sessions s WHERE s.ts <= (SELECT MAX(ts) FROM pre_sessions)",
-                  lambda r: r[0] and f"{r[0]} session(s) with column 'ts' at or before the last pre-period session "
-                                     f"({r[3]}), e.g. session_id {r[1]} at {r[2]}; expected the experiment window to "
-                                     "start after the pre-period")
-        if "relevance_labels" in ok:
-            check(_where(dataset, "relevance_labels"),
-                  f"SELECT COUNT(*), arg_min(grade, item_id), MIN(item_id) FROM relevance_labels "
-                  f"WHERE grade < 0 OR grade > {MAX_GRADE}",
-                  lambda r: r[0] and f"{r[0]} grade(s) outside 0..{MAX_GRADE} in column 'grade', e.g. {r[1]} "
-                                     f"for item_id {r[2]}")
-        if "page_labels" in ok and "sessions" in ok:
-            known = "SELECT session_id FROM sessions" + (" UNION ALL SELECT session_id FROM pre_sessions"
-                                                         if "pre_sessions" in ok else "")
-            check(_where(dataset, "page_labels"),
-                  f"SELECT COUNT(*), MIN(p.session_id) FROM page_labels p ANTI JOIN ({known}) s "
-                  "ON s.session_id = p.session_id",
-                  lambda r: r[0] and f"{r[0]} page label(s) for sessions that are not in the log, e.g. "
-                                     f"session_id {r[1]}; expected labels of logged sessions")
-        if require_arm and "sessions" in ok:
-            where = _where(dataset, "sessions")
-            check(where, "SELECT COUNT(*), MIN(session_id) FROM sessions WHERE arm IS NULL",
-                  lambda r: r[0] and f"{r[0]} session(s) with no arm, e.g. session_id {r[1]} "
-                                     "(an online A/B log needs one)")
-            check(where, "SELECT COUNT(*), MIN(unit_id) FROM (SELECT unit_id FROM sessions WHERE arm IS NOT NULL "
-                         "GROUP BY unit_id HAVING MIN(arm) <> MAX(arm))",
-                  lambda r: r[0] and f"{r[0]} unit(s) logged in more than one arm, e.g. unit_id {r[1]!r}; "
-                                     "expected each unit_id in exactly one arm (assignment leak)")
+            if imp in ok:
+                v.impressions(imp, ses, max_position)
+        future = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
+        scope = _Scope(ok, _world_windows(dataset), require_arm, future)
+        for check in _CHECKS:
+            if check.applies(scope):
+                v.run(check, scope)
     finally:
         con.close()
     if problems:
         raise InputError("\n".join(problems), problems)
-    return counts
+    return v.counts
 
 
-def _example(key: tuple[str, ...], value) -> str:
+def _example(key: tuple[str, ...], value: Any) -> str:
     if len(key) == 1:
         return f"{key[0]} {value!r}"
     values = value if isinstance(value, (tuple, list)) else list(value.values()) if isinstance(value, dict) else [value]
-    return " ".join(f"{k} {v!r}" for k, v in zip(key, values))
+    return " ".join(f"{k} {v!r}" for k, v in zip(key, values, strict=False))  # a scalar names the first column

@@ -7,6 +7,7 @@ these, and importing it costs nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from difflib import get_close_matches
 from typing import Literal, get_args
 
@@ -43,13 +44,12 @@ SUFFICIENT_SUMS: dict[str, tuple[str, ...]] = {
     "sum_x_yp": ("x", "yp"), "sum_y_xp": ("y", "xp"), "sum_y_yp": ("y", "yp"),
 }
 _COVARIATE = {"xp", "yp"}
-BASE_SUMS = ("sum_x", "sum_x2")
 RATIO_SUMS = ("sum_y", "sum_y2", "sum_xy")  # the denominator's sums: ratio metrics only
 SMALL_SAMPLE_SUMS = tuple(s for s, f in SUFFICIENT_SUMS.items() if len(f) == 3)  # the small-sample correction's
 COVARIATE_SUMS = tuple(s for s, f in SUFFICIENT_SUMS.items() if _COVARIATE & set(f))  # CUPED's, x's first
 
 
-def did_you_mean(name: str, choices: object) -> str:
+def did_you_mean(name: object, choices: Iterable[object]) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing."""
-    hint = get_close_matches(str(name), sorted(map(str, choices)), n=1)  # type: ignore[call-overload]
+    hint = get_close_matches(str(name), sorted(map(str, choices)), n=1)
     return f" (did you mean {hint[0]!r}?)" if hint else ""

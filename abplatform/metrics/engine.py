@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from string import Template
 
 import duckdb
@@ -18,8 +19,8 @@ from abplatform.contract import PAGE_LABELS, RELEVANCE_LABELS
 from abplatform.dataset import Dataset, duck_type
 from abplatform.errors import InputError
 from abplatform.metrics.base import Metric
-from abplatform.vocabulary import SEGMENT_COLUMNS, SUFFICIENT_SUMS
 from abplatform.resources import sql_dir
+from abplatform.vocabulary import SUFFICIENT_SUMS
 
 SQL_DIR = sql_dir()  # the package data abplatform.sql (top-level sql/ in the repository)
 OVERALL = "all"
@@ -43,7 +44,16 @@ def _unit_column_pattern(metric: Metric) -> re.Pattern:
     return re.compile(r"\b(" + "|".join(names) + r")\b")
 
 
-def metric_expressions(metric: Metric, prefix: str = "") -> dict[str, str | None]:
+@dataclass(frozen=True)
+class MetricExpressions:
+    x: str
+    y: str
+    xp: str
+    yp: str
+    cap: str | None
+
+
+def metric_expressions(metric: Metric, prefix: str = "") -> MetricExpressions:
     """SQL for a metric's x, y, xp, yp and the cap on x, over the unit columns named ``prefix`` +
     column (``prev_`` for a unit's previous cumulative state); the cap is None without one."""
     pattern = _unit_column_pattern(metric)
@@ -59,8 +69,8 @@ def metric_expressions(metric: Metric, prefix: str = "") -> dict[str, str | None
         cap = f"quantile_cont(CAST({x} AS DOUBLE), {float(metric.cap_percentile)}) OVER (PARTITION BY segment_value)"
     else:
         cap = None
-    return {"x": x, "y": prefixed(y, prefix), "xp": prefixed(metric.numerator, "pre_"), "yp": prefixed(y, "pre_"),
-            "cap": cap}
+    return MetricExpressions(x=x, y=prefixed(y, prefix), xp=prefixed(metric.numerator, "pre_"),
+                             yp=prefixed(y, "pre_"), cap=cap)
 
 
 def metric_moments(metric: Metric, covariates: bool) -> list[str]:
@@ -80,15 +90,15 @@ def arm_stats_sql(metrics: Sequence[Metric], source: str, covariates: bool, cumu
         m = f"m{i}_"
         for state in states:
             e = metric_expressions(metric, state)
-            x_raw, x, y, cap = f"{m}{state}x_raw", f"{m}{state}x", f"{m}{state}y", e["cap"]
-            values += [f"{_as_double(e['x'], state)} AS {x_raw}", f"{_as_double(e['y'], state)} AS {y}"]
+            x_raw, x, y, cap = f"{m}{state}x_raw", f"{m}{state}x", f"{m}{state}y", e.cap
+            values += [f"{_as_double(e.x, state)} AS {x_raw}", f"{_as_double(e.y, state)} AS {y}"]
             if metric.cap_percentile is not None:  # a window: computed in v, applied in capped
                 values.append(f"{cap} AS {m}{state}cap")
                 cap = f"{m}{state}cap"
             capped += [f"CASE WHEN {x_raw} > {cap} THEN {cap} ELSE {x_raw} END AS {x}" if cap else f"{x_raw} AS {x}", y]
         if covariates:
             e = metric_expressions(metric)
-            values += [f"CAST({e['xp']} AS DOUBLE) AS {m}xp", f"CAST({e['yp']} AS DOUBLE) AS {m}yp"]
+            values += [f"CAST({e.xp} AS DOUBLE) AS {m}xp", f"CAST({e.yp} AS DOUBLE) AS {m}yp"]
             capped += [f"{m}xp", f"{m}yp"]
         for name in metric_moments(metric, covariates):
             new = " * ".join(m + f for f in SUFFICIENT_SUMS[name])
@@ -150,7 +160,7 @@ class MetricsEngine:
         self.pre_period_days = pre_period_days
         self.con = dataset.connect(threads)
         if memory_limit and isinstance(self.con, duckdb.DuckDBPyConnection):
-            # duckdb spills to disk past this: the analysis of a 50M-impression log stays under 2 GB
+            # duckdb spills to disk past this, so the analysis of a large log stays within a memory budget
             self.con.execute(f"SET memory_limit = '{memory_limit}'")
             self.con.execute("SET preserve_insertion_order = false")
         for name, schema in (("relevance_labels", RELEVANCE_LABELS.schema), ("page_labels", PAGE_LABELS.schema)):
@@ -176,7 +186,8 @@ class MetricsEngine:
         return sql_template("01_session_values.sql").substitute(
             sessions=sessions, impressions=impressions, relevance_labels="relevance_labels",
             page_labels="page_labels", user_aggs=user_aggs, user_columns=self.user_sql["user_columns"],
-            impression_sessions=f"\n    JOIN {sessions} sq ON sq.session_id = i.session_id" if "sq." in user_aggs else "",
+            impression_sessions=(f"\n    JOIN {sessions} sq ON sq.session_id = i.session_id"
+                                 if "sq." in user_aggs else ""),
             extra_segments=extra)
 
     def _check_extra_segments(self) -> None:
@@ -209,7 +220,8 @@ class MetricsEngine:
         totals = sql_template("02_unit_totals.sql").substitute(
             keys=f"unit_id,\n    arm,\n    {segment} AS segment_value", group_by=f"unit_id, arm, {segment}",
             source=source, filter="arm IS NOT NULL", user_totals=self.user_sql["user_totals"])
-        return sql_template("02_unit_values.sql").substitute(unit_totals=totals, user_select=self.user_sql["user_select"])
+        return sql_template("02_unit_values.sql").substitute(unit_totals=totals,
+                                                             user_select=self.user_sql["user_select"])
 
     def _arm_stats(self, metrics: Sequence[Metric], source: str, cumulative: bool = False,
                    covariates: bool | None = None) -> pd.DataFrame:
@@ -246,7 +258,8 @@ class MetricsEngine:
             look = self._arm_stats(capped_per_look, f"({self._unit_values_sql(OVERALL, upto_day)}) unit_values")
             frames.append(long_arm_stats(look, capped_per_look).assign(segment_value=day))
         daily = pd.concat(frames, ignore_index=True).rename(columns={"segment_value": "day"})
-        daily = daily.sort_values(["day", "metric", "arm"], kind="stable")[["metric", "day", "arm", "n", *SUFFICIENT_SUMS]]
+        daily = daily.sort_values(["day", "metric", "arm"], kind="stable")[
+            ["metric", "day", "arm", "n", *SUFFICIENT_SUMS]]
         return daily.reset_index(drop=True)
 
     def _state_columns(self, metrics: Sequence[Metric]) -> dict[str, str]:

@@ -26,9 +26,11 @@ from abplatform.dataset import Dataset, duck_type
 from abplatform.errors import InputError
 from abplatform.metrics.engine import MetricsEngine
 from abplatform.metrics.transpile import to_spark
-from abplatform.spark_session import DEFAULT_MASTER, BASE_CONF, spark_session
+from abplatform.spark_session import BASE_CONF, DEFAULT_MASTER, spark_session
 
-from pyspark.sql import DataFrame, SparkSession  # noqa: E402 - after spark_session's friendly ImportError
+# isort: split
+# pyspark after spark_session, whose import raises a friendly ImportError when pyspark is missing
+from pyspark.sql import DataFrame, SparkSession
 
 # ---------------------------------------------------------------------------------------------
 # Sources: where each contract table lives, as Spark sees it.
@@ -166,7 +168,6 @@ class _SparkDataset:
     """What :class:`MetricsEngine` asks of a dataset (``has``, ``connect``), answered by Spark views."""
 
     def __init__(self, dataset_or_paths, spark: SparkSession):
-        self.original = dataset_or_paths
         self.path = getattr(dataset_or_paths, "path", dataset_or_paths)
         mapping = getattr(dataset_or_paths, "mapping", None) or {}
         self.con = SparkConnection(spark)

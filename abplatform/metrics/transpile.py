@@ -40,7 +40,7 @@ class NotPortableError(ValueError):
     """The SQL uses a construct that does not give the same result on duckdb and Spark."""
 
 
-def check_portable(tree: exp.Expression) -> None:
+def check_portable(tree: exp.Expr) -> None:
     for node in tree.walk():
         if isinstance(node, exp.Qualify):
             raise NotPortableError("QUALIFY is not portable (transpiles to different results on Spark)")
@@ -51,7 +51,7 @@ def check_portable(tree: exp.Expression) -> None:
             raise NotPortableError(f"SUM over a boolean ({node.sql(READ)}): cast it to BIGINT first")
 
 
-def _safe_divisor(d: exp.Expression) -> bool:
+def _safe_divisor(d: exp.Expr) -> bool:
     while isinstance(d, exp.Paren):
         d = d.this
     if isinstance(d, exp.Nullif):
@@ -59,10 +59,11 @@ def _safe_divisor(d: exp.Expression) -> bool:
     return isinstance(d, exp.Literal) and not d.is_string and float(d.this) != 0
 
 
-def _rewrite(node: exp.Expression, tables: dict[str, str]) -> exp.Expression:
+def _rewrite(node: exp.Expr, tables: dict[str, str]) -> exp.Expr:
     if isinstance(node, (exp.Quantile, exp.PercentileCont)):
         # duckdb quantile_cont(x, p) parses as Quantile/PercentileCont(this=x, quantile=p)
         q = node.args.get("quantile") or node.args.get("expression")
+        assert q is not None, node.sql()  # the parser sets one or the other
         return exp.Anonymous(this="percentile", expressions=[node.this.copy(), q.copy()])
     if isinstance(node, exp.Div) and not _safe_divisor(node.expression):
         node.set("expression", exp.Nullif(this=node.expression.copy(), expression=exp.Literal.number(0)))

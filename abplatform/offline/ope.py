@@ -54,7 +54,6 @@ from abplatform.rankers import CandidateBatch, Catalog, Ranker, candidate_matrix
 
 DEFAULT_MIN_ESS = 100.0
 DEFAULT_MAX_WEIGHT_SHARE = 0.01
-ESTIMATORS = ("ips", "snips", "dr", "dm")
 
 
 class WeightExplosionWarning(UserWarning):
@@ -238,7 +237,7 @@ def evaluate_pages(logged_items: np.ndarray, clicks: np.ndarray, propensity: np.
     ``baseline[i, k]``: a model's P(click at k) for the target page of session i (its item t_ik).
     """
     clicks = np.asarray(clicks, dtype=float)
-    n, k = clicks.shape
+    n, _ = clicks.shape
     if n < 2:
         raise ValueError("off-policy estimation needs at least 2 sessions")
     w = ip_weights(logged_items, propensity, target_items)

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from abplatform.errors import InputError
-from abplatform.vocabulary import BUILTIN_RANKER_NAMES
 from abplatform.rankers.base import CandidateBatch, Catalog, Ranker, candidate_matrix, rank
 from abplatform.rankers.precomputed import PrecomputedRanker
 from abplatform.rankers.v1 import V1Ranker
 from abplatform.rankers.v2 import V2Ranker
+from abplatform.vocabulary import BUILTIN_RANKER_NAMES
 
 BUILTIN_RANKERS = {"v1": V1Ranker, "v2": V2Ranker}
 assert tuple(BUILTIN_RANKERS) == BUILTIN_RANKER_NAMES  # the config checks names without importing rankers

@@ -29,7 +29,7 @@ class PrecomputedRanker:
                              "and score or rank)")
         try:
             table = pq.read_table(self.path)
-        except Exception as e:  # pyarrow raises several types for unreadable files
+        except Exception as e:  # noqa: BLE001 - pyarrow raises several types for unreadable files
             raise InputError(f"{self.path}: not a readable parquet file ({str(e).splitlines()[0]})") from None
         cols = set(table.column_names)
         missing = {"session_id", "item_id"} - cols

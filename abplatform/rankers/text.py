@@ -32,11 +32,11 @@ def table_rows(keys: Sequence[str], rows: dict[str, int], append: Callable[[list
     found = np.fromiter(map(rows.get, keys, repeat(-1)), np.int64, len(keys))
     missing = np.flatnonzero(found < 0)
     if len(missing):
-        new = list(dict.fromkeys(keys[i] for i in missing))
+        new = list(dict.fromkeys(keys[i] for i in missing.tolist()))
         start = len(rows)
         append(new)
-        rows.update(zip(new, range(start, start + len(new))))
-        found[missing] = [rows[keys[i]] for i in missing]
+        rows.update(zip(new, range(start, start + len(new)), strict=True))
+        found[missing] = [rows[keys[i]] for i in missing.tolist()]
     return found
 
 
@@ -46,7 +46,8 @@ def query_constraints(query: str, vocabulary: dict[str, dict[str, int]]) -> tupl
     return attrs[0], float(caps[0])
 
 
-def query_constraints_many(queries: Sequence[str], vocabulary: dict[str, dict[str, int]]) -> tuple[np.ndarray, np.ndarray]:
+def query_constraints_many(queries: Sequence[str],
+                           vocabulary: dict[str, dict[str, int]]) -> tuple[np.ndarray, np.ndarray]:
     """:func:`query_constraints` of each query: (n, attributes) codes, the last word naming one wins; (n,) caps."""
     named: dict[str, list[tuple[int, int]]] = {}  # word -> (attribute, code) of every attribute value it is
     for a, values in enumerate(vocabulary.values()):
@@ -87,13 +88,14 @@ class BM25Index:
         idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
         dl = np.asarray(tf.sum(axis=1)).ravel()
         norm = k1 * (1 - b + b * dl / dl.mean())
-        tf = tf.tocoo()
-        w = idf[tf.col] * tf.data * (k1 + 1) / (tf.data + norm[tf.row])
+        coo = tf.tocoo()
+        w = idf[coo.col] * coo.data * (k1 + 1) / (coo.data + norm[coo.row])
         # titles share a small vocabulary, so a dense table makes scoring gathers; term-major, so one
         # term's weights over all items sit together in cache; its last row, all zeros, is "no term"
         self.n_docs = n_docs
         self._no_term = len(self.vocab)
-        self.term_weights = sp.csr_matrix((w, (tf.col, tf.row)), shape=(len(self.vocab) + 1, n_docs)).toarray().ravel()
+        self.term_weights = sp.csr_matrix((w, (coo.col, coo.row)),
+                                          shape=(len(self.vocab) + 1, n_docs)).toarray().ravel()
         # per distinct query seen: its sorted distinct term ids, padded with -1 to a common width
         self._query_rows: dict[str, int] = {}
         self._terms = np.full((0, 1), -1, dtype=np.int64)

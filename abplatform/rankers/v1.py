@@ -30,7 +30,7 @@ def item_log_stats(dataset: Dataset, catalog: Catalog, table: str = "pre_impress
             GROUP BY i.item_id""").fetchnumpy()
     finally:
         con.close()
-    rows = catalog.rows(res["item_id"])
+    rows = catalog.rows(np.asarray(res["item_id"]))
     keep = rows >= 0
     for k in out:
         out[k][rows[keep]] = np.asarray(res[k], dtype=float)[keep]
@@ -61,7 +61,7 @@ class V1Ranker:
     def __init__(self, w_ctr: float = 1.0, w_pop: float = 0.25, prior_strength: float = 50.0):
         self.w_ctr, self.w_pop, self.prior_strength = w_ctr, w_pop, prior_strength
         self.catalog: Catalog | None = None
-        self.prior = None
+        self.prior: np.ndarray | None = None
 
     def fit(self, dataset: Dataset, catalog: Catalog) -> V1Ranker:
         self.catalog = catalog
@@ -80,7 +80,7 @@ class V1Ranker:
         return self
 
     def score(self, batch: CandidateBatch) -> np.ndarray:
-        if self.catalog is None:
+        if self.catalog is None or self.prior is None:  # both set by fit
             raise RuntimeError("V1Ranker.score called before fit")
         queries, index = batch.distinct_queries()
         score = self.bm25.score(queries, batch.candidate_rows, index)

@@ -19,11 +19,10 @@ popularity term, which lifts long-tail items that V1's exposure feedback buries.
 
 from __future__ import annotations
 
-
 import numpy as np
 
-from abplatform.dataset import Dataset
 from abplatform.contract import ATTRIBUTE_NAMES
+from abplatform.dataset import Dataset
 from abplatform.rankers.base import CandidateBatch, Catalog
 from abplatform.rankers.text import attribute_vocabulary, query_constraints_many, table_rows, tokenize
 from abplatform.rankers.v1 import item_log_stats, logged_queries
@@ -50,7 +49,7 @@ class V2Ranker:
         def add(token: str, cat: int, weight: float = 1.0) -> None:
             counts.setdefault(token, np.zeros(n_cat))[cat] += weight
 
-        for title, cat in zip(catalog.titles, catalog.category):
+        for title, cat in zip(catalog.titles, catalog.category, strict=True):
             for t in set(tokenize(title)):
                 add(t, cat)
         self.query_clicks: dict[str, np.ndarray] = {}
@@ -63,9 +62,10 @@ class V2Ranker:
                     WHERE i.clicked GROUP BY s.query, i.item_id""").fetchnumpy()
             finally:
                 con.close()
-            cats = catalog.category[np.maximum(catalog.rows(res["item_id"]), 0)]
-            known = catalog.rows(res["item_id"]) >= 0
-            for q, cat, c, ok in zip(res["query"], cats, res["clicks"], known):
+            item_rows = catalog.rows(np.asarray(res["item_id"]))
+            cats = catalog.category[np.maximum(item_rows, 0)]
+            known = item_rows >= 0
+            for q, cat, c, ok in zip(res["query"], cats, res["clicks"], known, strict=True):
                 if not ok:
                     continue
                 self.query_clicks.setdefault(q, np.zeros(n_cat))[cat] += c
@@ -73,7 +73,8 @@ class V2Ranker:
                     add(t, cat, float(c))
         self.category_prior = np.bincount(catalog.category, minlength=n_cat) / len(catalog)
         self.token_log_lift = {
-            t: np.log((c + self.smoothing * self.category_prior) / (c.sum() + self.smoothing)) - np.log(self.category_prior)
+            t: (np.log((c + self.smoothing * self.category_prior) / (c.sum() + self.smoothing))
+                - np.log(self.category_prior))
             for t, c in counts.items()
         }
         self.attribute_tokens = attribute_vocabulary(catalog)

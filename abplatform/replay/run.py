@@ -91,7 +91,7 @@ def keep_freed_memory() -> None:
     """For pool workers: keep freed memory in the process instead of returning it to the kernel.
 
     Every partition allocates arrays of about the same sizes; memory given back comes back as fresh
-    zeroed pages, a page fault each, which cost about a tenth of a worker's CPU. Arrow's buffers go
+    zeroed pages, a page fault each, a noticeable share of a worker's CPU. Arrow's buffers go
     through malloc too. A worker's peak memory stays one partition's working set."""
     pa.set_memory_pool(pa.system_memory_pool())
     try:

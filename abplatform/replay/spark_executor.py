@@ -24,7 +24,9 @@ import pyarrow as pa
 from abplatform.replay.run import Partition, PartitionFn, PartitionResult, ReplayState
 from abplatform.spark_session import DEFAULT_MASTER, spark_session
 
-from pyspark.sql import SparkSession  # noqa: E402 - after spark_session's friendly ImportError
+# isort: split
+# pyspark after spark_session, whose import raises a friendly ImportError when pyspark is missing
+from pyspark.sql import SparkSession
 
 _RESULT_SCHEMA = pa.schema([("index", pa.int64()), ("result", pa.string())])
 _RESULT_DDL = "index BIGINT, result STRING"
@@ -65,8 +67,9 @@ class SparkExecutor:
             rows = (self.spark.range(0, len(parts), 1, numPartitions=len(parts))
                     .mapInArrow(_partition_task(fn, bc, parts), _RESULT_DDL).toArrow().to_pylist())
         finally:
-            sc.setLocalProperty("spark.jobGroup.id", None)
-            sc.setLocalProperty("spark.job.description", None)
+            # None removes a local property (Spark's setLocalProperty); pyspark's annotation says str
+            sc.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+            sc.setLocalProperty("spark.job.description", None)  # type: ignore[arg-type]
             bc.destroy()
         for r in sorted(rows, key=lambda r: r["index"]):
-            yield tuple(json.loads(r["result"]))  # type: ignore[misc]
+            yield tuple(json.loads(r["result"]))

@@ -39,20 +39,22 @@ def markdown(report: Report) -> str:
     if under:
         lines += ["", f"Underpowered (observed MDE above the planned one): {', '.join(under)}."]
     if report.segments:
-        lines += ["", "## By segment", "", f"| segment | value | metric | rel diff | {ci} | p |", "|---|---|---|---|---|---|"]
+        lines += ["", "## By segment", "", f"| segment | value | metric | rel diff | {ci} | p |",
+                  "|---|---|---|---|---|---|"]
         for s in report.segments:
             lines.append(f"| {s.segment} | {s.segment_value} | {s.metric} | {fmt_pct(s.rel_effect)} | "
                          f"{fmt_ci(s.rel_ci_low, s.rel_ci_high)} | {fmt_p(s.p_value)} |")
     if report.offline_vs_online:
         rows = report.offline_vs_online
-        lines += ["", f"## Offline prediction vs online result ({rows[0].offline_experiment} "
-                      f"{rows[0].offline_run_id} vs {rows[0].online_experiment} {rows[0].online_run_id})", "",
+        lines += ["", (f"## Offline prediction vs online result ({rows[0].offline_experiment} "
+                       f"{rows[0].offline_run_id} vs {rows[0].online_experiment} {rows[0].online_run_id})"), "",
                   f"| metric | predicted lift | {ci} | observed lift | {ci} | prediction inside observed CI |",
                   "|---|---|---|---|---|---|"]
         for r in rows:
             lines.append(f"| {r.metric} | {fmt_pct(r.predicted_rel_effect)} | "
                          f"{fmt_ci(r.predicted_rel_ci_low, r.predicted_rel_ci_high)} | "
-                         f"{fmt_pct(r.observed_rel_effect)} | {fmt_ci(r.observed_rel_ci_low, r.observed_rel_ci_high)} | "
+                         f"{fmt_pct(r.observed_rel_effect)} | "
+                         f"{fmt_ci(r.observed_rel_ci_low, r.observed_rel_ci_high)} | "
                          f"{'yes' if r.prediction_inside_observed_ci else 'no'} |")
     if report.long_tail is not None:
         lt = report.long_tail

@@ -54,7 +54,8 @@ def _cs_reference(n_total: np.ndarray, alpha0: float, tuning_n: float) -> Refere
     )
 
 
-def _group_sequential_reference(keys: pd.DataFrame, n_total: np.ndarray, spec: SequentialSpec, alpha0: float) -> Reference:
+def _group_sequential_reference(keys: pd.DataFrame, n_total: np.ndarray, spec: SequentialSpec,
+                                alpha0: float) -> Reference:
     info = n_total / float(spec.planned_n)  # type: ignore[arg-type]
     look = spec.look
     where: list[tuple[np.ndarray, int]] = [(np.empty(0), 0)] * len(keys)
@@ -65,16 +66,17 @@ def _group_sequential_reference(keys: pd.DataFrame, n_total: np.ndarray, spec: S
         g = g.sort_values(look)
         t = g["_info"].to_numpy()
         if np.any(np.diff(t) < 0):
-            raise ValueError("group-sequential looks need cumulative sums: n must not decrease from one look to the next")
-        for row, w in zip(g["_row"].to_numpy(), seq.final_schedule(t)):
+            raise ValueError("group-sequential looks need cumulative sums: n must not decrease from one look "
+                             "to the next")
+        for row, w in zip(g["_row"].to_numpy(), seq.final_schedule(t), strict=True):
             where[row] = w
 
     def quantile(a: np.ndarray) -> np.ndarray:
         a = np.broadcast_to(a, (len(where),))
-        return np.array([seq.obf_multiplier(float(ai), *w, alpha0) for ai, w in zip(a, where)])
+        return np.array([seq.obf_multiplier(float(ai), *w, alpha0) for ai, w in zip(a, where, strict=True)])
 
     def p_value(z: np.ndarray) -> np.ndarray:
-        return np.array([seq.obf_p_value(float(zi), *w, alpha0) for zi, w in zip(z, where)])
+        return np.array([seq.obf_p_value(float(zi), *w, alpha0) for zi, w in zip(z, where, strict=True)])
 
     return quantile, p_value
 

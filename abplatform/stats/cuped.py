@@ -42,7 +42,8 @@ def cuped_adjust(control: ArmMoments, treatment: ArmMoments) -> CupedResult:
         w_t = treatment.n - treatment.ddof
         theta = (w_c * control.cov + w_t * treatment.cov) / (w_c * control.pre_var + w_t * treatment.pre_var)
         pooled = (control.pre_num + treatment.pre_num) / (control.pre_den + treatment.pre_den)
-        ok = np.isfinite(theta) & np.isfinite(pooled) & np.isfinite(control.pre_value) & np.isfinite(treatment.pre_value)
+        ok = (np.isfinite(theta) & np.isfinite(pooled) & np.isfinite(control.pre_value)
+              & np.isfinite(treatment.pre_value))
         theta = np.where(ok, theta, 0.0)
 
         def adjust(arm: ArmMoments) -> ArmMoments:

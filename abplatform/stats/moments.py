@@ -97,11 +97,14 @@ def arm_moments(frame: pd.DataFrame, types: np.ndarray, small_sample: bool = Tru
         # ratio metrics: linearise x − R·y (and xp − Rp·yp) and scale by the denominator mean
         ratio = c["sum_x"] / c["sum_y"]
         y_bar = c["sum_y"] / n
-        v_ratio = (v_xx - 2 * ratio * cm("sum_x", "sum_y", "sum_xy") + ratio**2 * cm("sum_y", "sum_y", "sum_y2")) / y_bar**2
+        v_ratio = (
+            v_xx - 2 * ratio * cm("sum_x", "sum_y", "sum_xy") + ratio**2 * cm("sum_y", "sum_y", "sum_y2")
+        ) / y_bar**2
         pre_ratio = c["sum_xp"] / c["sum_yp"]
         yp_bar = c["sum_yp"] / n
         v_pre_ratio = (
-            v_pp - 2 * pre_ratio * cm("sum_xp", "sum_yp", "sum_xp_yp") + pre_ratio**2 * cm("sum_yp", "sum_yp", "sum_yp2")
+            v_pp - 2 * pre_ratio * cm("sum_xp", "sum_yp", "sum_xp_yp")
+            + pre_ratio**2 * cm("sum_yp", "sum_yp", "sum_yp2")
         ) / yp_bar**2
         c_ratio = (
             c_xp
@@ -149,7 +152,8 @@ def suff_from_units(
     ``y`` and ``small_sample``, also Σx²y, Σxy², Σy³ for the ratio small-sample correction).
     """
     x = np.asarray(x, dtype=float)
-    out: dict[str, np.ndarray] = {"n": np.full(x.shape[:-1], x.shape[-1], dtype=np.int64), "sum_x": x.sum(-1), "sum_x2": (x * x).sum(-1)}
+    out: dict[str, np.ndarray] = {"n": np.full(x.shape[:-1], x.shape[-1], dtype=np.int64), "sum_x": x.sum(-1),
+                                  "sum_x2": (x * x).sum(-1)}
     pairs = {"y": y, "xp": xp, "yp": yp}
     vals = {"x": x, **{k: np.asarray(v, dtype=float) for k, v in pairs.items() if v is not None}}
     names = list(vals)

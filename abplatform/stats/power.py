@@ -29,18 +29,21 @@ def _z(alpha: float, power: float) -> float:
     return float(stats.norm.isf(alpha / 2) + stats.norm.ppf(power))
 
 
-def mde(sigma2: np.ndarray, n_control: np.ndarray, n_treatment: np.ndarray, alpha: float = 0.05, power: float = 0.8) -> np.ndarray:
+def mde(sigma2: np.ndarray, n_control: np.ndarray, n_treatment: np.ndarray, alpha: float = 0.05,
+        power: float = 0.8) -> np.ndarray:
     """Absolute minimum detectable effect at the given arm sizes."""
     return _z(alpha, power) * np.sqrt(sigma2 * (1 / np.asarray(n_control) + 1 / np.asarray(n_treatment)))
 
 
-def sample_size(sigma2: np.ndarray, effect: np.ndarray, alpha: float = 0.05, power: float = 0.8, treatment_share: float = 0.5) -> np.ndarray:
+def sample_size(sigma2: np.ndarray, effect: np.ndarray, alpha: float = 0.05, power: float = 0.8,
+                treatment_share: float = 0.5) -> np.ndarray:
     """Total units (both arms) to detect the absolute ``effect`` with the given power."""
     w = treatment_share
     return _z(alpha, power) ** 2 * np.asarray(sigma2) * (1 / (1 - w) + 1 / w) / np.asarray(effect) ** 2
 
 
-def power_at(effect: np.ndarray, sigma2: np.ndarray, n_control: np.ndarray, n_treatment: np.ndarray, alpha: float = 0.05) -> np.ndarray:
+def power_at(effect: np.ndarray, sigma2: np.ndarray, n_control: np.ndarray, n_treatment: np.ndarray,
+             alpha: float = 0.05) -> np.ndarray:
     """Probability that the two-sided test at ``alpha`` rejects when the true absolute effect is ``effect``."""
     se = np.sqrt(sigma2 * (1 / np.asarray(n_control) + 1 / np.asarray(n_treatment)))
     za = stats.norm.isf(alpha / 2)
@@ -55,13 +58,15 @@ def baseline_variance(baseline: pd.DataFrame, metrics: Mapping[str, MetricSpec],
     run) are summed into one pooled sample first.
     """
     sums = [c for c in baseline.columns if c == "n" or c.startswith("sum_")]
-    pooled = baseline[baseline["metric"].isin(list(metrics))].groupby("metric", sort=False)[sums].sum(min_count=1).reset_index()
+    pooled = (baseline[baseline["metric"].isin(list(metrics))].groupby("metric", sort=False)[sums]
+              .sum(min_count=1).reset_index())
     types = pooled["metric"].map({m: s.type for m, s in metrics.items()}).to_numpy()
     m = arm_moments(pooled, types)
     with np.errstate(divide="ignore", invalid="ignore"):
         rho2 = np.where(np.isfinite(m.cov), m.cov**2 / (m.var * m.pre_var), 0.0)
     sigma2 = m.var * (1 - rho2) if cuped else m.var
-    return pd.DataFrame({"metric": pooled["metric"], "type": types, "n": m.n, "value": m.value, "sigma2": sigma2, "rho2": rho2})
+    return pd.DataFrame({"metric": pooled["metric"], "type": types, "n": m.n, "value": m.value, "sigma2": sigma2,
+                         "rho2": rho2})
 
 
 def plan(
@@ -94,6 +99,7 @@ def plan(
         out["mde_abs"] = mde(out["sigma2"].to_numpy(), n_total * (1 - w), n_total * w, alpha, power)
         out["mde_rel"] = out["mde_abs"] / out["value"].abs()
     else:
+        assert relative_mde is not None  # exactly one of the two, checked above
         effect = relative_mde * out["value"].abs().to_numpy()
         n_total = sample_size(out["sigma2"].to_numpy(), effect, alpha, power, w)
         out["n_total"] = np.ceil(n_total)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def relative_ci(method: str, t: np.ndarray, c: np.ndarray, vt: np.ndarray, vc: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def relative_ci(method: str, t: np.ndarray, c: np.ndarray, vt: np.ndarray, vc: np.ndarray,
+                q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) of the relative effect by ``method`` ("delta", "log" or "fieller")."""
     with np.errstate(divide="ignore", invalid="ignore"):
         if method == "delta":
@@ -40,7 +41,8 @@ def relative_ci(method: str, t: np.ndarray, c: np.ndarray, vt: np.ndarray, vc: n
     raise ValueError(f"unknown relative_ci method {method!r}; use delta, log or fieller")
 
 
-def relative_z(method: str, t: np.ndarray, c: np.ndarray, vt: np.ndarray, vc: np.ndarray, r0: np.ndarray | float = 0.0) -> np.ndarray:
+def relative_z(method: str, t: np.ndarray, c: np.ndarray, vt: np.ndarray, vc: np.ndarray,
+               r0: np.ndarray | float = 0.0) -> np.ndarray:
     """z statistic of H0: T/C − 1 = r0, on the scale of ``method``."""
     with np.errstate(divide="ignore", invalid="ignore"):
         if method == "delta":

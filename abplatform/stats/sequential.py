@@ -22,7 +22,7 @@ Two procedures, both on the z statistic of an estimate (normal approximation):
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 from scipy import interpolate, optimize, special, stats
@@ -61,6 +61,13 @@ def _simpson_weights(k: int, h: float) -> np.ndarray:
     return w * h / 3
 
 
+def _exit_excess(c: float, tk: float, f: np.ndarray, g: np.ndarray, sd: float, pk: float) -> float:
+    """P(|B(t_k)| > c √t_k from the sub-density ``f`` on the grid ``g`` at the previous look) minus the
+    alpha ``pk`` to spend at look k (``sd`` = √(t_k - t_{k-1}))."""
+    a = c * np.sqrt(tk)
+    return float(f @ (special.ndtr((g - a) / sd) + special.ndtr((-a - g) / sd))) - pk
+
+
 @lru_cache(maxsize=4096)
 def _boundaries(t: tuple[float, ...], alpha: float, info: tuple[float, ...] | None = None) -> tuple[float, ...]:
     """Boundaries for spending fractions ``t`` (≤ 1) and information times ``info`` (default ``t``).
@@ -72,9 +79,11 @@ def _boundaries(t: tuple[float, ...], alpha: float, info: tuple[float, ...] | No
     info = t if info is None else info
     spent = np.diff(np.concatenate([[0.0], obf_spending(np.array(t), alpha)]))
     out: list[float] = []
-    grid = dens = wts = None  # continuation-region grid and sub-density of B(t_{k-1}) on it
+    # continuation-region grid and sub-density of B(t_{k-1}) on it (with its Simpson weights)
+    grid: np.ndarray | None = None
+    dens = wts = np.empty(0)
     prev_t = 0.0
-    for tk, pk in zip(info, spent):
+    for tk, pk in zip(info, spent, strict=True):
         if pk <= 0 or tk <= prev_t:
             out.append(np.inf)  # no new information or no alpha left to spend at this look
             continue
@@ -82,12 +91,7 @@ def _boundaries(t: tuple[float, ...], alpha: float, info: tuple[float, ...] | No
         if grid is None:
             c = float(stats.norm.isf(pk / 2))
         else:
-            g, f = grid, dens * wts
-
-            def exit_prob(c: float) -> float:
-                a = c * np.sqrt(tk)
-                return float(f @ (special.ndtr((g - a) / sd) + special.ndtr((-a - g) / sd))) - pk
-
+            exit_prob = partial(_exit_excess, tk=tk, f=dens * wts, g=grid, sd=sd, pk=pk)
             hi = 1.0
             while exit_prob(hi) > 0:
                 hi *= 2
@@ -154,7 +158,8 @@ def _table(key: tuple[tuple[float, ...], tuple[float, ...]], alpha0: float) -> t
 
 
 @lru_cache(maxsize=4096)
-def _curve(key: tuple[tuple[float, ...], tuple[float, ...]], alpha0: float, look: int) -> interpolate.PchipInterpolator | None:
+def _curve(key: tuple[tuple[float, ...], tuple[float, ...]], alpha0: float,
+           look: int) -> interpolate.PchipInterpolator | None:
     nodes, table = _table(key, alpha0)
     col = table[:, look]
     ok = np.isfinite(col)

@@ -19,7 +19,8 @@ from .types import SrmResult
 DEFAULT_SRM_THRESHOLD = 0.001
 
 
-def srm_test(observed: Mapping[str, int], weights: Mapping[str, float], threshold: float = DEFAULT_SRM_THRESHOLD) -> SrmResult:
+def srm_test(observed: Mapping[str, int], weights: Mapping[str, float],
+             threshold: float = DEFAULT_SRM_THRESHOLD) -> SrmResult:
     """Chi-square SRM test; arms with a weight but no observations count as 0 units."""
     arms = list(weights)
     unknown = set(observed) - set(arms)
@@ -42,13 +43,14 @@ def srm_test(observed: Mapping[str, int], weights: Mapping[str, float], threshol
         chi2=chi2,
         p_value=p,
         df=len(arms) - 1,
-        observed={a: int(o) for a, o in zip(arms, obs)},
-        expected={a: float(e) for a, e in zip(arms, expected)},
+        observed={a: int(o) for a, o in zip(arms, obs, strict=True)},
+        expected={a: float(e) for a, e in zip(arms, expected, strict=True)},
         threshold=threshold,
     )
 
 
-def srm_table(counts: pd.DataFrame, weights: Mapping[str, float], by: Sequence[str] = (), threshold: float = DEFAULT_SRM_THRESHOLD) -> pd.DataFrame:
+def srm_table(counts: pd.DataFrame, weights: Mapping[str, float], by: Sequence[str] = (),
+              threshold: float = DEFAULT_SRM_THRESHOLD) -> pd.DataFrame:
     """SRM overall (``by=()``) or per segment: one row per by-group with ``n_<arm>``, chi2, p_value, failed.
 
     ``counts`` has columns ``arm``, ``n`` and the ``by`` columns, one row per (by-group, arm)
@@ -60,8 +62,8 @@ def srm_table(counts: pd.DataFrame, weights: Mapping[str, float], by: Sequence[s
     rows = []
     groups = counts.groupby(by, sort=True, dropna=False) if by else [((), counts)]
     for key, g in groups:
-        res = srm_test(dict(zip(g["arm"], g["n"].astype(int))), weights, threshold)
+        res = srm_test(dict(zip(g["arm"], g["n"].astype(int), strict=True)), weights, threshold)
         key = key if isinstance(key, tuple) else (key,)
-        rows.append({**dict(zip(by, key)), **{f"n_{a}": o for a, o in res.observed.items()},
+        rows.append({**dict(zip(by, key, strict=True)), **{f"n_{a}": o for a, o in res.observed.items()},
                      "chi2": res.chi2, "p_value": res.p_value, "failed": res.failed})
     return pd.DataFrame(rows)

@@ -46,15 +46,16 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
 from ..errors import InputError
 from .compare import compare
 from .moments import COVARIATE_COLUMNS, RATIO_COLUMNS, SMALL_SAMPLE_COLUMNS
-from .types import DIRECTIONS, METRIC_TYPES, ROLES, MetricSpec
+from .types import DIRECTIONS, METRIC_TYPES, ROLES, Correction, MetricSpec, RelativeCI
 
 _NUMERIC = ("sum_x", "sum_x2", *RATIO_COLUMNS, *COVARIATE_COLUMNS, *SMALL_SAMPLE_COLUMNS)
 _OPTION_KEYS = ("control", "treatment", "alpha", "correction", "relative_ci", "cuped")
@@ -86,7 +87,8 @@ def _read_rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, 
         raise InputError(f"{path}:1: not a readable CSV file: {err}") from err
     frame.columns = [c.strip() for c in frame.columns]
     _check_header(path, list(frame.columns))
-    rows = [(i + 2, {k: v for k, v in rec.items()}) for i, rec in enumerate(frame.to_dict("records")) if any(str(v).strip() for v in rec.values())]
+    rows = [(i + 2, {str(k): v for k, v in rec.items()}) for i, rec in enumerate(frame.to_dict("records"))
+            if any(str(v).strip() for v in rec.values())]
     return rows, {}
 
 
@@ -153,11 +155,36 @@ def _number(v: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
+Bad = Callable[[str, str], None]  # bad(field, message) records a problem of the row
+
+
 def _parse_row(where: str, raw: dict[str, Any], problems: list[str]) -> dict[str, Any] | None:
+    """A row's fields (metric, arm, type, n, the sums, direction, role, margin, in this order), or None
+    when it has a problem; each problem is appended to ``problems``."""
     def bad(field: str, msg: str) -> None:
         problems.append(f"{where}: field '{field}': {msg}")
 
     row: dict[str, Any] = {}
+    ok = _parse_names(raw, row, bad)
+    mtype = _parse_type_and_n(raw, row, bad)
+    if mtype is None:
+        return None
+    cov = _COVARIATES[mtype]
+    present_cov = [c for c in cov if not _missing(raw.get(c))]
+    if present_cov and len(present_cov) != len(cov):
+        bad(next(c for c in cov if c not in present_cov), f"CUPED needs all of {', '.join(cov)} for a {mtype} metric")
+        ok = False
+    ok = _parse_sums(raw, row, mtype, bad) and ok
+    if not ok:
+        return None
+    if mtype == "proportion" and not _proportion_ok(row, bad):
+        return None
+    ok = _moments_ok(row, mtype, bool(present_cov), bad)
+    ok = _parse_labels(raw, row, bad) and ok
+    return row if ok else None
+
+
+def _parse_names(raw: dict[str, Any], row: dict[str, Any], bad: Bad) -> bool:
     ok = True
     for key in ("metric", "arm"):
         v = raw.get(key)
@@ -166,6 +193,11 @@ def _parse_row(where: str, raw: dict[str, Any], problems: list[str]) -> dict[str
             ok = False
         else:
             row[key] = str(v).strip()
+    return ok
+
+
+def _parse_type_and_n(raw: dict[str, Any], row: dict[str, Any], bad: Bad) -> str | None:
+    """The metric type and n (what every other field's check depends on); None when either is bad."""
     mtype = raw.get("type")
     mtype = None if _missing(mtype) else str(mtype).strip()
     if mtype not in METRIC_TYPES:
@@ -174,18 +206,20 @@ def _parse_row(where: str, raw: dict[str, Any], problems: list[str]) -> dict[str
     row["type"] = mtype
     n = _number(raw.get("n"))
     if n is None or n <= 0 or n != int(n):
-        bad("n", "expected a positive integer, got " + ("nothing" if _missing(raw.get("n")) else str(raw.get("n")).strip()))
+        got = "nothing" if _missing(raw.get("n")) else str(raw.get("n")).strip()
+        bad("n", "expected a positive integer, got " + got)
         return None
     row["n"] = int(n)
     if mtype != "proportion" and n < 2:
         bad("n", f"expected at least 2 units for a {mtype} metric (a variance needs two), got {int(n)}")
         return None
+    return mtype
+
+
+def _parse_sums(raw: dict[str, Any], row: dict[str, Any], mtype: str, bad: Bad) -> bool:
+    """Every sum column as a float (NaN when absent); the type's required sums must be there."""
     need = ["sum_x"] + (["sum_x2"] if mtype != "proportion" else []) + (list(RATIO_COLUMNS) if mtype == "ratio" else [])
-    cov = _COVARIATES[mtype]
-    present_cov = [c for c in cov if not _missing(raw.get(c))]
-    if present_cov and len(present_cov) != len(cov):
-        bad([c for c in cov if c not in present_cov][0], f"CUPED needs all of {', '.join(cov)} for a {mtype} metric")
-        ok = False
+    ok = True
     for col in _NUMERIC:
         v = raw.get(col)
         if _missing(v):
@@ -200,15 +234,22 @@ def _parse_row(where: str, raw: dict[str, Any], problems: list[str]) -> dict[str
             ok = False
             x = math.nan
         row[col] = x
-    if not ok:
-        return None
+    return ok
+
+
+def _proportion_ok(row: dict[str, Any], bad: Bad) -> bool:
     nn = row["n"]
-    if mtype == "proportion":
-        if not 0 <= row["sum_x"] <= nn:
-            bad("sum_x", f"expected a count between 0 and n = {nn} for a proportion, got {row['sum_x']}")
-            return None
-        if math.isnan(row["sum_x2"]):
-            row["sum_x2"] = row["sum_x"]
+    if not 0 <= row["sum_x"] <= nn:
+        bad("sum_x", f"expected a count between 0 and n = {nn} for a proportion, got {row['sum_x']}")
+        return False
+    if math.isnan(row["sum_x2"]):
+        row["sum_x2"] = row["sum_x"]
+    return True
+
+
+def _moments_ok(row: dict[str, Any], mtype: str, has_cov: bool, bad: Bad) -> bool:
+    """Sums that a real sample can have: no negative variance, a correlation within ±1, a denominator."""
+    nn = row["n"]
 
     def variance_ok(s: str, s2: str) -> bool:
         need_v = row[s] ** 2 / nn
@@ -218,9 +259,10 @@ def _parse_row(where: str, raw: dict[str, Any], problems: list[str]) -> dict[str
         return True
 
     pairs = [("sum_x", "sum_x2")] + ([("sum_y", "sum_y2")] if mtype == "ratio" else [])
-    pairs += [("sum_xp", "sum_xp2")] if present_cov else []
-    pairs += [("sum_yp", "sum_yp2")] if present_cov and mtype == "ratio" else []
-    ok = all([variance_ok(a, b) for a, b in pairs])
+    pairs += [("sum_xp", "sum_xp2")] if has_cov else []
+    pairs += [("sum_yp", "sum_yp2")] if has_cov and mtype == "ratio" else []
+    checked = [variance_ok(a, b) for a, b in pairs]  # a list, not a generator: every pair is reported
+    ok = all(checked)
     if ok and mtype == "ratio":
         sxx = row["sum_x2"] - row["sum_x"] ** 2 / nn
         syy = row["sum_y2"] - row["sum_y"] ** 2 / nn
@@ -231,6 +273,12 @@ def _parse_row(where: str, raw: dict[str, Any], problems: list[str]) -> dict[str
         if row["sum_y"] == 0:
             bad("sum_y", "the ratio's denominator sums to 0")
             ok = False
+    return ok
+
+
+def _parse_labels(raw: dict[str, Any], row: dict[str, Any], bad: Bad) -> bool:
+    """direction and role (with their defaults) and the optional guardrail margin."""
+    ok = True
     for key, allowed, default in (("direction", DIRECTIONS, "increase"), ("role", ROLES, "primary")):
         v = raw.get(key)
         v = default if _missing(v) else str(v).strip()
@@ -247,7 +295,7 @@ def _parse_row(where: str, raw: dict[str, Any], problems: list[str]) -> dict[str
             bad("margin", f"expected a relative margin in (0, 1), got {margin!r}")
             ok = False
         row["margin"] = m
-    return row if ok else None
+    return ok
 
 
 def read_summary(path: str | Path) -> tuple[pd.DataFrame, dict[str, MetricSpec], dict[str, Any]]:
@@ -272,12 +320,14 @@ def read_summary(path: str | Path) -> tuple[pd.DataFrame, dict[str, MetricSpec],
     for line, row in parsed:
         key = (row["metric"], row["arm"])
         if key in seen:
-            problems.append(f"{path}:{line}: field 'arm': duplicate row for metric {key[0]!r} arm {key[1]!r} (first at line {seen[key]})")
+            problems.append(f"{path}:{line}: field 'arm': duplicate row for metric {key[0]!r} arm {key[1]!r} "
+                            f"(first at line {seen[key]})")
             continue
         seen[key] = line
         spec = MetricSpec(row["type"], row["direction"], row["role"], row["margin"])
         if row["metric"] in specs and specs[row["metric"]] != spec:
-            problems.append(f"{path}:{line}: field 'type': metric {row['metric']!r} is described differently at line {spec_line[row['metric']]} (type/direction/role/margin must agree)")
+            problems.append(f"{path}:{line}: field 'type': metric {row['metric']!r} is described differently at "
+                            f"line {spec_line[row['metric']]} (type/direction/role/margin must agree)")
         specs.setdefault(row["metric"], spec)
         spec_line.setdefault(row["metric"], line)
     arms = list(dict.fromkeys(str(r["arm"]).strip() for _, r in raw_rows if not _missing(r.get("arm"))))
@@ -297,7 +347,8 @@ def read_summary(path: str | Path) -> tuple[pd.DataFrame, dict[str, MetricSpec],
     treatment = options.pop("treatment", None)
     treatments = [str(treatment)] if treatment is not None else [a for a in arms if a != control]
     if any(t not in arms or t == control for t in treatments):
-        raise InputError(f"{path}:1: field 'treatment': expected an arm other than the control among {arms}, got {treatment!r}")
+        raise InputError(f"{path}:1: field 'treatment': expected an arm other than the control among {arms}, "
+                         f"got {treatment!r}")
     suff = pd.DataFrame([r for _, r in parsed]).drop(columns=["type", "direction", "role", "margin"])
     return suff, specs, {"control": control, "treatments": treatments, **options}
 
@@ -318,15 +369,15 @@ def summary_scorecard(
     """
     suff, specs, options = read_summary(path)
     has_cov = "sum_xp" in suff and suff["sum_xp"].notna().any()
-    kwargs = {
-        "alpha": float(alpha if alpha is not None else options.get("alpha", 0.05)),
-        "relative_ci": relative_ci or options.get("relative_ci", "delta"),
-        "correction": correction or options.get("correction", "none"),
-        "cuped": bool(cuped if cuped is not None else options.get("cuped", has_cov)),
-    }
+    # the names of a CI method and a correction are checked by compare (ValueError, an InputError here)
+    rci = cast(RelativeCI, relative_ci or options.get("relative_ci", "delta"))
+    corr = cast(Correction, correction or options.get("correction", "none"))
+    a = float(alpha if alpha is not None else options.get("alpha", 0.05))
+    use_cuped = bool(cuped if cuped is not None else options.get("cuped", has_cov))
     try:
         cards = [
-            compare(suff, specs, options["control"], t, **kwargs).assign(control_arm=options["control"], treatment_arm=t)
+            compare(suff, specs, options["control"], t, alpha=a, relative_ci=rci, correction=corr, cuped=use_cuped)
+            .assign(control_arm=options["control"], treatment_arm=t)
             for t in options["treatments"]
         ]
     except ValueError as err:

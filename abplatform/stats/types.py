@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from abplatform.vocabulary import (DIRECTIONS, METRIC_TYPES, ROLES, Correction, Direction, MetricType, RelativeCI,
-                                   Role, SequentialMethod)
+from abplatform.vocabulary import (
+    DIRECTIONS,
+    METRIC_TYPES,
+    ROLES,
+    Correction,
+    Direction,
+    MetricType,
+    RelativeCI,
+    Role,
+    SequentialMethod,
+)
 
 __all__ = ["DIRECTIONS", "METRIC_TYPES", "ROLES", "Correction", "Direction", "MetricSpec", "MetricType", "RelativeCI",
            "Role", "SequentialSpec", "SrmResult"]

@@ -28,9 +28,9 @@ def welch_df(
 
 def t_quantile(alpha: np.ndarray, df: np.ndarray) -> np.ndarray:
     """Two-sided critical value t_{1−α/2, df} (Student t; df = ∞ gives the normal quantile)."""
-    return stats.t.isf(np.asarray(alpha) / 2, df)
+    return np.asarray(stats.t.isf(np.asarray(alpha) / 2, df))
 
 
 def t_p_value(z: np.ndarray, df: np.ndarray) -> np.ndarray:
     """Two-sided p-value 2·P(T_df > |z|)."""
-    return 2 * stats.t.sf(np.abs(z), df)
+    return 2 * np.asarray(stats.t.sf(np.abs(z), df))

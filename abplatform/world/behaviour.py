@@ -101,7 +101,8 @@ class BehaviourModel:
                 self.user_price_sens[user_rows][:, None])
 
     def attraction(self, intent: SessionIntent, user_rows: np.ndarray, shown: np.ndarray,
-                   cells: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
+                   cells: tuple[np.ndarray, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The attraction of every cell, and its relevance."""
         _, leaf, log_price, quality, sens = self._cells(user_rows, shown) if cells is None else cells
         rel = relevance(intent, self.items, shown, leaf)
         pref = np.take(self.user_pref, (user_rows * self.user_pref.shape[1])[:, None] + leaf)  # [user, leaf]
@@ -160,7 +161,7 @@ class BehaviourModel:
 
 def poisson_quantiles(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
     """``scipy.stats.poisson.ppf(u, lam)`` (int32) for 0 <= u < 1, mostly without its inverse-gamma search
-    (pdtrik, ~1 us a draw): the smallest k with pdtr(k, lam) >= u, found by stepping k up. scipy rounds the
+    (pdtrik, iterative, per draw): the smallest k with pdtr(k, lam) >= u, found by stepping k up. scipy rounds the
     search's k up and checks k - 1 with pdtr, so it gives that same k unless u lies within the search's
     rounding of pdtr(k - 1, lam); the draws within 1e-9 of it (a margin far wider than that) ask scipy."""
     k = np.zeros(len(u), np.int32)
@@ -173,7 +174,7 @@ def poisson_quantiles(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
         cdf[todo] = pdtr(k[todo], lam[todo])
         todo = todo[cdf[todo] < u[todo]]
     near = np.flatnonzero(u - below <= 1e-9)
-    k[near] = poisson.ppf(u[near], lam[near]).astype(np.int32)
+    k[near] = np.asarray(poisson.ppf(u[near], lam[near])).astype(np.int32)
     return k
 
 

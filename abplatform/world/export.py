@@ -8,7 +8,7 @@ pages (an oracle replay with its own seed). Written with other column names than
 
 from __future__ import annotations
 
-import shutil
+import tempfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -37,14 +37,13 @@ def export_online_log(world_dir: Path, out_dir: Path, control: str = "v1", treat
     catalog = Catalog.from_dataset(ds)
     arms = [ReplayArm(name, make_ranker(r).fit(ds, catalog)) for name, r in (("control", control),
                                                                                  ("treatment", treatment))]
-    tmp = out_dir.with_name(out_dir.name + ".replay")
     users, raters = oracle_users_and_raters(world_dir)
-    replay(ds, ReplaySpec(arms=arms, salt=salt, seed=seed, behaviour=users, rater=raters), tmp)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for table, mapping in ONLINE_MAPPING.items():
-        t = pq.read_table(tmp / table)
-        renames = {v: k for k, v in mapping.items()}
-        t = t.rename_columns([{v: k for k, v in renames.items()}.get(c, c) for c in t.column_names])
-        pq.write_table(t, out_dir / f"{table}.parquet", compression="zstd")
-    shutil.rmtree(tmp)
+    with tempfile.TemporaryDirectory(prefix=".replay-", dir=out_dir.parent) as scratch:
+        log = Path(scratch) / "log"
+        replay(ds, ReplaySpec(arms=arms, salt=salt, seed=seed, behaviour=users, rater=raters), log)
+        for table, mapping in ONLINE_MAPPING.items():
+            t = pq.read_table(log / table)
+            t = t.rename_columns([mapping.get(c, c) for c in t.column_names])
+            pq.write_table(t, out_dir / f"{table}.parquet", compression="zstd")
     return out_dir

@@ -21,8 +21,9 @@ import dataclasses
 import hashlib
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -32,11 +33,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from abplatform import rng
-from abplatform.rng import Stream
 from abplatform.contract import ATTRIBUTE_NAMES, CANDIDATES, IMPRESSIONS, ITEMS, PAGE_LABELS, RELEVANCE_LABELS, SESSIONS
 from abplatform.dataset import Dataset
 from abplatform.rankers import Catalog, V1Ranker
 from abplatform.rankers.base import CandidateBatch, rank
+from abplatform.rng import Stream
 from abplatform.store import atomic_directory
 from abplatform.world import behaviour
 from abplatform.world.behaviour import BehaviourModel, ItemTruth, SessionIntent
@@ -146,7 +147,7 @@ def unit_id(rows: np.ndarray) -> list[str]:
 
 def unit_rows(unit_ids: list[str] | np.ndarray) -> np.ndarray:
     """The user row in each unit id ("u0000042" -> 42)."""
-    try:  # parsed by Arrow: a fifth of the cost of int() per id, and the oracle asks for every session
+    try:  # parsed by Arrow, cheaper than int() per id: the oracle asks for every session
         ids = pa.array(unit_ids, pa.string())
         if ids.null_count:
             raise pa.ArrowInvalid("null unit id")
@@ -184,7 +185,7 @@ def _phrase_queries(g: np.random.Generator, leaf: np.ndarray) -> tuple[list[str]
             for a in (first, second):
                 attrs[i, a] = values[a][i]
             words = [ATTRIBUTES[name][attrs[i, a]] for a, name in enumerate(ATTRIBUTE_NAMES[:3]) if attrs[i, a] >= 0]
-            q = " ".join(words + [lf.word])
+            q = " ".join([*words, lf.word])
             if attrs[i, 3] >= 0:
                 q += f" for {ATTRIBUTES['style'][attrs[i, 3]]}"
             if u[i, 2] < 0.5:
@@ -257,7 +258,8 @@ def _retrieve(g: np.random.Generator, p: WorldParams, it: ItemTruth, log_pop: np
         parent_items = by_popularity[(it.parent[by_popularity] == parent) & (it.leaf[by_popularity] != lf)][:200]
         glob = by_popularity[it.parent[by_popularity] != parent][:300]
         block = np.full((len(sess), n_match + n_leaf + n_parent + n_global), -1, dtype=np.int64)
-        block[:, n_match:n_match + n_leaf] = _draw_unique(g, leaf_items, np.cumsum(weight[leaf_items]), len(sess), n_leaf)
+        block[:, n_match:n_match + n_leaf] = _draw_unique(g, leaf_items, np.cumsum(weight[leaf_items]),
+                                                          len(sess), n_leaf)
         block[:, n_match + n_leaf:-n_global] = _draw_unique(g, parent_items, np.cumsum(weight[parent_items]),
                                                             len(sess), n_parent)
         block[:, -n_global:] = _draw_unique(g, glob, np.cumsum(weight[glob]), len(sess), n_global)
@@ -273,7 +275,8 @@ def _retrieve(g: np.random.Generator, p: WorldParams, it: ItemTruth, log_pop: np
         # the leaf pool keeps n_leaf items: attribute matches first, then popular ones
         leaf_part = _dedupe_rows(block[:, :n_match + n_leaf])
         matched_first = np.concatenate([block[:, :n_match], leaf_part], axis=1)
-        parts.append((sess, np.concatenate([_first_distinct(matched_first, n_leaf), block[:, n_match + n_leaf:]], axis=1)))
+        parts.append((sess, np.concatenate([_first_distinct(matched_first, n_leaf), block[:, n_match + n_leaf:]],
+                                           axis=1)))
     out = np.full((n, n_leaf + n_parent + n_global), -1, dtype=np.int64)
     for sess, block in parts:
         out[sess] = block
@@ -282,7 +285,7 @@ def _retrieve(g: np.random.Generator, p: WorldParams, it: ItemTruth, log_pop: np
 
 def _first_distinct(m: np.ndarray, k: int) -> np.ndarray:
     """The first k distinct non-negative values of each row in order of appearance, -1 padded."""
-    n, w = m.shape
+    n, _ = m.shape
     order = np.argsort(m, axis=1, kind="stable")
     s = np.take_along_axis(m, order, axis=1)
     repeat = np.zeros_like(m, dtype=bool)
@@ -309,7 +312,7 @@ def log_pages(seed: int, session_ids: np.ndarray, scores: np.ndarray, candidates
     ordered k of the session's C candidates. So P(item at position j) = (1 - eps) 1[ranker puts it
     at j] + eps / C.
     """
-    n, c = candidates.shape
+    _, c = candidates.shape
     ranked = rank(scores, candidates, k)
     u = rng.uniforms(seed, session_ids, Stream.LOGGING, 1 + c)
     explore = u[:, 0] < epsilon
@@ -349,7 +352,7 @@ def _sessions_for(p: WorldParams, users: Users, user_rows: np.ndarray, days: int
 def _build_partition(p: WorldParams, it: ItemTruth, log_pop: np.ndarray, users: Users, model: BehaviourModel,
                      policy: V1Ranker, catalog: Catalog, user_rows: np.ndarray, phase: str, part: int,
                      segments: dict[str, str] | None) -> Partition:
-    start = datetime.fromisoformat(p.start_date).replace(tzinfo=timezone.utc)
+    start = datetime.fromisoformat(p.start_date).replace(tzinfo=UTC)
     g = np.random.default_rng([p.seed, 2 if phase == "pre" else 3, part])
     if phase == "pre":
         user_rows = user_rows[~users.is_new[user_rows]]
@@ -395,12 +398,12 @@ def _build_partition(p: WorldParams, it: ItemTruth, log_pop: np.ndarray, users: 
     return Partition(sessions, impressions, candidates, rel_labels, page_labels, queries_truth)
 
 
-def judge(seed: int, label_rate: float, ids: np.ndarray, queries: list[str], intent: SessionIntent,
+def judge(seed: int, label_rate: float, ids: np.ndarray, queries: Sequence[str], intent: SessionIntent,
           it: ItemTruth, shown: np.ndarray) -> tuple[pa.Table, pa.Table]:
     """Manual evaluation of a sample of pages: a grade per shown (query, item) and a page verdict."""
     judged = rng.uniforms(seed, ids, Stream.LABEL)[:, 0] < label_rate
     sel = np.flatnonzero(judged)
-    sel_queries = [queries[i] for i in sel]
+    sel_queries = [queries[i] for i in sel.tolist()]
     rel = behaviour.relevance(intent.take(sel), it, shown[sel])
     g = grade_pairs(seed, sel_queries, shown[sel], rel)
     good = behaviour.judge_pages(seed, ids[sel], g)

@@ -29,6 +29,6 @@ def make_click_model(name: str, **params) -> ClickModel:
 
 
 __all__ = [
-    "CLICK_MODELS", "NO_ITEM", "BackedOffRate", "Cascade", "ClickLog", "ClickModel", "DBN", "FeatureFn",
-    "PBM", "PairIndex", "PurchaseModel", "QueryVocab", "UBM", "click_log_from_duckdb", "make_click_model",
+    "CLICK_MODELS", "DBN", "NO_ITEM", "PBM", "UBM", "BackedOffRate", "Cascade", "ClickLog", "ClickModel",
+    "FeatureFn", "PairIndex", "PurchaseModel", "QueryVocab", "click_log_from_duckdb", "make_click_model",
 ]

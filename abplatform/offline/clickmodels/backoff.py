@@ -171,7 +171,7 @@ class BackedOffRate:
 
     def _fit_feature_model(self, index: PairIndex, target: np.ndarray, weights: np.ndarray, features: FeatureFn):
         """GLM of ``target`` on the features, fitted on at most ``MAX_GLM_PAIRS`` pairs drawn at random
-        (seeded): a dozen coefficients need no more, and statsmodels' IRLS costs ~1 s per 100k rows."""
+        (seeded): a dozen coefficients need no more, and statsmodels' IRLS time grows with the rows."""
         rows = np.arange(index.n_pairs)
         if index.n_pairs > MAX_GLM_PAIRS:
             rows = np.sort(np.random.default_rng(0).choice(index.n_pairs, MAX_GLM_PAIRS, replace=False))
@@ -185,7 +185,9 @@ class BackedOffRate:
         """Feature-model prediction for pairs ``(query_ids[i], item_ids[i])``."""
         if len(query_ids) == 0:
             return np.zeros(0)
-        return self._calibrated(self.feature_model_.predict(self._design(self.features_, query_ids, item_ids)))
+        model, features = self.feature_model_, self.features_
+        assert model is not None and features is not None  # asked only when the feature model was fitted
+        return self._calibrated(model.predict(self._design(features, query_ids, item_ids)))
 
     @staticmethod
     def _design(features: FeatureFn, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ The back-off of a per-pair parameter (:mod:`.backoff`) is a GLM fitted on the pa
 training log, but it is used for the pairs the logging policy rarely or never shows — exactly
 the pairs a new ranker brings up. A misspecified GLM fitted on the seen pairs need not be
 calibrated for those. On the synthetic world, with the model fitted on 80% of the sessions,
-the attraction back-off over-predicted the clicks on the held-out 20%'s unseen pairs by ~9%.
+the attraction back-off over-predicts the clicks on the held-out 20%'s unseen pairs.
 
 The remedy is recalibration on held-out data (as Platt scaling recalibrates a classifier on a
 held-out set): fit the model on a training split of the sessions, then choose one factor

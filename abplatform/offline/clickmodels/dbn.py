@@ -175,6 +175,6 @@ def _penalised_log_likelihood(alpha: np.ndarray, sigma: np.ndarray, gamma: float
     """Log-likelihood of the clicks plus the log Beta(m b, m (1 - b)) priors of every pair's alpha and sigma."""
     p = _conditional_click_probabilities(at_slots(alpha), at_slots(sigma), gamma, clicks)
     ll = float(np.log(_probability_of_observed(p, clicks))[shown].sum())
-    for value, prior in zip((alpha, sigma), priors):
+    for value, prior in zip((alpha, sigma), priors, strict=True):
         ll += float((m * prior * np.log(value) + m * (1.0 - prior) * np.log1p(-value)).sum())
     return ll

@@ -200,7 +200,7 @@ def fit_position_model(model: ClickModel, cells: PageCells, gamma: np.ndarray, n
     alpha = np.clip((clicks + 1.0) / (examinations(gamma) + 2.0), 1e-6, 1 - 1e-6)
     rounds = 0
     if not fix_gamma:
-        for rounds in range(1, model.max_iter + 1):
+        for rounds in range(1, model.max_iter + 1):  # noqa: B007 - the rounds run are returned
             a, b = prior_of(gamma, None)
             alpha = _newton_alpha(cells, alpha, gamma, a, b)
             gamma = _newton_gamma(cells, alpha, gamma, fixed)

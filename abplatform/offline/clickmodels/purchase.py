@@ -80,4 +80,5 @@ class PurchaseModel:
         """Log-likelihood of the orders given purchases: ``sum_purchased log Poisson(orders - 1; lambda)``."""
         purchased = log.purchases & log.clicks
         lam = self.expected_orders(log.query_ids, log.item_ids) - 1.0
-        return float(stats.poisson.logpmf(log.orders - 1, lam)[purchased].sum())
+        assert log.orders is not None, "a click log without orders has no orders likelihood"
+        return float(np.asarray(stats.poisson.logpmf(log.orders - 1, lam))[purchased].sum())

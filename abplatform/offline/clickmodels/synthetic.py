@@ -11,14 +11,15 @@ orders) in random query-item features, which :meth:`TrueClickModel.features` ret
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from scipy.special import expit
 
+from abplatform.vocabulary import ClickModelName
+
 from .data import ClickLog
 
-Kind = Literal["pbm", "cascade", "dbn", "ubm"]
+Kind = ClickModelName
 
 
 @dataclass(frozen=True)
