@@ -14,7 +14,7 @@ UV_VENV := $(VENV)/.uv-$(UV_VERSION)
 UV := $(UV_VENV)/bin/uv
 LOCK_CMD = UV_CUSTOM_COMPILE_COMMAND="make lock" $(UV) pip compile --quiet pyproject.toml --all-extras --universal
 
-.PHONY: demo test install clean benchmarks lock lock-upgrade lock-check wheel-check
+.PHONY: demo test lint install clean benchmarks lock lock-upgrade lock-check wheel-check
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# ruff (with a complexity limit) and mypy, as configured in pyproject.toml
+lint: $(STAMP)
+	$(BIN)/ruff check abplatform
+	$(BIN)/mypy
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/spine_world_replay.py
