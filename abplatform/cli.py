@@ -120,17 +120,9 @@ def analyze(
 
 def _check_experiment_file(path: Path) -> None:
     """Validate the experiment file before the heavy pipeline is imported: a wrong file fails fast."""
-    from abplatform.config import experiment_problems
+    from abplatform.config import load_experiment
 
-    if not path.is_file():
-        raise InputError(f"{path}: no such experiment file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    problems = experiment_problems(path, text)[1]
-    if problems:
-        raise InputError("\n".join(problems), problems)
+    load_experiment(path)
 
 
 @app.command()
