@@ -428,6 +428,7 @@ def outcomes(request, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedP
 
 @pytest.mark.parametrize("case", [pytest.param(c.id, marks=pytest.mark.xfail(reason=c.xfail, strict=True))
                                   if c.xfail else c.id for c in CASES])
+@pytest.mark.slow
 def test_bad_input(case: str, outcomes) -> None:
     c = BY_ID[case]
     res, folder = outcomes[case]

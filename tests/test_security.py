@@ -18,6 +18,7 @@ from abplatform.dataset import Dataset
 from abplatform.errors import InputError
 from abplatform.expressions import ExpressionError, parse_expression, to_sql
 from tests.bad_inputs import tiny_experiment, write_tiny
+from tests.report.factory import report
 
 BASE = "name: sec\narms:\n  - {name: control, ranker: v1}\n  - {name: treatment, ranker: v2}\n"
 
@@ -61,6 +62,7 @@ def test_yaml_python_tags_are_rejected(tag, tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_yaml_tag_through_the_cli_runs_nothing(tmp_path):
     marker = tmp_path / "pwned"
     (tmp_path / "e.yaml").write_text(BASE + f"owner: !!python/object/apply:os.system ['touch {marker}']\n")
@@ -77,6 +79,7 @@ def _alias_bomb(levels: int = 9) -> str:
     return text + BASE
 
 
+@pytest.mark.slow
 def test_yaml_alias_bomb_is_refused_quickly(tmp_path):
     (tmp_path / "bomb.yaml").write_text(_alias_bomb())
     start = time.monotonic()
@@ -147,6 +150,7 @@ def test_a_string_literal_full_of_sql_stays_a_literal(tmp_path):
     assert got["sum_x"].sum() == (i["query"] == "shoes").sum()
 
 
+@pytest.mark.slow
 def test_user_metric_injection_end_to_end(tmp_path):
     write_tiny(tmp_path / "logs")
     extra = ("metrics:\n  - {name: item_ctr, role: primary}\n"
@@ -222,12 +226,13 @@ def test_dashboard_loader_only_parses_json(evil_module, tmp_path, monkeypatch):
     def write(run: Path) -> None:
         (run / "experiment.yaml").write_text(BASE.replace("ranker: v2", "ranker: evil_ranker_mod:Evil"))
         (run / "config.json").write_text(json.dumps({"arms": [{"name": "t", "ranker": "evil_ranker_mod:Evil"}]}))
-        (run / "report.json").write_text(json.dumps({"experiment": "sec", "run_id": "r1", "metrics": [],
-                                                     "ranker": "evil_ranker_mod:Evil"}))
+        # a complete report whose treatment arm is named like the ranker's dotted path
+        rep = report(experiment="sec", run_id="r1", treatment="evil_ranker_mod:Evil")
+        (run / "report.json").write_text(rep.to_json())
 
     ResultsStore(root).write_run("sec", "r1", write, {"created": "now"})
     entries = dd.read_index(root)
-    assert dd.read_report(root, entries[0]["path"])["ranker"] == "evil_ranker_mod:Evil"
+    assert dd.read_report(root, entries[0]["path"])["treatment"] == "evil_ranker_mod:Evil"
     assert dd.read_config(root, entries[0]["path"])["arms"][0]["ranker"] == "evil_ranker_mod:Evil"
     dd.runs_frame(entries)
     assert not marker.exists() and "evil_ranker_mod" not in sys.modules
@@ -237,6 +242,7 @@ def test_dashboard_loader_only_parses_json(evil_module, tmp_path, monkeypatch):
 
 # --- dotted-path rankers -----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_dotted_ranker_is_imported_only_by_run(evil_module, tmp_path):
     pkg, marker = evil_module
     env = {"PYTHONPATH": str(pkg)}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
+
+pytestmark = pytest.mark.slow  # every test runs the CLI in a subprocess
 
 ARMS = "arms:\n  - {name: control, ranker: v1}\n  - {name: treatment, ranker: v2}\n"
 
@@ -51,9 +53,8 @@ def test_missing_data_path(tmp_path):
     assert_user_error(res, "data.path: no/such/logs does not exist", cwd=tmp_path)
 
 
-def test_log_that_breaks_the_contract_lists_every_problem(small_world, tmp_path):
-    bad = tmp_path / "logs"
-    shutil.copytree(small_world, bad)
+def test_log_that_breaks_the_contract_lists_every_problem(copy_world, tmp_path):
+    bad = copy_world  # a private copy: this test breaks it
     f = sorted((bad / "impressions").glob("*.parquet"))[0]
     t = pq.read_table(f)
     purchased = t["purchased"].to_numpy().copy()
@@ -67,7 +68,7 @@ def test_log_that_breaks_the_contract_lists_every_problem(small_world, tmp_path)
     pq.write_table(t, f)
     s = sorted((bad / "sessions").glob("*.parquet"))[0]
     pq.write_table(pq.read_table(s).drop_columns(["query_segment"]), s)
-    (tmp_path / "e.yaml").write_text("name: x\ndata: {path: logs}\n" + ARMS)
+    (tmp_path / "e.yaml").write_text(f"name: x\ndata: {{path: {bad.name}}}\n" + ARMS)
     res = cli("run", "e.yaml", cwd=tmp_path)
     assert_user_error(res, "sessions: missing column 'query_segment'", "position outside 1..10",
                       "purchase without a click", "duplicate key(s) (session_id, position)", cwd=tmp_path)

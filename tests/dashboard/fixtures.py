@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import WORLD_YAML, world_cache
+
 TINY_YAML = """\
 name: tiny
 description: dashboard test world
-data: {{world: {{users: 2000, days: 4, pre_days: 2, items: 2000, seed: 3}}, cache_dir: {cache}}}
+data: {{world: {world}, cache_dir: {cache}}}
 arms: [{{name: control, ranker: v1}}, {{name: treatment, ranker: v2}}]
 metrics:
   - {{name: item_ctr, role: primary}}
@@ -47,7 +49,9 @@ LONG_TAIL = {
 def _handmade(real: dict, run_id: str, created: str) -> dict:
     rep = copy.deepcopy(real)
     rep.update(run_id=run_id, created=created, mode="online", experiment="tiny_online")
-    rep["decision"] = {"decision": "hold", "reasons": list(HOLD_REASONS)}
+    rep["decision"] = {"decision": "hold", "reasons": list(HOLD_REASONS), "checks": [
+        {"name": "relevance", "kind": "guardrail", "passed": False, "blocking": True, "reason": HOLD_REASONS[0]},
+        {"name": "sample_ratio", "kind": "srm", "passed": False, "blocking": True, "reason": HOLD_REASONS[1]}]}
     rep["srm"] = {**rep["srm"], "failed": True, "p_value": 1e-6, "chi2": 23.9}
     for rows in (rep["metrics"], rep["segments"], rep["daily"]):
         for m in rows:
@@ -67,24 +71,29 @@ def _handmade(real: dict, run_id: str, created: str) -> dict:
         {"metric": m["metric"], "predicted_rel_effect": m["rel_effect"], "predicted_rel_ci_low": m["rel_ci_low"],
          "predicted_rel_ci_high": m["rel_ci_high"], "observed_rel_effect": o["rel_effect"],
          "observed_rel_ci_low": o["rel_ci_low"], "observed_rel_ci_high": o["rel_ci_high"],
-         "offline_run_id": real["run_id"], "online_run_id": run_id}
+         "prediction_inside_observed_ci": (o["rel_ci_low"] is not None and o["rel_ci_high"] is not None
+                                           and m["rel_effect"] is not None
+                                           and o["rel_ci_low"] <= m["rel_effect"] <= o["rel_ci_high"]),
+         "offline_run_id": real["run_id"], "online_run_id": run_id, "offline_experiment": real["experiment"],
+         "online_experiment": "tiny_online"}
         for m, o in zip(real["metrics"], rep["metrics"])]
     return rep
 
 
-def build_results(base: Path) -> dict:
+def build_results(base: Path, world: Path) -> dict:
     """Make (once per base folder) the results folder; return {'root', 'a', 'b', 'h', 'legacy', 'only_a'}."""
     from abplatform.pipeline import run_offline
 
     done = base / "done.json"
     if done.is_file():
         return {k: (Path(v) if k in ("root", "only_a") else v) for k, v in json.loads(done.read_text()).items()}
-    root, cache = base / "results", base / "data"
+    root, cache = base / "results", world_cache(world, base / "data")
     reports = {}
     for name, seed in (("a", 1), ("b", 2)):
         y = base / f"tiny_{name}.yaml"
-        y.write_text(TINY_YAML.format(cache=cache, seed=seed))
-        _, reports[name] = run_offline(y, root)
+        y.write_text(TINY_YAML.format(world=WORLD_YAML, cache=cache, seed=seed))
+        _, report = run_offline(y, root)
+        reports[name] = report.to_dict()  # the pages read report.json as plain data
     # the hand-made online run, published like a real one (folder, then index entry)
     created = (datetime.fromisoformat(reports["b"]["created"]) + timedelta(seconds=5)).astimezone(timezone.utc)
     run_id = created.strftime("%Y%m%dT%H%M%S%fZ")
@@ -122,7 +131,7 @@ def build_results(base: Path) -> dict:
 
 
 @pytest.fixture(scope="session")
-def dash_results(tmp_path_factory) -> dict:
+def dash_results(small_world, tmp_path_factory) -> dict:
     base = tmp_path_factory.getbasetemp() / "dashboard"
     base.mkdir(exist_ok=True)
-    return build_results(base)
+    return build_results(base, small_world)

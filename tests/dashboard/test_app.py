@@ -11,14 +11,17 @@ from pathlib import Path
 import pytest
 
 from abplatform import dashboard_data as dd
-from abplatform.report import fmt_ci, fmt_p, fmt_pct, fmt_value  # the report's own formats
-from tests.test_dashboard_fixtures import HOLD_REASONS, LONG_TAIL, dash_results  # noqa: F401
+from abplatform.formats import fmt_ci, fmt_p, fmt_pct, fmt_value  # the report's own formats
+from tests.dashboard.fixtures import HOLD_REASONS, LONG_TAIL, dash_results  # noqa: F401
 
 pytest.importorskip("streamlit.testing.v1")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-APP = Path(__file__).resolve().parents[1] / "dashboards" / "app.py"
+APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
 PAGES = ["experiments", "scorecard", "lifts", "segments", "long_tail", "offline_online", "compare"]
+
+# the pages run in Streamlit's AppTest on results of two real pipeline runs (dash_results)
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -247,7 +250,7 @@ def test_segments_lift_per_segment_with_srm(app, dash_results):
         assert list(df["rel diff"]) == [fmt_pct(s["rel_effect"]) for s in rows]
         srm = {(s["segment"], s["segment_value"]): s for s in rep["srm_by_segment"]}
         assert list(df["SRM p"]) == [fmt_p(srm[(s["segment"], s["segment_value"])]["p_value"]) for s in rows]
-        assert list(df["units control"]) == [srm[(s["segment"], s["segment_value"])]["n_control"] for s in rows]
+        assert list(df["units control"]) == [srm[(s["segment"], s["segment_value"])]["units"]["control"] for s in rows]
         return [t["x"] for t in fig["data"]]
 
     first = check("item_ctr")

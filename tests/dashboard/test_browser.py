@@ -19,11 +19,13 @@ from pathlib import Path
 import pytest
 
 from abplatform import dashboard_data as dd
-from tests.test_dashboard_fixtures import dash_results  # noqa: F401
+from tests.dashboard.fixtures import dash_results  # noqa: F401
 
 CHROMIUM = os.environ.get("ABPLATFORM_CHROMIUM", "/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"  # tests/artifacts (git-ignored)
+
+pytestmark = pytest.mark.slow  # a Streamlit server and a headless browser
 
 
 def _skip(reason: str) -> None:

@@ -9,17 +9,22 @@ import pytest
 pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'abplatform[spark]')")
 
 from abplatform.pipeline import run_offline  # noqa: E402
+from tests.conftest import WORLD_YAML, world_cache  # noqa: E402
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")]
 
 
-def test_experiment_on_spark_matches_duckdb(tmp_path):
+def test_experiment_on_spark_matches_duckdb(small_world, tmp_path):
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    cache = world_cache(small_world, tmp_path / "cache")
     reports = {}
     for engine in ("duckdb", "spark"):
         f = tmp_path / f"{engine}.yaml"
         f.write_text(f"""name: engines_{engine}
 data:
-  world: {{users: 1500, days: 3, pre_days: 2, items: 1500, seed: 5}}
-  cache_dir: {tmp_path / 'cache'}
+  world: {WORLD_YAML}
+  cache_dir: {cache}
   engine: {engine}
 arms: [{{name: control, ranker: v1}}, {{name: treatment, ranker: v2}}]
 randomisation: {{salt: same-salt}}
@@ -27,7 +32,8 @@ simulation: {{behaviour: oracle, workers: 1}}
 segments: [query_segment]
 decision: {{latency_margin: null}}
 """)
-        reports[engine] = run_offline(f, tmp_path / "results")[1]
+        reports[engine] = run_offline(f, tmp_path / "results")[1].to_dict()
+    assert reports["duckdb"]["metrics"] and reports["duckdb"]["segments"] and reports["duckdb"]["daily"]
     for key in ("metrics", "segments", "srm_by_segment", "daily"):
         a, b = reports["duckdb"][key], reports["spark"][key]
         assert len(a) == len(b)

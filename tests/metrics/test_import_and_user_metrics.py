@@ -17,7 +17,7 @@ from abplatform.dataset import Dataset
 from abplatform.metrics.engine import MetricsEngine
 from abplatform.scorecard import build_scorecard, experiment_metrics
 
-EXPERIMENTS = Path(__file__).parents[1] / "experiments"
+EXPERIMENTS = Path(__file__).parents[2] / "experiments"
 
 
 def _online(tmp_path: Path, as_csv: bool) -> tuple[Experiment, Dataset]:

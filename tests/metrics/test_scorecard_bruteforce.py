@@ -176,6 +176,7 @@ def test_long_tail_metrics_match_brute_force(card, small_replay):
         assert arms.loc[arm, "coverage"] == pytest.approx((x > 0).mean(), rel=REL)
 
 
+@pytest.mark.slow
 def test_analyze_summary_reproduces_the_full_run(card, tmp_path):
     """The aggregates of a full run, given to `abplatform analyze-summary`, give the same scorecard."""
     import json

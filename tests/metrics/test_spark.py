@@ -20,18 +20,22 @@ if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
     pytest.skip("Spark needs Java 17 (no java on PATH, JAVA_HOME unset)", allow_module_level=True)
 
 # pyspark 4.3 warns about pandas 3 on every version check; nothing here goes through pyspark's pandas code.
-pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")]
 
 from abplatform import stats  # noqa: E402
 from abplatform.dataset import Dataset  # noqa: E402
-from abplatform.engines import make_metrics_engine  # noqa: E402
-from abplatform.engines.spark import SparkMetricsEngine, spark_replay, spark_session  # noqa: E402
-from abplatform.engines.transpile import NotPortableError, to_spark  # noqa: E402
 from abplatform.metrics import BUILTIN_METRICS  # noqa: E402
-from abplatform.metrics.engine import SEGMENT_COLUMNS, MetricsEngine  # noqa: E402
+from abplatform.metrics.backends import make_metrics_engine  # noqa: E402
+from abplatform.metrics.engine import MetricsEngine  # noqa: E402
+from abplatform.metrics.spark_engine import SparkMetricsEngine  # noqa: E402
+from abplatform.metrics.transpile import NotPortableError, to_spark  # noqa: E402
+from abplatform.replay import replay  # noqa: E402
+from abplatform.replay.spark_executor import SparkExecutor  # noqa: E402
 from abplatform.scorecard import metric_specs  # noqa: E402
-from abplatform.simulate import ReplaySpec  # noqa: E402
-from tests.conftest import fitted_arms  # noqa: E402
+from abplatform.spark_session import spark_session  # noqa: E402
+from abplatform.vocabulary import SEGMENT_COLUMNS  # noqa: E402
+from tests.conftest import replay_spec  # noqa: E402
 
 # Every built-in metric, plus a percentile-capped one so the cap path (quantile_cont -> percentile)
 # runs on both engines.
@@ -178,8 +182,8 @@ def test_spark_replay_writes_the_local_events(small_world, small_replay, spark, 
     # batch size: events are keyed by (seed, session id), so neither the partitioning, the batch
     # size nor the engine may change them.
     world = _split_world(small_world, tmp_path / "world3")
-    spec = ReplaySpec(arms=fitted_arms(small_world), salt="test-salt", seed=5, batch_size=333, workers=1)
-    res = spark_replay(Dataset(world), spec, tmp_path / "spark", spark=spark)
+    spec = replay_spec(small_world, batch_size=333)
+    res = replay(Dataset(world), spec, tmp_path / "spark", executor=SparkExecutor(spark=spark))
     jobs = spark.sparkContext.statusTracker().getJobIdsForGroup("abplatform-replay")
     assert jobs, "the replay did not run as a Spark job"
     assert sorted(p.name for p in (res.path / "impressions").glob("*.parquet")) == [
@@ -189,4 +193,4 @@ def test_spark_replay_writes_the_local_events(small_world, small_replay, spark, 
         local, sp = _table(small_replay, name), _table(res.path, name)
         assert len(local) > 0, name
         pd.testing.assert_frame_equal(local, sp, check_exact=True, obj=name)
-    assert not os.path.exists(str(res.path) + ".tmp")
+    assert not list(res.path.parent.glob(".tmp-*")), "the replay left its temporary folder"

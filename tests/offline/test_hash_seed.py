@@ -31,6 +31,7 @@ print(len(queries), sum(len(q.split()) > 2 for q in queries), digest.hexdigest()
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seeds", [("0", "1", "2")])
 def test_query_word_sums_do_not_depend_on_the_hash_seed(small_world, seeds):
     outputs = set()

@@ -178,6 +178,7 @@ def test_world_v2_estimates_cover_the_oracle(small_world):
     """On the synthetic world: logged propensities from the loader, V2's pages, the exact truth."""
     from abplatform.dataset import Dataset
     from abplatform.rankers import Catalog, V1Ranker, V2Ranker
+    from abplatform.world.oracle import oracle_click_probabilities
 
     ds = Dataset(small_world)
     logged = ope.load_logged_pages(ds)
@@ -186,7 +187,7 @@ def test_world_v2_estimates_cover_the_oracle(small_world):
     model, vocab = ope.fit_click_model(ds, "pbm", max_iter=30)
     for ranker in (V1Ranker(), V2Ranker()):
         pages = ope.ranker_pages(ranker.fit(ds, catalog), catalog, logged)
-        truth = ope.oracle_click_probabilities(small_world, logged, pages).sum(axis=1).mean()
+        truth = oracle_click_probabilities(small_world, logged, pages).sum(axis=1).mean()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ope.WeightExplosionWarning)
             res = ope.evaluate_ranker(logged, pages, model, vocab)

@@ -3,7 +3,7 @@
 import numpy as np
 from scipy import stats as sps
 
-from abplatform.assignment import assign, bucket
+from abplatform.replay.assignment import assign, bucket
 
 UNITS = [f"u{i:07d}" for i in range(200_000)]
 

@@ -3,11 +3,12 @@
 import pyarrow.parquet as pq
 import pytest
 
-from abplatform.dataset import Dataset
-from abplatform.simulate import ReplaySpec, replay, candidate_matrix
-from tests.conftest import fitted_arms
-
 import numpy as np
+
+from abplatform.dataset import Dataset
+from abplatform.rankers import candidate_matrix
+from abplatform.replay import replay
+from tests.conftest import replay_spec
 
 
 def _tables(path):
@@ -18,7 +19,7 @@ def _tables(path):
 
 @pytest.mark.parametrize("batch_size,workers", [(97, 1), (100_000, 2)])
 def test_replay_independent_of_batch_size_and_workers(small_world, small_replay, tmp_path, batch_size, workers):
-    spec = ReplaySpec(arms=fitted_arms(small_world), salt="test-salt", seed=5, batch_size=batch_size, workers=workers)
+    spec = replay_spec(small_world, batch_size=batch_size, workers=workers)
     other = replay(Dataset(small_world), spec, tmp_path / "r").path
     a, b = _tables(small_replay), _tables(other)
     for name in a:
@@ -33,7 +34,7 @@ def test_replay_writes_the_contract(small_replay):
 
 
 def test_a_different_seed_changes_responses_not_rankings(small_world, small_replay, tmp_path):
-    spec = ReplaySpec(arms=fitted_arms(small_world), salt="test-salt", seed=6)
+    spec = replay_spec(small_world, seed=6, batch_size=8192)
     other = replay(Dataset(small_world), spec, tmp_path / "r").path
     a, b = _tables(small_replay)["impressions"], _tables(other)["impressions"]
     assert a["item_id"].equals(b["item_id"])

@@ -12,13 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-TINY_WORLD = "{users: 2500, days: 5, pre_days: 3, items: 2000, seed: 11}"
+from tests.conftest import WORLD_YAML, world_cache
+
+pytestmark = pytest.mark.slow  # every test runs the CLI in a subprocess
 
 
 def experiment(tmp: Path, name: str, treatment: str, cache: Path) -> Path:
     f = tmp / f"{name}.yaml"
     f.write_text(f"""name: {name}
-data: {{world: {TINY_WORLD}, cache_dir: {cache}}}
+data: {{world: {WORLD_YAML}, cache_dir: {cache}}}
 arms:
   - {{name: control, ranker: v1}}
   - {{name: treatment, ranker: {treatment}}}
@@ -40,8 +42,9 @@ def gate(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Completed
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("cache")
+def cache(small_world, tmp_path_factory) -> Path:
+    """The experiments' cache_dir: the shared world (linked in), and the replays these tests share."""
+    return world_cache(small_world, tmp_path_factory.mktemp("cache"))
 
 
 def test_promote_exit_0_with_junit_summary_and_output(tmp_path, cache):
@@ -53,8 +56,9 @@ def test_promote_exit_0_with_junit_summary_and_output(tmp_path, cache):
     assert output.read_text() == "decision=promote\n"
     assert "**Decision: PROMOTE**" in summary.read_text()
     suite = ET.parse(tmp_path / "junit.xml").getroot()
+    # one test case per check of the decision rule, in the decision's order
     assert [c.get("name") for c in suite.iter("testcase")] == ["item_ctr", "buyer_conversion", "relevance",
-                                                               "latency", "sample_ratio"]
+                                                               "sample_ratio", "latency"]
     assert suite.get("tests") == "5" and suite.get("failures") == "0"
     run_dirs = list((tmp_path / "results" / "v2_wins").iterdir())
     assert len(run_dirs) == 1 and (run_dirs[0] / "junit.xml").is_file()
@@ -107,8 +111,7 @@ def test_user_ranker_class_and_precomputed_rankings(tmp_path, cache):
     import pyarrow.parquet as pq
 
     from abplatform.dataset import Dataset
-    from abplatform.rankers import CandidateBatch, Catalog, V2Ranker
-    from abplatform.simulate import candidate_matrix
+    from abplatform.rankers import CandidateBatch, Catalog, V2Ranker, candidate_matrix
 
     world = next(cache.glob("world-*"))
     ds = Dataset(world)
@@ -149,7 +152,7 @@ def test_online_log_missing_an_arm_exit_3(tmp_path):
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    src = Path(__file__).parents[1] / "experiments"
+    src = Path(__file__).parents[2] / "experiments"
     shutil.copytree(src / "data" / "onesearch_online_ab", tmp_path / "log")
     s = pq.read_table(tmp_path / "log" / "sessions.parquet")
     s = s.filter(pc.equal(s["variant"], "control"))

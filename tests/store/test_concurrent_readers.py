@@ -16,11 +16,15 @@ import threading
 import time
 from pathlib import Path
 
-from abplatform.dashboard_data import read_index, read_report
+import pytest
+
+from abplatform.dashboard_data import read_config, read_index, read_report
 from abplatform.store import ResultsStore, new_run_id
+from tests.report.factory import metric, report
 
 RUNS_PER_WRITER = 12
 FILES = ("scorecard.parquet", "segments.parquet", "daily.parquet")
+METRICS = 8  # per report.json: a few kB, several write() calls
 
 
 def _payload(run_id: str, name: str) -> bytes:
@@ -36,10 +40,11 @@ def writer(root: str, experiment: str, seed: int) -> None:
             for name in FILES:
                 (tmp / name).write_bytes(_payload(run_id, name))
                 time.sleep(0.005)
-            report = {"experiment": experiment, "run_id": run_id,
-                      "files": {n: hashlib.sha256(_payload(run_id, n)).hexdigest() for n in FILES},
-                      "metrics": [{"metric": "item_ctr", "rel_effect": 0.01 * k}] * 50}
-            (tmp / "report.json").write_text(json.dumps(report, indent=2))
+            # the digests of the run's files travel in its config.json (the dashboard's other loader)
+            files = {n: hashlib.sha256(_payload(run_id, n)).hexdigest() for n in FILES}
+            (tmp / "config.json").write_text(json.dumps({"files": files}, indent=2))
+            rep = report(experiment=experiment, run_id=run_id, metrics=[metric(rel_effect=0.01 * k)] * METRICS)
+            (tmp / "report.json").write_text(rep.to_json())
 
         store.write_run(experiment, run_id, write, {"created": run_id, "mode": "online", "decision": "hold"})
 
@@ -54,8 +59,11 @@ def read_once(root: str, seen: set[str]) -> int:
     for e in entries:
         report = read_report(root, e["path"])
         assert report["run_id"] == e["run_id"] and report["experiment"] == e["experiment"]
+        assert len(report["metrics"]) == METRICS
         run = Path(root) / e["path"]
-        for name, digest in report["files"].items():
+        files = read_config(root, e["path"])["files"]
+        assert set(files) == set(FILES), (e["run_id"], files)
+        for name, digest in files.items():
             assert hashlib.sha256((run / name).read_bytes()).hexdigest() == digest, (e["run_id"], name)
     seen |= ids
     return len(entries)
@@ -73,6 +81,7 @@ def reader(root: str, stop, out) -> None:
     out.put({"reads": reads, "errors": errors[:5], "n_errors": len(errors), "seen": len(seen)})
 
 
+@pytest.mark.slow  # five processes for several seconds
 def test_readers_see_no_errors_and_no_torn_runs(tmp_path):
     root = str(tmp_path / "results")
     ctx = mp.get_context("spawn")
@@ -100,7 +109,10 @@ def test_readers_see_no_errors_and_no_torn_runs(tmp_path):
     for p in writers:
         p.join(timeout=120)
         assert p.exitcode == 0
-    time.sleep(0.2)
+    # the readers' last pass must start after the last run was published: wait a few passes' time
+    t0 = time.perf_counter()
+    read_once(root, set())
+    time.sleep(0.2 + 3 * (time.perf_counter() - t0))
     stop.set()
     results = [out.get(timeout=60) for _ in readers]
     for p in readers:

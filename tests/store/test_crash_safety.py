@@ -11,7 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from abplatform.store import ResultsStore
+from tests.conftest import WORLD_YAML, world_cache
 
 RUN_FILES = {"experiment.yaml", "config.json", "scorecard.parquet", "daily.parquet", "srm.parquet",
              "sufficient_stats.parquet", "report.json", "report.md", "junit.xml"}
@@ -36,9 +39,11 @@ def _numbers(report: dict) -> list:
             for m in report["metrics"]]
 
 
-def test_sigkill_never_leaves_a_partial_run(tmp_path):
+@pytest.mark.slow
+def test_sigkill_never_leaves_a_partial_run(small_world, tmp_path):
+    cache = world_cache(small_world, tmp_path / "cache")
     (tmp_path / "crash.yaml").write_text(f"""name: crash
-data: {{world: {{users: 1500, days: 4, pre_days: 2, items: 1500, seed: 5}}, cache_dir: {tmp_path / 'cache'}}}
+data: {{world: {WORLD_YAML}, cache_dir: {cache}}}
 arms: [{{name: control, ranker: v1}}, {{name: treatment, ranker: v2}}]
 segments: [query_segment]
 """)
@@ -63,3 +68,5 @@ segments: [query_segment]
                for e in ResultsStore(tmp_path / "results").index()[-2:]]
     assert n >= 2
     assert _numbers(reports[0]) == _numbers(reports[1])
+    # the killed writers' temporary folders (run folders, the replay) were removed by the next writer
+    assert not [p for p in tmp_path.rglob(".tmp-*") if p.is_dir()]

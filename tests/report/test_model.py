@@ -1,0 +1,147 @@
+"""The typed report: report.json round-trips exactly; a malformed one is a ReportFormatError naming the
+field, which the gate turns into exit 3 (could not evaluate), never a hold."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from abplatform.errors import EXIT_CANNOT_EVALUATE, EvaluationError
+from abplatform.gate import exit_code, load_run
+from abplatform.report.model import Report, ReportFormatError
+from tests.report.factory import metric, report
+
+
+def test_handmade_report_round_trips():
+    rep = report(metrics=[metric(improved=True), metric("relevance", "guardrail", margin=0.01, breached=True)])
+    text = rep.to_json()
+    back = Report.from_json(text)
+    assert back == rep
+    assert back.to_json() == text
+    assert Report.from_dict(json.loads(text)).to_dict() == json.loads(text)
+
+
+@pytest.mark.slow
+def test_a_real_runs_report_json_round_trips_byte_for_byte(small_run):
+    text = (small_run / "report.json").read_text()
+    rep = Report.from_json(text)
+    assert rep.to_json() == text
+    # the typed report carries what the file says, with attribute access
+    doc = json.loads(text)
+    assert rep.decision.decision == doc["decision"]["decision"] and rep.alpha == doc["alpha"] == 0.05
+    assert [m.metric for m in rep.metrics] == ["item_ctr", "buyer_conversion", "relevance"]
+    assert rep.srm.units == doc["srm"]["units"] and sum(rep.srm.units.values()) > 0
+    assert [c.name for c in rep.decision.checks] == ["item_ctr", "buyer_conversion", "relevance", "sample_ratio",
+                                                     "latency"]
+    assert all(set(s.units) == {"control", "treatment"} for s in rep.srm_by_segment) and rep.srm_by_segment
+    assert not any(k.startswith("n_") for s in doc["srm_by_segment"] for k in s)
+
+
+def _edited(edit) -> str:
+    doc = report().to_dict()
+    edit(doc)
+    return json.dumps(doc)
+
+
+MALFORMED = {
+    "empty object": ("{}", "missing field 'experiment'"),
+    "a list": ("[]", "report: expected an object, got list"),
+    "no srm": (_edited(lambda d: d.pop("srm")), "missing field 'srm'"),
+    "not json": ("{", "not JSON"),
+    "srm of the wrong kind": (_edited(lambda d: d.update(srm=[d["srm"]])), "report.srm: expected an object, got list"),
+    "a metric without its name": (_edited(lambda d: d["metrics"][0].pop("metric")),
+                                  "report.metrics[0]: missing field 'metric'"),
+    "a decision without checks' kind": (_edited(lambda d: d["decision"]["checks"][0].pop("kind")),
+                                        "report.decision.checks[0]: missing field 'kind'"),
+    "units as text": (_edited(lambda d: d["srm"].update(units={"control": "1000"})),
+                      "report.srm.units.control: expected int, got str"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_from_json_names_what_is_wrong(case):
+    text, message = MALFORMED[case]
+    with pytest.raises(ReportFormatError) as err:
+        Report.from_json(text)
+    assert message in str(err.value)
+
+
+def _run_folder(tmp_path: Path, text: str) -> Path:
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "report.json").write_text(text)
+    return d
+
+
+@pytest.mark.parametrize("case", ["empty object", "a list", "no srm"])
+def test_gate_cannot_evaluate_a_malformed_report(case, tmp_path):
+    text, message = MALFORMED[case]
+    with pytest.raises(EvaluationError, match="unreadable report") as err:
+        load_run(_run_folder(tmp_path, text))
+    assert message in str(err.value)
+    assert err.value.exit_code == EXIT_CANNOT_EVALUATE == 3
+
+
+def test_gate_exit_code_follows_the_decision(tmp_path):
+    promote = report()
+    hold = report(metrics=[metric()])  # the primary did not improve
+    assert (promote.decision.decision, hold.decision.decision) == ("promote", "hold")
+    assert exit_code(load_run(_run_folder(tmp_path, promote.to_json()))) == 0
+    assert exit_code(hold) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["empty object", "a list", "no srm"])
+def test_gate_cli_exits_3_on_a_run_folder_with_a_malformed_report(case, small_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    text, message = MALFORMED[case]
+    (run / "report.json").write_text(text)
+    res = subprocess.run([sys.executable, "-m", "abplatform.cli", "gate", str(run)], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 3, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cannot evaluate: "), res.stderr
+    assert message in lines[0]
+
+
+# --- values of the wrong kind inside a field (known gaps of Report.from_json: xfail until fixed) ----------
+
+WRONG_VALUES = {
+    "a p-value as text": (_edited(lambda d: d["metrics"][0].update(p_value_adjusted="0.03")), "p_value_adjusted"),
+    "alpha as text": (_edited(lambda d: d.update(alpha="0.05")), "alpha"),
+    "a misspelt decision": (_edited(lambda d: d["decision"].update(decision="promte")), "decision"),
+    "an unknown mode": (_edited(lambda d: d.update(mode="banana")), "mode"),
+}
+NOT_CHECKED = ("Report.from_json checks neither float fields (a str passes through) nor Literal fields "
+               "(any string passes): the renderings then raise TypeError, or the gate reads a misspelt "
+               "decision as a hold (exit 1) instead of exit 3")
+
+
+@pytest.mark.xfail(reason=NOT_CHECKED, strict=True, raises=AssertionError)
+@pytest.mark.parametrize("case", list(WRONG_VALUES))
+def test_from_json_rejects_values_of_the_wrong_kind(case):
+    text, field = WRONG_VALUES[case]
+    try:
+        Report.from_json(text)
+    except ReportFormatError as e:
+        assert field in str(e)
+    else:
+        raise AssertionError(f"{case}: accepted")
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason=NOT_CHECKED, strict=True, raises=AssertionError)
+@pytest.mark.parametrize("case", ["a p-value as text", "a misspelt decision"])
+def test_gate_cli_exits_3_on_values_of_the_wrong_kind(case, tmp_path):
+    run = _run_folder(tmp_path, WRONG_VALUES[case][0])
+    res = subprocess.run([sys.executable, "-m", "abplatform.cli", "gate", str(run), "--junit", "junit.xml"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert "Traceback" not in res.stderr, res.stderr
+    assert res.returncode == 3, res.stdout + res.stderr
