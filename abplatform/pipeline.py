@@ -30,6 +30,7 @@ from abplatform.report.model import (
     LongTail,
     OfflineVsOnline,
     Report,
+    ReportFormatError,
     SegmentResult,
     finite_or_none,
 )
@@ -204,7 +205,7 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
     guard = latency_guardrail(latency.get("batches", {}), card.control, card.treatment,
                               exp.decision.latency_margin, exp.statistics.alpha)
     return _publish(exp, config_path, config_sha, card, "offline", source_fp, str(replay_dir), results,
-                    latency_ms=latency.get("ms_per_query", {}), latency_guard=guard)
+                    latency_ms=latency.get("ms_per_query", {}), latency_guard=guard, say=say)
 
 
 def run_experiment(config_path: str | Path, results: str | Path = "results", workers: int | None = None,
@@ -228,7 +229,7 @@ def run_online(config_path: str | Path, results: str | Path = "results", say: Pr
     say(f"Computing sufficient statistics ({exp.data.engine}) and the scorecard")
     card = build_scorecard(dataset, exp)
     return _publish(exp, config_path, config_sha, card, "online", data_fingerprint(dataset, counts),
-                    str(dataset.path), results)
+                    str(dataset.path), results, say=say)
 
 
 def offline_vs_online(offline: Report, online: Report) -> list[OfflineVsOnline]:
@@ -249,11 +250,18 @@ def offline_vs_online(offline: Report, online: Report) -> list[OfflineVsOnline]:
     return rows
 
 
-def _paired_report(store: ResultsStore, exp: Experiment, mode: Mode) -> Report | None:
-    """The latest complete run of the paired experiment in the other mode, if any."""
+def _paired_report(store: ResultsStore, exp: Experiment, mode: Mode, say: Progress) -> Report | None:
+    """The latest readable run of the paired experiment in the other mode, if any; a paired run
+    that was deleted or cannot be read (another version's report) is skipped with a warning."""
     name, other = exp.compare_to or exp.name, ("online" if mode == "offline" else "offline")
     runs = [e for e in store.index() if e["experiment"] == name and e.get("mode") == other]
-    return Report.from_json((store.run_dir(runs[-1]) / "report.json").read_text()) if runs else None
+    for entry in reversed(runs):
+        path = store.run_dir(entry) / "report.json"
+        try:
+            return Report.from_json(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ReportFormatError) as e:
+            say(f"warning: skipping paired run {path} ({e})")
+    return None
 
 
 def _long_tail(card: Scorecard) -> LongTail | None:
@@ -272,7 +280,7 @@ def _long_tail(card: Scorecard) -> LongTail | None:
 
 def _publish(exp: Experiment, config_path: Path, config_sha: str, card: Scorecard, mode: Mode,
              source: DataFingerprint, event_log: str, results: str | Path, latency_ms: dict[str, float] | None = None,
-             latency_guard: LatencyGuardrail | None = None) -> tuple[Path, Report]:
+             latency_guard: LatencyGuardrail | None = None, say: Progress = _noop) -> tuple[Path, Report]:
     run_id = new_run_id()
     store = ResultsStore(results)
     metrics = metric_results(card.overall)
@@ -288,7 +296,7 @@ def _publish(exp: Experiment, config_path: Path, config_sha: str, card: Scorecar
         srm=srm, metrics=metrics, segments=metric_results(card.segments, SegmentResult),
         srm_by_segment=srm_by_segment, daily=metric_results(card.daily, DailyResult),
         latency_ms_per_query=latency_ms or {}, latency_guardrail=latency_guard, long_tail=_long_tail(card))
-    paired = _paired_report(store, exp, mode)
+    paired = _paired_report(store, exp, mode, say)
     if paired is not None:
         report.offline_vs_online = offline_vs_online(*((report, paired) if mode == "offline" else (paired, report)))
     report_json, report_md = report.to_json(), markdown(report)

@@ -219,20 +219,34 @@ def finite_or_none(v: Any) -> Any:
     return v
 
 
+_FIELD_TYPES: dict[type, tuple[tuple[str, Any, bool], ...]] = {}
+
+
+def _field_types(cls: type) -> tuple[tuple[str, Any, bool], ...]:
+    """(name, type, required) per field of a report dataclass, resolved once per class (resolving the
+    annotations is most of the cost of reading a report)."""
+    if cls not in _FIELD_TYPES:
+        hints = typing.get_type_hints(cls)
+        _FIELD_TYPES[cls] = tuple(
+            (f.name, hints[f.name], f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+            for f in dataclasses.fields(cls))
+    return _FIELD_TYPES[cls]
+
+
 def _build(cls: type[T], data: Any, where: str) -> T:
     if not isinstance(data, dict):
         raise ReportFormatError(f"{where}: expected an object, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
     kwargs = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if f.name in data:
-            kwargs[f.name] = _convert(hints[f.name], data[f.name], f"{where}.{f.name}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ReportFormatError(f"{where}: missing field {f.name!r}")
+    for name, tp, required in _field_types(cls):
+        if name in data:
+            kwargs[name] = _convert(tp, data[name], f"{where}.{name}")
+        elif required:
+            raise ReportFormatError(f"{where}: missing field {name!r}")
     return cls(**kwargs)
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:
+    """``value`` as the report field type ``tp`` says, or a ReportFormatError naming the field."""
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         if value is None:
@@ -255,8 +269,20 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         return {k: _convert(item, v, f"{where}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, where)  # type: ignore[arg-type]
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+    return _scalar(tp, value, where)
+
+
+def _scalar(tp: Any, value: Any, where: str) -> Any:
+    if typing.get_origin(tp) is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ReportFormatError(f"{where}: expected one of {', '.join(map(str, choices))}, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ReportFormatError(f"{where}: expected a number, got {type(value).__name__}")
         return float(value)
-    if tp in (int, str, bool) and not isinstance(value, tp):
+    # bool is an int to Python, not to a report
+    if tp in (int, str, bool) and (not isinstance(value, tp) or (tp is int and isinstance(value, bool))):
         raise ReportFormatError(f"{where}: expected {tp.__name__}, got {type(value).__name__}")
     return value
