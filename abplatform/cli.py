@@ -58,14 +58,20 @@ def world_generate(
     items: Annotated[int, typer.Option(min=1000)] = 20_000,
     seed: int = 7,
     behaviour: Annotated[str, typer.Option(help="pbm or cascade")] = "pbm",
+    force: Annotated[bool, typer.Option("--force", help="Replace --out even when it is a non-empty folder "
+                                                        "that is not a world abplatform wrote.")] = False,
 ) -> None:
-    """Generate a synthetic world (catalog, users, logged sessions, labels) as an event-log dataset."""
+    """Generate a synthetic world (catalog, users, logged sessions, labels) as an event-log dataset.
+
+    --out may be a new or empty folder or a world written before (replaced); any other folder is
+    refused unless --force."""
     from abplatform.world.generate import WorldParams, generate_world
 
     if behaviour not in ("pbm", "cascade"):
         raise InputError(f"--behaviour: expected pbm or cascade, got {behaviour!r}")
     params = WorldParams(users=users, days=days, pre_days=pre_days, items=items, seed=seed, behaviour=behaviour)
-    path = generate_world(params, out_dir, progress=lambda ph, i, n: _say(f"Generating the {ph} period", i, n))
+    path = generate_world(params, out_dir, progress=lambda ph, i, n: _say(f"Generating the {ph} period", i, n),
+                          force=force)
     out.print(f"World written to {path}")
 
 
@@ -159,9 +165,10 @@ def gate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
 ) -> None:
     """Promote or hold: exit 0 = promote, 1 = hold, 2 = invalid input, 3 = could not evaluate."""
-    from abplatform.gate import exit_code, load_run
-    from abplatform.report.render import gate_summary, junit_xml, publish_to_ci
+    from abplatform.gate import ci_targets, exit_code, load_run, publish_to_ci
+    from abplatform.report.render import gate_summary
 
+    ci_targets(junit)  # an output that cannot be written is exit 2 before any work, not a hold
     if target.is_dir():
         report = load_run(target)
     elif target.suffix in (".yaml", ".yml"):
@@ -171,9 +178,7 @@ def gate(
         _, report = run_experiment(target, results, say=_say)
     else:
         raise InputError(f"{target}: expected a run folder or an experiment .yaml file")
-    if junit:
-        junit.write_bytes(junit_xml(report))
-    publish_to_ci(report)
+    publish_to_ci(report, junit)
     if as_json:
         typer.echo(json.dumps(gate_summary(report), indent=2))
     else:

@@ -16,6 +16,7 @@ from abplatform.contract import TABLES
 from abplatform.errors import InputError
 from abplatform.expressions import parse_expression
 from abplatform.metrics import BUILTIN_METRICS
+from abplatform.store import INDEX
 from abplatform.vocabulary import (
     BUILTIN_RANKER_NAMES,
     SEGMENT_COLUMNS,
@@ -33,6 +34,12 @@ from abplatform.vocabulary import (
     WorldBehaviour,
     did_you_mean,
 )
+
+#: Experiment names the results store uses itself (compared case-insensitively: some file systems are);
+#: names starting with '.' (its temporary and lock files) are refused too.
+RESERVED_NAMES = frozenset({INDEX})
+#: An experiment name is a folder name: most file systems take 255 bytes, the store adds nothing to it.
+MAX_NAME_LENGTH = 200
 
 
 class _Model(BaseModel):
@@ -212,7 +219,9 @@ class Simulation(_Model):
 
 
 class Experiment(_Model):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=MAX_NAME_LENGTH,
+                               description="Names the experiment's folder of the results store: letters, "
+                                           "digits, '_', '.', '-'; not a name the store uses itself.")]
     description: str = ""
     owner: str = ""
     data: DataSource = Field(default_factory=lambda: DataSource(world=WorldSource()))
@@ -231,6 +240,22 @@ class Experiment(_Model):
     simulation: Simulation = Field(default_factory=Simulation)
     compare_to: str | None = Field(None, description="Experiment whose latest run of the other mode (offline / "
                                                      "online) is set beside this one; defaults to this name.")
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _not_reserved(cls, v: Any) -> Any:
+        # before the pattern, so a dot-name gets the reason, not just the pattern it misses
+        if isinstance(v, str):
+            if v.startswith("."):
+                raise ValueError(f"{v!r} starts with '.': dot-names are reserved for the results store's "
+                                 "temporary and lock files")
+            if v.casefold() in RESERVED_NAMES:
+                raise ValueError(f"{v!r} is reserved: the results store keeps its own {v.casefold()!r} beside "
+                                 "the experiments' folders")
+            if len(v) > MAX_NAME_LENGTH:
+                raise ValueError(f"too long ({len(v)} characters; at most {MAX_NAME_LENGTH}: the name becomes a "
+                                 "folder name of the results store)")
+        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> Experiment:

@@ -65,7 +65,9 @@ def ensure_world(params: WorldParams, cache_dir: Path, say: Progress = _noop) ->
         say(f"Reusing the synthetic world in {path}")
         return path
     say(f"Generating the synthetic world ({params.users} users, {params.days} days) into {path}")
-    generate_world(params, path, progress=lambda phase, i, n: say(f"Generating the {phase} period", i, n))
+    # force: the folder is the cache's own (named by the fingerprint), e.g. a world whose world.json was lost
+    generate_world(params, path, progress=lambda phase, i, n: say(f"Generating the {phase} period", i, n),
+                   force=True)
     return path
 
 

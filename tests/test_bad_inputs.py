@@ -10,6 +10,7 @@ The table in ``docs/bad_inputs.md`` is generated from ``CASES`` (and the YAML mi
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -40,6 +41,10 @@ class Case:
     expect: tuple[str, ...]  # fragments of that one line
     lines: int = 1
     xfail: str | None = None
+    exit: int = 2  # 2: invalid input ("error: ..." lines), 3: could not evaluate ("cannot evaluate: ...")
+    shown: str | None = None  # the command line in the docs, when it is not ``abplatform COMMAND ...``
+    env: tuple[tuple[str, str], ...] = ()  # environment variables of the CLI process
+    after: Callable[[Path], None] | None = None  # checks the folder afterwards (nothing destroyed or half-written)
 
 
 # --- building blocks ---------------------------------------------------------------------------
@@ -206,6 +211,80 @@ def not_a_database(folder: Path) -> list[str]:
     (folder / "logs.duckdb").write_text("just some text, not a duckdb database\n")
     tiny_experiment(folder, data="logs.duckdb")
     return ["analyze", "tiny.yaml", "--no-segments"]
+
+
+def world_into(out: str, make: Callable[[Path], None], *flags: str) -> Callable[[Path], list[str]]:
+    """``world generate --out OUT`` (a tiny world) after ``make(folder)`` put something there."""
+    def build(folder: Path) -> list[str]:
+        make(folder)
+        return ["world", "generate", "--out", out, "--users", "50", "--items", "1000", "--days", "1",
+                "--pre-days", "1", *flags]
+    return build
+
+
+def someone_elses_folder(folder: Path) -> None:
+    (folder / "mydata").mkdir()
+    (folder / "mydata" / "notes.txt").write_text("months of work\n")
+
+
+def someone_elses_file(folder: Path) -> None:
+    (folder / "notes.txt").write_text("months of work\n")
+
+
+def untouched(*names: str) -> Callable[[Path], None]:
+    def check(folder: Path) -> None:
+        for name in names:
+            assert (folder / name).read_text() == "months of work\n", name
+        assert not [p.name for p in folder.iterdir() if p.name.startswith(".tmp-")]
+    return check
+
+
+def ranker_run(ranker: str, params: str = "{}") -> Callable[[Path], list[str]]:
+    """``run`` of an offline experiment whose treatment ranker is ``ranker`` with ``params``."""
+    def build(folder: Path) -> list[str]:
+        write_tiny(folder / "logs")
+        text = tiny_experiment(folder).read_text()
+        text = text.replace("data: {path: logs}", "data: {path: logs, mode: offline}")
+        (folder / "tiny.yaml").write_text(text.replace("ranker: v2}", f"ranker: '{ranker}', params: {params}}}"))
+        return ["run", "tiny.yaml", "--no-segments"]
+    return build
+
+
+def nothing_ran(folder: Path) -> None:
+    assert not (folder / "pwned").exists(), "the plug-in was called"
+
+
+def named(name: str) -> Callable[[Path], list[str]]:
+    def build(folder: Path) -> list[str]:
+        write_tiny(folder / "logs")
+        tiny_experiment(folder).write_text((folder / "tiny.yaml").read_text().replace("name: tiny", f"name: {name}"))
+        return ["analyze", "tiny.yaml", "--no-segments"]
+    return build
+
+
+def gate_run(*flags: str, report_json: str | None = None) -> Callable[[Path], list[str]]:
+    """``gate run FLAGS`` on a run folder holding a complete report (or ``report_json``)."""
+    def build(folder: Path) -> list[str]:
+        from tests.report.factory import report
+
+        (folder / "run").mkdir()
+        (folder / "run" / "report.json").write_text(report().to_json() if report_json is None else report_json)
+        (folder / "summary.md").write_text("earlier steps\n")
+        return ["gate", "run", *flags]
+    return build
+
+
+def report_without(field: str) -> str:
+    from tests.report.factory import report
+
+    doc = report().to_dict()
+    del doc[field]
+    return json.dumps(doc)
+
+
+def nothing_half_written(folder: Path) -> None:
+    assert (folder / "summary.md").read_text() == "earlier steps\n"
+    assert sorted(p.name for p in folder.iterdir()) == ["run", "summary.md"], list(folder.iterdir())
 
 
 SUMMARY_HEADER = "metric,arm,type,n,sum_x,sum_x2"
@@ -390,6 +469,53 @@ CASES: list[Case] = [
          summary(csv_rows(*GOOD_ROWS), encoding="utf-16"), "summary.csv:1", ("not UTF-8 text (byte 0xff)",)),
     Case("summary-invalid-json", "a JSON summary with a missing bracket", "analyze-summary",
          summary('[\n  {"metric": "m", "arm": "a"\n', name="summary.json"), "summary.json:3", ("invalid JSON",)),
+    # outputs that are not ours to replace
+    Case("world-into-a-folder-not-ours", "world generate --out a non-empty folder that is not a world", "world",
+         world_into("mydata", someone_elses_folder), "mydata",
+         ("not empty and not a world abplatform wrote", "--force"), shown="world generate --out mydata",
+         after=untouched("mydata/notes.txt")),
+    Case("world-over-a-file", "world generate --out an existing file, even with --force", "world",
+         world_into("notes.txt", someone_elses_file, "--force"), "notes.txt", ("exists and is not a folder",),
+         shown="world generate --out notes.txt --force", after=untouched("notes.txt")),
+    Case("world-over-the-working-folder", "world generate --out . --force (the folder it runs in)", "world",
+         world_into(".", someone_elses_file, "--force"), ".", ("is the working folder or contains it",),
+         shown="world generate --out . --force", after=untouched("notes.txt")),
+    Case("experiment-named-index-json", "an experiment named index.json (the store's own index)", "analyze",
+         named("index.json"), "tiny.yaml:1:7: name", ("'index.json' is reserved",)),
+    Case("experiment-named-like-a-temp-folder", "an experiment named .tmp-x (the store's temporary names)", "analyze",
+         named(".tmp-x"), "tiny.yaml:1:7: name", ("starts with '.'",)),
+    Case("experiment-name-too-long", "a 300-character experiment name", "analyze", named("x" * 300),
+         "tiny.yaml:1:7: name", ("too long (300 characters; at most 200",)),
+    # plug-ins
+    Case("ranker-is-a-function", "ranker os:system (a function) with params {command: touch pwned}", "run",
+         ranker_run("os:system", "{command: touch pwned}"), "tiny.yaml: arms[1].ranker",
+         ("'os:system' is not a ranker class but a function",), after=nothing_ran),
+    Case("ranker-is-a-constant", "ranker os:sep (a module attribute that is not a class)", "run",
+         ranker_run("os:sep"), "tiny.yaml: arms[1].ranker", ("'os:sep' is not a ranker class but a str value",)),
+    Case("ranker-class-without-fit", "ranker subprocess:Popen (a class without fit and score)", "run",
+         ranker_run("subprocess:Popen", "{args: [touch, pwned]}"), "tiny.yaml: arms[1].ranker",
+         ("is not a ranker (class Popen has no fit or score method)",), after=nothing_ran),
+    # the gate's own outputs and inputs: never exit 1 (hold) for its own errors
+    Case("gate-junit-is-a-folder", "gate --junit . (a folder)", "gate", gate_run("--junit", "."), "--junit",
+         ("cannot write .: it is a folder, not a file",), shown="gate run --junit .", after=nothing_half_written),
+    Case("gate-junit-in-a-missing-folder", "gate --junit into a folder that does not exist", "gate",
+         gate_run("--junit", "out/junit.xml"), "--junit", ("cannot write out/junit.xml: folder out does not exist",),
+         shown="gate run --junit out/junit.xml", after=nothing_half_written),
+    Case("gate-step-summary-is-root", "GITHUB_STEP_SUMMARY=/", "gate", gate_run("--junit", "junit.xml"),
+         "GITHUB_STEP_SUMMARY", ("cannot write /: it is a folder, not a file",), env=(("GITHUB_STEP_SUMMARY", "/"),),
+         shown="GITHUB_STEP_SUMMARY=/ abplatform gate run --junit junit.xml", after=nothing_half_written),
+    Case("gate-output-in-a-missing-folder", "GITHUB_OUTPUT in a folder that does not exist (the summary is fine)",
+         "gate", gate_run("--junit", "junit.xml"), "GITHUB_OUTPUT",
+         ("cannot write gone/output.txt: folder gone does not exist",),
+         env=(("GITHUB_STEP_SUMMARY", "summary.md"), ("GITHUB_OUTPUT", "gone/output.txt")),
+         shown="GITHUB_OUTPUT=gone/output.txt abplatform gate run --junit junit.xml", after=nothing_half_written),
+    Case("gate-report-empty-object", "a run folder whose report.json is {}", "gate", gate_run(report_json="{}"),
+         "run/report.json", ("unreadable report", "missing field 'experiment'"), exit=3, shown="gate run"),
+    Case("gate-report-a-list", "a run folder whose report.json is []", "gate", gate_run(report_json="[]"),
+         "run/report.json", ("unreadable report", "expected an object, got list"), exit=3, shown="gate run"),
+    Case("gate-report-without-srm", "a run folder whose report.json has no srm", "gate",
+         gate_run(report_json=report_without("srm")), "run/report.json", ("unreadable report", "missing field 'srm'"), exit=3,
+         shown="gate run"),
 ]
 
 
@@ -407,11 +533,15 @@ BY_ID = {c.id: c for c in CASES}
 
 # --- running them ------------------------------------------------------------------------------
 
+CI_VARIABLES = ("GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT")  # set when the tests themselves run in CI
+
+
 def run_case(case: Case, folder: Path) -> subprocess.CompletedProcess:
     folder.mkdir(parents=True, exist_ok=True)
     args = case.build(folder)
+    env = {k: v for k, v in os.environ.items() if k not in CI_VARIABLES} | dict(case.env)
     return subprocess.run([sys.executable, "-m", "abplatform.cli", *args], cwd=folder, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -426,6 +556,9 @@ def outcomes(request, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedP
         return {k: (f.result(), root / k) for k, f in futures.items()}
 
 
+PREFIX = {2: "error: ", 3: "cannot evaluate: "}
+
+
 @pytest.mark.parametrize("case", [pytest.param(c.id, marks=pytest.mark.xfail(reason=c.xfail, strict=True))
                                   if c.xfail else c.id for c in CASES])
 @pytest.mark.slow
@@ -434,11 +567,13 @@ def test_bad_input(case: str, outcomes) -> None:
     res, folder = outcomes[case]
     out = res.stdout + res.stderr
     assert "Traceback" not in out, out
-    assert res.returncode == 2, out
+    assert res.returncode == c.exit, out
     lines = res.stderr.strip().splitlines()
-    assert all(line.startswith("error: ") for line in lines), res.stderr
+    assert all(line.startswith(PREFIX[c.exit]) for line in lines), res.stderr
     assert len(lines) == c.lines, res.stderr
     assert any(c.where in line and all(e in line for e in c.expect) for line in lines), res.stderr
+    if c.after:
+        c.after(folder)
     results = folder / "results"
     if results.exists():
         assert not (results / "index.json").exists()
@@ -470,19 +605,21 @@ def doc_tables() -> str:
     from tests.test_config_errors import MISTAKES
 
     lines = [f"### Logs, labels and summary files ({len(CASES)} cases, `tests/test_bad_inputs.py`)", "",
-             "| # | case | command | what is wrong | the one line names | expected message (fragments) |",
-             "|---|---|---|---|---|---|"]
+             "| # | case | command | what is wrong | exit | the one line names | expected message (fragments) |",
+             "|---|---|---|---|---|---|---|"]
     for k, c in enumerate(CASES, 1):
         cmd = {"check-data": "check-data logs", "analyze-summary": "analyze-summary FILE"}.get(c.command,
                                                                                              f"{c.command} tiny.yaml")
-        msg = " … ".join(f"`{_md(e)}`" for e in c.expect)
+        cmd = c.shown if c.shown and "abplatform " in c.shown else f"abplatform {c.shown or cmd}"
+        msg = f"{PREFIX[c.exit]}… " + " … ".join(f"`{_md(e)}`" for e in c.expect)
         if c.lines > 1:
             msg += f" (+{c.lines - 1} more line{'s' if c.lines > 2 else ''})"
         if c.xfail:
             msg += " — **not yet: " + _md(c.xfail) + "**"
-        lines.append(f"| {k} | `{c.id}` | `abplatform {cmd}` | {_md(c.what)} | `{_md(c.where)}` | {msg} |")
+        lines.append(f"| {k} | `{c.id}` | `{_md(cmd)}` | {_md(c.what)} | {c.exit} | `{_md(c.where)}` | {msg} |")
     lines += ["", f"### Experiment files ({len(MISTAKES)} cases, `tests/test_config_errors.py`)", "",
-              "Checked with `abplatform validate` / `run` (the same parser): the line names `exp.yaml:LINE:COL: field`.",
+              "Checked with `abplatform validate` / `run` (the same parser), exit 2: the line names "
+              "`exp.yaml:LINE:COL: field`.",
               "", "| # | location | expected message (fragment) |", "|---|---|---|"]
     for k, (_, where, message) in enumerate(MISTAKES, 1):
         lines.append(f"| {k} | `exp.yaml{_md(where)}` | `{_md(message)}` |")

@@ -75,6 +75,12 @@ MISTAKES = [
     (BASE + "simulation: {workers: 0}\n", ":5:23: simulation.workers", "greater than or equal to 1"),
     (BASE + "statistics: {alpha: 0.05}\nstatistics: {alpha: 0.01}\n", ":6:1: statistics", "duplicate key"),
     (BASE + "x: !!python/object/apply:os.system ['echo hacked']\n", ":5:4", "not valid YAML"),
+    # names the results store uses itself, or that no file system takes
+    (BASE.replace("name: demo", "name: index.json"), ":1:7: name", "'index.json' is reserved"),
+    (BASE.replace("name: demo", "name: INDEX.JSON"), ":1:7: name", "'INDEX.JSON' is reserved"),
+    (BASE.replace("name: demo", "name: .tmp-x"), ":1:7: name", "'.tmp-x' starts with '.'"),
+    (BASE.replace("name: demo", "name: .index.lock"), ":1:7: name", "'.index.lock' starts with '.'"),
+    (BASE.replace("name: demo", "name: " + "x" * 300), ":1:7: name", "too long (300 characters; at most 200"),
 ]
 
 
@@ -109,3 +115,14 @@ def test_ten_line_file_is_enough():
     exp, problems = experiment_problems(Path("exp.yaml"), BASE)
     assert not problems
     assert exp.control_arm.name == "control" and exp.statistics.alpha == 0.05 and exp.data.mode == "offline"
+
+
+def test_a_name_of_200_characters_is_fine_and_the_store_names_are_reserved():
+    from abplatform.config import MAX_NAME_LENGTH, RESERVED_NAMES
+    from abplatform.store import INDEX
+
+    exp, problems = experiment_problems(Path("exp.yaml"), BASE.replace("name: demo", "name: " + "x" * 200))
+    assert not problems and exp.name == "x" * MAX_NAME_LENGTH
+    assert INDEX in RESERVED_NAMES
+    for ok in ("index.json.v2", "my.index.json", "a..b"):
+        assert not experiment_problems(Path("exp.yaml"), BASE.replace("name: demo", f"name: {ok}"))[1], ok

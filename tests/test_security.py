@@ -265,3 +265,51 @@ def test_dotted_ranker_is_imported_only_by_run(evil_module, tmp_path):
     res = cli("run", "off.yaml", cwd=tmp_path, env=env)
     assert_refused(res, "is not a ranker")
     assert marker.exists()
+
+
+# --- plug-ins are classes: nothing else named by a dotted path is called -----------------------------
+
+NOT_RANKERS = {
+    "os:system": ("command", "is not a ranker class but a function"),
+    "subprocess:Popen": ("args", "is not a ranker (class Popen has no fit or score method)"),
+    "subprocess:check_call": ("args", "is not a ranker class but a function"),
+    "builtins:exec": ("source", "is not a ranker class but a function"),
+    "os:sep": (None, "is not a ranker class but a str value"),
+    "pathlib:Path": (None, "is not a ranker (class Path has no fit or score method)"),
+}
+
+
+@pytest.mark.parametrize("name", list(NOT_RANKERS))
+def test_a_dotted_ranker_that_is_not_a_ranker_class_is_refused_before_it_is_called(name, tmp_path):
+    from abplatform.rankers import make_ranker
+
+    marker = tmp_path / "pwned"
+    arg, message = NOT_RANKERS[name]
+    command = {"command": f"touch {marker}", "args": ["touch", str(marker)],
+               "source": f"open({str(marker)!r}, 'w').close()"}
+    params = {arg: command[arg]} if arg else {}
+    with pytest.raises(InputError) as err:
+        make_ranker(name, params, where="e.yaml: arms[1].ranker")
+    assert str(err.value).startswith(f"e.yaml: arms[1].ranker: {name!r} ") and message in str(err.value)
+    assert "fit(dataset, catalog) and score(batch)" in str(err.value)
+    time.sleep(0.05)  # a Popen would have run by now
+    assert not marker.exists()
+
+
+def test_a_ranker_class_needs_callable_fit_and_score(tmp_path, monkeypatch):
+    from abplatform.rankers import make_ranker
+
+    (tmp_path / "half_rankers.py").write_text(
+        "CALLS = []\n"
+        "class NoScore:\n    name = 'x'\n    def __init__(self):\n        CALLS.append('init')\n"
+        "    def fit(self, dataset, catalog):\n        return self\n"
+        "class ScoreNotCallable(NoScore):\n    score = 3\n"
+        "class Good(NoScore):\n    def score(self, batch):\n        return None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import half_rankers
+
+    for cls in ("NoScore", "ScoreNotCallable"):
+        with pytest.raises(InputError, match=f"class {cls} has no score method"):
+            make_ranker(f"half_rankers:{cls}")
+    assert half_rankers.CALLS == []  # never instantiated
+    assert make_ranker("half_rankers:Good").name == "x" and half_rankers.CALLS == ["init"]

@@ -3,7 +3,6 @@ summary), the console table, JUnit XML (one test case per decision check) and th
 
 from __future__ import annotations
 
-import os
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
@@ -156,15 +155,3 @@ def gate_summary(report: Report) -> dict[str, Any]:
             "decision": report.decision.decision, "reasons": report.decision.reasons,
             "srm_p_value": report.srm.p_value,
             "metrics": [{k: getattr(m, k) for k in keys} for m in report.metrics]}
-
-
-def publish_to_ci(report: Report) -> None:
-    """Append the Markdown report to $GITHUB_STEP_SUMMARY and the decision to $GITHUB_OUTPUT, when set."""
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as f:
-            f.write(markdown(report) + "\n")
-    output = os.environ.get("GITHUB_OUTPUT")
-    if output:
-        with open(output, "a", encoding="utf-8") as f:
-            f.write(f"decision={report.decision.decision}\n")

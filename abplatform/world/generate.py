@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 from abplatform import rng
 from abplatform.contract import ATTRIBUTE_NAMES, CANDIDATES, IMPRESSIONS, ITEMS, PAGE_LABELS, RELEVANCE_LABELS, SESSIONS
 from abplatform.dataset import Dataset
+from abplatform.errors import InputError
 from abplatform.rankers import Catalog, V1Ranker
 from abplatform.rankers.base import CandidateBatch, rank
 from abplatform.rng import Stream
@@ -436,11 +437,42 @@ def _query_segments(con: duckdb.DuckDBPyConnection, pre_sessions_glob: str) -> d
     return dict(rows)
 
 
-def generate_world(params: WorldParams, out_dir: str | Path, progress=None) -> Path:
-    """Generate the world into ``out_dir`` (written under a temporary name, renamed when complete)."""
+WORLD_KIND = "abplatform-synthetic-world"  # world.json's "kind": the marker of a folder this generator wrote
+
+
+def is_world(path: Path) -> bool:
+    """Whether ``path`` is a world this generator wrote (its ``world.json`` carries :data:`WORLD_KIND`)."""
+    try:
+        meta = json.loads((path / "world.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("kind") == WORLD_KIND
+
+
+def check_replaceable(out: Path, force: bool = False) -> None:
+    """Refuse to replace ``out`` unless it is missing, an empty folder or a world this generator wrote
+    (any folder when ``force``; never a file or a symbolic link)."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise InputError(f"{out}: exists and is not a folder; refusing to replace it (choose another --out)")
+    here = Path.cwd()
+    if out.exists() and out.resolve() in (here, *here.parents):
+        raise InputError(f"{out}: is the working folder or contains it; refusing to replace it (choose another --out)")
+    if not force and out.is_dir() and any(out.iterdir()) and not is_world(out):
+        raise InputError(f"{out}: not empty and not a world abplatform wrote; refusing to replace it "
+                         "(--force replaces it, deleting everything in it)")
+
+
+def generate_world(params: WorldParams, out_dir: str | Path, progress=None, force: bool = False) -> Path:
+    """Generate the world into ``out_dir`` (written under a temporary name, renamed when complete).
+
+    An existing ``out_dir`` is replaced only when it is an empty folder or a world written here (see
+    :func:`is_world`), or any folder when ``force``; anything else is an :class:`InputError`, raised
+    before any work and checked again just before the new world replaces it."""
     out = Path(out_dir)
+    check_replaceable(out, force)
     with atomic_directory(out, replace=True) as tmp:
         _generate_into(params, tmp, progress)
+        check_replaceable(out, force)  # something may have appeared there while the world was generated
     return out
 
 
@@ -500,7 +532,7 @@ def _generate_into(params: WorldParams, tmp: Path, progress=None) -> None:
     _write(labels, tmp / "relevance_labels" / "part-00000.parquet")
     con.close()
     start = date.fromisoformat(params.start_date)
-    meta = {"kind": "abplatform-synthetic-world", "params": dataclasses.asdict(params),
+    meta = {"kind": WORLD_KIND, "params": dataclasses.asdict(params),
             "fingerprint": params.fingerprint(),
             "experiment_window": [start.isoformat(), (start + timedelta(days=params.days)).isoformat()],
             "pre_window": [(start - timedelta(days=params.pre_days)).isoformat(), start.isoformat()]}

@@ -4,12 +4,14 @@ step summary carry the report's decision."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from abplatform.report.model import SegmentResult
-from abplatform.report.render import gate_summary, markdown, print_report, publish_to_ci
+from abplatform.gate import publish_to_ci
+from abplatform.report.render import gate_summary, markdown, print_report
 from tests.report.factory import metric, report
 
 
@@ -76,3 +78,68 @@ def test_a_run_at_alpha_0_1_is_labelled_90_percent(small_world, tmp_path):
     md = (run_dir / "report.md").read_text()
     assert "| 90% CI (rel) |" in md and "95% CI" not in md
     assert "90% CI (rel)" in console_text(rep)
+
+
+# --- the gate's output files: all written, or none (exit 2 naming the file, never a hold) ----------------
+
+def _ci_env(monkeypatch, summary, output) -> None:
+    for var, value in (("GITHUB_STEP_SUMMARY", summary), ("GITHUB_OUTPUT", output)):
+        if value is None:
+            monkeypatch.delenv(var, raising=False)
+        else:
+            monkeypatch.setenv(var, str(value))
+
+
+@pytest.mark.parametrize("where", ["junit", "GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"])
+@pytest.mark.parametrize("what", ["a folder", "a missing folder", "the root"])
+def test_an_output_that_cannot_be_written_is_named_and_nothing_is_written(where, what, tmp_path, monkeypatch):
+    from abplatform.errors import InputError
+
+    bad = {"a folder": tmp_path, "a missing folder": tmp_path / "gone" / "out.txt", "the root": Path("/")}[what]
+    paths = {"junit": tmp_path / "junit.xml", "GITHUB_STEP_SUMMARY": tmp_path / "summary.md",
+             "GITHUB_OUTPUT": tmp_path / "output.txt"} | {where: bad}
+    if where != "GITHUB_STEP_SUMMARY":
+        paths["GITHUB_STEP_SUMMARY"].write_text("earlier steps\n")
+    _ci_env(monkeypatch, paths["GITHUB_STEP_SUMMARY"], paths["GITHUB_OUTPUT"])
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(InputError) as err:
+        publish_to_ci(report(), paths["junit"])
+    label = "--junit" if where == "junit" else where
+    assert str(err.value).startswith(f"{label}: cannot write {bad}: ") and len(err.value.problems) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    if where != "GITHUB_STEP_SUMMARY":
+        assert paths["GITHUB_STEP_SUMMARY"].read_text() == "earlier steps\n"
+
+
+def test_a_failure_after_the_check_restores_every_file(tmp_path, monkeypatch):
+    """The check passes but opening (a race) or writing (a full disk) fails: what was written is undone."""
+    from abplatform import gate
+    from abplatform.errors import InputError
+
+    junit, summary = tmp_path / "junit.xml", tmp_path / "summary.md"
+    junit.write_text("the previous junit\n")
+    summary.write_text("earlier steps\n")
+    _ci_env(monkeypatch, summary, "/dev/full")  # writes fail with ENOSPC, like a full disk
+    with pytest.raises(InputError, match="GITHUB_OUTPUT: cannot write /dev/full: No space left on device"):
+        publish_to_ci(report(), junit)
+    assert junit.read_text() == "the previous junit\n" and summary.read_text() == "earlier steps\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junit.xml", "summary.md"]
+    monkeypatch.setattr(gate, "_unwritable", lambda path: None)  # the folder vanishes after the check
+    _ci_env(monkeypatch, tmp_path / "new-summary.md", tmp_path / "gone" / "output.txt")
+    with pytest.raises(InputError, match="GITHUB_OUTPUT: cannot write .*gone/output.txt: No such file"):
+        publish_to_ci(report(), junit)
+    assert junit.read_text() == "the previous junit\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junit.xml", "summary.md"]
+
+
+def test_all_outputs_written_when_all_can_be(tmp_path, monkeypatch):
+    junit, summary, output = tmp_path / "junit.xml", tmp_path / "summary.md", tmp_path / "output.txt"
+    summary.write_text("earlier steps\n")
+    _ci_env(monkeypatch, summary, output)
+    rep = report()
+    publish_to_ci(rep, junit)
+    from abplatform.report.render import junit_xml
+
+    assert junit.read_bytes() == junit_xml(rep) and output.read_text() == "decision=promote\n"
+    assert summary.read_text() == "earlier steps\n" + markdown(rep) + "\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junit.xml", "output.txt", "summary.md"]
