@@ -20,6 +20,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Offline-to-online A/B experimentation for search rankers.")
 world_app = typer.Typer(no_args_is_help=True, help="The built-in synthetic search world.")
 app.add_typer(world_app, name="world")
+index_app = typer.Typer(no_args_is_help=True, help="The results store's index of runs.")
+app.add_typer(index_app, name="index")
 # tables stay readable when the output is a CI log or a pipe rather than a terminal
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
@@ -88,6 +90,28 @@ def world_export_ab(
     from abplatform.world.export import export_online_log
 
     out.print(f"A/B log written to {export_online_log(world, out_dir, control, treatment, salt, seed)}")
+
+
+@index_app.command("rebuild")
+def index_rebuild(
+    results: Annotated[Path, typer.Option(help="Results store folder.")] = Path("results"),
+) -> None:
+    """Rebuild index.json from the run folders (when it is missing, not JSON, or stale); remove the
+    temporary files of killed writers."""
+    from abplatform.store import INDEX, ResultsStore
+
+    if not results.is_dir():
+        raise InputError(f"{results}: no such folder (expected a results store)")
+    done = ResultsStore(results).rebuild(warn=_say)
+    if not done["reason"]:
+        out.print(f"{results / INDEX}: up to date ({done['runs']} run(s))", markup=False, highlight=False)
+        return
+    out.print(f"{results / INDEX}: was {done['reason']}; rebuilt from the run folders: {done['runs']} run(s), "
+              f"{len(done['added'])} added, {len(done['dropped'])} dropped", markup=False, highlight=False)
+    for path in done["added"]:
+        out.print(f"  + {path}", markup=False, highlight=False)
+    for path in done["dropped"]:
+        out.print(f"  - {path} (folder gone)", markup=False, highlight=False)
 
 
 @app.command()

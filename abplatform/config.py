@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from abplatform.contract import TABLES
 from abplatform.errors import InputError
-from abplatform.expressions import parse_expression
+from abplatform.expressions import check_expression
 from abplatform.metrics import BUILTIN_METRICS
 from abplatform.store import INDEX
 from abplatform.vocabulary import (
@@ -40,20 +40,24 @@ from abplatform.vocabulary import (
 RESERVED_NAMES = frozenset({INDEX})
 #: An experiment name is a folder name: most file systems take 255 bytes, the store adds nothing to it.
 MAX_NAME_LENGTH = 200
+#: Seeds go to numpy and into cache keys: non-negative 64-bit integers.
+MAX_SEED = 2**63 - 1
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # every float setting is finite: .nan / .inf pass a bound like gt=0 and fail much later, in SQL
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class WorldSource(_Model):
     """The built-in synthetic search world (generated once per parameter set, then cached)."""
 
-    users: Annotated[int, Field(gt=0)] = 50_000
+    users: Annotated[int, Field(gt=0, le=10_000_000)] = 50_000
     days: Annotated[int, Field(gt=0, le=366)] = 14
     pre_days: Annotated[int, Field(ge=0, le=366)] = 7
-    items: Annotated[int, Field(ge=1000)] = 20_000
-    seed: int = 7
+    items: Annotated[int, Field(ge=1000, le=10_000_000)] = 20_000
+    seed: Seed = 7
     behaviour: WorldBehaviour = "pbm"
 
 
@@ -134,9 +138,9 @@ class Aggregate(_Model):
 
     @field_validator("column", "filter")
     @classmethod
-    def _safe(cls, v: str | None) -> str | None:
+    def _safe(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is not None:
-            parse_expression(v)
+            check_expression(v, str(info.field_name))  # syntax, size and types: what validates, runs
         return v
 
     @model_validator(mode="after")
@@ -157,7 +161,7 @@ class MetricConfig(_Model):
     direction: Direction | None = None
     margin: Annotated[float, Field(gt=0, lt=1)] | None = None
     mde: Annotated[float, Field(gt=0)] | None = Field(None, description="Relative minimum detectable effect.")
-    cap_value: float | None = None
+    cap_value: float | None = Field(None, description="Cap (winsorise) each unit's value at this (finite).")
     cap_percentile: Annotated[float, Field(gt=0, lt=1)] | None = None
 
     @model_validator(mode="after")
@@ -189,7 +193,7 @@ class Statistics(_Model):
     alpha: Annotated[float, Field(gt=0, lt=0.5)] = 0.05
     relative_ci: RelativeCI = "delta"
     cuped: bool = True
-    pre_period_days: Annotated[int, Field(gt=0)] | None = Field(
+    pre_period_days: Annotated[int, Field(gt=0, le=3650)] | None = Field(
         None, description="CUPED covariates from this many days before the experiment (default: all pre-period data).")
     correction: Correction = "none"
     sequential: Sequential | None = None
@@ -212,9 +216,9 @@ class Simulation(_Model):
     behaviour: SimulatedUsers = Field(
         "pbm", description="Simulated users: a click model (with purchase and order models) fitted on the logged "
                            "impressions, or 'oracle', the synthetic world's true behaviour model (for checks).")
-    seed: int = 1
+    seed: Seed = 1
     page_size: Annotated[int, Field(ge=1, le=50)] = 10
-    batch_size: Annotated[int, Field(ge=1)] = 8192
+    batch_size: Annotated[int, Field(ge=1, le=10_000_000)] = 8192
     workers: Annotated[int, Field(ge=1, le=64)] = 2
 
 
@@ -404,9 +408,39 @@ def _loc_str(loc: tuple) -> str:
     return "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in loc).lstrip(".") or "(top level)"
 
 
+#: Nesting of YAML collections an experiment file may have (it needs 4); deeper is refused before the
+#: recursive parts (yaml's composer, the checks below, pydantic) see it.
+MAX_YAML_DEPTH = 50
+
+
+def _yaml_depth(text: str) -> int:
+    """The deepest nesting of flow collections ([...] / {...}) and indentation, from yaml's tokens
+    (the scanner is iterative: no recursion on hostile input)."""
+    depth = deepest = 0
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        if isinstance(token, (yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken,
+                              yaml.BlockSequenceStartToken, yaml.BlockMappingStartToken)):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif isinstance(token, (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken, yaml.BlockEndToken)):
+            depth -= 1
+    return deepest
+
+
 def experiment_problems(path: Path, text: str) -> tuple[Experiment | None, list[str]]:
     """Parse and validate an experiment; every problem as 'FILE:LINE:COL: field.path: message'."""
     try:
+        return _experiment_problems(path, text)
+    except RecursionError:  # a fallback: the depth check below should come first
+        return None, [f"{path}: too deeply nested (an experiment file nests at most {MAX_YAML_DEPTH} levels)"]
+
+
+def _experiment_problems(path: Path, text: str) -> tuple[Experiment | None, list[str]]:
+    try:
+        depth = _yaml_depth(text)
+        if depth > MAX_YAML_DEPTH:
+            return None, [(f"{path}: too deeply nested ({depth:,} levels of YAML lists / mappings; "
+                           f"an experiment file nests at most {MAX_YAML_DEPTH})")]
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         size = _expanded_size(root, {}) if root is not None else 0
         if size > MAX_EXPANDED_NODES:

@@ -11,6 +11,7 @@ metrics SQL reads ``sessions``, ``impressions``... without knowing where they li
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -41,21 +42,23 @@ class Dataset:
         self.sources: dict[str, str] = {}
         self.mapping = {t: dict(m) for t, m in (mapping or {}).items()}
         self.cast = bool(mapping)
-        if tables:
-            for t, rel in tables.items():
-                f = self.path / rel
-                if not any(self.path.glob(rel)):
-                    raise InputError(f"{self.path}: data.tables.{t}: no file matches {rel!r}")
-                self.sources[t] = _reader(f)
-                self.cast |= f.suffix.lower() in (".csv", ".tsv", ".txt")
-        elif self.is_duckdb:
+        for t, rel in (tables or {}).items():
+            f = self.path / rel  # an absolute path stays as it is
+            if not f.is_file() and not glob.glob(str(f), recursive=True):
+                raise InputError(f"{self.path}: data.tables.{t}: no file matches {rel!r}")
+            # a file of that exact name is read as it is ('[' and ']' are not a pattern); otherwise a glob
+            self.sources[t] = _reader(Path(glob.escape(str(f))) if f.is_file() else f)
+            self.cast |= f.suffix.lower() in (".csv", ".tsv", ".txt")
+        if self.is_duckdb and not tables:
             con = self._open_db()
             names = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
             names |= {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
             con.close()
             self.sources = {t: f"src.main.{t}" for t in TABLES if t in names}
         else:
-            for t in TABLES:
+            for t in TABLES:  # the default locations of the tables ``tables`` does not name
+                if t in self.sources:
+                    continue
                 folder, single, csv = self.path / t, self.path / f"{t}.parquet", self.path / f"{t}.csv"
                 if folder.is_dir() and any(folder.glob("*.parquet")):
                     self.sources[t] = f"read_parquet({_sql_str(folder / '*.parquet')})"

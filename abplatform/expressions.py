@@ -6,9 +6,17 @@ and boolean operators. Anything else — sub-queries, function calls (``read_csv
 statements (``;``) — is rejected with a message that names it. Accepted expressions are
 re-generated from the syntax tree with every column qualified by its table alias, so what
 reaches the database is exactly what was checked.
+
+Expressions are bounded before they are parsed (characters, tokens, parentheses) and after (nodes,
+depth), so neither the parser nor the database runs out of stack; and they are type-checked against
+the contract's column types (:func:`check_expression`): what ``validate`` accepts, the run can run.
 """
 
 from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
 
 import sqlglot
 from sqlglot import exp
@@ -26,21 +34,72 @@ _ALLOWED = (
 )
 
 
+#: Limits of one expression: checked on the text and tokens before parsing, and on the tree after.
+MAX_CHARS = 1000
+MAX_TOKENS = 300
+MAX_PARENS = 20  # nested parentheses (sqlglot's parser recurses ~20 frames per level)
+MAX_NODES = 200
+MAX_DEPTH = 50
+
+
 class ExpressionError(ValueError):
     pass
+
+
+def _shorten(text: str, n: int = 60) -> str:
+    return repr(text) if len(text) <= n else repr(text[:n]) + "…"
+
+
+def _check_size(text: str) -> None:
+    """Bound the text before the (recursive) parser sees it."""
+    if len(text) > MAX_CHARS:
+        raise ExpressionError(f"{_shorten(text)} is too long ({len(text):,} characters; at most {MAX_CHARS:,})")
+    try:
+        tokens = sqlglot.tokenize(text, dialect="duckdb")
+    except sqlglot.errors.SqlglotError as e:
+        raise ExpressionError(f"cannot parse {_shorten(text)}: {str(e).splitlines()[0]}") from None
+    if len(tokens) > MAX_TOKENS:
+        raise ExpressionError(f"{_shorten(text)} is too long ({len(tokens):,} terms; at most {MAX_TOKENS})")
+    depth = deepest = 0
+    for t in tokens:
+        depth += (t.token_type == sqlglot.TokenType.L_PAREN) - (t.token_type == sqlglot.TokenType.R_PAREN)
+        deepest = max(deepest, depth)
+    if deepest > MAX_PARENS:
+        raise ExpressionError(f"{_shorten(text)} is too deeply nested ({deepest} levels of parentheses; "
+                              f"at most {MAX_PARENS})")
+
+
+def _check_tree_size(text: str, tree: exp.Expr) -> None:
+    nodes, deepest = 0, 0
+    stack = [(tree, 1)]
+    while stack:  # iterative: the tree may be deeper than Python's stack
+        node, depth = stack.pop()
+        if isinstance(node, exp.Identifier):
+            continue
+        nodes += 1
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in node.iter_expressions())
+    if nodes > MAX_NODES:
+        raise ExpressionError(f"{_shorten(text)} is too long ({nodes:,} parts; at most {MAX_NODES})")
+    if deepest > MAX_DEPTH:
+        raise ExpressionError(f"{_shorten(text)} is too deeply nested ({deepest} levels; at most {MAX_DEPTH})")
 
 
 def parse_expression(text: str, allowed_columns: set[str] | None = None) -> exp.Expr:
     """Parse and check one expression; raise :class:`ExpressionError` saying what is not allowed."""
     allowed_columns = allowed_columns if allowed_columns is not None else SESSION_COLUMNS | IMPRESSION_COLUMNS
+    _check_size(text)
     try:
         statements = sqlglot.parse(text, dialect="duckdb")
     except sqlglot.errors.SqlglotError as e:
-        raise ExpressionError(f"cannot parse {text!r}: {str(e).splitlines()[0]}") from None
+        raise ExpressionError(f"cannot parse {_shorten(text)}: {str(e).splitlines()[0]}") from None
+    except RecursionError:
+        raise ExpressionError(f"{_shorten(text)} is too deeply nested") from None
     trees = [s for s in statements if s is not None]
     if len(trees) != 1:
         raise ExpressionError(f"{text!r} must be one expression (no ';' or several statements)")
     tree = trees[0]
+    _check_tree_size(text, tree)
     for node in tree.walk():
         if isinstance(node, (exp.Subquery, exp.Select, exp.Query)):
             raise ExpressionError(f"{text!r}: sub-queries are not allowed")
@@ -60,12 +119,193 @@ def parse_expression(text: str, allowed_columns: set[str] | None = None) -> exp.
     return tree
 
 
+# --- types -------------------------------------------------------------------------------------
+
+NUMBER, BOOLEAN, STRING, TIMESTAMP, NULL = "number", "true/false", "string", "timestamp", "null"
+_ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div)
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+_TIMESTAMP_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?(Z|[+-]\d{2}(:?\d{2})?)?")
+
+
+def _type_of_arrow(type_name: str) -> str:
+    if type_name == "bool":
+        return BOOLEAN
+    if type_name == "string":
+        return STRING
+    if type_name.startswith("timestamp"):
+        return TIMESTAMP
+    return NUMBER  # int8 .. int64, float, double
+
+
+#: Every contract column of the sessions and impressions tables -> its expression type
+#: (impression columns win on overlap, as in :func:`to_sql`).
+COLUMN_TYPES: dict[str, str] = {c.name: _type_of_arrow(c.type_name) for c in (*SESSIONS.columns, *IMPRESSIONS.columns)}
+
+
+def _describe(node: exp.Expr, kind: str) -> str:
+    sql = node.sql(dialect="duckdb")
+    if isinstance(node, exp.Column):
+        return f"{sql!r} is a {kind} column"
+    if isinstance(node, exp.Literal):
+        return f"{sql} is a {kind}"
+    return f"{sql!r} is a {kind}"
+
+
+def _is_timestamp_text(node: exp.Expr) -> bool:
+    if not (isinstance(node, exp.Literal) and node.is_string and _TIMESTAMP_TEXT.fullmatch(node.this)):
+        return False
+    try:
+        datetime.fromisoformat(node.this.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def _comparable(a: exp.Expr, ta: str, b: exp.Expr, tb: str) -> bool:
+    if NULL in (ta, tb) or ta == tb:
+        return ta != TIMESTAMP or tb != STRING or _is_timestamp_text(b)
+    if {ta, tb} == {TIMESTAMP, STRING}:  # duckdb casts a literal like '2024-05-01' to a timestamp
+        return _is_timestamp_text(b if tb == STRING else a)
+    return False
+
+
+def _need_comparable(left: exp.Expr, tl: str, right: exp.Expr, tr: str, what: str) -> None:
+    if _comparable(left, tl, right, tr):
+        return
+    if TIMESTAMP in (tl, tr) and STRING in (tl, tr):
+        text = right if tr == STRING else left
+        raise ExpressionError(f"{what}: {text.sql(dialect='duckdb')} is not a timestamp "
+                              "(write it as 'YYYY-MM-DD' or 'YYYY-MM-DD HH:MM:SS')")
+    raise ExpressionError(f"{what}: cannot compare {_describe(left, tl).split(' is a ')[0]} ({tl}) "
+                          f"with {_describe(right, tr).split(' is a ')[0]} ({tr})")
+
+
+def _need(node: exp.Expr, want: tuple[str, ...], why: str) -> str:
+    t = infer_type(node)
+    if t not in want and t != NULL:
+        raise ExpressionError(f"{_describe(node, t)}; {why}")
+    return t
+
+
+def _literal_type(node: exp.Literal) -> str:
+    if node.is_string:
+        return STRING
+    try:
+        value = float(node.this)
+    except ValueError:
+        raise ExpressionError(f"{node.sql()} is not a number") from None
+    if not math.isfinite(value):
+        raise ExpressionError(f"{node.sql()} is too large a number (not finite)")
+    return NUMBER
+
+
+def _boolean_op(node: exp.Expr) -> str:
+    for operand in node.iter_expressions():
+        _need(operand, (BOOLEAN,), f"{node.key.upper()} combines conditions (true/false)")
+    return BOOLEAN
+
+
+def _arithmetic(node: exp.Expr) -> str:
+    sign = {"add": "+", "sub": "-", "mul": "*", "div": "/", "neg": "unary -"}[node.key]
+    for operand in node.iter_expressions():
+        _need(operand, (NUMBER,), f"arithmetic ({sign}) needs numbers")
+    return NUMBER
+
+
+def _comparison(node: exp.Expr) -> str:
+    left, right = node.this, node.expression
+    _need_comparable(left, infer_type(left), right, infer_type(right), repr(node.sql(dialect="duckdb")))
+    return BOOLEAN
+
+
+def _is(node: exp.Expr) -> str:
+    right = node.expression
+    if not isinstance(right, (exp.Null, exp.Boolean)):
+        raise ExpressionError(f"{node.sql(dialect='duckdb')!r}: IS takes only NULL, TRUE or FALSE "
+                              "(use = to compare values)")
+    if isinstance(right, exp.Boolean):
+        _need(node.this, (BOOLEAN,), "IS TRUE / IS FALSE tests a condition (true/false)")
+    else:
+        infer_type(node.this)
+    return BOOLEAN
+
+
+def _between(node: exp.Expr) -> str:
+    this = node.this
+    t = infer_type(this)
+    for bound in (node.args["low"], node.args["high"]):
+        _need_comparable(this, t, bound, infer_type(bound), repr(node.sql(dialect="duckdb")))
+    return BOOLEAN
+
+
+def _in(node: exp.Expr) -> str:
+    this = node.this
+    t = infer_type(this)
+    if not node.expressions:
+        raise ExpressionError(f"{node.sql(dialect='duckdb')!r}: IN needs a list of values")
+    for item in node.expressions:
+        _need_comparable(this, t, item, infer_type(item), repr(node.sql(dialect="duckdb")))
+    return BOOLEAN
+
+
+def infer_type(node: exp.Expr) -> str:
+    """The type of a checked expression (number, true/false, string, timestamp or null), raising
+    :class:`ExpressionError` where an operator gets operands it cannot take."""
+    if isinstance(node, exp.Paren):
+        return infer_type(node.this)
+    if isinstance(node, exp.Column):
+        return COLUMN_TYPES.get(node.name, NULL)
+    if isinstance(node, exp.Literal):
+        return _literal_type(node)
+    if isinstance(node, exp.Boolean):
+        return BOOLEAN
+    if isinstance(node, exp.Null):
+        return NULL
+    if isinstance(node, exp.Tuple):
+        raise ExpressionError(f"{node.sql(dialect='duckdb')!r}: tuples (a, b) are not allowed")
+    for kinds, rule in (((exp.And, exp.Or, exp.Not), _boolean_op), ((*_ARITHMETIC, exp.Neg), _arithmetic),
+                        (_COMPARISONS, _comparison), ((exp.Is,), _is), ((exp.Between,), _between),
+                        ((exp.In,), _in)):
+        if isinstance(node, kinds):
+            return rule(node)
+    raise ExpressionError(f"{node.sql(dialect='duckdb')!r}: {node.key} is not allowed")
+
+
+def check_expression(text: str, role: str) -> exp.Expr:
+    """Parse ``text`` (:func:`parse_expression`) and check its type for its ``role``: ``"column"``,
+    the value a metric sums or maxes (a number, or true/false counted as 1/0), or ``"filter"``,
+    a condition (true/false)."""
+    tree = parse_expression(text)
+    try:
+        t = infer_type(tree)
+    except RecursionError:  # bounded by MAX_DEPTH; a fallback, never a traceback
+        raise ExpressionError(f"{_shorten(text)} is too deeply nested") from None
+    if role == "filter" and t != BOOLEAN:
+        raise ExpressionError(f"{_describe(tree, t)}; a filter is a condition (true/false), "
+                              "e.g. position <= 3 or query_segment = 'tail'")
+    if role == "column" and t not in (NUMBER, BOOLEAN):
+        raise ExpressionError(f"{_describe(tree, t)}; a metric sums numbers or true/false")
+    return tree
+
+
 def to_sql(tree: exp.Expr, impression_alias: str = "i", session_alias: str = "sq") -> str:
-    """The checked expression as duckdb SQL, columns qualified (impression columns win on overlap)."""
+    """The checked expression as duckdb SQL, columns qualified (impression columns win on overlap).
+
+    Integer columns and literals inside arithmetic are computed as DOUBLE, so ``orders * 100000 * 100000``
+    cannot overflow an INT32 in the database (comparisons keep the columns' own types)."""
     def qualify(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Column):
             alias = impression_alias if node.name in IMPRESSION_COLUMNS else session_alias
             return exp.column(node.name, table=alias)
         return node
 
-    return tree.copy().transform(qualify).sql(dialect="duckdb")
+    def widen(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, (*_ARITHMETIC, exp.Neg)):
+            for key in ("this", "expression"):
+                operand = node.args.get(key)
+                inner = operand.unnest() if isinstance(operand, exp.Expr) else None
+                if isinstance(inner, (exp.Column, exp.Literal)) and not inner.is_string:
+                    inner.replace(exp.cast(inner.copy(), "DOUBLE"))
+        return node
+
+    return tree.copy().transform(qualify).transform(widen).sql(dialect="duckdb")

@@ -227,7 +227,8 @@ def run_online(config_path: str | Path, results: str | Path = "results", say: Pr
         raise InputError(f"{config_path}: data: 'analyze' reads an online A/B log (data.path), "
                          "not the synthetic world — use 'abplatform run' for offline replay")
     dataset = source_dataset(exp, config_path, say)
-    counts = validate_dataset(dataset, require_arm=True, max_position=exp.simulation.page_size)
+    counts = validate_dataset(dataset, require_arm=True, max_position=exp.simulation.page_size,
+                              arms=tuple(a.name for a in exp.arms))
     say(f"Computing sufficient statistics ({exp.data.engine}) and the scorecard")
     card = build_scorecard(dataset, exp)
     return _publish(exp, config_path, config_sha, card, "online", data_fingerprint(dataset, counts),
@@ -256,7 +257,7 @@ def _paired_report(store: ResultsStore, exp: Experiment, mode: Mode, say: Progre
     """The latest readable run of the paired experiment in the other mode, if any; a paired run
     that was deleted or cannot be read (another version's report) is skipped with a warning."""
     name, other = exp.compare_to or exp.name, ("online" if mode == "offline" else "offline")
-    runs = [e for e in store.index() if e["experiment"] == name and e.get("mode") == other]
+    runs = [e for e in store.index() if e.get("experiment") == name and e.get("mode") == other]
     for entry in reversed(runs):
         path = store.run_dir(entry) / "report.json"
         try:
@@ -322,5 +323,5 @@ def _publish(exp: Experiment, config_path: Path, config_sha: str, card: Scorecar
     summary = {"created": report.created, "mode": mode, "decision": report.decision.decision,
                "primary_metric": primary.metric if primary else None,
                "primary_rel_effect": primary.rel_effect if primary else None, "config_sha256": config_sha}
-    run_dir = store.write_run(exp.name, run_id, write, summary)
+    run_dir = store.write_run(exp.name, run_id, write, summary, warn=say)
     return run_dir, report

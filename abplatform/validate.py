@@ -13,12 +13,15 @@ has one case per check):
 * impressions: positions 1..k without gaps within a page (an item at position 7 on a page of 5
   was never shown), purchased implies clicked, orders >= 1 exactly when purchased, no negative
   orders or revenue, revenue only with orders, propensity in (0, 1], every session_id known;
+* numbers: no NaN or infinite value in any floating-point column (revenue, propensity, price...),
+  CSV and parquet alike (an unknown value is null);
 * sessions: query_segment and query_complexity in their documented values, timestamps plausible
   (not before 2000, not in the future) and inside the experiment window — the world's
   ``world.json`` window when the dataset has one, otherwise after the last pre-period session
   (the pre-period must precede the experiment, or CUPED covariates would measure the treatment);
 * labels: grades in 0..3, page labels only for known sessions;
-* online A/B logs (``require_arm``): every session has an arm and no unit is in two arms.
+* online A/B logs (``require_arm``): every session has an arm, one of the experiment's arms
+  (``arms``), and no unit is in two arms.
 """
 
 from __future__ import annotations
@@ -61,7 +64,10 @@ def _source_files(dataset: Dataset, table: str) -> tuple[str, list[Path]]:
     m = _SOURCE.match(dataset.sources[table])
     if not m:
         return "db", []
-    return m.group(1), sorted(Path(p) for p in glob.glob(m.group(2).replace("''", "'")))
+    pattern = m.group(2).replace("''", "'")
+    if Path(pattern).is_file():  # a file of that exact name ('[' and ']' in a folder name are not a pattern)
+        return m.group(1), [Path(pattern)]
+    return m.group(1), sorted(Path(p) for p in glob.glob(pattern, recursive=True))
 
 
 def _where(dataset: Dataset, table: str) -> str:
@@ -202,6 +208,7 @@ class _Scope:
     windows: dict[str, tuple[str, str]]  # the world.json windows, when the dataset has them
     require_arm: bool
     future: str  # a timestamp no session can be later than
+    arms: tuple[str, ...] = ()  # the experiment's arms, when the log is an online A/B log
 
 
 @dataclass(frozen=True)
@@ -290,6 +297,15 @@ _CHECKS: list[_Check] = [
         when=lambda s: s.require_arm),
     _Check(
         "sessions", ("sessions",),
+        lambda s: "SELECT COUNT(*), arg_min(arm, session_id), MIN(session_id), COUNT(DISTINCT arm) FROM sessions "
+                  f"WHERE arm IS NOT NULL AND arm NOT IN ({', '.join(_sql_literal(a) for a in s.arms)})",
+        lambda r, s: f"{r[0]} session(s) with arm {r[1]!r}, which is not an arm of the experiment "
+                     f"(configured arms: {', '.join(s.arms)})" + (f", and {r[3] - 1} other unknown arm(s)"
+                                                                  if r[3] > 1 else "")
+                     + f", e.g. session_id {r[2]}; expected the arms' names as logged",
+        when=lambda s: s.require_arm and bool(s.arms)),
+    _Check(
+        "sessions", ("sessions",),
         lambda s: "SELECT COUNT(*), MIN(unit_id) FROM (SELECT unit_id FROM sessions WHERE arm IS NOT NULL "
                   "GROUP BY unit_id HAVING MIN(arm) <> MAX(arm))",
         lambda r, s: f"{r[0]} unit(s) logged in more than one arm, e.g. unit_id {r[1]!r}; "
@@ -303,11 +319,12 @@ def _impression_rules(max_position: int) -> list[tuple[str, str]]:
     return [
         (f"position < 1 OR position > {max_position}", f"position outside 1..{max_position}"),
         ("purchased AND NOT clicked", "purchase without a click (purchased implies clicked)"),
-        ("orders < 0 OR revenue < 0", "negative orders or revenue (expected >= 0)"),
+        ("orders < 0 OR (revenue < 0 AND isfinite(revenue))", "negative orders or revenue (expected >= 0)"),
         ("orders > 0 AND NOT purchased", "orders without a purchase (orders must be 0 unless purchased)"),
         ("purchased AND orders < 1", "purchase with no order (orders must be >= 1 when purchased)"),
-        ("revenue > 0 AND orders = 0", "revenue without an order (revenue comes from orders)"),
-        ("propensity IS NOT NULL AND (propensity <= 0 OR propensity > 1)", "propensity outside (0, 1]"),
+        ("revenue > 0 AND orders = 0 AND isfinite(revenue)", "revenue without an order (revenue comes from orders)"),
+        ("propensity IS NOT NULL AND isfinite(propensity) AND (propensity <= 0 OR propensity > 1)",
+         "propensity outside (0, 1]"),  # NaN and inf are reported on their own, once
     ]
 
 
@@ -387,6 +404,27 @@ class _Validation:
                 self.problems.append(f"{where}: {n} null value(s) in required column '{c}'")
         if table.key != ("session_id", "position"):  # that one is checked per page, with the gaps
             self.unique_key(name, table.key, where)     # (one pass, no 50M-key hash table)
+        self.finite(name, table, where)
+
+    def finite(self, name: str, table: Table, where: str) -> None:
+        """NaN and infinite values in the floating-point columns (CSV or parquet alike), counted in one query."""
+        cols = [c.name for c in table.columns if pa.types.is_floating(c.type)]
+        if not cols:
+            return
+        key = ", ".join(table.key)
+        sql = ", ".join(f"COUNT(*) FILTER (WHERE NOT isfinite({c})), MIN(({key})) FILTER (WHERE NOT isfinite({c})), "
+                        f"arg_min({c}, ({key})) FILTER (WHERE NOT isfinite({c}))" for c in cols)
+        try:
+            r = self.row(f"SELECT {sql} FROM {name}")
+        except duckdb.Error as e:
+            self.cannot_read(where, e)
+            return
+        for k, c in enumerate(cols):
+            n, first, value = r[3 * k: 3 * k + 3]
+            if n:
+                self.problems.append(f"{where}: {n} row(s) with a NaN or infinite value in column '{c}', e.g. "
+                                     f"{_example(table.key, first)} = {value}; expected a finite number "
+                                     "(leave an unknown value empty / null)")
 
     def missing(self, name: str, table: Table, replay: bool) -> None:
         where = f"{self.dataset.path}/{name}"
@@ -458,11 +496,12 @@ class _Validation:
 
 
 def validate_dataset(dataset: Dataset, require_arm: bool = False, max_position: int = 50,
-                     replay: bool = False) -> dict[str, int]:
+                     replay: bool = False, arms: tuple[str, ...] = ()) -> dict[str, int]:
     """Raise :class:`InputError` listing every contract violation; return row counts per table.
 
     ``require_arm``: an online A/B log (every session has an arm, no unit in two arms);
-    ``replay``: the source of an offline replay (the candidates and items tables are required).
+    ``replay``: the source of an offline replay (the candidates and items tables are required);
+    ``arms``: the experiment's arms (an online log's sessions must carry one of them).
     """
     problems: list[str] = []
     broken: set[str] = set()
@@ -482,7 +521,7 @@ def validate_dataset(dataset: Dataset, require_arm: bool = False, max_position: 
             if imp in ok:
                 v.impressions(imp, ses, max_position)
         future = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
-        scope = _Scope(ok, _world_windows(dataset), require_arm, future)
+        scope = _Scope(ok, _world_windows(dataset), require_arm, future, tuple(arms))
         for check in _CHECKS:
             if check.applies(scope):
                 v.run(check, scope)
@@ -491,6 +530,10 @@ def validate_dataset(dataset: Dataset, require_arm: bool = False, max_position: 
     if problems:
         raise InputError("\n".join(problems), problems)
     return v.counts
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _example(key: tuple[str, ...], value: Any) -> str:

@@ -121,6 +121,29 @@ def unit_in_two_arms(tables: Tables) -> None:
     tables["sessions"] = _edit(s, "arm", row, "treatment" if arm == "control" else "control")
 
 
+def first_purchase(t: pa.Table) -> int:
+    return t["orders"].to_pylist().index(next(o for o in t["orders"].to_pylist() if o > 0))
+
+
+def unknown_arm(tables: Tables) -> None:
+    """Every session of one unit logged in an arm the experiment does not have."""
+    s = tables["sessions"]
+    arms = ["v3" if u == "u000" else a for u, a in zip(s["unit_id"].to_pylist(), s["arm"].to_pylist(), strict=True)]
+    tables["sessions"] = _set(s, "arm", arms)
+
+
+def csv_purchase_cell(column: int, value: str) -> Callable[[str], str]:
+    """Set a cell of the first CSV row with an order (orders is column 5)."""
+    def edit(text: str) -> str:
+        rows = text.splitlines()
+        line = next(k for k, r in enumerate(rows[1:], 1) if r.split(",")[5] not in ("0", ""))
+        cells = rows[line].split(",")
+        cells[column] = value
+        rows[line] = ",".join(cells)
+        return "\n".join(rows) + "\n"
+    return edit
+
+
 def position_gap(t: pa.Table) -> pa.Table:
     return _edit(t, "position", 4, 9)  # session 1 shows positions 1..4 and 9: 5..8 were never shown
 
@@ -361,6 +384,21 @@ CASES: list[Case] = [
     Case("unknown-session", "impressions of a session that is not in sessions", "check-data",
          logs("check-data", table_op("impressions", unknown_session)), I,
          ("5 impression(s) whose session_id is not in sessions, e.g. session_id 999999",)),
+    Case("nan-revenue", "revenue = NaN on an impression with an order (parquet)", "analyze",
+         logs("analyze", table_op("impressions", lambda t: _edit(t, "revenue", first_purchase(t), float("nan")))), I,
+         ("1 row(s) with a NaN or infinite value in column 'revenue', e.g. session_id", "= nan")),
+    Case("inf-revenue-csv", "revenue = inf in impressions.csv", "check-data",
+         logs("check-data", after=to_csv("impressions", edit=csv_purchase_cell(6, "inf"))), "logs/impressions.csv",
+         ("1 row(s) with a NaN or infinite value in column 'revenue'", "= inf; expected a finite number")),
+    Case("nan-propensity", "a logging propensity of NaN (parquet)", "check-data",
+         logs("check-data", table_op("impressions", lambda t: _edit(t, "propensity", 0, float("nan")))), I,
+         ("1 row(s) with a NaN or infinite value in column 'propensity', e.g. session_id 1 position 1 = nan",)),
+    Case("nan-propensity-csv", "a logging propensity of NaN in impressions.csv (as in parquet)", "check-data",
+         logs("check-data", after=to_csv("impressions", edit=csv_cell(2, 7, "nan"))), "logs/impressions.csv",
+         ("1 row(s) with a NaN or infinite value in column 'propensity', e.g. session_id 1 position 1 = nan",)),
+    Case("inf-pre-period-revenue", "revenue = -inf in the pre-period impressions", "run",
+         logs("run", table_op("pre_impressions", lambda t: _edit(t, "revenue", first_purchase(t), float("-inf")))),
+         "logs/pre_impressions.parquet", ("NaN or infinite value in column 'revenue'", "= -inf")),
     Case("propensity-above-one", "a logging propensity of 1.5", "check-data",
          logs("check-data", table_op("impressions", lambda t: _edit(t, "propensity", 0, 1.5))), I,
          ("propensity outside (0, 1]",)),
@@ -385,6 +423,10 @@ CASES: list[Case] = [
     Case("session-without-arm", "a session of an online A/B log without an arm", "analyze",
          logs("analyze", table_op("sessions", lambda t: _edit(t, "arm", 3, None))), S,
          ("1 session(s) with no arm, e.g. session_id 4",)),
+    Case("arm-not-in-config", "an online log with sessions in arm 'v3' (the experiment has control, treatment)",
+         "analyze", logs("analyze", unknown_arm), S,
+         ("3 session(s) with arm 'v3', which is not an arm of the experiment (configured arms: control, treatment)",
+          "e.g. session_id 1")),
     Case("mapping-unknown-column", "data.mapping names a source column the log does not have", "analyze",
          logs("analyze", yaml_extra="", data="logs"), "logs", ("data.mapping.sessions: source column 'user' not found",),
          xfail=None),
@@ -586,6 +628,40 @@ def test_the_tiny_log_itself_is_valid(tmp_path) -> None:
 
     counts = validate_dataset(Dataset(write_tiny(tmp_path / "logs")), require_arm=True)
     assert counts["sessions"] > 50 and counts["impressions"] == 5 * counts["sessions"]
+
+
+@pytest.mark.parametrize("how", ["absolute", "brackets", "absolute-brackets", "glob"])
+def test_tables_paths_that_work(tmp_path, how) -> None:
+    """data.tables: an absolute path, '[' / ']' in a file name, a glob; the tables it does not name keep
+    their default locations (logs/<table>.parquet)."""
+    from abplatform.dataset import Dataset
+    from abplatform.validate import validate_dataset
+
+    logs = write_tiny(tmp_path / "logs")
+    other = tmp_path / ("export [2026-06]" if "brackets" in how else "export")
+    other.mkdir()
+    name = "impressions[v2].parquet" if "brackets" in how else "impressions.parquet"
+    (logs / "impressions.parquet").rename(other / name)
+    rel = {"absolute": str(other / name), "brackets": f"../{other.name}/{name}",
+           "absolute-brackets": str(other / name), "glob": "../export/*.parquet"}[how]
+    ds = Dataset(logs, tables={"impressions": rel})
+    counts = validate_dataset(ds, require_arm=True)
+    assert counts["impressions"] == 5 * counts["sessions"] and counts["page_labels"] > 0
+    con = ds.connect()
+    assert con.execute("SELECT COUNT(*) FROM impressions").fetchone()[0] == counts["impressions"]
+    con.close()
+
+
+def test_tables_in_the_cli_with_an_absolute_path(tmp_path) -> None:
+    """The same through ``analyze``: exit 0 and a run in the store (not NotImplementedError)."""
+    logs = write_tiny(tmp_path / "logs")
+    (logs / "sessions.parquet").rename(tmp_path / "sessions [a].parquet")
+    tiny_experiment(tmp_path).write_text((tmp_path / "tiny.yaml").read_text().replace(
+        "data: {path: logs}", f"data: {{path: logs, tables: {{sessions: '{tmp_path}/sessions [a].parquet'}}}}"))
+    res = subprocess.run([sys.executable, "-m", "abplatform.cli", "analyze", "tiny.yaml", "--no-segments"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "results" / "index.json").read_text())[0]["mode"] == "online"
 
 
 def test_enough_cases() -> None:

@@ -15,6 +15,15 @@ arms:
   - {name: treatment, ranker: v2}
 """
 
+
+
+def _user_metric(column: str, filter: str | None = None) -> str:
+    """BASE with item_ctr and a user metric ``x`` (its column at 7:47, a filter after ``column: "clicked"`` at 7:66)."""
+    parts = [f'column: "{column}"'] + ([f'filter: "{filter}"'] if filter else [])
+    return (BASE + "metrics:\n  - {name: item_ctr, role: primary}\n"
+            "  - {name: x, type: mean, numerator: {" + ", ".join(parts) + "}}\n")
+
+
 # (yaml text, expected "line:col: path" fragment, expected message fragment)
 MISTAKES = [
     ("name: demo\narms: [\n", ":3:1", "not valid YAML"),
@@ -81,6 +90,55 @@ MISTAKES = [
     (BASE.replace("name: demo", "name: .tmp-x"), ":1:7: name", "'.tmp-x' starts with '.'"),
     (BASE.replace("name: demo", "name: .index.lock"), ":1:7: name", "'.index.lock' starts with '.'"),
     (BASE.replace("name: demo", "name: " + "x" * 300), ":1:7: name", "too long (300 characters; at most 200"),
+    # user metrics that would crash the run: types checked against the contract at validate time
+    (_user_metric("query"), ":7:47: metrics[1].numerator.column",
+     "'query' is a string column; a metric sums numbers or true/false"),
+    (_user_metric("ts"), ":7:47: metrics[1].numerator.column", "'ts' is a timestamp column"),
+    (_user_metric("clicked", "query"), ":7:66: metrics[1].numerator.filter",
+     "'query' is a string column; a filter is a condition (true/false)"),
+    (_user_metric("clicked", "query > 1"), ":7:66: metrics[1].numerator.filter",
+     "cannot compare 'query' (string) with 1 (number)"),
+    (_user_metric("-clicked"), ":7:47: metrics[1].numerator.column",
+     "'clicked' is a true/false column; arithmetic (unary -) needs numbers"),
+    (_user_metric("clicked + 1"), ":7:47: metrics[1].numerator.column",
+     "'clicked' is a true/false column; arithmetic (+) needs numbers"),
+    (_user_metric("clicked", "position IS 1"), ":7:66: metrics[1].numerator.filter",
+     "IS takes only NULL, TRUE or FALSE"),
+    (_user_metric("clicked", "query BETWEEN 1 AND 2"), ":7:66: metrics[1].numerator.filter",
+     "'query BETWEEN 1 AND 2': cannot compare 'query' (string) with 1 (number)"),
+    (_user_metric("(1, 2)"), ":7:47: metrics[1].numerator.column", "tuples (a, b) are not allowed"),
+    (_user_metric("clicked", "position IN ((1, 2))"), ":7:66: metrics[1].numerator.filter",
+     "tuples (a, b) are not allowed"),
+    (_user_metric("clicked", "ts > 'yesterday'"), ":7:66: metrics[1].numerator.filter",
+     "'yesterday' is not a timestamp"),
+    (_user_metric("1e400"), ":7:47: metrics[1].numerator.column", "1e400 is too large a number"),
+    # expressions too large for the parser or the database, and YAML too deep for the YAML parser
+    (_user_metric(" + ".join(["orders"] * 1500)), ":7:47: metrics[1].numerator.column",
+     "is too long (13,497 characters; at most 1,000)"),
+    (_user_metric("+".join(["orders"] * 140)), ":7:47: metrics[1].numerator.column",
+     "is too long (279 parts; at most 200)"),
+    (_user_metric("clicked", "(" * 3000 + "clicked" + ")" * 3000), ":7:66: metrics[1].numerator.filter", "is too long"),
+    (_user_metric("clicked", "(" * 30 + "clicked" + ")" * 30), ":7:66: metrics[1].numerator.filter",
+     "is too deeply nested (30 levels of parentheses; at most 20)"),
+    (_user_metric("clicked", "NOT " * 3000 + "clicked"), ":7:66: metrics[1].numerator.filter", "is too long"),
+    (_user_metric("clicked", "NOT " * 60 + "clicked"), ":7:66: metrics[1].numerator.filter",
+     "is too deeply nested (61 levels; at most 50)"),
+    (BASE + "owner: " + "[" * 3000 + "]" * 3000 + "\n", "", "too deeply nested (3,001 levels of YAML lists"),
+    (BASE + "x:\n" + "".join("  " * k + "- \n" for k in range(1, 3000)), "", "too deeply nested (3,000 levels"),
+    # numbers the schema took and the run choked on
+    (BASE + "metrics:\n  - {name: item_ctr, role: primary, cap_value: .nan}\n", ":6:48: metrics[0].cap_value",
+     "finite number"),
+    (BASE + "metrics:\n  - {name: item_ctr, role: primary, cap_value: .inf}\n", ":6:48: metrics[0].cap_value",
+     "finite number"),
+    (BASE + "statistics: {pre_period_days: 1.0e+20}\n", ":5:31: statistics.pre_period_days", "exceeded maximum size"),
+    (BASE + "statistics: {pre_period_days: 10000}\n", ":5:31: statistics.pre_period_days",
+     "less than or equal to 3650"),
+    (BASE + "data: {world: {seed: -1}}\n", ":5:22: data.world.seed", "greater than or equal to 0"),
+    (BASE + "simulation: {seed: 9223372036854775808}\n", ":5:20: simulation.seed",
+     "less than or equal to 9223372036854775807"),
+    (BASE + "data: {world: {users: 1.0e+12}}\n", ":5:23: data.world.users", "less than or equal to 10000000"),
+    (BASE + "decision: {latency_margin: .inf}\n", ":5:28: decision.latency_margin", "finite number"),
+    (BASE + "metrics:\n  - {name: item_ctr, role: primary, mde: .inf}\n", ":6:42: metrics[0].mde", "finite number"),
 ]
 
 

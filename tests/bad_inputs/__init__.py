@@ -52,10 +52,11 @@ def tiny_tables(users: int = 40, page: int = 5, seed: int = 3, arms: tuple[str, 
             "session_id": isid, "position": pos, "item_id": rng.integers(100, 130, size=n * page).astype(np.int64),
             "clicked": clicked, "purchased": purchased, "orders": orders, "revenue": orders * 19.5,
             "propensity": np.where(rng.random(n * page) < 0.8, 0.5, np.nan)}, schema=TABLES["impressions"].schema)
-    out["impressions"] = out["impressions"].set_column(
-        7, TABLES["impressions"].schema.field("propensity"),
-        pa.array([None if np.isnan(p) else p for p in out["impressions"]["propensity"].to_numpy(zero_copy_only=False)],
-                 pa.float64()))
+    for imp in ("impressions", "pre_impressions"):  # an unknown propensity is null (NaN is refused)
+        out[imp] = out[imp].set_column(
+            7, TABLES["impressions"].schema.field("propensity"),
+            pa.array([None if np.isnan(p) else p for p in out[imp]["propensity"].to_numpy(zero_copy_only=False)],
+                     pa.float64()))
     out["relevance_labels"] = pa.table({
         "query": [q for q, _, _ in QUERIES for _ in range(10)],
         "item_id": np.tile(np.arange(100, 110, dtype=np.int64), len(QUERIES)),

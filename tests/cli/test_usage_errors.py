@@ -18,13 +18,15 @@ from abplatform.cli import app
 COMMANDS = {
     "run": ["x.yaml"], "analyze": ["x.yaml"], "validate": ["x.yaml"], "schema": [], "gate": ["run"],
     "check-data": ["logs"], "analyze-summary": ["summary.csv"], "dashboard": [], "contract": [],
-    "world generate": ["--out", "w"], "world export-ab": ["w", "--out", "ab"],
+    "world generate": ["--out", "w"], "world export-ab": ["w", "--out", "ab"], "index rebuild": [],
 }
 
 # (case id, argv, the command the usage line names, what stderr must say besides it)
 CASES: list[tuple[str, list[str], str, str]] = [
     ("unknown command", ["nosuch"], "", "No such command 'nosuch'"),
     ("unknown world command", ["world", "nosuch"], "world", "No such command 'nosuch'"),
+    ("unknown index command", ["index", "nosuch"], "index", "No such command 'nosuch'"),
+    ("index rebuild: an argument", ["index", "rebuild", "results"], "index rebuild", "Got unexpected extra argument"),
     ("misspelt command", ["gates", "run"], "", "No such command 'gates'"),
 ]
 for name, valid in COMMANDS.items():
