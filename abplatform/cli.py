@@ -123,7 +123,7 @@ def run(
 ) -> None:
     """Run an experiment: offline replay (the world, or logs with mode: offline) or online analysis."""
 
-    _check_experiment_file(experiment)
+    _check_experiment_file(experiment, results)
     from abplatform.pipeline import run_experiment
     from abplatform.report.render import print_report
 
@@ -139,7 +139,7 @@ def analyze(
     segments: Annotated[bool, typer.Option(help="Print the per-segment table.")] = True,
 ) -> None:
     """Online: analyse a real A/B log (sessions carry their arm) with the same metrics and statistics."""
-    _check_experiment_file(experiment)
+    _check_experiment_file(experiment, results)
     from abplatform.pipeline import run_online
     from abplatform.report.render import print_report
 
@@ -148,11 +148,15 @@ def analyze(
     out.print(f"Run folder: {run_dir}")
 
 
-def _check_experiment_file(path: Path) -> None:
-    """Validate the experiment file before the heavy pipeline is imported: a wrong file fails fast."""
+def _check_experiment_file(path: Path, results: Path | None = None) -> None:
+    """Validate the experiment file (and that runs can be written into ``results``) before the heavy
+    pipeline is imported: a wrong file or an unwritable results folder fails fast, before any computing."""
     from abplatform.config import load_experiment
+    from abplatform.files import check_results
 
     load_experiment(path)
+    if results is not None:
+        check_results(results)
 
 
 @app.command()
@@ -176,7 +180,9 @@ def schema(output: Annotated[Path | None, typer.Option("--out", help="Write the 
 
     text = json_schema()
     if output:
-        output.write_text(text)
+        from abplatform.files import write_output
+
+        write_output(output, text.encode())
     else:
         typer.echo(text, nl=False)
 
@@ -196,7 +202,7 @@ def gate(
     if target.is_dir():
         report = load_run(target)
     elif target.suffix in (".yaml", ".yml"):
-        _check_experiment_file(target)
+        _check_experiment_file(target, results)
         from abplatform.pipeline import run_experiment
 
         _, report = run_experiment(target, results, say=_say)
@@ -233,9 +239,12 @@ def analyze_summary(
     """Score an experiment from aggregates alone (n, Σx, Σx², ... per metric and arm)."""
     import dataclasses
 
+    from abplatform.files import check_output, write_output
     from abplatform.scorecard import metric_results
     from abplatform.stats.summary import summary_scorecard
 
+    if output:
+        check_output(output)  # before the reading and the computing
     try:
         card = summary_scorecard(file, alpha=alpha, correction=correction, relative_ci=relative_ci)
     except ValueError as e:
@@ -243,7 +252,7 @@ def analyze_summary(
     doc = {"source": str(file), "metrics": [dataclasses.asdict(m) for m in metric_results(card)]}
     text = json.dumps(doc, indent=2)
     if output:
-        output.write_text(text + "\n")
+        write_output(output, (text + "\n").encode())
     out.print_json(text)
 
 

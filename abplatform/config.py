@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from abplatform.contract import TABLES
 from abplatform.errors import InputError
 from abplatform.expressions import check_expression
+from abplatform.files import read_input
 from abplatform.metrics import BUILTIN_METRICS
 from abplatform.store import INDEX
 from abplatform.vocabulary import (
@@ -487,7 +488,8 @@ def load_experiment(path: str | Path) -> tuple[Experiment, str]:
     if not p.is_file():
         raise InputError(f"{p}: no such experiment file")
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_input(p, "experiment file").decode("utf-8")  # once, at most 64 MiB
+        text = text.replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it (the sha256 is of this)
     except UnicodeDecodeError as e:
         raise InputError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     exp, problems = experiment_problems(p, text)

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from abplatform.errors import EXIT_HOLD, EXIT_PROMOTE, EvaluationError, InputError
+from abplatform.files import check_output
 from abplatform.report.model import Report, ReportFormatError
 from abplatform.report.render import junit_xml, markdown
 
@@ -30,27 +31,13 @@ def exit_code(report: Report) -> int:
     return EXIT_PROMOTE if report.decision.promote else EXIT_HOLD
 
 
-def _unwritable(path: Path) -> str | None:
-    """Why ``path`` cannot be written as a file (None when it looks writable)."""
-    if path.is_dir():
-        return "it is a folder, not a file"
-    parent = path.parent
-    if not parent.is_dir():
-        return f"folder {parent} does not exist" if not parent.exists() else f"{parent} is not a folder"
-    if not os.access(path if path.exists() else parent, os.W_OK):
-        return "permission denied"
-    return None
-
-
 def ci_targets(junit: Path | None = None) -> list[tuple[str, Path]]:
     """The gate's output files as (what names it, path): ``--junit`` and the GitHub files when set, each
     checked to be writable; an unwritable one is an :class:`InputError` naming it (before anything is written)."""
     targets = [("--junit", junit)] if junit else []
     targets += [(var, Path(os.environ[var])) for var in ("GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT") if os.environ.get(var)]
     for label, path in targets:
-        reason = _unwritable(path)
-        if reason:
-            raise InputError(f"{label}: cannot write {path}: {reason}")
+        check_output(path, label)
     return targets
 
 

@@ -161,13 +161,20 @@ def _users_and_raters(exp: Experiment, source: Dataset, catalog: Catalog,
     return FittedBehaviour(sim.behaviour, sim.page_size).fit(source, catalog), raters
 
 
-def _read_latency(path: Path) -> dict[str, dict] | None:
-    """The replay's cached scoring times, or None when missing or unreadable (then replay again)."""
+def _read_latency(path: Path, say: Progress = _noop) -> dict[str, dict] | None:
+    """The replay's cached scoring times, or None when missing or unreadable (then replay again; an
+    unreadable one with a warning through ``say``)."""
     try:
         latency = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return None
-    return latency if isinstance(latency, dict) else None
+    except (OSError, ValueError) as e:
+        say(f"warning: {path}: unreadable ({e}); replaying again")
+        return None
+    if not isinstance(latency, dict):
+        say(f"warning: {path}: not a JSON object; replaying again")
+        return None
+    return latency
 
 
 def run_offline(config_path: str | Path, results: str | Path = "results", workers: int | None = None,
@@ -182,7 +189,7 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
     source_fp = data_fingerprint(source, counts)
     code = [_ranker_code_hash(r) for _, r in arms]
     replay_dir = Path(exp.data.cache_dir) / "replays" / f"{exp.name}-{_replay_key(exp, source_fp.hash, code)}"
-    latency = _read_latency(replay_dir / "latency.json") if (replay_dir / "sessions").is_dir() else None
+    latency = _read_latency(replay_dir / "latency.json", say) if (replay_dir / "sessions").is_dir() else None
     if latency is not None:
         say(f"Reusing the replayed event log in {replay_dir}")
     else:

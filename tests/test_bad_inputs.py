@@ -45,6 +45,7 @@ class Case:
     shown: str | None = None  # the command line in the docs, when it is not ``abplatform COMMAND ...``
     env: tuple[tuple[str, str], ...] = ()  # environment variables of the CLI process
     after: Callable[[Path], None] | None = None  # checks the folder afterwards (nothing destroyed or half-written)
+    not_as_root: str | None = None  # why the case cannot be run as root (skipped then)
 
 
 # --- building blocks ---------------------------------------------------------------------------
@@ -310,6 +311,40 @@ def nothing_half_written(folder: Path) -> None:
     assert sorted(p.name for p in folder.iterdir()) == ["run", "summary.md"], list(folder.iterdir())
 
 
+def schema_out(out: str) -> Callable[[Path], list[str]]:
+    def build(folder: Path) -> list[str]:
+        return ["schema", "--out", out]
+    return build
+
+
+def nothing_written(folder: Path) -> None:
+    assert not list(folder.iterdir()), list(folder.iterdir())
+
+
+def results_at(command: str, results: str, make: Callable[[Path], None] | None = None) -> Callable[[Path], list[str]]:
+    """``COMMAND tiny.yaml --results RESULTS`` (``run`` of an offline experiment: its replay would be the
+    computing) after ``make(folder)``."""
+    def build(folder: Path) -> list[str]:
+        write_tiny(folder / "logs")
+        text = tiny_experiment(folder).read_text()
+        if command != "analyze":
+            (folder / "tiny.yaml").write_text(text.replace("data: {path: logs}", "data: {path: logs, mode: offline}"))
+        if make:
+            make(folder)
+        return [command, "tiny.yaml", *(["--no-segments"] if command != "gate" else []), "--results", results]
+    return build
+
+
+def nothing_computed(folder: Path) -> None:
+    assert not (folder / "data").exists(), "the replay ran before the results folder was checked"
+    assert sorted(p.name for p in folder.iterdir() if p.name not in ("results", "notes.txt")) == ["logs", "tiny.yaml"]
+
+
+def read_only_results(folder: Path) -> None:
+    (folder / "results").mkdir()
+    (folder / "results").chmod(0o555)
+
+
 SUMMARY_HEADER = "metric,arm,type,n,sum_x,sum_x2"
 GOOD_ROWS = ["revenue,control,mean,400,210.5,900.25", "revenue,treatment,mean,410,230.0,990.0"]
 
@@ -323,6 +358,18 @@ def summary(text: str, name: str = "summary.csv", encoding: str = "utf-8") -> Ca
 
 def csv_rows(*rows: str, header: str = SUMMARY_HEADER) -> str:
     return "\n".join([header, *rows]) + "\n"
+
+
+def summary_out(out: str, file: str | None = None) -> Callable[[Path], list[str]]:
+    """``analyze-summary summary.csv --out OUT`` on a good summary file (or ``analyze-summary FILE``)."""
+    def build(folder: Path) -> list[str]:
+        summary(csv_rows(*GOOD_ROWS))(folder)
+        return ["analyze-summary", file or "summary.csv", *(["--out", out] if out else [])]
+    return build
+
+
+def only_the_summary(folder: Path) -> None:
+    assert sorted(p.name for p in folder.iterdir()) == ["summary.csv"], list(folder.iterdir())
 
 
 RATIO_HEADER = "metric,arm,type,n,sum_x,sum_x2,sum_y,sum_y2,sum_xy"
@@ -558,6 +605,48 @@ CASES: list[Case] = [
     Case("gate-report-without-srm", "a run folder whose report.json has no srm", "gate",
          gate_run(report_json=report_without("srm")), "run/report.json", ("unreadable report", "missing field 'srm'"), exit=3,
          shown="gate run"),
+    # outputs that cannot be written: exit 2 naming the path, before any work, nothing half-written
+    Case("schema-out-is-a-folder", "schema --out . (a folder)", "schema", schema_out("."), "--out",
+         ("cannot write .: it is a folder, not a file",), shown="schema --out .", after=nothing_written),
+    Case("schema-out-in-a-missing-folder", "schema --out into a folder that does not exist", "schema",
+         schema_out("gone/schema.json"), "--out", ("cannot write gone/schema.json: folder gone does not exist",),
+         shown="schema --out gone/schema.json", after=nothing_written),
+    Case("schema-out-disk-full", "schema --out /dev/full (a full disk)", "schema", schema_out("/dev/full"), "--out",
+         ("cannot write /dev/full: No space left on device",), shown="schema --out /dev/full", after=nothing_written),
+    Case("summary-out-is-a-folder", "analyze-summary --out . (a folder)", "analyze-summary", summary_out("."),
+         "--out", ("cannot write .: it is a folder, not a file",), shown="analyze-summary summary.csv --out .",
+         after=only_the_summary),
+    Case("summary-out-in-a-missing-folder", "analyze-summary --out into a folder that does not exist",
+         "analyze-summary", summary_out("gone/card.json"), "--out",
+         ("cannot write gone/card.json: folder gone does not exist",),
+         shown="analyze-summary summary.csv --out gone/card.json", after=only_the_summary),
+    Case("summary-out-disk-full", "analyze-summary --out /dev/full (a full disk)", "analyze-summary",
+         summary_out("/dev/full"), "--out", ("cannot write /dev/full: No space left on device",),
+         shown="analyze-summary summary.csv --out /dev/full", after=only_the_summary),
+    Case("run-results-is-a-file", "run --results naming a file (checked before the replay)", "run",
+         results_at("run", "notes.txt", someone_elses_file), "--results",
+         ("cannot write runs into notes.txt: it is a file, not a folder",),
+         shown="run tiny.yaml --results notes.txt", after=lambda f: (untouched("notes.txt")(f), nothing_computed(f))),
+    Case("analyze-results-is-a-file", "analyze --results naming a file", "analyze",
+         results_at("analyze", "notes.txt", someone_elses_file), "--results",
+         ("cannot write runs into notes.txt: it is a file, not a folder",),
+         shown="analyze tiny.yaml --results notes.txt", after=untouched("notes.txt")),
+    Case("gate-results-is-a-file", "gate tiny.yaml --results naming a file (checked before the replay)", "gate",
+         results_at("gate", "notes.txt", someone_elses_file), "--results",
+         ("cannot write runs into notes.txt: it is a file, not a folder",),
+         shown="gate tiny.yaml --results notes.txt", after=lambda f: (untouched("notes.txt")(f), nothing_computed(f))),
+    Case("results-not-writable-even-by-root", "run --results under /sys (no one may write there)", "run",
+         results_at("run", "/sys/abplatform-results"), "--results",
+         ("cannot write runs into /sys/abplatform-results: permission denied",),
+         shown="run tiny.yaml --results /sys/abplatform-results", after=nothing_computed),
+    Case("results-read-only", "run --results into a read-only folder (chmod 555)", "run",
+         results_at("run", "results", read_only_results), "--results",
+         ("cannot write runs into results: permission denied",), shown="run tiny.yaml (results/ is chmod 555)",
+         after=nothing_computed, not_as_root="root writes into a chmod 555 folder"),
+    # pipes and devices as inputs: read once, at most 64 MiB
+    Case("summary-from-dev-zero", "analyze-summary /dev/zero (endless input)", "analyze-summary",
+         summary_out("", "/dev/zero"), "/dev/zero", ("too large (more than 64 MiB); expected a summary file",),
+         shown="analyze-summary /dev/zero", after=only_the_summary),
 ]
 
 
@@ -592,6 +681,7 @@ def outcomes(request, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedP
     wanted = [BY_ID[i.callspec.params["case"]] for i in request.session.items
               if getattr(i, "module", None) is sys.modules[__name__] and hasattr(i, "callspec")
               and "case" in i.callspec.params]
+    wanted = [c for c in wanted if not (c.not_as_root and AS_ROOT)]
     root = tmp_path_factory.mktemp("bad")
     with ThreadPoolExecutor(max_workers=3) as pool:
         futures = {c.id: pool.submit(run_case, c, root / c.id) for c in wanted}
@@ -599,10 +689,17 @@ def outcomes(request, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedP
 
 
 PREFIX = {2: "error: ", 3: "cannot evaluate: "}
+AS_ROOT = os.geteuid() == 0
 
 
-@pytest.mark.parametrize("case", [pytest.param(c.id, marks=pytest.mark.xfail(reason=c.xfail, strict=True))
-                                  if c.xfail else c.id for c in CASES])
+def _marks(c: Case) -> list:
+    marks = [pytest.mark.xfail(reason=c.xfail, strict=True)] if c.xfail else []
+    if c.not_as_root:
+        marks.append(pytest.mark.skipif(AS_ROOT, reason=c.not_as_root))
+    return marks
+
+
+@pytest.mark.parametrize("case", [pytest.param(c.id, marks=_marks(c)) for c in CASES])
 @pytest.mark.slow
 def test_bad_input(case: str, outcomes) -> None:
     c = BY_ID[case]
@@ -692,6 +789,8 @@ def doc_tables() -> str:
             msg += f" (+{c.lines - 1} more line{'s' if c.lines > 2 else ''})"
         if c.xfail:
             msg += " — **not yet: " + _md(c.xfail) + "**"
+        if c.not_as_root:
+            msg += " (skipped when the tests run as root: " + _md(c.not_as_root) + ")"
         lines.append(f"| {k} | `{c.id}` | `{_md(cmd)}` | {_md(c.what)} | {c.exit} | `{_md(c.where)}` | {msg} |")
     lines += ["", f"### Experiment files ({len(MISTAKES)} cases, `tests/test_config_errors.py`)", "",
               "Checked with `abplatform validate` / `run` (the same parser), exit 2: the line names "

@@ -4,7 +4,9 @@ Summary file format (``abplatform analyze-summary FILE``)
 --------------------------------------------------------
 A CSV file (header row, one row per metric × arm) or a JSON file (a list of row objects, or an
 object ``{"rows": [...], "control": "A", "treatment": "B", "alpha": 0.05, "correction": "holm",
-"relative_ci": "delta", "cuped": true}`` whose optional keys set the analysis options).
+"relative_ci": "delta", "cuped": true}`` whose optional keys set the analysis options). The file is
+read once and may be a pipe (``/dev/stdin``; without a ``.csv`` / ``.json`` suffix it is JSON when it
+starts with ``[`` or ``{``), of at most 64 MiB.
 
 Columns / keys of a row:
 
@@ -43,6 +45,7 @@ unknown type, or sums that imply a negative variance (Σx² < (Σx)²/n).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -53,6 +56,7 @@ from typing import Any, cast
 import pandas as pd
 
 from ..errors import InputError
+from ..files import read_input
 from .compare import compare
 from .moments import COVARIATE_COLUMNS, RATIO_COLUMNS, SMALL_SAMPLE_COLUMNS
 from .types import DIRECTIONS, METRIC_TYPES, ROLES, Correction, MetricSpec, RelativeCI
@@ -71,18 +75,18 @@ def _missing(v: Any) -> bool:
 
 
 def _read_rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, Any]]:
+    data = read_input(path, "summary file")  # once: a pipe or /dev/stdin works; at most 64 MiB
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise InputError(f"{path}: cannot read summary file: {err.strerror}") from err
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as err:
-        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        line = data[: err.start].count(b"\n") + 1
         raise InputError(f"{path}:{line}: not UTF-8 text (byte 0x{err.object[err.start]:02x}); "
                          "expected a UTF-8 summary file") from None
-    if path.suffix.lower() == ".json":
+    suffix = path.suffix.lower()
+    if suffix == ".json" or (suffix != ".csv" and text.lstrip().startswith(("[", "{"))):  # a pipe has no suffix
         return _read_json(path, text)
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, skip_blank_lines=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise InputError(f"{path}:1: not a readable CSV file: {err}") from err
     frame.columns = [c.strip() for c in frame.columns]

@@ -113,7 +113,7 @@ def test_an_output_that_cannot_be_written_is_named_and_nothing_is_written(where,
 
 def test_a_failure_after_the_check_restores_every_file(tmp_path, monkeypatch):
     """The check passes but opening (a race) or writing (a full disk) fails: what was written is undone."""
-    from abplatform import gate
+    from abplatform import files
     from abplatform.errors import InputError
 
     junit, summary = tmp_path / "junit.xml", tmp_path / "summary.md"
@@ -124,7 +124,7 @@ def test_a_failure_after_the_check_restores_every_file(tmp_path, monkeypatch):
         publish_to_ci(report(), junit)
     assert junit.read_text() == "the previous junit\n" and summary.read_text() == "earlier steps\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junit.xml", "summary.md"]
-    monkeypatch.setattr(gate, "_unwritable", lambda path: None)  # the folder vanishes after the check
+    monkeypatch.setattr(files, "unwritable", lambda path: None)  # the folder vanishes after the check
     _ci_env(monkeypatch, tmp_path / "new-summary.md", tmp_path / "gone" / "output.txt")
     with pytest.raises(InputError, match="GITHUB_OUTPUT: cannot write .*gone/output.txt: No such file"):
         publish_to_ci(report(), junit)
