@@ -67,7 +67,7 @@ def ensure_world(params: WorldParams, cache_dir: Path, say: Progress = _noop) ->
     say(f"Generating the synthetic world ({params.users} users, {params.days} days) into {path}")
     # force: the folder is the cache's own (named by the fingerprint), e.g. a world whose world.json was lost
     generate_world(params, path, progress=lambda phase, i, n: say(f"Generating the {phase} period", i, n),
-                   force=True)
+                   force=True, keep_complete=True)
     return path
 
 
@@ -205,7 +205,7 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
         say(f"Replaying {source.path} through both arms ({spec.workers} worker(s))")
         executor = make_executor(exp.data.engine, exp.data.spark, spec.workers)
         res = replay(source, spec, replay_dir, progress=lambda i, n: say("Replaying partitions", i, n),
-                     executor=executor)
+                     executor=executor, keep_complete=True)
         latency = {"ms_per_query": res.latency_ms_per_query(), "batches": res.batch_ms_per_query}
         write_atomic(replay_dir / "latency.json", json.dumps(latency).encode())
     dataset = Dataset(replay_dir)

@@ -85,14 +85,16 @@ def remove_stale_tmp(parent: Path, pattern: str = f"{TMP_PREFIX}*") -> None:
 
 
 @contextmanager
-def atomic_directory(final: Path, replace: bool = False) -> Iterator[Path]:
+def atomic_directory(final: Path, replace: bool | Callable[[Path], bool] = False) -> Iterator[Path]:
     """A folder filled in the ``with`` block and published as ``final`` only when the block completes.
 
     The block writes into ``.tmp-<name>.<pid>`` beside ``final`` (unique per process, so concurrent
     writers never touch each other's work); on success its files are fsynced and it is renamed to
-    ``final``, on error it is removed. When ``final`` already exists it is replaced if ``replace``,
-    otherwise kept (a cache another process has just filled with the same content) and the new
-    folder dropped. Temporary folders of dead writers of the same name are removed first.
+    ``final``, on error it is removed. When ``final`` already exists it is replaced if ``replace``
+    (or if ``replace(final)`` is true: a cache keeps a complete folder another process has just
+    published with the same content, which that process may be reading, and replaces an incomplete
+    one); otherwise it is kept and the new folder dropped. Temporary folders of dead writers of the
+    same name are removed first.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(final.parent, f"{TMP_PREFIX}{final.name}.*")
@@ -102,7 +104,7 @@ def atomic_directory(final: Path, replace: bool = False) -> Iterator[Path]:
     try:
         yield tmp
         _fsync_tree(tmp)
-        if final.exists() and replace:
+        if final.exists() and (replace(final) if callable(replace) else replace):
             shutil.rmtree(final)
         try:
             os.rename(tmp, final)

@@ -234,12 +234,14 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def replay(dataset: Dataset, spec: ReplaySpec, out_dir: str | Path,
-           progress: Callable[[int, int], None] | None = None, executor: Executor | None = None) -> ReplayResult:
+           progress: Callable[[int, int], None] | None = None, executor: Executor | None = None,
+           keep_complete: bool = False) -> ReplayResult:
     """Replay ``dataset`` through the arms of ``spec`` into a new dataset at ``out_dir``.
 
     Rankers and ``spec.behaviour`` must already be fitted. ``executor`` runs the partitions
     (default: :class:`LocalExecutor` with ``spec.workers``). Written under a temporary name and
-    renamed when complete.
+    renamed when complete, replacing what was there — except, with ``keep_complete`` (a cache named
+    by its inputs), a complete replay another process published meanwhile, which it may be reading.
     """
     if spec.behaviour is None:
         raise InputError("replay: no user behaviour given (a fitted click model, or the world's oracle users)")
@@ -249,7 +251,10 @@ def replay(dataset: Dataset, spec: ReplaySpec, out_dir: str | Path,
     seconds = {a.name: 0.0 for a in spec.arms}
     scored = {a.name: 0 for a in spec.arms}
     samples: dict[str, list[float]] = {a.name: [] for a in spec.arms}
-    with atomic_directory(Path(out_dir), replace=True) as tmp:
+    def replace(existing: Path) -> bool:
+        return not (keep_complete and (existing / "sessions").is_dir() and (existing / "impressions").is_dir())
+
+    with atomic_directory(Path(out_dir), replace=replace) as tmp:
         state = ReplayState(spec, Catalog.from_dataset(dataset), tmp)
         for done, res in enumerate(executor.map(replay_partition, state, parts), start=1):
             totals[0] += res[0]

@@ -462,15 +462,22 @@ def check_replaceable(out: Path, force: bool = False) -> None:
                          "(--force replaces it, deleting everything in it)")
 
 
-def generate_world(params: WorldParams, out_dir: str | Path, progress=None, force: bool = False) -> Path:
+def generate_world(params: WorldParams, out_dir: str | Path, progress=None, force: bool = False,
+                   keep_complete: bool = False) -> Path:
     """Generate the world into ``out_dir`` (written under a temporary name, renamed when complete).
 
     An existing ``out_dir`` is replaced only when it is an empty folder or a world written here (see
     :func:`is_world`), or any folder when ``force``; anything else is an :class:`InputError`, raised
-    before any work and checked again just before the new world replaces it."""
+    before any work and checked again just before the new world replaces it. With ``keep_complete``
+    (a cache named by the parameters' fingerprint) a complete world found there at the end — another
+    process generated the same world meanwhile, and may be reading it — is kept, not replaced."""
     out = Path(out_dir)
     check_replaceable(out, force)
-    with atomic_directory(out, replace=True) as tmp:
+
+    def replace(existing: Path) -> bool:
+        return not (keep_complete and is_world(existing))
+
+    with atomic_directory(out, replace=replace) as tmp:
         _generate_into(params, tmp, progress)
         check_replaceable(out, force)  # something may have appeared there while the world was generated
     return out

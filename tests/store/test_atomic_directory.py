@@ -129,3 +129,23 @@ def test_an_existing_folder_is_kept_or_replaced(tmp_path, replace, expected):
             fill(tmp, name)
     assert complete_content(final) == expected
     assert temp_folders(tmp_path) == []
+
+
+def test_a_cache_keeps_a_complete_folder_published_meanwhile_and_replaces_an_incomplete_one(tmp_path):
+    """Two runs filling the same cache (world, replay): the second must not delete what the first
+    published and may be reading; a folder without its completion mark is replaced."""
+    final = tmp_path / "world-abc"
+
+    def replace(existing):
+        return not (existing / "done").is_file()
+
+    with atomic_directory(final, replace=replace) as tmp:
+        (tmp / "done").write_text("first")
+        final.mkdir()  # another process publishes a complete folder while this one is still writing
+        (final / "done").write_text("other")
+    assert (final / "done").read_text() == "other"
+    assert [p.name for p in tmp_path.iterdir()] == ["world-abc"]
+    (final / "done").unlink()  # now incomplete: the next writer replaces it
+    with atomic_directory(final, replace=replace) as tmp:
+        (tmp / "done").write_text("second")
+    assert (final / "done").read_text() == "second"
