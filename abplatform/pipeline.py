@@ -37,7 +37,7 @@ from abplatform.report.model import (
 from abplatform.report.render import junit_xml, markdown
 from abplatform.scorecard import Scorecard, build_scorecard, metric_results, srm_checks
 from abplatform.stats.latency import latency_guardrail
-from abplatform.store import ResultsStore, new_run_id, write_atomic
+from abplatform.store import ResultsStore, new_run_id, run_summary, write_atomic
 from abplatform.validate import validate_dataset
 from abplatform.vocabulary import Mode
 from abplatform.world.generate import WorldParams, generate_world
@@ -326,9 +326,5 @@ def _publish(exp: Experiment, config_path: Path, config_sha: str, card: Scorecar
         (tmp / "report.md").write_text(report_md)
         (tmp / "junit.xml").write_bytes(junit_xml(report))
 
-    primary = next((m for m in metrics if m.role == "primary"), None)
-    summary = {"created": report.created, "mode": mode, "decision": report.decision.decision,
-               "primary_metric": primary.metric if primary else None,
-               "primary_rel_effect": primary.rel_effect if primary else None, "config_sha256": config_sha}
-    run_dir = store.write_run(exp.name, run_id, write, summary, warn=say)
+    run_dir = store.write_run(exp.name, run_id, write, run_summary(report.to_dict()), warn=say)
     return run_dir, report

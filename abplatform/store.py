@@ -169,8 +169,8 @@ class ResultsStore:
         out = []
         for d in folders:
             try:
-                out.append(summary_from_report(json.loads((d / REPORT).read_bytes()), d.parent.name, d.name,
-                                               str(d.relative_to(self.root))))
+                out.append({**run_summary(json.loads((d / REPORT).read_bytes())), "experiment": d.parent.name,
+                            "run_id": d.name, "path": str(d.relative_to(self.root))})
             except (OSError, ValueError, TypeError, AttributeError) as e:
                 warn(f"warning: {d}: not indexed ({REPORT} is unreadable: {e})")
         return out
@@ -245,8 +245,9 @@ class ResultsStore:
         return self.root / entry["path"]
 
 
-def summary_from_report(report: dict[str, Any], experiment: str, run_id: str, path: str) -> dict[str, Any]:
-    """The index entry of a run folder, from its report.json (the fields the pipeline's publish writes)."""
+def run_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """A run's index entry, less its experiment, run id and path: read from its report.json (the
+    pipeline indexes a new run with the same function)."""
     if not isinstance(report, dict):
         raise ValueError(f"expected an object, got {type(report).__name__}")
     decision = report.get("decision")
@@ -257,7 +258,7 @@ def summary_from_report(report: dict[str, Any], experiment: str, run_id: str, pa
             "decision": decision.get("decision") if isinstance(decision, dict) else None,
             "primary_metric": primary.get("metric") if primary else None,
             "primary_rel_effect": primary.get("rel_effect") if primary else None,
-            "config_sha256": report.get("config_sha256"), "experiment": experiment, "run_id": run_id, "path": path}
+            "config_sha256": report.get("config_sha256")}
 
 
 def _order(entry: dict[str, Any]) -> tuple[str, str]:
