@@ -148,6 +148,46 @@ def analyze(
     out.print(f"Run folder: {run_dir}")
 
 
+def _probability(value: str) -> float:
+    """A number strictly between 0 and 1 (a usage error otherwise, as click's own ranges)."""
+    try:
+        p = float(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a number") from None
+    if not 0 < p < 1:
+        raise typer.BadParameter(f"{value} is not in the range 0<x<1.")
+    return p
+
+
+@app.command()
+def plan(
+    experiment: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
+    days: Annotated[int | None, typer.Option(min=1, help="Duration to plan for (default: the length of the "
+                                                         "data's experiment period).")] = None,
+    power: Annotated[float, typer.Option(parser=_probability, metavar="FLOAT",
+                                         help="Power of the two-sided test, in (0, 1).")] = 0.8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    output: Annotated[Path | None, typer.Option("--out", help="Also write the plan's JSON here.")] = None,
+) -> None:
+    """Power planning per metric: baseline, per-unit variance, MDE after --days, units and days for the
+    metric's mde; with CUPED beside the plain numbers; units from an accrual curve fitted on the pre-period."""
+    _check_experiment_file(experiment)
+    from abplatform.files import check_output, write_output
+
+    if output:
+        check_output(output)  # before the reading and the computing
+    from abplatform.planning import plan_experiment, plan_json, print_plan
+
+    result = plan_experiment(experiment, days=days, power=power, say=_say)
+    text = plan_json(result)
+    if output:
+        write_output(output, (text + "\n").encode())
+    if as_json:
+        typer.echo(text)
+    else:
+        print_plan(result, out)
+
+
 def _check_experiment_file(path: Path, results: Path | None = None) -> None:
     """Validate the experiment file (and that runs can be written into ``results``) before the heavy
     pipeline is imported: a wrong file or an unwritable results folder fails fast, before any computing."""
@@ -232,28 +272,90 @@ def check_data(dataset: Annotated[Path, typer.Argument(help="Dataset folder or .
 def analyze_summary(
     file: Annotated[Path, typer.Argument(help="CSV or JSON file of per-arm sufficient statistics.")],
     output: Annotated[Path | None, typer.Option("--out", help="Write the scorecard JSON here.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Write report.json, report.md and junit.xml "
+                                                                   "here (a subfolder per treatment when "
+                                                                   "there are several).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scorecard JSON instead of the table.")] = False,
     alpha: Annotated[float | None, typer.Option(min=0.0, max=0.5)] = None,
     correction: Annotated[str | None, typer.Option(help="none, holm or bh")] = None,
+    correction_scope: Annotated[str | None, typer.Option(help="primary or all")] = None,
     relative_ci: Annotated[str | None, typer.Option(help="delta, log or fieller")] = None,
+    cuped: Annotated[bool | None, typer.Option("--cuped/--no-cuped", help="CUPED (default: when the file has "
+                                                                         "covariate sums)")] = None,
+    guardrail_test: Annotated[str | None, typer.Option(help="harm or noninferiority")] = None,
+    sequential: Annotated[str | None, typer.Option(help="confidence_sequence or obrien_fleming: the summary "
+                                                        "is the current look")] = None,
+    tuning_n: Annotated[float | None, typer.Option(help="confidence sequence: total n where it is tightest")] = None,
+    planned_units: Annotated[float | None, typer.Option(help="obrien_fleming: planned units, both arms")] = None,
+    earlier_units: Annotated[str | None, typer.Option(help="units (both arms) at the earlier looks, e.g. "
+                                                           "1000,2000")] = None,
+    weights: Annotated[str | None, typer.Option(help="planned split for the sample-ratio check, e.g. A=1,B=1")] = None,
+    srm_threshold: Annotated[float | None, typer.Option(help="SRM p-value threshold (0.001)")] = None,
 ) -> None:
-    """Score an experiment from aggregates alone (n, Σx, Σx², ... per metric and arm)."""
+    """Score an experiment from aggregates alone (n, Σx, Σx², ... per metric and arm): the same
+    scorecard, decision and report as a run (one per treatment arm)."""
     import dataclasses
 
     from abplatform.files import check_output, write_output
+    from abplatform.report.render import print_report
     from abplatform.scorecard import metric_results
-    from abplatform.stats.summary import summary_scorecard
+    from abplatform.summary_report import summary_reports, write_reports
 
     if output:
         check_output(output)  # before the reading and the computing
+    overrides = {"alpha": alpha, "correction": correction, "correction_scope": correction_scope,
+                 "relative_ci": relative_ci, "cuped": cuped, "guardrail_test": guardrail_test,
+                 "srm_threshold": srm_threshold, "weights": _weights(weights),
+                 "sequential": _sequential_flags(sequential, tuning_n, planned_units, earlier_units)}
     try:
-        card = summary_scorecard(file, alpha=alpha, correction=correction, relative_ci=relative_ci)
+        analysis, reports = summary_reports(file, **overrides)
     except ValueError as e:
         raise InputError(f"{file}: {e}") from None
-    doc = {"source": str(file), "metrics": [dataclasses.asdict(m) for m in metric_results(card)]}
+    rows = []
+    for t, card in analysis.cards.items():
+        rows += [{"control_arm": analysis.control, "treatment_arm": t, **dataclasses.asdict(m)}
+                 for m in metric_results(card)]
+    doc = {"source": str(file), "metrics": rows,
+           "decisions": {t: r.decision.decision for t, r in reports.items()}}
     text = json.dumps(doc, indent=2)
     if output:
         write_output(output, (text + "\n").encode())
-    out.print_json(text)
+    if out_dir:
+        folders = write_reports(reports, out_dir)
+    if as_json:
+        out.print_json(text)
+    else:
+        for report in reports.values():
+            print_report(report, out)
+    if out_dir and not as_json:
+        out.print("Reports: " + ", ".join(str(f) for f in folders), markup=False, highlight=False)
+
+
+def _weights(text: str | None) -> dict[str, object] | None:
+    """--weights A=1,B=2 → {"A": "1", "B": "2"} (numbers checked with the file's weights)."""
+    if text is None:
+        return None
+    pairs = [p.split("=", 1) for p in text.split(",") if p.strip()]
+    if not pairs or any(len(p) != 2 for p in pairs):
+        raise InputError(f"--weights: expected ARM=WEIGHT,ARM=WEIGHT (e.g. control=1,treatment=1), got {text!r}")
+    return {a.strip(): w.strip() for a, w in pairs}
+
+
+def _sequential_flags(method: str | None, tuning_n: float | None, planned: float | None,
+                      earlier: str | None) -> dict[str, object] | None:
+    if method is None:
+        if tuning_n is not None or planned is not None or earlier is not None:
+            raise InputError("--sequential: expected confidence_sequence or obrien_fleming with --tuning-n, "
+                             "--planned-units or --earlier-units")
+        return None
+    spec: dict[str, object] = {"method": method}
+    if tuning_n is not None:
+        spec["tuning_n"] = tuning_n
+    if planned is not None:
+        spec["planned_units"] = planned
+    if earlier is not None:
+        spec["earlier_units"] = [e.strip() for e in earlier.split(",") if e.strip()]
+    return spec
 
 
 @app.command()

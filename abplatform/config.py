@@ -22,7 +22,9 @@ from abplatform.vocabulary import (
     BUILTIN_RANKER_NAMES,
     SEGMENT_COLUMNS,
     Aggregation,
+    Alternative,
     Correction,
+    CorrectionScope,
     Direction,
     Engine,
     GuardrailTest,
@@ -164,6 +166,11 @@ class MetricConfig(_Model):
     mde: Annotated[float, Field(gt=0)] | None = Field(None, description="Relative minimum detectable effect.")
     cap_value: float | None = Field(None, description="Cap (winsorise) each unit's value at this (finite).")
     cap_percentile: Annotated[float, Field(gt=0, lt=1)] | None = None
+    alternative: Alternative = Field(
+        "two-sided", description="The test's alternative, treatment minus control: two-sided, greater (H1: "
+                                 "treatment > control) or less. Guardrails take theirs from decision.guardrail_test.")
+    equal_var: bool = Field(False, description="Student's pooled-variance t test instead of Welch's (mean and "
+                                               "proportion metrics).")
 
     @model_validator(mode="after")
     def _definition(self) -> MetricConfig:
@@ -181,6 +188,13 @@ class MetricConfig(_Model):
                 raise ValueError("a ratio metric needs a denominator, and only a ratio metric has one")
         if self.cap_value is not None and self.cap_percentile is not None:
             raise ValueError("give at most one of cap_value and cap_percentile")
+        mtype = BUILTIN_METRICS[self.name].type if builtin else self.type
+        if self.equal_var and mtype == "ratio":
+            raise ValueError(f"equal_var: {self.name!r} is a ratio metric, whose variance is a delta-method "
+                             "linearisation with no pooled form; equal_var is for mean and proportion metrics")
+        if self.alternative != "two-sided" and self.role == "guardrail":
+            raise ValueError("alternative: a guardrail's test is one-sided by decision.guardrail_test (harm or "
+                             "noninferiority); give alternative only for primary and secondary metrics")
         return self
 
 
@@ -192,11 +206,16 @@ class Sequential(_Model):
 
 class Statistics(_Model):
     alpha: Annotated[float, Field(gt=0, lt=0.5)] = 0.05
-    relative_ci: RelativeCI = "delta"
+    relative_ci: RelativeCI = Field(
+        "fieller", description="Relative CI and test: fieller (default; its test of no effect is the absolute "
+                               "difference's), log or delta.")
     cuped: bool = True
     pre_period_days: Annotated[int, Field(gt=0, le=3650)] | None = Field(
         None, description="CUPED covariates from this many days before the experiment (default: all pre-period data).")
     correction: Correction = "none"
+    correction_scope: CorrectionScope = Field(
+        "primary", description="primary: the correction's family is the primary metrics (secondaries form their own, "
+                               "guardrails are tested at alpha one-sided); all: one family of every metric.")
     sequential: Sequential | None = None
     srm_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.001
 
@@ -209,8 +228,15 @@ class Decision(_Model):
                             "noninferiority: hold unless non-inferiority within the margin is shown.")
     block_on_srm: bool = True
     latency_margin: Annotated[float, Field(gt=0)] | None = Field(
-        0.2, description="Offline runs: hold when the treatment ranker's scoring time per query exceeds the "
-                         "control's by more than this share (null: do not gate on latency).")
+        0.2, description="Offline runs: hold when the treatment ranker's CPU time per query is shown to exceed "
+                         "the control's by more than this share (the whole CI of the ratio above 1 + margin; under "
+                         "guardrail_test noninferiority, also when the CI straddles it). Null: not evaluated.")
+    latency_repetitions: Annotated[int, Field(ge=2, le=100_000)] = Field(
+        400, description="Serving-cost measurement: paired repetitions (one query batch scored by both rankers, "
+                         "back to back); more narrow the CI.")
+    latency_batch_size: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        256, description="Serving-cost measurement: queries (sessions) per timed batch; the cost per query "
+                         "depends on it, so set it to how the ranker is served.")
 
 
 class Simulation(_Model):

@@ -2,10 +2,10 @@
 
 Promote when every primary metric improves significantly, no guardrail is breached (``harm``:
 significantly worse beyond its margin; ``noninferiority``: not shown within its margin), the
-sample-ratio check passes (when it blocks) and, offline, the treatment ranker is not
-significantly slower per query than the control beyond the latency margin. Otherwise hold, with
-one reason per failed condition. Every condition is a :class:`~abplatform.report.model.Check`,
-which JUnit shows as one test case.
+sample-ratio check passes (when it blocks) and, offline, the treatment ranker's CPU time per query
+is not shown beyond the control's by more than the latency margin (under ``noninferiority``: is
+shown within it). Otherwise hold, with one reason per failed condition. Every condition is a
+:class:`~abplatform.report.model.Check`, which JUnit shows as one test case.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from abplatform.formats import fmt_p, fmt_pct
+from abplatform.formats import fmt_ci, fmt_p, fmt_pct, fmt_value
 from abplatform.report.model import Check, Decision, LatencyGuardrail, MetricResult, SrmCheck
 
 
@@ -24,34 +24,57 @@ class DecisionRule:
     block_on_srm: bool = True
 
 
+def _evidence(m: MetricResult, rule: DecisionRule) -> str:
+    """The effect, the interval and the p-value of the row's one test — the ones the verdict read."""
+    adjusted = m.alpha_adjusted is not None and m.alpha_adjusted < rule.alpha
+    low, high = m.interval(adjusted)
+    ci = fmt_ci(low, high, pct=m.test_scale == "relative", alternative=m.alternative)
+    effect = (fmt_pct(m.rel_effect) if m.test_scale == "relative" else f"odds ratio {fmt_value(m.or_effect)}"
+              if m.test_scale == "odds_ratio" else f"absolute {fmt_value(m.abs_effect)}")
+    label = " adjusted" if adjusted else ""
+    return f"{effect}, {100 * (1 - rule.alpha):g}% CI{label} {ci}, p{label} = {fmt_p(m.p_value_adjusted)}"
+
+
 def _metric_check(m: MetricResult, rule: DecisionRule) -> Check:
-    rel = fmt_pct(m.rel_effect) if m.rel_effect is not None else "n/a"
+    evidence = _evidence(m, rule)
     if m.role == "primary":
         why = "is significantly worse" if m.degraded else "did not improve significantly"
-        reason = f"primary metric {m.metric} {why} ({rel}, p = {fmt_p(m.p_value_adjusted)}, alpha = {rule.alpha})"
+        reason = f"primary metric {m.metric} {why} ({evidence}, alpha = {rule.alpha})"
         return Check(name=m.metric, kind="primary", passed=m.improved, blocking=True,
                      reason="" if m.improved else reason)
     if m.role == "guardrail":
-        if m.margin is not None and rule.guardrail_test == "noninferiority":
-            reason = (f"guardrail {m.metric} not shown within its {m.margin:.2%} margin "
-                      f"({rel}, non-inferiority p = {fmt_p(m.noninferior_p_value)})")
-        elif m.margin is not None:
-            harm_p = None if m.noninferior_p_value is None else 1 - m.noninferior_p_value
-            reason = (f"guardrail {m.metric} is significantly worse beyond its {m.margin:.2%} "
-                      f"margin ({rel}, p = {fmt_p(harm_p)})")
+        margin = f"its {m.margin:.2%} margin" if m.margin is not None and m.test_scale == "relative" else "no change"
+        if rule.guardrail_test == "noninferiority":
+            reason = f"guardrail {m.metric} not shown no worse than {margin} ({evidence}, one-sided)"
         else:
-            reason = f"guardrail {m.metric} is significantly worse ({rel}, p = {fmt_p(m.p_value_adjusted)})"
+            reason = f"guardrail {m.metric} is significantly worse than {margin} ({evidence}, one-sided)"
         return Check(name=m.metric, kind="guardrail", passed=not m.breached, blocking=True,
                      reason=reason if m.breached else "")
     return Check(name=m.metric, kind="secondary", passed=True, blocking=False)
 
 
-def _latency_check(lat: LatencyGuardrail, control: str, treatment: str) -> Check:
-    reason = (f"latency guardrail: {treatment} scores in {lat.treatment_ms:.4f} ms/query vs "
-              f"{lat.control_ms:.4f} for {control} ({lat.ratio - 1:+.1%}, significantly beyond the "
-              f"{lat.margin:.0%} margin, p = {lat.p_value:.3g})")
-    return Check(name="latency", kind="latency", passed=not lat.breached, blocking=True,
-                 reason=reason if lat.breached else "")
+def _latency_check(lat: LatencyGuardrail | None, rule: DecisionRule, control: str, treatment: str) -> Check:
+    """The serving-cost check. ``breached`` holds; ``inconclusive`` (the CI straddles 1 + margin) holds
+    only under the non-inferiority rule, as a metric guardrail not shown within its margin does
+    (harm, the default: only a cost shown beyond the margin holds); ``not_evaluated`` never holds
+    but is listed, failed and not blocking, with its reason (no margin, an online run, precomputed
+    rankings), so the check is never silently missing."""
+    if lat is None:
+        lat = LatencyGuardrail(status="not_evaluated", reason="no serving-cost measurement in this report")
+    if lat.status == "not_evaluated" or lat.ratio is None or lat.margin is None:
+        return Check(name="latency", kind="latency", passed=False, blocking=False,
+                     reason=f"latency guardrail not evaluated: {lat.reason or 'no measurement'}")
+    ci = f"[{lat.ratio_ci_low:.3f}, {lat.ratio_ci_high:.3f}]" if lat.ratio_ci_low is not None else "n/a"
+    measured = (f"{treatment} uses {lat.ratio:.3f}x the CPU time per query of {control} "
+                f"({100 * (1 - rule.alpha):g}% CI {ci}, margin {lat.margin:.0%})")
+    if lat.status == "breached":
+        return Check(name="latency", kind="latency", passed=False, blocking=True,
+                     reason=f"latency guardrail: {measured}: the whole CI is beyond the margin")
+    if lat.status == "inconclusive":
+        return Check(name="latency", kind="latency", passed=False, blocking=rule.guardrail_test == "noninferiority",
+                     reason=f"latency guardrail inconclusive: {measured}: the CI straddles the margin "
+                            "(more decision.latency_repetitions narrow it)")
+    return Check(name="latency", kind="latency", passed=True, blocking=True)
 
 
 def decide(metrics: Sequence[MetricResult], srm: SrmCheck, rule: DecisionRule,
@@ -64,7 +87,6 @@ def decide(metrics: Sequence[MetricResult], srm: SrmCheck, rule: DecisionRule,
     if not any(m.role == "primary" for m in metrics):
         checks.append(Check(name="primary_metric", kind="config", passed=False, blocking=True,
                             reason="no primary metric is configured"))
-    if latency is not None:
-        checks.append(_latency_check(latency, control, treatment))
+    checks.append(_latency_check(latency, rule, control, treatment))  # always listed, even when not evaluated
     reasons = [c.reason for c in checks if c.blocking and not c.passed]
     return Decision(decision="hold" if reasons else "promote", reasons=reasons, checks=checks)

@@ -20,8 +20,13 @@ def fmt_pct(v: float | None) -> str:
     return "n/a" if _missing(v) else f"{v:+.2%}"
 
 
-def fmt_ci(lo: float | None, hi: float | None, pct: bool = True) -> str:
+def fmt_ci(lo: float | None, hi: float | None, pct: bool = True, alternative: str = "two-sided") -> str:
+    """[lo, hi]; a one-sided interval as [lo, +∞) (alternative "greater") or (−∞, hi] ("less")."""
     f = fmt_pct if pct else fmt_value
+    if alternative == "greater":
+        return f"[{f(lo)}, +∞)"
+    if alternative == "less":
+        return f"(−∞, {f(hi)}]"
     return f"[{f(lo)}, {f(hi)}]"
 
 

@@ -19,11 +19,13 @@ from abplatform.decision import DecisionRule, decide
 from abplatform.errors import InputError
 from abplatform.metrics.engine import SQL_DIR
 from abplatform.offline.behaviour import FittedBehaviour
-from abplatform.rankers import Catalog, make_ranker
+from abplatform.rankers import Catalog, Ranker, make_ranker
 from abplatform.replay import ReplayArm, ReplaySpec, replay
 from abplatform.replay.behaviour import Behaviour, Rater
 from abplatform.replay.executors import make_executor
+from abplatform.replay.serving_cost import measure_serving_cost, unmeasurable
 from abplatform.report.model import (
+    Analysis,
     DailyResult,
     DataFingerprint,
     LatencyGuardrail,
@@ -36,7 +38,7 @@ from abplatform.report.model import (
 )
 from abplatform.report.render import junit_xml, markdown
 from abplatform.scorecard import Scorecard, build_scorecard, metric_results, srm_checks
-from abplatform.stats.latency import latency_guardrail
+from abplatform.stats.latency import NO_MARGIN, ONLINE, latency_guardrail, not_evaluated
 from abplatform.store import ResultsStore, new_run_id, run_summary, write_atomic
 from abplatform.validate import validate_dataset
 from abplatform.vocabulary import Mode
@@ -190,13 +192,22 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
     code = [_ranker_code_hash(r) for _, r in arms]
     replay_dir = Path(exp.data.cache_dir) / "replays" / f"{exp.name}-{_replay_key(exp, source_fp.hash, code)}"
     latency = _read_latency(replay_dir / "latency.json", say) if (replay_dir / "sessions").is_dir() else None
-    if latency is not None:
-        say(f"Reusing the replayed event log in {replay_dir}")
-    else:
+    rankers = {a.name: r for a, r in arms}
+    control, treatment = exp.control_arm.name, exp.treatment_arm.name
+    why_not = NO_MARGIN if exp.decision.latency_margin is None else unmeasurable(rankers)
+    catalog: Catalog | None = None
+    if latency is None or why_not is None:  # the replay or the serving-cost measurement needs fitted rankers
         catalog = Catalog.from_dataset(source)
         say("Fitting rankers on the pre-period logs: " + ", ".join(f"{a.name}={a.ranker}" for a, _ in arms))
         for _, ranker in arms:
             ranker.fit(source, catalog)
+    # measured before the replay, on the rankers as fitted, whether the replay is cached or not
+    guard = (not_evaluated(why_not, exp.decision.latency_margin) if why_not is not None
+             else _serving_cost(exp, source, catalog, rankers, control, treatment, say))
+    if latency is not None:
+        say(f"Reusing the replayed event log in {replay_dir}")
+    else:
+        assert catalog is not None
         sim = exp.simulation
         behaviour, raters = _users_and_raters(exp, source, catalog, say)
         spec = ReplaySpec(arms=[ReplayArm(a.name, r, exp.weights[a.name]) for a, r in arms], salt=exp.salt,
@@ -206,15 +217,30 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
         executor = make_executor(exp.data.engine, exp.data.spark, spec.workers)
         res = replay(source, spec, replay_dir, progress=lambda i, n: say("Replaying partitions", i, n),
                      executor=executor, keep_complete=True)
+        # the replay's wall clock, kept for information only: the guardrail is the serving-cost measurement
         latency = {"ms_per_query": res.latency_ms_per_query(), "batches": res.batch_ms_per_query}
         write_atomic(replay_dir / "latency.json", json.dumps(latency).encode())
     dataset = Dataset(replay_dir)
     say(f"Computing sufficient statistics ({exp.data.engine}) and the scorecard")
     card = build_scorecard(dataset, exp)
-    guard = latency_guardrail(latency.get("batches", {}), card.control, card.treatment,
-                              exp.decision.latency_margin, exp.statistics.alpha)
     return _publish(exp, config_path, config_sha, card, "offline", source_fp, str(replay_dir), results,
                     latency_ms=latency.get("ms_per_query", {}), latency_guard=guard, say=say)
+
+
+def _serving_cost(exp: Experiment, source: Dataset, catalog: Catalog | None, rankers: dict[str, Ranker],
+                  control: str, treatment: str, say: Progress) -> LatencyGuardrail:
+    """The latency guardrail: both fitted rankers timed on the same seeded query batches."""
+    assert catalog is not None
+    d = exp.decision
+    say(f"Measuring serving cost: {d.latency_repetitions} paired repetitions of {d.latency_batch_size} queries")
+    times = measure_serving_cost(source, catalog, rankers[control], rankers[treatment],
+                                 repetitions=d.latency_repetitions, batch_size=d.latency_batch_size,
+                                 seed=exp.simulation.seed, page_size=exp.simulation.page_size)
+    if times is None:
+        return not_evaluated(f"{source.path}: no session to score", d.latency_margin)
+    return latency_guardrail(times.control_seconds, times.treatment_seconds, margin=d.latency_margin,
+                             alpha=exp.statistics.alpha, batch_size=times.batch_size, control=control,
+                             treatment=treatment, timer=times.timer)
 
 
 def run_experiment(config_path: str | Path, results: str | Path = "results", workers: int | None = None,
@@ -239,7 +265,8 @@ def run_online(config_path: str | Path, results: str | Path = "results", say: Pr
     say(f"Computing sufficient statistics ({exp.data.engine}) and the scorecard")
     card = build_scorecard(dataset, exp)
     return _publish(exp, config_path, config_sha, card, "online", data_fingerprint(dataset, counts),
-                    str(dataset.path), results, say=say)
+                    str(dataset.path), results, latency_guard=not_evaluated(ONLINE, exp.decision.latency_margin),
+                    say=say)
 
 
 def offline_vs_online(offline: Report, online: Report) -> list[OfflineVsOnline]:
@@ -288,6 +315,14 @@ def _long_tail(card: Scorecard) -> LongTail | None:
     return LongTail(per_arm=per_arm, metrics=metrics)
 
 
+def analysis_of(exp: Experiment) -> Analysis:
+    """The experiment's test settings, as the report labels them."""
+    st = exp.statistics
+    return Analysis(relative_ci=st.relative_ci, correction=st.correction, correction_scope=st.correction_scope,
+                    guardrail_test=exp.decision.guardrail_test,
+                    sequential=st.sequential.method if st.sequential is not None else None)
+
+
 def _publish(exp: Experiment, config_path: Path, config_sha: str, card: Scorecard, mode: Mode,
              source: DataFingerprint, event_log: str, results: str | Path, latency_ms: dict[str, float] | None = None,
              latency_guard: LatencyGuardrail | None = None, say: Progress = _noop) -> tuple[Path, Report]:
@@ -305,7 +340,8 @@ def _publish(exp: Experiment, config_path: Path, config_sha: str, card: Scorecar
         treatment=card.treatment, decision=decide(metrics, srm, rule, latency_guard, card.control, card.treatment),
         srm=srm, metrics=metrics, segments=metric_results(card.segments, SegmentResult),
         srm_by_segment=srm_by_segment, daily=metric_results(card.daily, DailyResult),
-        latency_ms_per_query=latency_ms or {}, latency_guardrail=latency_guard, long_tail=_long_tail(card))
+        latency_ms_per_query=latency_ms or {}, latency_guardrail=latency_guard, long_tail=_long_tail(card),
+        analysis=analysis_of(exp))
     paired = _paired_report(store, exp, mode, say)
     if paired is not None:
         report.offline_vs_online = offline_vs_online(*((report, paired) if mode == "offline" else (paired, report)))

@@ -8,6 +8,7 @@ turned into the typed report's rows by :func:`metric_results`; the decision is
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
@@ -64,14 +65,21 @@ def experiment_metrics(exp: Experiment) -> list[Metric]:
     return out
 
 
-def metric_specs(metrics: Sequence[Metric]) -> dict[str, stats.MetricSpec]:
-    return {m.name: stats.MetricSpec(type=m.type, direction=m.direction, role=m.role, margin=m.margin)
-            for m in metrics}
+def metric_specs(metrics: Sequence[Metric], exp: Experiment | None = None) -> dict[str, stats.MetricSpec]:
+    """How each metric is tested: its type, direction, role and margin, and the file's alternative / equal_var."""
+    configured = {mc.name: mc for mc in exp.metrics} if exp is not None else {}
+    specs = {}
+    for m in metrics:
+        mc = configured.get(m.name)
+        specs[m.name] = stats.MetricSpec(type=m.type, direction=m.direction, role=m.role, margin=m.margin,
+                                         alternative=mc.alternative if mc else "two-sided",
+                                         equal_var=mc.equal_var if mc else False)
+    return specs
 
 
 def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = None) -> Scorecard:
     metrics = experiment_metrics(exp)
-    specs = metric_specs(metrics)
+    specs = metric_specs(metrics, exp)
     control, treatment = exp.control_arm.name, exp.treatment_arm.name
     weights = exp.weights
     st = exp.statistics
@@ -92,24 +100,27 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
     finally:
         engine.close()
     cuped = bool(st.cuped and suff["sum_xp"].notna().any())
-    overall = stats.compare(suff[suff["segment"] == "all"], specs, control, treatment, alpha=st.alpha,
-                            relative_ci=st.relative_ci, cuped=cuped, correction=st.correction,
-                            guardrail_test=exp.decision.guardrail_test)
-    overall = pd.concat([overall, stats.mde_columns(overall, st.alpha)], axis=1)
-    planned = {m.name: m.mde for m in exp.metrics}
-    overall["planned_mde"] = overall["metric"].map(planned).astype(float)
-    overall["underpowered"] = overall["planned_mde"].notna() & (overall["mde_rel"] > overall["planned_mde"])
-    seg_rows = suff[suff["segment"] != "all"]
-    segments = (stats.compare(seg_rows, specs, control, treatment, by=["segment", "segment_value"], alpha=st.alpha,
-                              relative_ci=st.relative_ci, cuped=cuped, correction=st.correction)
-                if len(seg_rows) else pd.DataFrame())
+    # every table is tested the same way
+    compare = functools.partial(stats.compare, metrics=specs, control=control, treatment=treatment, alpha=st.alpha,
+                                relative_ci=st.relative_ci, cuped=cuped, guardrail_test=exp.decision.guardrail_test)
     sequential = None
     if st.sequential is not None:
         sequential = stats.SequentialSpec(method=st.sequential.method, look="day", tuning_n=st.sequential.tuning_n,
                                           planned_n=st.sequential.planned_units)
     # the daily looks: no correction across metrics
-    daily_card = stats.compare(daily, specs, control, treatment, by=["day"], sequential=sequential, alpha=st.alpha,
-                               relative_ci=st.relative_ci, cuped=cuped, correction="none")
+    daily_card = compare(daily, by=["day"], sequential=sequential)
+    if sequential is not None:  # the overall scorecard is the current look, after the earlier days
+        sequential = dataclasses.replace(sequential, earlier_n=_earlier_looks(daily_card))
+    overall = compare(suff[suff["segment"] == "all"], correction=st.correction, correction_scope=st.correction_scope,
+                      sequential=sequential)
+    overall = pd.concat([overall, stats.mde_columns(overall, st.alpha)], axis=1)
+    planned = {m.name: m.mde for m in exp.metrics}
+    overall["planned_mde"] = overall["metric"].map(planned).astype(float)
+    overall["underpowered"] = overall["planned_mde"].notna() & (overall["mde_rel"] > overall["planned_mde"])
+    seg_rows = suff[suff["segment"] != "all"]
+    # exploratory: each metric corrected across all its segment cells
+    segments = (compare(seg_rows, by=["segment", "segment_value"], correction=st.correction, family="metric")
+                if len(seg_rows) else pd.DataFrame())
     srm = stats.srm_table(counts.reset_index(drop=True), weights, by=["segment", "segment_value"],
                           threshold=st.srm_threshold)
     lt_card = lt_arms = None
@@ -119,10 +130,17 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
         lt_specs = {m.name: stats.MetricSpec(type=m.type, direction=m.direction, role="secondary")
                     for m in LONG_TAIL_METRICS}
         lt_card = stats.compare(long_tail[0], lt_specs, control, treatment, alpha=st.alpha,
-                                relative_ci=st.relative_ci)
+                                relative_ci=st.relative_ci, guardrail_test=exp.decision.guardrail_test)
         lt_arms = long_tail[1]
     return Scorecard(overall=overall, segments=segments, daily=daily_card, srm=srm, control=control,
                      treatment=treatment, sufficient_stats=suff, long_tail=lt_card, long_tail_arms=lt_arms)
+
+
+def _earlier_looks(daily_card: pd.DataFrame) -> tuple[float, ...]:
+    """Units (both arms) at each day before the last: the looks the overall scorecard comes after."""
+    first = daily_card[daily_card["metric"] == daily_card["metric"].iloc[0]].sort_values("day")
+    n = (first["n_control"] + first["n_treatment"]).to_numpy(dtype=float)
+    return tuple(float(v) for v in n[:-1])
 
 
 R = TypeVar("R", bound=MetricResult)
@@ -155,8 +173,9 @@ def srm_checks(card: Scorecard) -> tuple[SrmCheck, list[SegmentSrm]]:
 
     rows = [SegmentSrm(segment=r["segment"], segment_value=r["segment_value"],
                        p_value=finite_or_none(float(r["p_value"])), chi2=finite_or_none(float(r["chi2"])),
-                       failed=bool(r["failed"]), units=units(r))
+                       failed=bool(r["failed"]), units=units(r), test=str(r.get("test", "chi-square")))
             for _, r in card.srm.iterrows()]
     overall = next(r for r in rows if r.segment == "all")
-    return (SrmCheck(p_value=overall.p_value, chi2=overall.chi2, failed=overall.failed, units=overall.units),
+    return (SrmCheck(p_value=overall.p_value, chi2=overall.chi2, failed=overall.failed, units=overall.units,
+                     test=overall.test),
             rows)

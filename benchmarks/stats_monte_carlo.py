@@ -1,6 +1,6 @@
 """A/A and known-lift Monte Carlo of the statistics engine (run by hand; seeded; ~minutes on 2 cores).
 
-    .venv/bin/python benchmarks/stats_monte_carlo.py [--reps 4000]
+    .venv/bin/python benchmarks/stats_monte_carlo.py [--reps 4000] [--rel-reps 8000] [--seq-reps 2000]
 
 Simulates whole experiments from per-unit data, reduces them to sufficient statistics exactly as
 the SQL would (``suff_from_units``) and scores all replicates in one vectorised ``compare`` call
@@ -10,6 +10,7 @@ the SQL would (``suff_from_units``) and scores all replicates in one vectorised 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -128,6 +129,97 @@ def coverage_table(rng, reps: int) -> list[dict]:
     return rows
 
 
+# ---- relative-CI coverage (issue 14 item 2) ---------------------------------------------------------------------------
+# Each generator takes (rng, reps, n, lift) and returns (x, y) of shape (reps, n); lifts are exactly multiplicative, so
+# the true relative effect (T − C)/|C| is ``lift``.
+def gen_orders_negbin(shape, mean):
+    """Orders per user ~ NegBin(shape, mean·(1 + lift)) (shape fixed, so the mean scales exactly)."""
+    def gen(rng, reps, n, lift):
+        m = mean * (1 + lift)
+        return rng.negative_binomial(shape, shape / (shape + m), (reps, n)).astype(float), None
+    return gen
+
+
+def gen_revenue_zilognormal(buy, sigma):
+    """Revenue per user: a buyer with probability ``buy``, spending lognormal(0, σ)·(1 + lift); else 0."""
+    def gen(rng, reps, n, lift):
+        return (rng.random((reps, n)) < buy) * rng.lognormal(0.0, sigma, (reps, n)) * (1 + lift), None
+    return gen
+
+
+def gen_bernoulli(p):
+    def gen(rng, reps, n, lift):
+        return (rng.random((reps, n)) < p * (1 + lift)).astype(float), None
+    return gen
+
+
+def gen_ctr_users(a, b, mu=2.5, sigma=1.1):
+    """Item CTR per user: impressions 1 + ⌊lognormal(μ, σ)⌋ (world-calibrated), per-user CTR ~ Beta(a, b)·(1 + lift)."""
+    def gen(rng, reps, n, lift):
+        imps = 1 + np.floor(rng.lognormal(mu, sigma, (reps, n)))
+        p = rng.beta(a, b, (reps, n)) * (1 + lift)
+        return rng.binomial(imps.astype(np.int64), p).astype(float), imps
+    return gen
+
+
+def gen_gamma(shape, scale):
+    def gen(rng, reps, n, lift):
+        return rng.gamma(shape, scale, (reps, n)) * (1 + lift), None
+    return gen
+
+
+REL_SCENARIOS = [
+    # name, metric type, generator, units/arm, required row (False: a stress row beyond the issue's rows)
+    ("(1a) orders/user, NegBin(shape 0.05, mean 0.5): 89% zeros, CV 4.7", "mean", gen_orders_negbin(0.05, 0.5), 500, True),
+    ("(1b) revenue/user, zero-inflated lognormal: 10% buyers × lognormal(0, 1), CV 5.1", "mean",
+     gen_revenue_zilognormal(0.10, 1.0), 500, True),
+    ("(2) proportion, CTR 0.5%", "proportion", gen_bernoulli(0.005), 10_000, True),
+    ("(3) ratio clicks/impressions per user, CTR 3% (Beta(0.6, 19.4)), impressions 1 + ⌊lognormal(2.5, 1.1)⌋",
+     "ratio", gen_ctr_users(0.6, 19.4), 3000, True),
+    ("(4) mean, Gamma(shape 4, scale 2.5): mean 10, CV 0.5", "mean", gen_gamma(4.0, 2.5), 1000, True),
+    ("stress: revenue/user, 10% buyers × lognormal(0, 1.5), CV 9.7", "mean", gen_revenue_zilognormal(0.10, 1.5), 500,
+     False),
+    ("stress: proportion, CTR 0.5%, 1,000 units/arm (~5 events/arm)", "proportion", gen_bernoulli(0.005), 1000, False),
+]
+
+
+def _suff_chunked(rng, gen, reps: int, n: int, lift: float, chunk: int = 500) -> dict:
+    """Sufficient statistics of ``reps`` replicates, generated ``chunk`` replicates at a time (bounded memory)."""
+    parts = []
+    for start in range(0, reps, chunk):
+        x, y = gen(rng, min(chunk, reps - start), n, lift)
+        parts.append(suff_from_units(x, y))
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _pct(share: float) -> str:
+    return f"{100 * share:.1f}%"
+
+
+def relative_ci_table(rng, reps: int) -> list[dict]:
+    rows = []
+    for name, mtype, gen, n, required in REL_SCENARIOS:
+        for lift in (0.0, 0.10):
+            suff = _suff(*[_suff_chunked(rng, gen, reps, n, arm_lift) for arm_lift in (0.0, lift)])
+            row = {"scenario": name, "units/arm": f"{n:,}", "true lift": f"{lift:+.0%}"}
+            below, not_est = [], []
+            for method in ("delta", "log", "fieller"):
+                card = compare(suff, {"m": MetricSpec(mtype)}, "c", "t", by=["rep"], relative_ci=method)
+                est = card.test_scale.to_numpy() == "relative"
+                lo, hi = card.rel_ci_low.to_numpy()[est], card.rel_ci_high.to_numpy()[est]
+                cov = ((lo <= lift) & (lift <= hi)).mean() if est.any() else np.nan
+                row[f"{method}"] = _within(cov) if required else f"{100 * cov:.1f}%"
+                below.append(_pct((lo < -1).mean() if est.any() else 0.0))
+                not_est.append(_pct(1 - est.mean()))
+                if method == "fieller":
+                    row["A/A FPR (fieller = abs test)" if lift == 0 else "power (fieller)"] = _pct((card.p_value < 0.05).mean())
+            row["lower bound < −100% (d / l / f)"] = " / ".join(below)
+            row["not estimable (d / l / f)"] = " / ".join(not_est)
+            rows.append(row)
+            print(row, flush=True)
+    return rows
+
+
 def cuped_table(rng, reps: int) -> list[dict]:
     rows = []
     # mean metric: 30% of users have no pre-period activity (xp = 0)
@@ -228,19 +320,31 @@ def _md(rows: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=4000)
+    ap.add_argument("--rel-reps", type=int, default=8000)
     ap.add_argument("--seq-reps", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=20261129)
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
+    load = os.getloadavg()
     t0 = time.time()
+    rel = relative_ci_table(rng, args.rel_reps)
     cov = coverage_table(rng, args.reps)
     cup = cuped_table(rng, args.reps)
     seq = sequential_table(rng, args.seq_reps)
     elapsed = time.time() - t0
     body = "\n\n".join([
-        f"Generated by `benchmarks/stats_monte_carlo.py --reps {args.reps} --seq-reps {args.seq_reps} --seed {args.seed}` "
-        f"in {elapsed / 60:.1f} min. ✗ marks a coverage outside 94–96%. Monte Carlo standard error of a 95% coverage "
-        f"with {args.reps} replicates: ±{100 * np.sqrt(0.95 * 0.05 / args.reps):.2f} points.",
+        f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `benchmarks/stats_monte_carlo.py --reps "
+        f"{args.reps} --rel-reps {args.rel_reps} --seq-reps {args.seq_reps} --seed {args.seed}` in {elapsed / 60:.1f} min "
+        f"(2 cores; 1-min load average {load[0]:.1f} before, {os.getloadavg()[0]:.1f} after — other jobs were running "
+        f"when it is above ~1). ✗ marks a coverage outside 94–96%. Monte Carlo standard error of a 95% coverage: "
+        f"±{100 * np.sqrt(0.95 * 0.05 / args.rel_reps):.2f} points with {args.rel_reps} replicates (relative-CI table), "
+        f"±{100 * np.sqrt(0.95 * 0.05 / args.reps):.2f} with {args.reps} (other tables).",
+        "### Relative-CI coverage by method (issue 14 item 2), A/A and +10% lift\n\n"
+        "Coverage of the 95% relative interval [rel_ci_low, rel_ci_high] of each `relative_ci` method (default "
+        "`fieller`), over the replicates where the relative effect is estimable; ✗ marks a required row outside "
+        "94–96% (stress rows are unmarked). Then each method's share of intervals whose lower bound is below −100% "
+        "and share not estimable (`test_scale == \"absolute\"`), delta / log / fieller. Power and A/A FPR are "
+        "of the fieller row's test (two-sided, α = 0.05).\n\n" + _md(rel),
         "### Coverage of 95% CIs (absolute and each relative method), A/A and +5% lift\n\n" + _md(cov),
         "### CUPED: variance reduction vs ρ² (+5% lift)\n\n" + _md(cup),
         f"### Peeking: {args.seq_reps} experiments, 14 daily cumulative looks, 100 users/arm/day\n\n" + _md(seq),

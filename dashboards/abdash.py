@@ -12,6 +12,8 @@ from plotly.subplots import make_subplots
 
 from abplatform import dashboard_data as dd
 from abplatform.dashboard_data import fmt_ci, fmt_p, fmt_pct, fmt_value
+from abplatform.report.model import MetricResult
+from abplatform.report.render import ci_cell
 
 ARM_COLOURS = dd.ARM_COLOURS
 VERDICT_COLOURS = dd.VERDICT_COLOURS
@@ -118,6 +120,11 @@ def ci(lo: Any, hi: Any, as_pct: bool = True) -> str:
     return fmt_ci(dd.finite(lo), dd.finite(hi), pct=as_pct)
 
 
+def as_result(m: dict[str, Any]) -> MetricResult:
+    """A report row (dict from report.json) as the typed row the report's renderings format."""
+    return MetricResult(**{k: v for k, v in m.items() if k in MetricResult.__dataclass_fields__})
+
+
 def val(v: Any) -> str:
     return fmt_value(dd.finite(v))
 
@@ -149,20 +156,22 @@ def metric_table(rows: list[dict[str, Any]], guardrail: bool = False, level: str
     """A metric row per line, formatted as the analyst reads it (signed %, CIs in brackets)."""
     out = []
     for m in rows:
+        row = as_result(m)
         r = {"metric": m["metric"]}
         if "segment" in m:
             r = {"segment": SEGMENT_NAMES.get(m["segment"], m["segment"]), "value": m["segment_value"], **r}
         r.update({"role": m.get("role"), "direction": DIRECTION.get(m.get("direction"), m.get("direction")),
                   "control": val(m.get("control_value")), "treatment": val(m.get("treatment_value")),
-                  "rel diff": pct(m.get("rel_effect")),
-                  f"rel diff {level}": ci(m.get("rel_ci_low"), m.get("rel_ci_high")),
-                  "p": pval(m.get("p_value")), "p (adjusted)": pval(m.get("p_value_adjusted")),
+                  "rel diff": pct(m.get("rel_effect")), "H1": row.hypothesis(),
+                  level: ci_cell(row), "p": pval(m.get("p_value")),
+                  f"{level} (adjusted)": ci_cell(row, adjusted=True), "p (adjusted)": pval(m.get("p_value_adjusted")),
                   "verdict": dd.VERDICT_MARKS[dd.verdict(m)],
                   "abs diff": val(m.get("abs_effect")),
-                  f"abs diff {level}": ci(m.get("abs_ci_low"), m.get("abs_ci_high"), as_pct=False)})
+                  f"abs diff {level}": fmt_ci(dd.finite(m.get("abs_ci_low")), dd.finite(m.get("abs_ci_high")),
+                                              pct=False, alternative=m.get("alternative", "two-sided")),
+                  "abs diff p": pval(m.get("abs_p_value"))})
         if guardrail:
             r.update({"margin": f"{m['margin']:.2%}" if dd.finite(m.get("margin")) is not None else "—",
-                      "non-inferiority p": pval(m.get("noninferior_p_value")),
                       "breached": "yes" if m.get("breached") else "no"})
         out.append(r)
     return pd.DataFrame(out)

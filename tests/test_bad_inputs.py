@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -178,7 +178,7 @@ def revenue_without_order(t: pa.Table) -> pa.Table:
 
 
 def before_pre_period(t: pa.Table) -> pa.Table:
-    return _edit(t, "ts", 3, datetime(2026, 5, 27, 12, tzinfo=timezone.utc))
+    return _edit(t, "ts", 3, datetime(2026, 5, 27, 12, tzinfo=UTC))
 
 
 def ts_no_tz(t: pa.Table) -> pa.Table:
@@ -457,10 +457,10 @@ CASES: list[Case] = [
          logs("check-data", table_op("sessions", before_pre_period)), S,
          ("session(s) with column 'ts' at or before the last pre-period session", "e.g. session_id 4")),
     Case("session-in-future", "a session dated in 2100", "check-data",
-         logs("check-data", table_op("sessions", lambda t: _edit(t, "ts", 1, datetime(2100, 1, 1, tzinfo=timezone.utc)))),
+         logs("check-data", table_op("sessions", lambda t: _edit(t, "ts", 1, datetime(2100, 1, 1, tzinfo=UTC)))),
          S, ("implausible column 'ts', e.g. session_id 2",)),
     Case("epoch-zero", "a pre-period session at 1970-01-01 (ts = 0)", "check-data",
-         logs("check-data", table_op("pre_sessions", lambda t: _edit(t, "ts", 0, datetime(1970, 1, 1, tzinfo=timezone.utc)))),
+         logs("check-data", table_op("pre_sessions", lambda t: _edit(t, "ts", 0, datetime(1970, 1, 1, tzinfo=UTC)))),
          "logs/pre_sessions.parquet", ("implausible column 'ts'", "after 2000-01-01")),
     Case("outside-world-window", "sessions after the experiment window of world.json", "check-data",
          logs("check-data", after=world_json), S, ("outside the experiment window [2026-06-01, 2026-06-05) of world.json",)),
@@ -558,6 +558,27 @@ CASES: list[Case] = [
          summary(csv_rows(*GOOD_ROWS), encoding="utf-16"), "summary.csv:1", ("not UTF-8 text (byte 0xff)",)),
     Case("summary-invalid-json", "a JSON summary with a missing bracket", "analyze-summary",
          summary('[\n  {"metric": "m", "arm": "a"\n', name="summary.json"), "summary.json:3", ("invalid JSON",)),
+    Case("summary-unknown-alternative", "alternative 'bigger'", "analyze-summary",
+         summary(csv_rows("revenue,control,mean,400,210.5,900.25,bigger", "revenue,treatment,mean,410,230.0,990.0,",
+                          header=SUMMARY_HEADER + ",alternative")), "summary.csv:2",
+         ("field 'alternative': expected one of two-sided, greater, less, got 'bigger'",)),
+    Case("summary-equal-var-on-ratio", "equal_var true on a ratio metric", "analyze-summary",
+         summary(csv_rows("ctr,control,ratio,10,5,5,20,50,12,true", "ctr,treatment,ratio,10,6,6,20,50,13,",
+                          header=RATIO_HEADER + ",equal_var")), "summary.csv:2",
+         ("field 'equal_var': expected false for a ratio metric",)),
+    Case("summary-exact-test-on-a-mean", "test 'fisher' on a mean metric", "analyze-summary",
+         summary(csv_rows(GOOD_ROWS[0] + ",fisher", GOOD_ROWS[1] + ",", header=SUMMARY_HEADER + ",test")),
+         "summary.csv:2", ("field 'test': test 'fisher' is a test of proportions; a mean metric takes welch",)),
+    Case("summary-unknown-test", "test 'exact' on a proportion", "analyze-summary",
+         summary(csv_rows("buyers,control,proportion,100,40,,exact", "buyers,treatment,proportion,100,45,,",
+                          header=SUMMARY_HEADER + ",test")), "summary.csv:2",
+         ("field 'test': expected one of welch, wald, pooled, continuity, fisher, got 'exact'",)),
+    Case("summary-bad-weights", "weights for an arm that is not in the file", "analyze-summary",
+         summary('{"weights": {"control": 1, "other": 1},\n "rows": [\n'
+                 '  {"metric": "m", "arm": "control", "type": "proportion", "n": 100, "sum_x": 40},\n'
+                 '  {"metric": "m", "arm": "treatment", "type": "proportion", "n": 100, "sum_x": 45}]}\n',
+                 name="summary.json"), "summary.json:1",
+         ("field 'weights': expected a weight for each arm ['control', 'treatment']; unknown arms ['other']",)),
     # outputs that are not ours to replace
     Case("world-into-a-folder-not-ours", "world generate --out a non-empty folder that is not a world", "world",
          world_into("mydata", someone_elses_folder), "mydata",

@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from string import Template
+from typing import Literal
 
 import duckdb
 import pandas as pd
@@ -291,6 +292,66 @@ class MetricsEngine:
         suff = long_arm_stats(self._arm_stats(LONG_TAIL_METRICS, units, covariates=False), LONG_TAIL_METRICS)
         arms = self.con.execute("SELECT * FROM long_tail_arms ORDER BY arm").df()
         return suff, arms
+
+    # -- power planning (abplatform/planning.py) ---------------------------------------------------------
+
+    def logged_arms(self) -> list[str]:
+        """The arms the experiment period's sessions carry (empty for a log without arms, e.g. the world's)."""
+        rows = self.con.execute("SELECT DISTINCT arm FROM session_values WHERE arm IS NOT NULL ORDER BY arm").fetchall()
+        return [r[0] for r in rows]
+
+    def new_unit_curve(self, period: Literal["pre", "experiment"] = "pre") -> pd.DataFrame:
+        """The period's accrual curve: per calendar day from its first to its last session, ``new_units``
+        (units first seen that day) and ``units`` (distinct units seen up to and including it).
+
+        ``pre``: the whole pre-period (``statistics.pre_period_days`` bounds the CUPED covariates only);
+        ``experiment``: the experiment period's units with an arm, or every unit when its sessions carry
+        none. A few rows per period (one per day); empty when the period has no sessions."""
+        table = "pre_session_values" if period == "pre" else "session_values"
+        where = "TRUE"
+        if period == "experiment" and self.logged_arms():
+            where = "arm IS NOT NULL"
+        sql = (f"SELECT d.day, COALESCE(f.new_units, 0) AS new_units\n"
+               f"FROM (SELECT DISTINCT day FROM {table} WHERE {where}) d\n"
+               f"LEFT JOIN (\n"
+               f"    SELECT first_day, COUNT(*) AS new_units\n"
+               f"    FROM (SELECT unit_id, MIN(day) AS first_day FROM {table} WHERE {where} GROUP BY unit_id) u\n"
+               f"    GROUP BY first_day\n"
+               f") f ON f.first_day = d.day\n"
+               f"ORDER BY d.day")
+        found = self.con.execute(sql).df()
+        if found.empty:
+            return pd.DataFrame({"day": pd.Series(dtype=str), "new_units": pd.Series(dtype="int64"),
+                                 "units": pd.Series(dtype="int64")})
+        days = pd.to_datetime(found["day"])
+        calendar = pd.date_range(days.min(), days.max(), freq="D")  # a day without sessions adds no units
+        new = found.set_index(days)["new_units"].astype("int64").reindex(calendar, fill_value=0)
+        return pd.DataFrame({"day": calendar.strftime("%Y-%m-%d"), "new_units": new.to_numpy(),
+                             "units": new.cumsum().to_numpy()})
+
+    def baseline_sufficient_stats(self, metrics: Sequence[Metric], arm: str | None = None) -> pd.DataFrame:
+        """One pooled sample's sufficient statistics, one row per metric (``arm`` names the sample):
+        the experiment period's units of ``arm``, or with ``arm=None`` every unit of the period whether
+        or not its sessions carry an arm — the baseline of power planning. The CUPED covariates are the
+        pre-period's, joined as in :meth:`sufficient_stats`; with ``pre_period_days`` and ``arm=None``
+        their window is counted back from the period's first session (the engine's own window is counted
+        from the first session with an arm, which a log without arms does not have)."""
+        label = "'" + (arm if arm is not None else OVERALL).replace("'", "''") + "'"
+        totals = sql_template("02_unit_totals.sql").substitute(
+            keys=f"unit_id,\n    {label} AS arm,\n    '{OVERALL}' AS segment_value", group_by="unit_id",
+            source="session_values", filter=f"arm = {label}" if arm is not None else "TRUE",
+            user_totals=self.user_sql["user_totals"])
+        units = sql_template("02_unit_values.sql").substitute(unit_totals=totals,
+                                                              user_select=self.user_sql["user_select"])
+        if arm is None and self.pre_period_days is not None and self.has_pre:
+            pre = sql_template("02_unit_totals.sql").substitute(
+                keys="unit_id", group_by="unit_id", source="pre_session_values",
+                filter=(f"day >= CAST((SELECT MIN(day) FROM session_values) "
+                        f"- INTERVAL {int(self.pre_period_days)} DAY AS DATE)"),
+                user_totals=self.user_sql["user_totals"])
+            # the CTE shadows the engine's table of the same name inside this query only
+            units = f"WITH pre_unit_values AS (\n{pre}\n)\nSELECT * FROM (\n{units}\n) baseline_units"
+        return long_arm_stats(self._arm_stats(metrics, f"({units}) unit_values"), metrics)
 
 
 def _accumulate_days(increments: pd.DataFrame, days: list[str]) -> pd.DataFrame:

@@ -27,14 +27,26 @@ class ReportFormatError(ValueError):
 class MetricResult:
     """One metric's comparison of treatment with control: values, effects with CIs, test and verdict.
 
-    ``*_adjusted`` are multiplicity-adjusted (the p-value and the CIs of the same test); the
-    verdict columns (significant, improved, degraded, breached) use the adjusted p-value.
+    One test per row (``abplatform.stats.compare``): H0 effect = ``null_effect`` against
+    ``alternative``, on the ``test_scale`` — ``relative`` (the rel CI is the set of nulls the test
+    does not reject) or ``absolute`` (the relative effect is not estimable; the abs CI is the
+    test's). ``p_value`` and the CIs of that scale are the test's; ``*_adjusted`` are the same test
+    multiplicity-adjusted (p-value and CIs at the adjusted level ``alpha_adjusted``), and the
+    verdict columns (significant, improved, degraded, breached) read the adjusted p-value.
+    ``abs_p_value`` is the absolute difference's own test (null 0), which the abs CI inverts.
+    ``test``: ``welch`` or a proportion test (``abplatform.stats.proportion_tests``); Fisher's exact
+    test is on the ``odds_ratio`` scale (``or_*``: the conditional-MLE odds ratio treatment/control
+    and its exact interval; ``null_effect`` 1).
     """
 
     metric: str
     role: str
     type: str
     direction: str
+    alternative: Literal["two-sided", "greater", "less"] = "two-sided"
+    test: str = "welch"
+    test_scale: Literal["relative", "absolute", "odds_ratio"] = "relative"
+    null_effect: float = 0.0
     n_control: int | None = None
     n_treatment: int | None = None
     control_value: float | None = None
@@ -42,25 +54,46 @@ class MetricResult:
     abs_effect: float | None = None
     abs_ci_low: float | None = None
     abs_ci_high: float | None = None
+    abs_p_value: float | None = None
     rel_effect: float | None = None
     rel_ci_low: float | None = None
     rel_ci_high: float | None = None
     p_value: float | None = None
     p_value_adjusted: float | None = None
+    alpha_adjusted: float | None = None
     abs_ci_low_adjusted: float | None = None
     abs_ci_high_adjusted: float | None = None
     rel_ci_low_adjusted: float | None = None
     rel_ci_high_adjusted: float | None = None
+    or_effect: float | None = None
+    or_ci_low: float | None = None
+    or_ci_high: float | None = None
+    or_ci_low_adjusted: float | None = None
+    or_ci_high_adjusted: float | None = None
     variance_reduction: float | None = None
     significant: bool = False
     improved: bool = False
     degraded: bool = False
     margin: float | None = None
-    noninferior_p_value: float | None = None
     breached: bool = False
     mde_rel: float | None = None
     planned_mde: float | None = None
     underpowered: bool = False
+
+    def interval(self, adjusted: bool = False) -> tuple[float | None, float | None]:
+        """The interval of the row's test (its scale; at the adjusted level with ``adjusted``)."""
+        scale = {"relative": "rel", "absolute": "abs", "odds_ratio": "or"}[self.test_scale]
+        suffix = "_adjusted" if adjusted else ""
+        return getattr(self, f"{scale}_ci_low{suffix}"), getattr(self, f"{scale}_ci_high{suffix}")
+
+    def hypothesis(self) -> str:
+        """H1 of the row's test in words, e.g. "≠ 0", "> 0", "< −1.00% (harm)", "OR ≠ 1"."""
+        sign = {"two-sided": "≠", "greater": ">", "less": "<"}[self.alternative]
+        if self.test_scale == "odds_ratio":
+            return f"OR {sign} {self.null_effect:g}"
+        null = f"{self.null_effect:+.2%}" if self.null_effect else "0"
+        what = "" if self.test_scale == "relative" else " (absolute)"
+        return f"{sign} {null}{what}"
 
 
 @dataclass(kw_only=True)
@@ -76,12 +109,14 @@ class DailyResult(MetricResult):
 
 @dataclass(kw_only=True)
 class SrmCheck:
-    """Sample-ratio check (chi-square goodness of fit of units per arm to the configured split)."""
+    """Sample-ratio check of units per arm against the configured split: ``test`` "chi-square"
+    (goodness of fit) or "binomial" (exact, two arms with a small expected count; ``stats.srm``)."""
 
     p_value: float | None
     chi2: float | None
     failed: bool
     units: dict[str, int]
+    test: str = "chi-square"
 
 
 @dataclass(kw_only=True)
@@ -92,15 +127,34 @@ class SegmentSrm(SrmCheck):
 
 @dataclass(kw_only=True)
 class LatencyGuardrail:
-    """Serving cost: the treatment's scoring time per query against the control's, with its test."""
+    """Serving cost: the treatment ranker's CPU time per query against the control's.
 
-    control_ms: float
-    treatment_ms: float
-    ratio: float
-    margin: float
-    p_value: float
-    batches: list[int]
-    breached: bool
+    ``ratio`` is the geometric mean of treatment/control CPU time over paired repetitions (the same
+    query batch scored by both, back to back), ``ratio_ci_low``/``ratio_ci_high`` its CI at the
+    report's level. ``status``: ``breached`` when the whole CI lies above 1 + margin, ``ok`` when it
+    lies below, ``inconclusive`` when it straddles it, ``not_evaluated`` (with ``reason``) when nothing
+    was measured (no margin, an online run, precomputed rankings). ``breached`` is ``status ==
+    "breached"``, kept for readers of older reports. A report written before the status existed (a
+    one-sided Welch test on the replay's wall-clock batch times, fields ``control_ms``,
+    ``treatment_ms``, ``p_value``, ``batches``, now ignored) reads as ``breached`` or ``ok``, as that
+    test decided."""
+
+    status: Literal["ok", "inconclusive", "breached", "not_evaluated"] | None = None  # None: set from breached
+    reason: str = ""  # why not evaluated
+    margin: float | None = None
+    ratio: float | None = None
+    ratio_ci_low: float | None = None
+    ratio_ci_high: float | None = None
+    cpu_ms_per_query: dict[str, float] = field(default_factory=dict)  # per arm: mean CPU ms per query
+    repetitions: int = 0  # paired repetitions timed
+    batch_size: int = 0  # queries per timed batch
+    timer: str = ""  # the CPU clock (time.process_time)
+    breached: bool = False
+
+    def __post_init__(self) -> None:
+        if self.status is None:  # a report written before the status existed
+            self.status = "breached" if self.breached else "ok"
+        self.breached = self.status == "breached"
 
 
 @dataclass(kw_only=True)
@@ -158,6 +212,17 @@ class OfflineVsOnline:
 
 
 @dataclass(kw_only=True)
+class Analysis:
+    """How the scorecard was tested: what the labels of every rendering say."""
+
+    relative_ci: str = "fieller"
+    correction: str = "none"
+    correction_scope: str = "primary"
+    guardrail_test: str = "harm"
+    sequential: str | None = None  # the sequential method the overall scorecard and the gate use
+
+
+@dataclass(kw_only=True)
 class Report:
     experiment: str
     run_id: str
@@ -184,6 +249,7 @@ class Report:
     latency_guardrail: LatencyGuardrail | None = None
     long_tail: LongTail | None = None
     offline_vs_online: list[OfflineVsOnline] = field(default_factory=list)
+    analysis: Analysis = field(default_factory=Analysis)
 
     @property
     def confidence_label(self) -> str:

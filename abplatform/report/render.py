@@ -13,14 +13,48 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
-def _metric_cells(m: MetricResult) -> list[str]:
-    return [m.metric, m.role, fmt_value(m.control_value), fmt_value(m.treatment_value), fmt_value(m.abs_effect),
-            fmt_pct(m.rel_effect), fmt_ci(m.rel_ci_low, m.rel_ci_high), fmt_p(m.p_value), fmt_p(m.p_value_adjusted)]
+def ci_cell(m: MetricResult, adjusted: bool = False) -> str:
+    """The interval of the row's test as the report prints it (one-sided as [lo, +∞) / (−∞, hi])."""
+    low, high = m.interval(adjusted)
+    relative = m.test_scale == "relative"
+    ci = fmt_ci(low, high, pct=relative, alternative=m.alternative)
+    if m.test_scale == "odds_ratio":  # Fisher's exact test: the odds ratio's interval
+        return f"OR {ci}"
+    return ci + ("" if relative else " (absolute)")
+
+
+def _adjusted(report: Report) -> bool:
+    return report.analysis.correction != "none"
+
+
+def _metric_cells(report: Report, m: MetricResult) -> list[str]:
+    cells = [m.metric, m.role, m.hypothesis(), fmt_value(m.control_value), fmt_value(m.treatment_value),
+             fmt_value(m.abs_effect), fmt_pct(m.rel_effect), ci_cell(m), fmt_p(m.p_value)]
+    if _adjusted(report):
+        cells += [ci_cell(m, adjusted=True), fmt_p(m.p_value_adjusted)]
+    return cells
 
 
 def metric_headers(report: Report) -> list[str]:
-    return ["metric", "role", "control", "treatment", "abs diff", "rel diff", f"{report.confidence_label} (rel)",
-            "p", "p adj"]
+    """Column names; adjusted interval and p-value beside each other when a correction is on."""
+    ci = report.confidence_label
+    headers = ["metric", "role", "H1", "control", "treatment", "abs diff", "rel diff", ci, "p"]
+    if _adjusted(report):
+        headers += [f"{ci} ({report.analysis.correction}-adjusted)", f"p ({report.analysis.correction}-adjusted)"]
+    return headers
+
+
+def analysis_line(report: Report) -> str:
+    """How the rows were tested, in one line: the relative CI, the multiplicity family, sequential."""
+    a = report.analysis
+    parts = [f"relative CI and test: {a.relative_ci}", f"guardrails: {a.guardrail_test} test, one-sided"]
+    if a.correction != "none":
+        family = ("primary metrics (secondaries their own family; guardrails at alpha)"
+                  if a.correction_scope == "primary" else "all metrics")
+        parts.append(f"{a.correction} correction over {family}")
+    if a.sequential:
+        parts.append(f"sequential ({a.sequential}): intervals and p-values valid at this look")
+    return "Tests: " + "; ".join(parts) + f"; alpha = {report.alpha:g}."
 
 
 def markdown(report: Report) -> str:
@@ -29,20 +63,27 @@ def markdown(report: Report) -> str:
     lines = [f"# {report.experiment} — {report.run_id}", "", f"**Decision: {d.decision.upper()}**", ""]
     lines += [f"- {r}" for r in d.reasons]
     units = ", ".join(f"{a}: {n}" for a, n in report.srm.units.items())
-    lines += ["", f"Mode: {report.mode} · units {units} · SRM p = {fmt_p(report.srm.p_value)}"
-              + (" **(FAILED)**" if report.srm.failed else ""), ""]
+    lines += ["", f"Mode: {report.mode} · units {units} · SRM ({report.srm.test}) p = {fmt_p(report.srm.p_value)}"
+              + (" **(FAILED)**" if report.srm.failed else ""), "", analysis_line(report), ""]
     headers = metric_headers(report)
     lines += ["| " + " | ".join(headers) + " | MDE (80% power) |", "|" + "---|" * (len(headers) + 1)]
-    lines += ["| " + " | ".join(_metric_cells(m)) + f" | {fmt_pct(m.mde_rel)} |" for m in report.metrics]
+    lines += ["| " + " | ".join(_metric_cells(report, m)) + f" | {fmt_pct(m.mde_rel)} |" for m in report.metrics]
     under = [m.metric for m in report.metrics if m.underpowered]
     if under:
         lines += ["", f"Underpowered (observed MDE above the planned one): {', '.join(under)}."]
     if report.segments:
-        lines += ["", "## By segment", "", f"| segment | value | metric | rel diff | {ci} | p |",
-                  "|---|---|---|---|---|---|"]
+        adj = _adjusted(report)
+        note = (f" — exploratory: each metric {report.analysis.correction}-corrected across all its segment cells"
+                if adj else " — exploratory, not corrected for the number of cells")
+        extra = f" {ci} (adjusted) | p (adjusted) |" if adj else ""
+        lines += ["", f"## By segment{note}", "", f"| segment | value | metric | rel diff | {ci} | p |{extra}",
+                  "|---|---|---|---|---|---|" + ("---|---|" if adj else "")]
         for s in report.segments:
-            lines.append(f"| {s.segment} | {s.segment_value} | {s.metric} | {fmt_pct(s.rel_effect)} | "
-                         f"{fmt_ci(s.rel_ci_low, s.rel_ci_high)} | {fmt_p(s.p_value)} |")
+            row = (f"| {s.segment} | {s.segment_value} | {s.metric} | {fmt_pct(s.rel_effect)} | {ci_cell(s)} | "
+                   f"{fmt_p(s.p_value)} |")
+            if adj:
+                row += f" {ci_cell(s, adjusted=True)} | {fmt_p(s.p_value_adjusted)} |"
+            lines.append(row)
     if report.offline_vs_online:
         rows = report.offline_vs_online
         lines += ["", (f"## Offline prediction vs online result ({rows[0].offline_experiment} "
@@ -61,14 +102,31 @@ def markdown(report: Report) -> str:
                   f"| metric | control | treatment | rel diff | {ci} | p |", "|---|---|---|---|---|---|"]
         for m in lt.metrics:
             lines.append(f"| {m.metric} | {fmt_value(m.control_value)} | {fmt_value(m.treatment_value)} | "
-                         f"{fmt_pct(m.rel_effect)} | {fmt_ci(m.rel_ci_low, m.rel_ci_high)} | {fmt_p(m.p_value)} |")
+                         f"{fmt_pct(m.rel_effect)} | {ci_cell(m)} | {fmt_p(m.p_value)} |")
         for key in ("coverage", "exposure_gini"):
             vals = " · ".join(f"{a}: {fmt_value(v.get(key))}" for a, v in lt.per_arm.items())
             lines.append(f"| {key} (per arm) | {vals} | | | | |")
+    lines += ["", "## Serving cost (latency guardrail)", "", _latency_details(report)]
     if report.latency_ms_per_query:
-        lines += ["", "## Ranker scoring latency (ms per query, replay)", ""]
-        lines += [f"- {a}: {v:.4f}" for a, v in report.latency_ms_per_query.items()]
+        lines += ["", "Replay wall clock, ms per query (for information; it moves with machine load and does "
+                      "not decide): " + ", ".join(f"{a} {v:.4f}" for a, v in report.latency_ms_per_query.items())]
     return "\n".join(lines) + "\n"
+
+
+def _latency_details(report: Report) -> str:
+    """The serving-cost guardrail in one line: status, ratio and CI, CPU per query per arm, design."""
+    lat = report.latency_guardrail
+    if lat is None:
+        return "not evaluated: no serving-cost measurement in this report"
+    if lat.status == "not_evaluated" or lat.ratio is None:
+        return f"not evaluated: {lat.reason or 'no measurement'}"
+    margin = "n/a" if lat.margin is None else f"{lat.margin:.0%}"
+    ci = "n/a" if lat.ratio_ci_low is None else f"[{lat.ratio_ci_low:.3f}, {lat.ratio_ci_high:.3f}]"
+    arms = ", ".join(f"{a} {v:.5f}" for a, v in lat.cpu_ms_per_query.items())
+    design = (f" ({lat.repetitions} paired repetitions of {lat.batch_size} queries, {lat.timer})"
+              if lat.repetitions else "")
+    return (f"{lat.status}: CPU time per query, treatment / control = {lat.ratio:.3f}, {report.confidence_label} "
+            f"{ci}, margin {margin}" + (f"; CPU ms per query: {arms}" if arms else "") + design)
 
 
 def print_report(report: Report, console: Console | None = None, segments: bool = True) -> None:
@@ -80,19 +138,21 @@ def print_report(report: Report, console: Console | None = None, segments: bool 
     for h in metric_headers(report):
         t.add_column(h, justify="left" if h in ("metric", "role") else "right")
     for m in report.metrics:
-        t.add_row(*_metric_cells(m))
+        t.add_row(*_metric_cells(report, m))
     console.print(t)
+    console.print(analysis_line(report), markup=False)
     srm = report.srm
     units = ", ".join(f"{a} {n}" for a, n in srm.units.items())
-    console.print(f"Sample ratio check: units {units}; chi-square p = {fmt_p(srm.p_value)}"
+    console.print(f"Sample ratio check: units {units}; {srm.test} p = {fmt_p(srm.p_value)}"
                   + (" [red]FAILED[/red]" if srm.failed else " (ok)"))
     if segments and report.segments:
-        st = Table(title=f"Relative lift by segment ({report.confidence_label})")
+        adjusted = " adjusted per metric across cells" if _adjusted(report) else ""
+        st = Table(title=f"Relative lift by segment ({report.confidence_label}{adjusted}; exploratory)")
         for h in ("segment", "value", *[m.metric for m in report.metrics]):
             st.add_column(h, justify="left" if h in ("segment", "value") else "right")
         by_key: dict[tuple[str, str], dict[str, str]] = {}
         for s in report.segments:
-            cell = f"{fmt_pct(s.rel_effect)} {fmt_ci(s.rel_ci_low, s.rel_ci_high)}"
+            cell = f"{fmt_pct(s.rel_effect)} {ci_cell(s, adjusted=_adjusted(report))}"
             by_key.setdefault((s.segment, s.segment_value), {})[s.metric] = cell
         for (seg, val), cells in by_key.items():
             st.add_row(seg, val, *[cells.get(m.metric, "") for m in report.metrics])
@@ -110,17 +170,17 @@ def print_decision(report: Report, console: Console) -> None:
 
 def _check_details(report: Report, check: Check) -> str:
     if check.kind == "srm":
-        return f"units {report.srm.units}, chi-square p = {fmt_p(report.srm.p_value)}"
-    lat = report.latency_guardrail
-    if check.kind == "latency" and lat is not None:
-        return (f"scoring ms/query (geometric mean over batches): control {lat.control_ms:.4f}, treatment "
-                f"{lat.treatment_ms:.4f} (ratio {lat.ratio:.3f}, margin {lat.margin:.0%}, p = {lat.p_value:.3g})")
+        return f"units {report.srm.units}, {report.srm.test} p = {fmt_p(report.srm.p_value)}"
+    if check.kind == "latency":
+        return _latency_details(report)
     m = report.metric(check.name)
     if m is None:
         return check.reason
+    adjusted = _adjusted(report)
     return (f"{m.metric} ({m.role}): control {m.control_value}, treatment {m.treatment_value}, "
-            f"relative {fmt_pct(m.rel_effect)} {fmt_ci(m.rel_ci_low, m.rel_ci_high)}, "
-            f"p = {fmt_p(m.p_value)}, adjusted p = {fmt_p(m.p_value_adjusted)}")
+            f"relative {fmt_pct(m.rel_effect)}, test H1 {m.hypothesis()}: {report.confidence_label} "
+            f"{ci_cell(m, adjusted)}{' (adjusted)' if adjusted else ''}, "
+            f"p = {fmt_p(m.p_value_adjusted if adjusted else m.p_value)}{' (adjusted)' if adjusted else ''}")
 
 
 _JUNIT_CLASS = {"primary": "metric", "secondary": "metric", "guardrail": "guardrail", "latency": "guardrail",
@@ -149,8 +209,9 @@ def junit_xml(report: Report) -> bytes:
 
 def gate_summary(report: Report) -> dict[str, Any]:
     """The gate's ``--json``: the decision, its reasons and each metric's verdict."""
-    keys = ("metric", "role", "rel_effect", "rel_ci_low", "rel_ci_high", "p_value", "p_value_adjusted",
-            "improved", "breached")
+    keys = ("metric", "role", "alternative", "test_scale", "null_effect", "rel_effect", "rel_ci_low", "rel_ci_high",
+            "abs_ci_low", "abs_ci_high", "p_value", "rel_ci_low_adjusted", "rel_ci_high_adjusted", "p_value_adjusted",
+            "significant", "improved", "breached")
     return {"experiment": report.experiment, "run_id": report.run_id, "mode": report.mode,
             "decision": report.decision.decision, "reasons": report.decision.reasons,
             "srm_p_value": report.srm.p_value,

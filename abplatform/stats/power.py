@@ -8,18 +8,29 @@ NormalIndPower``, against which the tests check it), vectorised over metrics:
     power(δ)     = Φ(|δ|/se − z_{1−α/2}) + Φ(−|δ|/se − z_{1−α/2})
 σ² is the per-unit variance of the metric's linearised value from ``moments.arm_moments`` (delta
 method for ratio metrics); with CUPED it is σ²·(1 − ρ²), ρ the correlation of the linearised
-metric with its pre-period value (Deng et al. 2013). Duration assumes units arrive at the
-baseline's rate ``n / baseline_days`` (new units per day), which overstates the growth of
-unique users in long tests — a conservative planning figure for short ones.
+metric with its pre-period value (Deng et al. 2013), which is what ``cuped.cuped_adjust`` leaves
+with the pooled θ.
+
+Duration: the units of a test are the *distinct* units seen in it, and they accrue sublinearly —
+returning units are not new ones, and the heavy users arrive first (Richardson, Liu, McQueen &
+Hains 2022, "A Bayesian model for online activity sample sizes", AISTATS). Extrapolating a
+baseline's ``n / days`` linearly therefore *overstates* the units of a longer test and makes its
+MDE too small and its duration too short: it is the optimistic figure, not a conservative one.
+:func:`fit_accrual` fits the cumulative distinct units after d days of traffic by least squares,
+    U(d) = a·d^b     (b < 1: sublinear; b = 1: linear),
+and :func:`plan` reads n_total = U(days), days = U⁻¹(n_total) = (n_total/a)^(1/b) from it. See
+docs/planning.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 
 from .moments import arm_moments
 from .types import MetricSpec
@@ -55,7 +66,10 @@ def baseline_variance(baseline: pd.DataFrame, metrics: Mapping[str, MetricSpec],
     """Per metric: baseline value μ, per-unit σ² (CUPED-reduced if ``cuped``), ρ² and n.
 
     ``baseline`` has suff columns; rows of the same metric (several arms or days of an earlier
-    run) are summed into one pooled sample first.
+    run) are summed into one pooled sample first. ρ² = cov²/(σ²_plain·σ²_pre) is the squared
+    correlation of the linearised metric with its linearised pre-period value (σ²_plain without the
+    ratio small-sample factor k, as ``cuped.cuped_adjust`` applies it: the CUPED σ² is then exactly
+    what a run's adjustment leaves, k·σ²_plain·(1 − ρ²)); 0 where there is no covariate.
     """
     sums = [c for c in baseline.columns if c == "n" or c.startswith("sum_")]
     pooled = (baseline[baseline["metric"].isin(list(metrics))].groupby("metric", sort=False)[sums]
@@ -63,17 +77,131 @@ def baseline_variance(baseline: pd.DataFrame, metrics: Mapping[str, MetricSpec],
     types = pooled["metric"].map({m: s.type for m, s in metrics.items()}).to_numpy()
     m = arm_moments(pooled, types)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rho2 = np.where(np.isfinite(m.cov), m.cov**2 / (m.var * m.pre_var), 0.0)
+        r2 = m.cov**2 / (m.var / m.leverage_factor * m.pre_var)
+        rho2 = np.where(np.isfinite(r2), np.clip(r2, 0.0, 1.0), 0.0)
     sigma2 = m.var * (1 - rho2) if cuped else m.var
     return pd.DataFrame({"metric": pooled["metric"], "type": types, "n": m.n, "value": m.value, "sigma2": sigma2,
                          "rho2": rho2})
 
 
+#: Fewer observed days than this and :func:`fit_accrual` does not fit an exponent (two points fit any
+#: curve exactly); it falls back to linear accrual through the last day, and says so.
+MIN_FIT_DAYS = 3
+#: The exponent's range: concave (b ≤ 1), as the distinct units of stationary traffic are — each day's
+#: new units are at most the day before's in expectation; b = 1 is linear accrual.
+B_RANGE = (0.01, 1.0)
+
+
+@dataclass(frozen=True)
+class Accrual:
+    """Cumulative distinct units after ``d`` days of traffic, U(d) = a·d^b, and the curve it was fitted on.
+
+    ``observed[i]`` is U(i + 1): the distinct units seen in the first i + 1 days of a window.
+    ``model`` is ``power`` (least squares, :func:`fit_accrual`) or ``linear`` (b = 1 through the last
+    observed day: the fallback for fewer than :data:`MIN_FIT_DAYS` days, and an upper bound on U for
+    d beyond the window when traffic is stationary). ``note`` says what to make of it.
+    """
+
+    a: float
+    b: float
+    model: Literal["power", "linear"]
+    observed: tuple[float, ...]
+    note: str = ""
+
+    @classmethod
+    def linear(cls, observed: Sequence[float] | np.ndarray, note: str = "") -> Accrual:
+        """U(d) = U(D)·d/D: the baseline's units per day extrapolated linearly."""
+        u = _check_curve(observed)
+        return cls(a=float(u[-1] / len(u)), b=1.0, model="linear", observed=tuple(map(float, u)), note=note)
+
+    @property
+    def days_observed(self) -> int:
+        return len(self.observed)
+
+    def units(self, days: float | np.ndarray) -> np.ndarray:
+        """Expected distinct units after ``days`` days."""
+        return self.a * np.asarray(days, dtype=float) ** self.b
+
+    def days_for(self, units: float | np.ndarray) -> np.ndarray:
+        """Days of traffic until ``units`` distinct units have been seen: U⁻¹(units) = (units/a)^(1/b)."""
+        return (np.asarray(units, dtype=float) / self.a) ** (1 / self.b)
+
+    @property
+    def fitted(self) -> np.ndarray:
+        return self.units(np.arange(1, self.days_observed + 1))
+
+    @property
+    def residuals(self) -> np.ndarray:
+        """Observed minus fitted cumulative units, per day of the window."""
+        return np.asarray(self.observed) - self.fitted
+
+    @property
+    def rmse(self) -> float:
+        """Root mean squared residual, in units."""
+        return float(np.sqrt(np.mean(self.residuals**2)))
+
+    @property
+    def max_rel_residual(self) -> float:
+        """The largest |observed − fitted| / observed over the window's days."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.abs(self.residuals) / np.asarray(self.observed)
+        return float(np.nanmax(np.where(np.isfinite(rel), rel, np.nan))) if np.isfinite(rel).any() else float("nan")
+
+
+def _check_curve(observed: Sequence[float] | np.ndarray) -> np.ndarray:
+    u = np.asarray(observed, dtype=float)
+    if u.ndim != 1 or len(u) == 0:
+        raise ValueError("the accrual curve needs at least one day")
+    if not np.isfinite(u).all() or (u < 0).any():
+        raise ValueError("cumulative units must be finite and non-negative")
+    if (np.diff(u) < 0).any():
+        raise ValueError("cumulative units must not decrease from one day to the next")
+    if u[-1] <= 0:
+        raise ValueError("the accrual curve has no units")
+    return u
+
+
+def _profile_sse(b: float, d: np.ndarray, u: np.ndarray) -> tuple[float, float]:
+    """Least squares of U(d) = a·d^b at a fixed b: a = Σ U·d^b / Σ d^2b (the normal equation) and the SSE."""
+    w = d**b
+    a = float(w @ u / (w @ w))
+    r = u - a * w
+    return float(r @ r), a
+
+
+def fit_accrual(observed: Sequence[float] | np.ndarray) -> Accrual:
+    """Fit U(d) = a·d^b to a cumulative distinct-unit curve U(1..D) by least squares on the curve itself.
+
+    Profile least squares: for each b the best a is the normal equation's, so the fit is a one-dimensional
+    minimisation of the residual sum of squares over b ∈ :data:`B_RANGE` (a grid of 991 points, then a
+    bounded Brent refinement around the best of them) — deterministic, no starting values. With fewer than
+    :data:`MIN_FIT_DAYS` days, the linear fallback (:meth:`Accrual.linear`) with a note.
+    """
+    u = _check_curve(observed)
+    if len(u) < MIN_FIT_DAYS:
+        return Accrual.linear(u, note=f"only {len(u)} day(s) observed (fewer than {MIN_FIT_DAYS}): no exponent "
+                                      "can be fitted; linear accrual U(d) = U(D)·d/D, an upper bound on distinct "
+                                      "units (MDEs optimistic, durations short)")
+    d = np.arange(1, len(u) + 1, dtype=float)
+    grid = np.linspace(*B_RANGE, 991)
+    sse = np.array([_profile_sse(b, d, u)[0] for b in grid])
+    i = int(np.argmin(sse))
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    res = optimize.minimize_scalar(lambda b: _profile_sse(b, d, u)[0], bounds=(lo, hi), method="bounded",
+                                   options={"xatol": 1e-10})
+    b = float(res.x) if res.fun <= sse[i] else float(grid[i])
+    _, a = _profile_sse(b, d, u)
+    note = ""
+    if b >= 0.999:
+        note = "b ≈ 1 (its bound): the window shows no slowing of new units; accrual is linear here"
+    return Accrual(a=a, b=b, model="power", observed=tuple(map(float, u)), note=note)
+
+
 def plan(
     baseline: pd.DataFrame,
     metrics: Mapping[str, MetricSpec],
+    accrual: Accrual,
     *,
-    baseline_days: float,
     days: float | None = None,
     relative_mde: float | None = None,
     alpha: float = 0.05,
@@ -81,19 +209,23 @@ def plan(
     treatment_share: float = 0.5,
     cuped: bool = False,
 ) -> pd.DataFrame:
-    """Give ``days`` → the MDE (absolute and relative) per metric; give ``relative_mde`` → the days needed.
+    """Give ``days`` → the MDE (absolute and relative) per metric; give ``relative_mde`` → the units and days needed.
 
-    Returns the ``baseline_variance`` columns plus ``units_per_day`` and ``days``, ``mde_abs``,
-    ``mde_rel``, ``n_total``.
+    Units come from ``accrual`` (:func:`fit_accrual`): a test of ``days`` days sees n_total = U(days)
+    distinct units, split (1 − w, w) between control and treatment; a test that needs n_total units runs
+    U⁻¹(n_total) days (rounded up). Returns the ``baseline_variance`` columns plus ``days``, ``n_total``,
+    ``n_control``, ``n_treatment``, ``mde_abs`` and ``mde_rel``.
     """
     if (days is None) == (relative_mde is None):
         raise ValueError("give exactly one of days (-> MDE) or relative_mde (-> duration)")
+    if not (0 < alpha < 1 and 0 < power < 1 and 0 < treatment_share < 1):
+        raise ValueError("alpha, power and treatment_share must be in (0, 1)")
+    if (days is not None and not days > 0) or (relative_mde is not None and not relative_mde > 0):
+        raise ValueError("days and relative_mde must be positive")
     out = baseline_variance(baseline, metrics, cuped)
-    rate = out["n"].to_numpy() / baseline_days
-    out["units_per_day"] = rate
     w = treatment_share
     if days is not None:
-        n_total = rate * days
+        n_total = np.full(len(out), float(accrual.units(days)))
         out["days"] = float(days)
         out["n_total"] = n_total
         out["mde_abs"] = mde(out["sigma2"].to_numpy(), n_total * (1 - w), n_total * w, alpha, power)
@@ -101,11 +233,14 @@ def plan(
     else:
         assert relative_mde is not None  # exactly one of the two, checked above
         effect = relative_mde * out["value"].abs().to_numpy()
-        n_total = sample_size(out["sigma2"].to_numpy(), effect, alpha, power, w)
-        out["n_total"] = np.ceil(n_total)
-        out["days"] = np.ceil(n_total / rate)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            n_total = np.ceil(sample_size(out["sigma2"].to_numpy(), effect, alpha, power, w))
+            out["days"] = np.ceil(accrual.days_for(n_total))
+        out["n_total"] = n_total
         out["mde_abs"] = effect
         out["mde_rel"] = float(relative_mde)
+    out["n_control"] = out["n_total"] * (1 - w)
+    out["n_treatment"] = out["n_total"] * w
     return out
 
 

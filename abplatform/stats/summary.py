@@ -4,7 +4,8 @@ Summary file format (``abplatform analyze-summary FILE``)
 --------------------------------------------------------
 A CSV file (header row, one row per metric × arm) or a JSON file (a list of row objects, or an
 object ``{"rows": [...], "control": "A", "treatment": "B", "alpha": 0.05, "correction": "holm",
-"relative_ci": "delta", "cuped": true}`` whose optional keys set the analysis options). The file is
+"relative_ci": "delta", "cuped": true}`` whose optional keys set the analysis options; a CSV file
+takes them from the command's flags). The file is
 read once and may be a pipe (``/dev/stdin``; without a ``.csv`` / ``.json`` suffix it is JSON when it
 starts with ``[`` or ``{``), of at most 64 MiB.
 
@@ -35,7 +36,31 @@ sum_y3
 direction       no         ``increase`` (default) or ``decrease``: which way is better
 role            no         ``primary`` (default), ``secondary`` or ``guardrail``
 margin          no         guardrail non-inferiority margin, relative (0.01 = 1%)
+alternative     no         ``two-sided`` (default), ``greater`` (H1: treatment > control) or ``less``
+                           (primary and secondary metrics; guardrails take theirs from guardrail_test)
+equal_var       no         ``true``: Student's pooled-variance t instead of Welch's (not for ratios)
+test            no         proportions only: ``welch`` (default, the run's test), ``wald``,
+                           ``pooled``, ``continuity`` or ``fisher`` (``abplatform.stats.proportion_tests``)
 ==============  =========  ==========================================================================
+
+Options (JSON top-level keys; flags of ``abplatform analyze-summary``, which win over the file):
+
+==================  ===========================================================================
+option              meaning (default)
+==================  ===========================================================================
+control, treatment  arm names (the first arm in the file; every other arm)
+alpha               significance level in (0, 0.5) (0.05)
+correction          none, holm or bh (none); ``correction_scope`` primary or all (primary)
+relative_ci         delta, log or fieller (fieller, as runs)
+cuped               true / false (true when the file has covariate sums)
+guardrail_test      harm or noninferiority (harm, as runs)
+sequential          ``{"method": "confidence_sequence" | "obrien_fleming", "tuning_n": 5000,
+                    "planned_units": N, "earlier_units": [n1, n2, ...]}``: the summary is the
+                    current look, after looks with ``earlier_units`` units (both arms)
+weights             planned split per arm for the sample-ratio check, e.g. ``{"A": 1, "B": 1}``
+                    (equal)
+srm_threshold       p below which the sample-ratio check fails (0.001)
+==================  ===========================================================================
 
 Every arm must have a row for every metric. Bad input raises :class:`abplatform.errors.InputError`
 listing every problem as ``FILE:LINE: field 'n': expected a positive integer, got -3`` (LINE is
@@ -45,13 +70,16 @@ unknown type, or sums that imply a negative variance (Σx² < (Σx)²/n).
 
 from __future__ import annotations
 
+import hashlib
 import io
+import itertools
 import json
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pandas as pd
 
@@ -59,10 +87,25 @@ from ..errors import InputError
 from ..files import read_input
 from .compare import compare
 from .moments import COVARIATE_COLUMNS, RATIO_COLUMNS, SMALL_SAMPLE_COLUMNS
-from .types import DIRECTIONS, METRIC_TYPES, ROLES, Correction, MetricSpec, RelativeCI
+from .srm import DEFAULT_SRM_THRESHOLD, srm_test
+from .types import (
+    ALTERNATIVES,
+    DIRECTIONS,
+    METRIC_TYPES,
+    PROPORTION_TESTS,
+    ROLES,
+    Correction,
+    CorrectionScope,
+    MetricSpec,
+    RelativeCI,
+    SequentialSpec,
+    SrmResult,
+)
 
 _NUMERIC = ("sum_x", "sum_x2", *RATIO_COLUMNS, *COVARIATE_COLUMNS, *SMALL_SAMPLE_COLUMNS)
-_OPTION_KEYS = ("control", "treatment", "alpha", "correction", "relative_ci", "cuped")
+_LABELS = ("direction", "role", "margin", "alternative", "equal_var", "test")
+_OPTION_KEYS = ("control", "treatment", "alpha", "correction", "correction_scope", "relative_ci", "cuped",
+                "guardrail_test", "sequential", "weights", "srm_threshold")
 _COVARIATES = {
     "proportion": COVARIATE_COLUMNS[:3],
     "mean": COVARIATE_COLUMNS[:3],
@@ -76,6 +119,12 @@ def _missing(v: Any) -> bool:
 
 def _read_rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, Any]]:
     data = read_input(path, "summary file")  # once: a pipe or /dev/stdin works; at most 64 MiB
+    rows, options = _parse_text(path, data)
+    options["_sha256"] = hashlib.sha256(data).hexdigest()
+    return rows, options
+
+
+def _parse_text(path: Path, data: bytes) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, Any]]:
     try:
         text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as err:
@@ -108,7 +157,7 @@ def _check_header(path: Path, columns: list[str]) -> None:
                          f"columns {', '.join(_BASE)}, ... (wrong delimiter?)")
     missing = [c for c in _BASE if c not in columns]
     if missing:
-        known = [*_BASE, *_NUMERIC, "direction", "role", "margin"]
+        known = [*_BASE, *_NUMERIC, *_LABELS]
         unknown = [c for c in columns if c not in known]
         hint = get_close_matches(missing[0], unknown, n=1)
         raise InputError(f"{path}:1: missing column {missing[0]!r}" + (f" (found {hint[0]!r})" if hint else "")
@@ -126,6 +175,11 @@ def _read_json(path: Path, text: str) -> tuple[list[tuple[int, dict[str, Any]]],
         if not isinstance(doc.get("rows"), list):
             raise InputError(f"{path}:1: field 'rows': expected a list of row objects")
         options = {k: doc[k] for k in _OPTION_KEYS if k in doc}
+        lines = {}
+        for k in options:
+            m = re.search(r'"' + re.escape(k) + r'"\s*:', text)
+            lines[k] = text.count("\n", 0, m.start()) + 1 if m else 1
+        options["_lines"] = lines
         unknown = sorted(set(doc) - {"rows", *_OPTION_KEYS})
         if unknown:
             raise InputError(f"{path}:1: unknown top-level keys {unknown}; allowed: rows, {', '.join(_OPTION_KEYS)}")
@@ -299,14 +353,54 @@ def _parse_labels(raw: dict[str, Any], row: dict[str, Any], bad: Bad) -> bool:
             bad("margin", f"expected a relative margin in (0, 1), got {margin!r}")
             ok = False
         row["margin"] = m
+    return _parse_test_labels(raw, row, bad) and ok
+
+
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def _parse_test_labels(raw: dict[str, Any], row: dict[str, Any], bad: Bad) -> bool:
+    """alternative, equal_var and test, and the combinations that have no meaning."""
+    ok = True
+    for key, allowed, default in (("alternative", ALTERNATIVES, "two-sided"), ("test", PROPORTION_TESTS, "welch")):
+        v = raw.get(key)
+        v = default if _missing(v) else str(v).strip()
+        if v not in allowed:
+            bad(key, f"expected one of {', '.join(allowed)}, got {v!r}")
+            ok = False
+        row[key] = v
+    ev = raw.get("equal_var")
+    if _missing(ev):
+        row["equal_var"] = False
+    elif isinstance(ev, bool) or str(ev).strip().lower() in (*_TRUE, *_FALSE):
+        row["equal_var"] = ev if isinstance(ev, bool) else str(ev).strip().lower() in _TRUE
+    else:
+        bad("equal_var", f"expected true or false, got {ev!r}")
+        ok = False
+        row["equal_var"] = False
+    mtype = row["type"]
+    if row["equal_var"] and mtype == "ratio":
+        bad("equal_var", "expected false for a ratio metric (its variance is a delta-method linearisation with "
+                         "no pooled form)")
+        ok = False
+    if row["test"] != "welch" and mtype != "proportion":
+        bad("test", f"test {row['test']!r} is a test of proportions; a {mtype} metric takes welch")
+        ok = False
+    elif row["test"] != "welch" and row["equal_var"]:
+        bad("equal_var", f"expected false with test {row['test']!r} (equal_var is Student's t, for welch rows)")
+        ok = False
+    elif row["test"] in ("continuity", "fisher") and row["margin"] is not None:
+        bad("test", f"test {row['test']!r} tests no change (absolute difference / odds ratio 1); a relative "
+                    "guardrail margin needs welch, wald or pooled")
+        ok = False
     return ok
 
 
 def read_summary(path: str | Path) -> tuple[pd.DataFrame, dict[str, MetricSpec], dict[str, Any]]:
     """Parse and validate a summary file → (suff, metric specs, options).
 
-    ``options`` has ``control`` (str) and ``treatments`` (list of str) plus any of ``alpha``,
-    ``correction``, ``relative_ci``, ``cuped`` set in a JSON file.
+    ``options`` has ``control`` (str), ``treatments`` and ``arms`` (lists of str), ``_sha256`` (of the
+    bytes read) plus the options set in a JSON file (``_OPTION_KEYS``; ``_lines``: the line of each).
     """
     path = Path(path)
     raw_rows, options = _read_rows(path)
@@ -328,10 +422,12 @@ def read_summary(path: str | Path) -> tuple[pd.DataFrame, dict[str, MetricSpec],
                             f"(first at line {seen[key]})")
             continue
         seen[key] = line
-        spec = MetricSpec(row["type"], row["direction"], row["role"], row["margin"])
+        spec = MetricSpec(row["type"], row["direction"], row["role"], row["margin"], row["alternative"],
+                          row["equal_var"], row["test"])
         if row["metric"] in specs and specs[row["metric"]] != spec:
             problems.append(f"{path}:{line}: field 'type': metric {row['metric']!r} is described differently at "
-                            f"line {spec_line[row['metric']]} (type/direction/role/margin must agree)")
+                            f"line {spec_line[row['metric']]} (type/direction/role/margin/alternative/equal_var/"
+                            "test must agree)")
         specs.setdefault(row["metric"], spec)
         spec_line.setdefault(row["metric"], line)
     arms = list(dict.fromkeys(str(r["arm"]).strip() for _, r in raw_rows if not _missing(r.get("arm"))))
@@ -353,39 +449,203 @@ def read_summary(path: str | Path) -> tuple[pd.DataFrame, dict[str, MetricSpec],
     if any(t not in arms or t == control for t in treatments):
         raise InputError(f"{path}:1: field 'treatment': expected an arm other than the control among {arms}, "
                          f"got {treatment!r}")
-    suff = pd.DataFrame([r for _, r in parsed]).drop(columns=["type", "direction", "role", "margin"])
-    return suff, specs, {"control": control, "treatments": treatments, **options}
+    suff = pd.DataFrame([r for _, r in parsed]).drop(columns=["type", *_LABELS])
+    return suff, specs, {"control": control, "treatments": treatments, "arms": arms,
+                         "_row_lines": dict(seen), **options}
 
 
-def summary_scorecard(
-    path: str | Path,
-    *,
-    alpha: float | None = None,
-    relative_ci: str | None = None,
-    correction: str | None = None,
-    cuped: bool | None = None,
-) -> pd.DataFrame:
-    """Scorecard of a summary file: ``compare`` of every treatment arm against the control.
+@dataclass(frozen=True)
+class SummaryOptions:
+    """The analysis options of a summary file, after the file's keys and the caller's overrides."""
 
-    Keyword arguments override the file's options; defaults are alpha 0.05, delta relative CI,
-    no correction, CUPED on when the file has covariate sums. Adds ``control_arm`` and
-    ``treatment_arm`` columns in front.
-    """
-    suff, specs, options = read_summary(path)
-    has_cov = "sum_xp" in suff and suff["sum_xp"].notna().any()
-    # the names of a CI method and a correction are checked by compare (ValueError, an InputError here)
-    rci = cast(RelativeCI, relative_ci or options.get("relative_ci", "delta"))
-    corr = cast(Correction, correction or options.get("correction", "none"))
-    a = float(alpha if alpha is not None else options.get("alpha", 0.05))
-    use_cuped = bool(cuped if cuped is not None else options.get("cuped", has_cov))
+    alpha: float = 0.05
+    correction: Correction = "none"
+    correction_scope: CorrectionScope = "primary"
+    relative_ci: RelativeCI = "fieller"
+    cuped: bool = False
+    guardrail_test: str = "harm"
+    sequential: SequentialSpec | None = None
+    weights: dict[str, float] = field(default_factory=dict)
+    srm_threshold: float = DEFAULT_SRM_THRESHOLD
+
+
+_CHOICES = {"correction": ("none", "holm", "bh"), "correction_scope": ("primary", "all"),
+            "relative_ci": ("delta", "log", "fieller"), "guardrail_test": ("harm", "noninferiority")}
+
+
+def _positive(v: Any) -> float | None:
+    x = _number(v)
+    return x if x is not None and x > 0 else None
+
+
+def _sequential(v: Any, bad: Callable[[str], None]) -> SequentialSpec | None:
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        bad(f"expected an object {{\"method\": ..., \"planned_units\": ...}}, got {v!r}")
+        return None
+    unknown = sorted(set(v) - {"method", "tuning_n", "planned_units", "earlier_units"})
+    if unknown:
+        bad(f"unknown keys {unknown}; allowed: method, tuning_n, planned_units, earlier_units")
+    method = v.get("method")
+    if method not in ("confidence_sequence", "obrien_fleming"):
+        bad(f"'method': expected confidence_sequence or obrien_fleming, got {method!r}")
+        return None
+    tuning = _positive(v.get("tuning_n", 5000))
+    planned = None if v.get("planned_units") is None else _positive(v.get("planned_units"))
+    earlier = v.get("earlier_units", [])
+    looks = [_positive(e) for e in earlier] if isinstance(earlier, list) else [None]
+    if tuning is None:
+        bad(f"'tuning_n': expected a positive number, got {v.get('tuning_n')!r}")
+    elif method == "obrien_fleming" and planned is None:
+        bad(f"'planned_units': expected a positive number (units in both arms) for obrien_fleming, "
+            f"got {v.get('planned_units')!r}")
+    elif any(e is None for e in looks) or any(b < a for a, b in itertools.pairwise(looks)):  # type: ignore[operator]
+        bad(f"'earlier_units': expected a list of increasing positive unit counts, got {earlier!r}")
+    else:
+        return SequentialSpec(method=method, tuning_n=tuning, planned_n=planned,
+                              earlier_n=tuple(float(e) for e in looks))  # type: ignore[arg-type]
+    return None
+
+
+def _option_value(key: str, v: Any, arms: list[str], bad: Callable[[str], None]) -> Any:
+    """The checked value of option ``key``, or None after ``bad(...)``."""
+    if key in _CHOICES:
+        if v not in _CHOICES[key]:
+            bad(f"expected one of {', '.join(_CHOICES[key])}, got {v!r}")
+        else:
+            return v
+    elif key in ("alpha", "srm_threshold"):
+        x = _number(v)
+        hi = 0.5 if key == "alpha" else 1.0
+        if x is None or not 0 < x < hi:
+            bad(f"expected a number in (0, {hi:g}), got {v!r}")
+        else:
+            return x
+    elif key == "cuped":
+        if not isinstance(v, bool):
+            bad(f"expected true or false, got {v!r}")
+        else:
+            return v
+    elif key == "sequential":
+        return _sequential(v, bad)
+    else:  # weights
+        if not isinstance(v, dict) or not v:
+            bad(f"expected an object of positive weights per arm, e.g. {{{', '.join(f'{a!r}: 1' for a in arms)}}}"
+                .replace("'", '"') + f", got {v!r}")
+            return None
+        wrong = [a for a in v if a not in arms]
+        missing = [a for a in arms if a not in v]
+        numbers = {a: _positive(w) for a, w in v.items()}
+        if wrong or missing:
+            bad(f"expected a weight for each arm {arms}" + (f"; unknown arms {wrong}" if wrong else "")
+                + (f"; missing {missing}" if missing else ""))
+        elif any(w is None for w in numbers.values()):
+            bad(f"expected positive numbers, got {v!r}")
+        else:
+            return numbers
+    return None
+
+
+def resolve_options(path: str | Path, file_options: dict[str, Any], has_cov: bool,
+                    overrides: dict[str, Any] | None = None) -> SummaryOptions:
+    """The options of a summary analysis: ``overrides`` (the command's flags; None = not given) over the
+    file's keys over the defaults. A bad value is an :class:`InputError` naming the file and line of
+    the key (or the flag) and what is expected."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    lines = file_options.get("_lines", {})
+    arms = file_options.get("arms", [])
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for key in ("alpha", "correction", "correction_scope", "relative_ci", "cuped", "guardrail_test", "sequential",
+                "weights", "srm_threshold"):
+        if key in overrides:
+            v, where = overrides[key], f"--{key.replace('_', '-')}"
+        elif key in file_options:
+            v, where = file_options[key], f"{path}:{lines.get(key, 1)}: field '{key}'"
+        else:
+            continue
+
+        def bad(msg: str, where: str = where) -> None:
+            problems.append(f"{where}: {msg}")
+
+        value = _option_value(key, v, arms, bad)
+        if value is not None:
+            values[key] = value
+    if problems:
+        raise InputError("\n".join(problems), problems)
+    values.setdefault("cuped", has_cov)
+    values.setdefault("weights", dict.fromkeys(arms, 1.0))
+    return SummaryOptions(**values)
+
+
+def unit_counts(path: str | Path, suff: pd.DataFrame, options: dict[str, Any]) -> dict[str, int]:
+    """Units per arm: every metric must count the same units (an InputError names the row that disagrees)."""
+    lines = options.get("_row_lines", {})
+    units: dict[str, tuple[int, str]] = {}
+    problems = []
+    for metric, arm, n in suff[["metric", "arm", "n"]].itertuples(index=False, name=None):
+        if arm not in units:
+            units[arm] = (int(n), metric)
+        elif units[arm][0] != int(n):
+            first_n, first = units[arm]
+            problems.append(f"{path}:{lines.get((metric, arm), 1)}: field 'n': metric {metric!r} has n = {int(n)} "
+                            f"in arm {arm!r}, but metric {first!r} has {first_n}; every metric must count the same "
+                            "units (the sample-ratio check needs one n per arm)")
+    if problems:
+        raise InputError("\n".join(problems), problems)
+    return {a: units[a][0] for a in options.get("arms", units)}
+
+
+@dataclass(frozen=True)
+class SummaryAnalysis:
+    """A summary file, scored: the scorecard per treatment, the SRM check and what was read."""
+
+    path: Path
+    sha256: str
+    rows: int
+    control: str
+    cards: dict[str, pd.DataFrame]  # treatment arm → compare's scorecard (+ MDE columns)
+    options: SummaryOptions
+    srm: SrmResult | None  # None when not asked for
+
+
+def analyze_summary_file(path: str | Path, *, check_srm: bool = True, **overrides: Any) -> SummaryAnalysis:
+    """Read, validate and score a summary file: ``compare`` of every treatment arm against the control
+    with the resolved options, and (``check_srm``) the sample-ratio check over all its arms
+    (``srm_test``), which needs every metric to count the same units per arm."""
+    from .power import mde_columns
+
+    path = Path(path)
+    suff, specs, file_options = read_summary(path)
+    has_cov = "sum_xp" in suff and bool(suff["sum_xp"].notna().any())
+    opts = resolve_options(path, file_options, has_cov, overrides)
+    units = unit_counts(path, suff, file_options) if check_srm else None
     try:
-        cards = [
-            compare(suff, specs, options["control"], t, alpha=a, relative_ci=rci, correction=corr, cuped=use_cuped)
-            .assign(control_arm=options["control"], treatment_arm=t)
-            for t in options["treatments"]
-        ]
+        srm = srm_test(units, opts.weights, opts.srm_threshold) if units is not None else None
+        cards = {}
+        for t in file_options["treatments"]:
+            card = compare(suff, specs, file_options["control"], t, alpha=opts.alpha, relative_ci=opts.relative_ci,
+                           correction=opts.correction, correction_scope=opts.correction_scope, cuped=opts.cuped,
+                           guardrail_test=opts.guardrail_test, sequential=opts.sequential)
+            cards[t] = pd.concat([card, mde_columns(card, opts.alpha)], axis=1)
     except ValueError as err:
         raise InputError(f"{path}: {err}") from err
-    card = pd.concat(cards, ignore_index=True)
+    return SummaryAnalysis(path=path, sha256=file_options["_sha256"], rows=len(suff), control=file_options["control"],
+                           cards=cards, options=opts, srm=srm)
+
+
+def summary_scorecard(path: str | Path, **overrides: Any) -> pd.DataFrame:
+    """Scorecard of a summary file: ``compare`` of every treatment arm against the control.
+
+    Keyword arguments (``alpha``, ``relative_ci``, ``correction``, ``correction_scope``, ``cuped``,
+    ``guardrail_test``, ``sequential`` as the file's object, ``weights``, ``srm_threshold``) override
+    the file's options; defaults are alpha 0.05, Fieller relative CI, no correction, harm guardrail
+    test, CUPED on when the file has covariate sums. Adds ``control_arm`` and ``treatment_arm``
+    columns in front.
+    """
+    analysis = analyze_summary_file(path, check_srm=False, **overrides)
+    card = pd.concat([c.assign(control_arm=analysis.control, treatment_arm=t) for t, c in analysis.cards.items()],
+                     ignore_index=True)
     front = ["control_arm", "treatment_arm"]
     return card[front + [c for c in card.columns if c not in front]]

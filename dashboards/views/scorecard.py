@@ -43,11 +43,29 @@ if text is not None:
     with st.expander("Experiment file of this run (experiment.yaml, shown as text)"):
         st.code(text, language="yaml")
 
-lat = rep.get("latency_ms_per_query") or {}
-if lat:
-    st.subheader("Ranker scoring latency")
+guard = rep.get("latency_guardrail")
+wall = rep.get("latency_ms_per_query") or {}
+if rep.get("mode") == "offline" or guard or wall:
     import pandas as pd
 
-    raw = [{"arm": a, "ms_per_query": v} for a, v in lat.items()]
-    shown = pd.DataFrame([{"arm": a, "ms per query": f"{v:.4f}"} for a, v in lat.items()])
-    abdash.show_table(shown, raw, "latency", "latency")
+    st.subheader("Serving cost (latency guardrail)")
+    status = (guard or {}).get("status") or ("breached" if (guard or {}).get("breached") else None)
+    if not guard or status == "not_evaluated" or guard.get("ratio") is None:
+        st.info(f"Not evaluated: {(guard or {}).get('reason') or 'no serving-cost measurement in this run'}.")
+    else:
+        lo, hi, margin = guard.get("ratio_ci_low"), guard.get("ratio_ci_high"), guard.get("margin")
+        text = (f"**{status}** — treatment / control CPU time per query {guard['ratio']:.3f}"
+                + (f", {level} [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else "")
+                + (f", margin {margin:.0%}" if margin is not None else ""))
+        {"ok": st.success, "inconclusive": st.warning}.get(status, st.error)(text)
+        per_arm = guard.get("cpu_ms_per_query") or {}
+        if per_arm:
+            raw = [{"arm": a, "cpu_ms_per_query": v} for a, v in per_arm.items()]
+            shown = pd.DataFrame([{"arm": a, "CPU ms per query": f"{v:.5f}"} for a, v in per_arm.items()])
+            abdash.show_table(shown, raw, "serving cost", "latency")
+        if guard.get("repetitions"):
+            st.caption(f"{guard['repetitions']} paired repetitions of {guard.get('batch_size')} queries, "
+                       f"CPU clock {guard.get('timer')}: both rankers score the same batch back to back.")
+    if wall:
+        st.caption("Replay wall clock, ms per query (for information; it moves with machine load and does not "
+                   "decide): " + ", ".join(f"{a} {v:.4f}" for a, v in wall.items()))

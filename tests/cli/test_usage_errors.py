@@ -19,6 +19,7 @@ COMMANDS = {
     "run": ["x.yaml"], "analyze": ["x.yaml"], "validate": ["x.yaml"], "schema": [], "gate": ["run"],
     "check-data": ["logs"], "analyze-summary": ["summary.csv"], "dashboard": [], "contract": [],
     "world generate": ["--out", "w"], "world export-ab": ["w", "--out", "ab"], "index rebuild": [],
+    "plan": ["x.yaml"],
 }
 
 # (case id, argv, the command the usage line names, what stderr must say besides it)
@@ -39,6 +40,7 @@ MISSING = {
     "world generate": (["--users", "10"], "Missing option '--out'"),
     "world export-ab": (["w"], "Missing option '--out'"),
     "world export-ab (no world)": (["--out", "ab"], "Missing argument 'world'"),
+    "plan": ([], "Missing argument 'experiment'"),
 }
 for name, (args, message) in MISSING.items():
     command = name.split(" (")[0]
@@ -48,12 +50,15 @@ OUT_OF_RANGE = [
     ("dashboard", ["--port", "0"]), ("dashboard", ["--port", "65536"]), ("world generate", ["--users", "0"]),
     ("world generate", ["--days", "0"]), ("world generate", ["--pre-days", "-1"]),
     ("world generate", ["--items", "999"]),
+    ("plan", ["--days", "0"]), ("plan", ["--power", "0"]), ("plan", ["--power", "1"]), ("plan", ["--power", "1.5"]),
 ]
 for name, option in OUT_OF_RANGE:
     CASES.append((f"{name}: {' '.join(option)}", [*name.split(), *COMMANDS[name], *option], name,
                   f"Invalid value for '{option[0]}'"))
 # ranged options that take a number: a word is a usage error too
 CASES.append(("run: --workers two", ["run", "x.yaml", "--workers", "two"], "run", "Invalid value for '--workers'"))
+CASES.append(("plan: --power high", ["plan", "x.yaml", "--power", "high"], "plan", "Invalid value for '--power'"))
+CASES.append(("plan: --days 1.5", ["plan", "x.yaml", "--days", "1.5"], "plan", "Invalid value for '--days'"))
 IDS = [c[0] for c in CASES]
 SCRIPT = Path(sys.executable).parent / "abplatform"  # the venv's console script
 

@@ -12,6 +12,8 @@ import pytest
 
 from abplatform import dashboard_data as dd
 from abplatform.formats import fmt_ci, fmt_p, fmt_pct, fmt_value  # the report's own formats
+from abplatform.report.model import MetricResult
+from abplatform.report.render import ci_cell
 from tests.dashboard.fixtures import HOLD_REASONS, LONG_TAIL, dash_results  # noqa: F401
 
 pytest.importorskip("streamlit.testing.v1")
@@ -72,9 +74,12 @@ def assert_metric_table(df, rows: list[dict]) -> None:
         assert shown["treatment"] == fmt_value(m["treatment_value"])
         assert shown["abs diff"] == fmt_value(m["abs_effect"])
         assert shown["rel diff"] == fmt_pct(m["rel_effect"])
-        assert shown["rel diff 95% CI"] == fmt_ci(m["rel_ci_low"], m["rel_ci_high"])
-        assert shown["abs diff 95% CI"] == fmt_ci(m["abs_ci_low"], m["abs_ci_high"], pct=False)
-        assert shown["p"] == fmt_p(m["p_value"]) and shown["p (adjusted)"] == fmt_p(m["p_value_adjusted"])
+        # the interval beside each p-value is the one its test inverts (relative scale, one-sided for guardrails)
+        report_row = MetricResult(**{k: v for k, v in m.items() if k in MetricResult.__dataclass_fields__})
+        assert shown["95% CI"] == ci_cell(report_row) and shown["p"] == fmt_p(m["p_value"])
+        assert shown["95% CI (adjusted)"] == ci_cell(report_row, adjusted=True)
+        assert shown["p (adjusted)"] == fmt_p(m["p_value_adjusted"])
+        assert shown["H1"] == report_row.hypothesis()
         assert shown["verdict"] == dd.VERDICT_MARKS[dd.verdict(m)]
 
 
@@ -146,7 +151,6 @@ def test_scorecard_values_equal_report(app, dash_results, downloads):
     g = app.dataframe[1].value  # guardrails apart
     assert_metric_table(g, guards)
     assert list(g["margin"]) == [f"{m['margin']:.2%}" for m in guards]
-    assert list(g["non-inferiority p"]) == [fmt_p(m["noninferior_p_value"]) for m in guards]
     md = [m.value for m in app.markdown]
     assert f"**Decision: {rep['decision']['decision'].upper()}**" in md
     assert not app.error and "Sample ratio check passed" in app.success[0].value

@@ -188,7 +188,8 @@ def test_analyze_summary_reproduces_the_full_run(card, tmp_path):
     suff.insert(2, "type", suff["metric"].map(types))
     cols = ["metric", "arm", "type", "n", "sum_x", "sum_x2", "sum_y", "sum_y2", "sum_xy", "sum_x2y", "sum_xy2", "sum_y3"]
     suff.sort_values(["metric", "arm"])[cols].to_csv(tmp_path / "summary.csv", index=False)
-    res = subprocess.run([sys.executable, "-m", "abplatform.cli", "analyze-summary", "summary.csv", "--out", "card.json"],
+    res = subprocess.run([sys.executable, "-m", "abplatform.cli", "analyze-summary", "summary.csv", "--out", "card.json",
+                          "--json"],
                          cwd=tmp_path, capture_output=True, text=True, check=True)
     assert json.loads(res.stdout) == json.loads((tmp_path / "card.json").read_text())
     rows = {m["metric"]: m for m in json.loads(res.stdout)["metrics"]}

@@ -16,12 +16,15 @@ from tests.report.factory import metric, report, srm
 RULE = DecisionRule()
 WIN = metric("item_ctr", improved=True, significant=True, rel_effect=0.052, p_value=0.001, p_value_adjusted=0.002)
 SECONDARY = metric("buyer_conversion", "secondary", rel_effect=-0.03, p_value=0.4, p_value_adjusted=0.4)
-SAFE = metric("relevance", "guardrail", margin=0.01, rel_effect=0.004, noninferior_p_value=0.001)
+SAFE = metric("relevance", "guardrail", margin=0.01, rel_effect=0.004, alternative="less", null_effect=-0.01,
+              rel_ci_low=None, rel_ci_high=0.011, p_value=0.9993, p_value_adjusted=0.9993)
 
 
 def latency(breached: bool) -> LatencyGuardrail:
-    return LatencyGuardrail(control_ms=0.5, treatment_ms=0.8 if breached else 0.51, ratio=1.6 if breached else 1.02,
-                            margin=0.2, p_value=0.0004 if breached else 0.4, batches=[12, 12], breached=breached)
+    ratio, lo, hi = (1.6, 1.52, 1.68) if breached else (1.02, 0.99, 1.05)
+    return LatencyGuardrail(status="breached" if breached else "ok", margin=0.2, ratio=ratio, ratio_ci_low=lo,
+                            ratio_ci_high=hi, cpu_ms_per_query={"control": 0.005, "treatment": 0.005 * ratio},
+                            repetitions=400, batch_size=256, timer="process_time")
 
 
 def test_promote_when_every_condition_holds():
@@ -36,13 +39,15 @@ def test_primary_not_improved():
     flat = metric("item_ctr", rel_effect=0.0123, p_value=0.2, p_value_adjusted=0.31)
     d = decide([flat, SAFE], srm(), RULE)
     assert d.decision == "hold"
-    assert d.reasons == ["primary metric item_ctr did not improve significantly (+1.23%, p = 0.3100, alpha = 0.05)"]
+    assert d.reasons == ["primary metric item_ctr did not improve significantly (+1.23%, 95% CI [-2.00%, +22.00%], "
+                         "p = 0.3100, alpha = 0.05)"]
 
 
 def test_primary_significantly_worse_says_so():
     worse = metric("item_ctr", rel_effect=-0.04, p_value=1e-6, p_value_adjusted=2e-6, degraded=True, significant=True)
     d = decide([worse], srm(), DecisionRule(alpha=0.1))
-    assert d.reasons == ["primary metric item_ctr is significantly worse (-4.00%, p = <0.0001, alpha = 0.1)"]
+    assert d.reasons == ["primary metric item_ctr is significantly worse (-4.00%, 90% CI [-2.00%, +22.00%], "
+                         "p = <0.0001, alpha = 0.1)"]
 
 
 def test_every_primary_must_improve():
@@ -52,25 +57,31 @@ def test_every_primary_must_improve():
 
 
 def test_guardrail_breached_under_harm():
-    breach = metric("relevance", "guardrail", margin=0.01, rel_effect=-0.025, noninferior_p_value=0.9993, breached=True)
+    breach = metric("relevance", "guardrail", margin=0.01, rel_effect=-0.025, alternative="less", null_effect=-0.01,
+                    rel_ci_high=-0.013, p_value=0.0007, p_value_adjusted=0.0007, breached=True)
     d = decide([WIN, breach], srm(), DecisionRule(guardrail_test="harm"))
     assert d.decision == "hold"
-    # the harm test's p-value is 1 - the non-inferiority p-value
-    assert d.reasons == ["guardrail relevance is significantly worse beyond its 1.00% margin (-2.50%, p = 0.0007)"]
-    assert [c.name for c in d.checks if not c.passed] == ["relevance"]
+    # the harm test's own one-sided interval and p-value: the interval lies wholly beyond the margin
+    assert d.reasons == ["guardrail relevance is significantly worse than its 1.00% margin (-2.50%, 95% CI "
+                         "(−∞, -1.30%], p = 0.0007, one-sided)"]
+    assert [c.name for c in d.checks if c.blocking and not c.passed] == ["relevance"]
 
 
 def test_guardrail_breached_under_noninferiority():
-    breach = metric("relevance", "guardrail", margin=0.01, rel_effect=-0.002, noninferior_p_value=0.2, breached=True)
+    breach = metric("relevance", "guardrail", margin=0.01, rel_effect=-0.002, alternative="greater", null_effect=-0.01,
+                    rel_ci_low=-0.015, p_value=0.2, p_value_adjusted=0.2, breached=True)
     d = decide([WIN, breach], srm(), DecisionRule(guardrail_test="noninferiority"))
     assert d.decision == "hold"
-    assert d.reasons == ["guardrail relevance not shown within its 1.00% margin (-0.20%, non-inferiority p = 0.2000)"]
+    assert d.reasons == ["guardrail relevance not shown no worse than its 1.00% margin (-0.20%, 95% CI "
+                         "[-1.50%, +∞), p = 0.2000, one-sided)"]
 
 
 def test_guardrail_without_margin():
-    breach = metric("zero_result_rate", "guardrail", rel_effect=-0.1, p_value_adjusted=0.004, breached=True)
+    breach = metric("zero_result_rate", "guardrail", rel_effect=-0.1, alternative="less", rel_ci_high=-0.03,
+                    p_value_adjusted=0.004, breached=True)
     d = decide([WIN, breach], srm(), RULE)
-    assert d.reasons == ["guardrail zero_result_rate is significantly worse (-10.00%, p = 0.0040)"]
+    assert d.reasons == ["guardrail zero_result_rate is significantly worse than no change (-10.00%, 95% CI "
+                         "(−∞, -3.00%], p = 0.0040, one-sided)"]
 
 
 def test_guardrail_that_is_not_breached_does_not_hold():
@@ -98,8 +109,8 @@ def test_srm_failure_does_not_block_when_configured_not_to():
 def test_latency_breached():
     d = decide([WIN], srm(), RULE, latency(True), control="v1", treatment="v2")
     assert d.decision == "hold"
-    assert d.reasons == [("latency guardrail: v2 scores in 0.8000 ms/query vs 0.5000 for v1 (+60.0%, significantly "
-                          "beyond the 20% margin, p = 0.0004)")]
+    assert d.reasons == [("latency guardrail: v2 uses 1.600x the CPU time per query of v1 (95% CI [1.520, 1.680], "
+                          "margin 20%): the whole CI is beyond the margin")]
 
 
 def test_no_primary_metric_holds():
@@ -111,7 +122,7 @@ def test_no_primary_metric_holds():
 
 def test_reasons_follow_the_order_of_the_checks():
     flat = metric("item_ctr", p_value_adjusted=0.5)
-    breach = metric("relevance", "guardrail", margin=0.01, rel_effect=-0.05, noninferior_p_value=0.999, breached=True)
+    breach = metric("relevance", "guardrail", margin=0.01, rel_effect=-0.05, p_value_adjusted=0.001, breached=True)
     d = decide([flat, breach], srm(failed=True), RULE, latency(True))
     kinds = [c.kind for c in d.checks if c.blocking and not c.passed]
     assert kinds == ["primary", "guardrail", "srm", "latency"]
@@ -123,7 +134,7 @@ def test_reasons_follow_the_order_of_the_checks():
 SCENARIOS = {
     "promote": {"metrics": [WIN, SECONDARY, SAFE]},
     "hold: primary and guardrail": {"metrics": [metric("item_ctr", p_value_adjusted=0.4), SECONDARY, metric(
-        "relevance", "guardrail", margin=0.01, rel_effect=-0.05, noninferior_p_value=0.999, breached=True)]},
+        "relevance", "guardrail", margin=0.01, rel_effect=-0.05, p_value_adjusted=0.001, breached=True)]},
     "hold: srm": {"metrics": [WIN], "srm_check": srm(failed=True)},
     "promote: srm not blocking": {"metrics": [WIN], "srm_check": srm(failed=True),
                                   "rule": DecisionRule(block_on_srm=False)},

@@ -33,10 +33,10 @@ def test_interval_labels_follow_alpha(alpha, label):
     others = {"80% CI", "90% CI", "95% CI", "99% CI"} - {label}
     md = markdown(rep)
     header = next(line for line in md.splitlines() if line.startswith("| metric | role |"))
-    assert f"| {label} (rel) |" in header
-    assert f"| {label} | p |" in md  # the segment table
+    assert f"| {label} | p |" in header
+    assert f"| rel diff | {label} | p |" in md  # the segment table
     text = console_text(rep)
-    assert f"{label} (rel)" in text and f"Relative lift by segment ({label})" in text
+    assert f"Relative lift by segment ({label}; exploratory)" in text
     for other in others:
         assert other not in md and other not in text
 
@@ -76,8 +76,8 @@ def test_a_run_at_alpha_0_1_is_labelled_90_percent(small_world, tmp_path):
     run_dir, rep = run_offline(tmp_path / "a10.yaml", tmp_path / "results")
     assert rep.alpha == 0.1 and rep.confidence_label == "90% CI"
     md = (run_dir / "report.md").read_text()
-    assert "| 90% CI (rel) |" in md and "95% CI" not in md
-    assert "90% CI (rel)" in console_text(rep)
+    assert "| 90% CI | p |" in md and "95% CI" not in md
+    assert "90% CI" in console_text(rep) and "95% CI" not in console_text(rep)
 
 
 # --- the gate's output files: all written, or none (exit 2 naming the file, never a hold) ----------------

@@ -102,10 +102,11 @@ def test_relative_intervals_invert_their_tests():
         for end in (r.rel_ci_low, r.rel_ci_high):
             assert abs(relative_z(method, t, c, vt, vc, end)) == pytest.approx(q, rel=1e-8)
         z0 = relative_z(method, t, c, vt, vc, 0.0)
-        assert r.p_value_rel == pytest.approx(2 * stats.t.sf(abs(z0), r.df), rel=1e-10)
+        assert r.p_value == pytest.approx(2 * stats.t.sf(abs(z0), r.df), rel=1e-10)
     # Fieller's test of ratio 1 is the absolute test
     r = compare(suff, {"m": MetricSpec("mean")}, "c", "t", relative_ci="fieller").iloc[0]
-    assert r.p_value_rel == pytest.approx(r.p_value, rel=1e-12)
+    assert r.p_value == pytest.approx(r.abs_p_value, rel=1e-12)
+    assert r.p_value == pytest.approx(stats.ttest_ind(xt, xc, equal_var=False).pvalue, rel=1e-10)
 
 
 def test_log_ci_brute_force():
@@ -147,16 +148,20 @@ def test_guardrail_noninferiority_one_sided():
 
     for direction, margin in (("increase", 0.02), ("decrease", 0.02), ("increase", 0.0001)):
         spec = MetricSpec("mean", direction=direction, role="guardrail", margin=margin)
-        r = compare(suff, {"m": spec}, "c", "t").iloc[0]
+        r = compare(suff, {"m": spec}, "c", "t", relative_ci="delta", guardrail_test="noninferiority").iloc[0]
         c, t = xc.mean(), xt.mean()
         se = np.sqrt(xt.var(ddof=1) / 2000 / c**2 + t**2 * xc.var(ddof=1) / 2000 / c**4)
         sign = 1 if direction == "increase" else -1
         expected = stats.t.sf(sign * (t / c - 1 + sign * margin) / se, r.df)
-        assert r.noninferior_p_value == pytest.approx(expected, rel=1e-9)
+        assert r.p_value == pytest.approx(expected, rel=1e-9)
         assert r.breached == (expected >= 0.05)
+        # the one-sided interval shown is the one this test inverts: it excludes the margin iff p < alpha
+        bound = r.rel_ci_low if direction == "increase" else r.rel_ci_high
+        assert (bound > -margin if direction == "increase" else bound < margin) == (not r.breached)
     # a 2% margin is easily shown with n = 2000 and CV 0.2; a 0.01% one is not
-    assert not compare(suff, {"m": MetricSpec("mean", role="guardrail", margin=0.02)}, "c", "t").iloc[0].breached
-    assert compare(suff, {"m": MetricSpec("mean", role="guardrail", margin=0.0001)}, "c", "t").iloc[0].breached
+    ni = {"guardrail_test": "noninferiority"}
+    assert not compare(suff, {"m": MetricSpec("mean", role="guardrail", margin=0.02)}, "c", "t", **ni).iloc[0].breached
+    assert compare(suff, {"m": MetricSpec("mean", role="guardrail", margin=0.0001)}, "c", "t", **ni).iloc[0].breached
 
 
 def test_guardrail_harm_reading_rejects_no_worse_than_margin():

@@ -39,3 +39,20 @@ def test_srm_per_segment():
 def test_srm_rejects_unknown_arm():
     with pytest.raises(ValueError):
         srm_test({"a": 1, "z": 2}, {"a": 1, "b": 1})
+
+
+def test_two_arms_with_small_counts_use_the_exact_binomial_test():
+    res = srm_test({"a": 60, "b": 35}, {"a": 1, "b": 1})
+    assert res.test == "binomial"
+    assert res.p_value == pytest.approx(stats.binomtest(60, 95, 0.5).pvalue, rel=1e-12)
+    unequal = srm_test({"a": 30, "b": 170}, {"a": 1, "b": 3})
+    assert unequal.p_value == pytest.approx(stats.binomtest(30, 200, 0.25).pvalue, rel=1e-12)
+    large = srm_test({"a": 5000, "b": 5040}, {"a": 1, "b": 1})
+    assert large.test == "chi-square" and large.p_value == pytest.approx(stats.chisquare([5000, 5040]).pvalue)
+    assert srm_test({"a": 10, "b": 10, "c": 30}, {"a": 1, "b": 1, "c": 1}).test == "chi-square"  # 3 arms
+
+
+def test_srm_rejects_bad_weights():
+    for w in ({"a": 1, "b": 0}, {"a": 1, "b": float("nan")}):
+        with pytest.raises(ValueError):
+            srm_test({"a": 1, "b": 2}, w)
