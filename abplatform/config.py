@@ -195,6 +195,12 @@ class MetricConfig(_Model):
         if self.alternative != "two-sided" and self.role == "guardrail":
             raise ValueError("alternative: a guardrail's test is one-sided by decision.guardrail_test (harm or "
                              "noninferiority); give alternative only for primary and secondary metrics")
+        direction = self.direction or (BUILTIN_METRICS[self.name].direction if builtin else "increase")
+        against = {"increase": "less", "decrease": "greater"}[direction]
+        if self.role == "primary" and self.alternative == against:
+            raise ValueError(f"alternative: {against!r} tests only the worse direction of a metric whose direction is "
+                             f"{direction!r}, so this primary metric could never improve and the decision would "
+                             "always hold")
         return self
 
 

@@ -224,7 +224,7 @@ def decision_block(rep: dict[str, Any]) -> None:
 def srm_banner(rep: dict[str, Any]) -> None:
     srm = rep.get("srm") or {}
     units = ", ".join(f"{a} {n:,}" for a, n in (srm.get("units") or {}).items())
-    text = f"units {units}; chi-square {p_is(srm.get('p_value'))}"
+    text = f"units {units}; {srm.get('test') or 'chi-square'} {p_is(srm.get('p_value'))}"
     if srm.get("failed"):
         st.error(f"**Sample ratio mismatch** — the split is off ({text}). The assignment or logging is "
                  "broken; do not trust the effects below until it is explained.", icon=":material/warning:")

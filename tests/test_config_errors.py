@@ -26,6 +26,16 @@ def _user_metric(column: str, filter: str | None = None) -> str:
 
 # (yaml text, expected "line:col: path" fragment, expected message fragment)
 MISTAKES = [
+    (BASE + "metrics:\n  - {name: item_ctr, role: primary, alternative: bigger}\n", ":6:50: metrics[0].alternative",
+     "Input should be 'two-sided', 'greater' or 'less'"),
+    (BASE + "metrics:\n  - {name: item_ctr, role: primary, equal_var: true}\n", ":6:5: metrics[0]",
+     "equal_var: 'item_ctr' is a ratio metric"),
+    (BASE + "metrics:\n  - {name: relevance, role: guardrail, alternative: less}\n", ":6:5: metrics[0]",
+     "alternative: a guardrail's test is one-sided by decision.guardrail_test"),
+    (BASE + "metrics:\n  - {name: item_ctr, role: primary, alternative: less}\n", ":6:5: metrics[0]",
+     "this primary metric could never improve"),
+    (BASE + "statistics: {correction_scope: everything}\n", ":5:32: statistics.correction_scope",
+     "Input should be 'primary' or 'all'"),
     ("name: demo\narms: [\n", ":3:1", "not valid YAML"),
     ("- just\n- a list\n", "", "expected a mapping"),
     ("arms:\n  - {name: a, ranker: v1}\n  - {name: b, ranker: v2}\n", ":1:1: (top level)", "missing required key 'name'"),

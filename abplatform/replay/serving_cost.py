@@ -127,8 +127,10 @@ def measure(control: Ranker, treatment: Ranker, batches: Sequence[CandidateBatch
     gc.disable()
     try:
         for r in range(repetitions):
-            b = batches[r % len(batches)]
-            if r % 2 == 0:
+            n = len(batches)
+            b = batches[r % n]
+            # with an even number of batches, also flip the order every cycle: each batch is timed in both orders
+            if (r + (r // n if n % 2 == 0 else 0)) % 2 == 0:
                 c[r] = once(control, b)
                 t[r] = once(treatment, b)
             else:

@@ -3,6 +3,7 @@ summary), the console table, JUnit XML (one test case per decision check) and th
 
 from __future__ import annotations
 
+import dataclasses
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +54,8 @@ def analysis_line(report: Report) -> str:
                   if a.correction_scope == "primary" else "all metrics")
         parts.append(f"{a.correction} correction over {family}")
     if a.sequential:
-        parts.append(f"sequential ({a.sequential}): intervals and p-values valid at this look")
+        parts.append(f"sequential ({a.sequential}): the scorecard and the daily table are valid at this look "
+                     "(segments and long tail are fixed-horizon)")
     return "Tests: " + "; ".join(parts) + f"; alpha = {report.alpha:g}."
 
 
@@ -208,11 +210,17 @@ def junit_xml(report: Report) -> bytes:
 
 
 def gate_summary(report: Report) -> dict[str, Any]:
-    """The gate's ``--json``: the decision, its reasons and each metric's verdict."""
-    keys = ("metric", "role", "alternative", "test_scale", "null_effect", "rel_effect", "rel_ci_low", "rel_ci_high",
-            "abs_ci_low", "abs_ci_high", "p_value", "rel_ci_low_adjusted", "rel_ci_high_adjusted", "p_value_adjusted",
-            "significant", "improved", "breached")
+    """The gate's ``--json``: the decision, its reasons and each metric's verdict, beside the test it
+    read — ``ci_*`` is that test's interval on its ``test_scale`` (null = unbounded side)."""
+    keys = ("metric", "role", "alternative", "test_scale", "null_effect", "rel_effect", "abs_effect", "p_value",
+            "p_value_adjusted", "significant", "improved", "breached")
+
+    def row(m: MetricResult) -> dict[str, Any]:
+        (low, high), (low_adj, high_adj) = m.interval(), m.interval(adjusted=True)
+        return {**{k: getattr(m, k) for k in keys}, "ci_low": low, "ci_high": high, "ci_low_adjusted": low_adj,
+                "ci_high_adjusted": high_adj}
+
     return {"experiment": report.experiment, "run_id": report.run_id, "mode": report.mode,
             "decision": report.decision.decision, "reasons": report.decision.reasons,
-            "srm_p_value": report.srm.p_value,
-            "metrics": [{k: getattr(m, k) for k in keys} for m in report.metrics]}
+            "srm_p_value": report.srm.p_value, "analysis": dataclasses.asdict(report.analysis),
+            "metrics": [row(m) for m in report.metrics]}

@@ -57,7 +57,8 @@ class Reference:
         toward = np.where(alternative == "less", -z, z)
         with np.errstate(invalid="ignore"):
             one = np.where(toward > 0, p_two / 2, 1 - p_two / 2)
-        return np.where(alternative == "two-sided", p_two, np.where(np.isfinite(z), one, np.nan))
+        # z = ±∞ (both arms without variance, different means) is a certain result, not a missing one
+        return np.where(alternative == "two-sided", p_two, np.where(np.isnan(z), np.nan, one))
 
 
 def _check(suff: pd.DataFrame, metrics: Mapping[str, MetricSpec], control: str, treatment: str, by: list[str]) -> None:

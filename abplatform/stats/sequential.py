@@ -180,12 +180,14 @@ def obf_multiplier(alpha: float, t: np.ndarray, look: int, alpha0: float = 0.05)
 def obf_p_value(z: float, t: np.ndarray, look: int, alpha0: float = 0.05) -> float:
     """Repeated p-value at ``look``: inf{α : |z| ≥ c_look(α)} (Jennison & Turnbull 2000, §9.1), the
     exact inverse of ``obf_multiplier`` so that p < α ⇔ |z| > c_look(α) at every level α."""
-    if not np.isfinite(z):
+    if np.isnan(z):
         return np.nan
     curve = _curve(_key(t), float(alpha0), look)
     if curve is None:
         return 1.0
     lo, hi = curve.x[0], curve.x[-1]
+    if np.isinf(z):  # no variance in either arm: beyond every boundary
+        return float(np.exp(lo))
     z = abs(z)
     if z <= float(curve(hi)):
         return 1.0

@@ -334,16 +334,23 @@ def _moments_ok(row: dict[str, Any], mtype: str, has_cov: bool, bad: Bad) -> boo
     return ok
 
 
-def _parse_labels(raw: dict[str, Any], row: dict[str, Any], bad: Bad) -> bool:
-    """direction and role (with their defaults) and the optional guardrail margin."""
+def _parse_choices(raw: dict[str, Any], row: dict[str, Any], bad: Bad,
+                   fields: tuple[tuple[str, tuple[str, ...], str], ...]) -> bool:
+    """Each (key, allowed values, default) of ``fields`` into ``row``; False when one is not allowed."""
     ok = True
-    for key, allowed, default in (("direction", DIRECTIONS, "increase"), ("role", ROLES, "primary")):
+    for key, allowed, default in fields:
         v = raw.get(key)
         v = default if _missing(v) else str(v).strip()
         if v not in allowed:
             bad(key, f"expected one of {', '.join(allowed)}, got {v!r}")
             ok = False
         row[key] = v
+    return ok
+
+
+def _parse_labels(raw: dict[str, Any], row: dict[str, Any], bad: Bad) -> bool:
+    """direction and role (with their defaults) and the optional guardrail margin."""
+    ok = _parse_choices(raw, row, bad, (("direction", DIRECTIONS, "increase"), ("role", ROLES, "primary")))
     margin = raw.get("margin")
     if _missing(margin):
         row["margin"] = None
@@ -361,14 +368,8 @@ _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 def _parse_test_labels(raw: dict[str, Any], row: dict[str, Any], bad: Bad) -> bool:
     """alternative, equal_var and test, and the combinations that have no meaning."""
-    ok = True
-    for key, allowed, default in (("alternative", ALTERNATIVES, "two-sided"), ("test", PROPORTION_TESTS, "welch")):
-        v = raw.get(key)
-        v = default if _missing(v) else str(v).strip()
-        if v not in allowed:
-            bad(key, f"expected one of {', '.join(allowed)}, got {v!r}")
-            ok = False
-        row[key] = v
+    ok = _parse_choices(raw, row, bad,
+                        (("alternative", ALTERNATIVES, "two-sided"), ("test", PROPORTION_TESTS, "welch")))
     ev = raw.get("equal_var")
     if _missing(ev):
         row["equal_var"] = False

@@ -37,5 +37,5 @@ abdash.plot(abdash.daily_figure(daily, metric, band), "daily")
 st.caption(f"Each day shows the lift on all data up to and including that day. Band: {band}.")
 shown = abdash.metric_table(daily, level=level)
 shown.insert(0, "day", [r["day"] for r in daily])
-abdash.show_table(shown[["day", "control", "treatment", "rel diff", f"rel diff {level}", "p", "verdict"]],
+abdash.show_table(shown[["day", "control", "treatment", "rel diff", level, "p", "verdict"]],
                   daily, f"daily rows of {metric}", f"daily_{metric}")

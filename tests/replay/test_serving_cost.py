@@ -90,6 +90,11 @@ def test_pairs_score_the_same_batch_back_to_back_in_abba_order_after_a_warm_up()
     assert [r for r, _ in timed] == list("ABBAABBAABBAABBA")
     assert [timed[2 * r][1] for r in range(8)] == [4 * (r % 3) for r in range(8)]  # repetition r: batch r mod 3
     assert all(timed[2 * r][1] == timed[2 * r + 1][1] for r in range(8))  # both of a pair: the same batch
+    # with an even number of batches each batch is still timed in both orders
+    log.clear()
+    measure(a, b, fake_batches(4), repetitions=16, warmup=0, timer=lambda: clock[0])
+    first = {(batch, r) for (r, batch) in log[0::2]}
+    assert {batch for batch, r in first if r == "A"} == {batch for batch, r in first if r == "B"} == {0, 4, 8, 12}
     # the fake clock advanced by each ranker's cost, so the times are exact
     assert times.repetitions == 8 and times.batch_size == 4 and times.batches == 3
     assert np.allclose(times.control_seconds, 4e-6) and np.allclose(times.treatment_seconds, 6e-6)

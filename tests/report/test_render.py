@@ -46,6 +46,10 @@ def test_gate_summary_and_ci_outputs_carry_the_decision(tmp_path, monkeypatch):
     summary = gate_summary(rep)
     assert summary["decision"] == "hold" == rep.decision.decision and summary["reasons"] == rep.decision.reasons
     assert [m["metric"] for m in summary["metrics"]] == ["item_ctr"]
+    # each verdict beside the interval and p-value of the test it read
+    row, m = summary["metrics"][0], rep.metrics[0]
+    assert (row["ci_low"], row["ci_high"], row["p_value"]) == (m.rel_ci_low, m.rel_ci_high, m.p_value)
+    assert (row["ci_low_adjusted"], row["ci_high_adjusted"]) == m.interval(adjusted=True)
     json.dumps(summary, allow_nan=False)
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
     monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "output.txt"))

@@ -79,6 +79,7 @@ def _check_rows(card: pd.DataFrame, alpha: float) -> int:
         # a p-value within rounding of the level could fall either side; everything else must agree
         clear = finite & (np.abs(p - lvl) > 1e-7 * lvl)
         excl = _excludes(low, high, null)
+        assert not (~finite & excl).any(), "a row without a p-value shows an interval that rejects"
         bad = clear & (excl != (p < lvl))
         shown = ["metric", "test_scale", "alternative", "null_effect", f"rel_ci_low{suffix}", f"rel_ci_high{suffix}",
                  f"abs_ci_low{suffix}", f"abs_ci_high{suffix}", p_col]
@@ -223,3 +224,21 @@ def test_real_log_example_reads_promote_only_when_its_interval_excludes_zero():
     welch = stats.ttest_ind(x_t, x_c, equal_var=False)
     # the engine's proportion variance is p(1 − p) (ddof 0), scipy's ddof 1: a 1e-4 relative difference
     assert fieller.p_value == pytest.approx(welch.pvalue, rel=2e-3)
+
+
+@pytest.mark.parametrize("sequential", [None, SequentialSpec(method="obrien_fleming", planned_n=200),
+                                        SequentialSpec(method="confidence_sequence")])
+@pytest.mark.parametrize("relative_ci", ["delta", "log", "fieller"])
+def test_a_certain_harm_breaches_the_guardrail(relative_ci, sequential):
+    """Arms without variance and different means (z = ±∞) are a certain result: p = 0, breached —
+    not a missing p-value that lets a clearly worse guardrail pass."""
+    rows = [dict(metric="items_shown", arm="c", n=50, sum_x=500, sum_x2=5000),  # always 10
+            dict(metric="items_shown", arm="t", n=50, sum_x=400, sum_x2=3200),  # always 8
+            dict(metric="error_rate", arm="c", n=5, sum_x=0, sum_x2=0),  # 0 of 5
+            dict(metric="error_rate", arm="t", n=5, sum_x=5, sum_x2=5)]  # 5 of 5
+    specs = {"items_shown": MetricSpec("mean", role="guardrail", margin=0.05),
+             "error_rate": MetricSpec("proportion", role="guardrail", direction="decrease")}
+    card = compare(pd.DataFrame(rows), specs, "c", "t", relative_ci=relative_ci, sequential=sequential,
+                   correction="holm", correction_scope="all")
+    assert card["breached"].all() and (card["p_value"] < 1e-15).all()
+    _check_rows(card, ALPHA)
