@@ -40,6 +40,7 @@ class Dataset:
             raise InputError(f"{self.path}: no such file or directory (expected a dataset folder or a .duckdb file)")
         self.is_duckdb = self.path.is_file()
         self.sources: dict[str, str] = {}
+        self.table_files: dict[str, list[Path]] = {}  # the files each table is read from
         self.mapping = {t: dict(m) for t, m in (mapping or {}).items()}
         self.cast = bool(mapping)
         for t, rel in (tables or {}).items():
@@ -48,6 +49,7 @@ class Dataset:
                 raise InputError(f"{self.path}: data.tables.{t}: no file matches {rel!r}")
             # a file of that exact name is read as it is ('[' and ']' are not a pattern); otherwise a glob
             self.sources[t] = _reader(Path(glob.escape(str(f))) if f.is_file() else f)
+            self.table_files[t] = [f] if f.is_file() else sorted(Path(m) for m in glob.glob(str(f), recursive=True))
             self.cast |= f.suffix.lower() in (".csv", ".tsv", ".txt")
         if self.is_duckdb and not tables:
             con = self._open_db()
@@ -62,10 +64,13 @@ class Dataset:
                 folder, single, csv = self.path / t, self.path / f"{t}.parquet", self.path / f"{t}.csv"
                 if folder.is_dir() and any(folder.glob("*.parquet")):
                     self.sources[t] = f"read_parquet({_sql_str(folder / '*.parquet')})"
+                    self.table_files[t] = sorted(folder.glob("*.parquet"))
                 elif single.is_file():
                     self.sources[t] = f"read_parquet({_sql_str(single)})"
+                    self.table_files[t] = [single]
                 elif csv.is_file():
                     self.sources[t] = _reader(csv)
+                    self.table_files[t] = [csv]
                     self.cast = True
 
     def _open_db(self) -> duckdb.DuckDBPyConnection:
@@ -73,6 +78,13 @@ class Dataset:
             return duckdb.connect(str(self.path), read_only=True)
         except duckdb.Error as e:
             raise InputError(f"{self.path}: not a readable duckdb database ({str(e).splitlines()[0]})") from None
+
+    def input_files(self) -> list[Path]:
+        """Every file the dataset is read from (CSV, parquet or the duckdb database), each once, sorted."""
+        files = {f for fs in self.table_files.values() for f in fs}
+        if self.is_duckdb:
+            files.add(self.path)
+        return sorted(files)
 
     def has(self, table: str) -> bool:
         return table in self.sources

@@ -74,11 +74,14 @@ def ensure_world(params: WorldParams, cache_dir: Path, say: Progress = _noop) ->
 
 
 def data_fingerprint(dataset: Dataset, counts: dict[str, int]) -> DataFingerprint:
-    """Row counts, the experiment's date range and a hash of every file of the dataset."""
+    """Row counts, the experiment's date range and a hash of every file the dataset is read from (CSV,
+    parquet or duckdb), each named by its path inside the dataset's folder (else its file name): the same
+    bytes in another folder give the same hash."""
     h = hashlib.blake2b(digest_size=16)
-    files = sorted(dataset.path.rglob("*.parquet")) if not dataset.is_duckdb else [dataset.path]
+    files = dataset.input_files()
     for f in files:
-        h.update(str(f.relative_to(dataset.path.parent)).encode())
+        inside = not dataset.is_duckdb and f.is_relative_to(dataset.path)
+        h.update(str(f.relative_to(dataset.path) if inside else f.name).encode())
         with open(f, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
