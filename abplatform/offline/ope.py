@@ -184,7 +184,7 @@ class Estimate:
 class WeightDiagnostics:
     n: int
     ess: np.ndarray  # (k,) Kish effective sample size per position
-    match_rate: np.ndarray  # (k,) share of sessions whose logged item at k is the target's
+    match_rate: np.ndarray  # (k,) of the sessions that logged position k, the share whose item there is the target's
     max_weight: float
     max_weight_share: np.ndarray  # (k,) max_i w_ik / sum_i w_ik
     exploded: bool
@@ -265,16 +265,20 @@ def evaluate_pages(logged_items: np.ndarray, clicks: np.ndarray, propensity: np.
         ci = (value - z * se, value + z * se)
         estimates[name] = Estimate(name, value, se, ci, per_pos, per_pos_se, value / page_len,
                                    (ci[0] / page_len, ci[1] / page_len))
-    diag = weight_diagnostics(w, logged_items == target_items, min_ess, max_weight_share, target_items)
+    diag = weight_diagnostics(w, logged_items, min_ess, max_weight_share, target_items)
     if warn and diag.exploded:
         warnings.warn("off-policy weights explode: " + "; ".join(diag.reasons), WeightExplosionWarning, stacklevel=2)
     return OPEResult(estimates, diag, alpha)
 
 
-def weight_diagnostics(w: np.ndarray, match: np.ndarray, min_ess: float = DEFAULT_MIN_ESS,
+def weight_diagnostics(w: np.ndarray, logged_items: np.ndarray, min_ess: float = DEFAULT_MIN_ESS,
                        max_weight_share: float = DEFAULT_MAX_WEIGHT_SHARE,
                        target_items: np.ndarray | None = None) -> WeightDiagnostics:
     n, k = w.shape
+    logged = logged_items >= 0  # a position a partial page did not log (-1) is no match, even against -1
+    match = logged & (logged_items == target_items) if target_items is not None else logged
+    with np.errstate(invalid="ignore", divide="ignore"):
+        match_rate = np.where(logged.any(axis=0), match.sum(axis=0) / np.maximum(logged.sum(axis=0), 1), np.nan)
     ess = kish_ess(w, axis=0)
     sum_w = w.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -291,7 +295,7 @@ def weight_diagnostics(w: np.ndarray, match: np.ndarray, min_ess: float = DEFAUL
     if len(heavy):
         reasons.append(f"one session holds {share[heavy].max():.1%} (> {max_weight_share:.1%}) of the weight "
                        f"at positions {(heavy + 1).tolist()}")
-    return WeightDiagnostics(n, ess, match.mean(axis=0), float(w.max()) if w.size else 0.0, share,
+    return WeightDiagnostics(n, ess, match_rate, float(w.max()) if w.size else 0.0, share,
                              bool(reasons), reasons)
 
 

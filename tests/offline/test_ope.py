@@ -193,3 +193,18 @@ def test_world_v2_estimates_cover_the_oracle(small_world):
             res = ope.evaluate_ranker(logged, pages, model, vocab)
         for name in ("ips", "snips", "dr"):
             assert abs(res[name].clicks_per_session - truth) < 3.5 * res[name].se, (ranker.name, name)
+
+
+def test_match_rate_counts_only_logged_positions():
+    """A partial page leaves unlogged positions at -1; an empty target slot there is no match (10,000
+    three-slot pages, one slot logged each: 123 matches were reported as a 0.67 match rate)."""
+    n, k = 9, 3
+    logged = np.full((n, k), -1)
+    logged[np.arange(n), np.arange(n) % k] = 7  # one slot logged per page, item 7
+    target = np.full((n, k), -1)
+    target[:, 0] = 7  # the target shows item 7 in slot 1 only
+    diag = ope.weight_diagnostics(ope.ip_weights(logged, np.full((n, k), 0.5), target), logged, target_items=target)
+    # slot 1 was logged on 3 pages, all with the target's item; slots 2 and 3 never match
+    np.testing.assert_array_equal(diag.match_rate, [1.0, 0.0, 0.0])
+    brute = [np.mean([logged[i, j] == target[i, j] for i in range(n) if logged[i, j] >= 0]) for j in range(k)]
+    np.testing.assert_allclose(diag.match_rate, brute)
