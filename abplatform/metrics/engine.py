@@ -7,8 +7,9 @@ metric. Python receives only stage 3's few hundred rows.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from string import Template
 from typing import Literal
@@ -285,20 +286,25 @@ class MetricsEngine:
             return None
         script = sql_template("04_long_tail.sql").substitute(head_share=repr(HEAD_SHARE))
         code = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
-        # the long-tail values are non-integer per-user floats: summed on several threads their last bits
-        # depend on scheduling, so this step runs on one thread and gives the same numbers every run
-        threads = self.con.execute("SELECT current_setting('threads')").fetchone()[0]  # type: ignore[index]
-        self.con.execute("SET threads = 1")
-        try:
+        with self._one_thread():
             for statement in (s.strip() for s in code.split(";")):
                 if statement:
                     self.con.execute(statement)
             units = f"(SELECT *, '{OVERALL}' AS segment_value FROM long_tail_units) u"
             suff = long_arm_stats(self._arm_stats(LONG_TAIL_METRICS, units, covariates=False), LONG_TAIL_METRICS)
             arms = self.con.execute("SELECT * FROM long_tail_arms ORDER BY arm").df()
+        return suff, arms
+
+    @contextlib.contextmanager
+    def _one_thread(self) -> Iterator[None]:
+        """duckdb on one thread: sums of non-integer per-user floats (the long-tail values) in one order,
+        so their last bits — and every rerun's report — are the same."""
+        threads = self.con.execute("SELECT current_setting('threads')").fetchone()[0]  # type: ignore[index]
+        self.con.execute("SET threads = 1")
+        try:
+            yield
         finally:
             self.con.execute(f"SET threads = {int(threads)}")
-        return suff, arms
 
     # -- power planning (abplatform/planning.py) ---------------------------------------------------------
 

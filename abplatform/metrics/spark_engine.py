@@ -11,8 +11,9 @@ Needs ``pip install 'abplatform[spark]'`` (pyspark >= 4) and Java 17.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +218,11 @@ class SparkMetricsEngine(MetricsEngine):
         proxy = _SparkDataset(dataset_or_paths, self.spark)
         super().__init__(proxy, *args, **kwargs)  # type: ignore[arg-type]
         self.dataset = dataset_or_paths  # type: ignore[assignment]
+
+    @contextlib.contextmanager
+    def _one_thread(self) -> Iterator[None]:
+        """Spark has no thread setting to pin; its sums follow its partitions (``spark.sql.shuffle.partitions``)."""
+        yield
 
     def close(self) -> None:
         self.con.close()
