@@ -304,13 +304,13 @@ _CHECKS: list[_Check] = [
                                                                   if r[3] > 1 else "")
                      + f", e.g. session_id {r[2]}; expected the arms' names as logged",
         when=lambda s: s.require_arm and bool(s.arms)),
+    # whenever sessions carry arms, not only for analyze: check-data DIR says what analyze would reject
     _Check(
         "sessions", ("sessions",),
         lambda s: "SELECT COUNT(*), MIN(unit_id) FROM (SELECT unit_id FROM sessions WHERE arm IS NOT NULL "
                   "GROUP BY unit_id HAVING MIN(arm) <> MAX(arm))",
         lambda r, s: f"{r[0]} unit(s) logged in more than one arm, e.g. unit_id {r[1]!r}; "
-                     "expected each unit_id in exactly one arm (assignment leak)",
-        when=lambda s: s.require_arm),
+                     "expected each unit_id in exactly one arm (assignment leak)"),
 ]
 
 

@@ -467,6 +467,8 @@ CASES: list[Case] = [
     # online A/B logs
     Case("unit-in-two-arms", "one user logged in both arms", "analyze",
          logs("analyze", unit_in_two_arms), S, ("1 unit(s) logged in more than one arm",)),
+    Case("unit-in-two-arms-check-data", "one user logged in both arms: check-data says what analyze would",
+         "check-data", logs("check-data", unit_in_two_arms), S, ("1 unit(s) logged in more than one arm",)),
     Case("session-without-arm", "a session of an online A/B log without an arm", "analyze",
          logs("analyze", table_op("sessions", lambda t: _edit(t, "arm", 3, None))), S,
          ("1 session(s) with no arm, e.g. session_id 4",)),
