@@ -307,7 +307,8 @@ _CHECKS: list[_Check] = [
     # whenever sessions carry arms, not only for analyze: check-data DIR says what analyze would reject
     _Check(
         "sessions", ("sessions",),
-        lambda s: "SELECT COUNT(*), MIN(unit_id) FROM (SELECT unit_id FROM sessions WHERE arm IS NOT NULL "
+        lambda s: "SELECT COUNT(*), MIN(unit_id) FROM (SELECT unit_id FROM sessions "
+                  "WHERE arm IS NOT NULL AND unit_id IS NOT NULL "
                   "GROUP BY unit_id HAVING MIN(arm) <> MAX(arm))",
         lambda r, s: f"{r[0]} unit(s) logged in more than one arm, e.g. unit_id {r[1]!r}; "
                      "expected each unit_id in exactly one arm (assignment leak)"),
