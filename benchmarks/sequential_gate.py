@@ -30,6 +30,7 @@ from scipy import stats
 
 from abplatform.stats import MetricSpec, SequentialSpec, compare
 from abplatform.stats.moments import suff_from_units
+from stats_monte_carlo import _md  # the same Markdown table (run as benchmarks/sequential_gate.py)
 
 OUT = Path(__file__).with_name("stats.md")
 START, END = "<!-- gate:start -->", "<!-- gate:end -->"
@@ -158,13 +159,6 @@ def power_table(cards: dict[str, pd.DataFrame], lifts: dict[str, float], sims: i
                 "median day of promotion": f"{first.median():.0f}" if len(first) else "—",
             })
     return rows
-
-
-def _md(rows: list[dict]) -> str:
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def main() -> None:

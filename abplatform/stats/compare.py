@@ -345,7 +345,8 @@ def compare(
     est = relative.estimable(relative_ci, t_val, c_val, vc, abs_ref.quantile(smallest_level))
     rel_df = relative.relative_df(relative_ci, t_val, c_val, var_t, mt.n, var_c, mc.n, mt.df, mc.df)
     df_row = np.where(est & (relative_ci == "log") & ~equal_var & ~wald, rel_df, df_abs)  # Student: n_c + n_t − 2
-    ref = _reference(sequential, keys, n_total, df_row, alpha)
+    # a sequential reference does not depend on df: the absolute one (its look schedule built once) serves
+    ref = abs_ref if sequential is not None else _fixed_reference(df_row)
 
     r0_spec, alternative = _row_tests(specs, guardrail_test)
     r0 = np.where(est, r0_spec, 0.0)  # a relative margin needs a relative effect
