@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from abplatform.errors import EXIT_INVALID, EvaluationError, InputError
+from abplatform.errors import EXIT_HOLD, EXIT_INVALID, EvaluationError, InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Offline-to-online A/B experimentation for search rankers.")
@@ -259,13 +259,26 @@ def gate(
 
 
 @app.command("check-data")
-def check_data(dataset: Annotated[Path, typer.Argument(help="Dataset folder or .duckdb file.")]) -> None:
-    """Check a dataset against the event-log contract (all problems at once)."""
+def check_data(target: Annotated[Path, typer.Argument(
+        help="Dataset folder or .duckdb file; or an experiment file (.yaml), whose data, mapping, columns, "
+             "positions, unit and arms are checked as run / analyze check them.")]) -> None:
+    """Check a dataset against the event-log contract (all problems at once); exit 1 when an experiment's
+    online log fails its sample-ratio check."""
+    if target.suffix.lower() in (".yaml", ".yml"):
+        from abplatform.pipeline import check_experiment_data
+
+        result = check_experiment_data(target)
+        out.print(f"{target}: data OK (" + ", ".join(f"{t} {n:,}" for t, n in result.counts.items()) + ")")
+        if result.srm is not None:
+            out.print(result.srm_line, markup=False)
+            if result.srm_blocks:
+                raise typer.Exit(EXIT_HOLD)
+        return
     from abplatform.dataset import Dataset
     from abplatform.validate import validate_dataset
 
-    counts = validate_dataset(Dataset(dataset))
-    out.print(f"{dataset}: OK (" + ", ".join(f"{t} {n:,}" for t, n in counts.items()) + ")")
+    counts = validate_dataset(Dataset(target))
+    out.print(f"{target}: OK (" + ", ".join(f"{t} {n:,}" for t, n in counts.items()) + ")")
 
 
 @app.command("analyze-summary")

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from abplatform.contract import TABLES
 from abplatform.errors import InputError
-from abplatform.expressions import check_expression
+from abplatform.expressions import check_constant, check_expression, check_mapping_expression
 from abplatform.files import read_input
 from abplatform.metrics import BUILTIN_METRICS
 from abplatform.store import INDEX
@@ -69,15 +69,50 @@ class SparkSettings(_Model):
     conf: dict[str, str] = Field(default_factory=dict)
 
 
+class MappedConstant(_Model):
+    """A contract column that the log does not carry, set to one value for every row."""
+
+    constant: str | int | float | bool
+
+
+class MappedExpression(_Model):
+    """A contract column computed from the source columns: an expression checked like filters
+    (columns, literals, arithmetic, comparisons, CASE, casts and the functions of
+    :data:`abplatform.expressions.MAPPING_FUNCTIONS`; no sub-queries)."""
+
+    expression: str
+
+    @field_validator("expression")
+    @classmethod
+    def _safe(cls, v: str) -> str:
+        check_mapping_expression(v)
+        return v
+
+
+#: What a contract column is read from: a source column, a constant or an expression.
+ColumnSource = str | MappedConstant | MappedExpression
+#: Per table: one file pattern (may contain ``{arm}``), or one pattern per arm (the arm is taken from the file).
+TableSource = str | dict[str, str]
+
+
 class DataSource(_Model):
     """Where the event log comes from: the synthetic world, or logs on disk."""
 
     world: WorldSource | None = None
     path: str | None = Field(None, description="A dataset folder (parquet / CSV tables) or a .duckdb file.")
-    tables: dict[str, str] = Field(default_factory=dict,
-                                   description="File (or glob) per contract table, relative to path.")
-    mapping: dict[str, dict[str, str]] = Field(
-        default_factory=dict, description="Per table, contract column -> source column (for imported logs).")
+    tables: dict[str, TableSource] = Field(
+        default_factory=dict,
+        description="Files (a glob) per contract table, relative to path. A pattern may contain {arm} (the arm "
+                    "is the part of the path it matches), or give one pattern per arm: {control: 'a/*.csv', "
+                    "treatment: 'b/*.csv'}. Without a sessions table, sessions are derived from the impressions.")
+    mapping: dict[str, dict[str, ColumnSource]] = Field(
+        default_factory=dict,
+        description="Per table, contract column -> a source column, {constant: value} or {expression: SQL}.")
+    positions: Literal["dense", "sparse"] = Field(
+        "dense", description="dense: every page logs positions 1..k without gaps; sparse: slot-level logs that "
+                             "keep some slots of a page (kept at their logged positions).")
+    slots: Annotated[int, Field(ge=1, le=50)] | None = Field(
+        None, description="Slots per page (the highest position a log may have); default simulation.page_size.")
     mode: Mode | None = Field(
         None, description="offline: replay the logged sessions through the arms; online: analyse the A/B "
                           "log as it is (sessions carry their arm). Default: offline for the world, online for a path.")
@@ -102,22 +137,37 @@ class DataSource(_Model):
             if bad:
                 raise ValueError(f"mapping.{table}: {bad[0]!r} is not a column of {table}"
                                  + did_you_mean(bad[0], known))
+            for name, source in cols.items():
+                if isinstance(source, MappedConstant):
+                    check_constant(TABLES[table].column(name), source.constant, f"mapping.{table}.{name}")
+        for table, source in self.tables.items():
+            if isinstance(source, dict) and not source:
+                raise ValueError(f"tables.{table}: give a file pattern, or one per arm")
+            patterns = source.values() if isinstance(source, dict) else [source]
+            for pattern in patterns:
+                if "{" in pattern.replace("{arm}", "") or "}" in pattern.replace("{arm}", ""):
+                    raise ValueError(f"tables.{table}: {pattern!r}: the only placeholder a pattern may have is {{arm}}")
+                if isinstance(source, dict) and "{arm}" in pattern:
+                    raise ValueError(f"tables.{table}: {pattern!r}: a pattern given per arm cannot also contain "
+                                     "{arm}")
         return self
 
 
 class Arm(_Model):
     name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
-    ranker: str = Field(description="Built-in ranker name (v1, v2), package.module:Class, or rankings:FILE "
-                                    "(a precomputed rankings parquet).")
+    ranker: str | None = Field(None, description="Built-in ranker name (v1, v2), package.module:Class, or "
+                                                  "rankings:FILE (a precomputed rankings parquet); needed to "
+                                                  "replay offline, optional for an online log.")
     params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the ranker.")
     weight: Annotated[float, Field(gt=0)] | None = Field(None, description="Traffic share; weights sum to 1 "
                                                                            "(or 100). Default: an equal split.")
 
     @field_validator("ranker")
     @classmethod
-    def _ranker_name(cls, v: str) -> str:
+    def _ranker_name(cls, v: str | None) -> str | None:
         # names are checked here; user classes are imported only when the experiment is run
-        if v in BUILTIN_RANKER_NAMES or re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", v) or v.startswith("rankings:"):
+        if (v is None or v in BUILTIN_RANKER_NAMES or re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", v)
+                or v.startswith("rankings:")):
             return v
         raise ValueError(f"unknown ranker {v!r}" + did_you_mean(v, BUILTIN_RANKER_NAMES)
                          + f"; expected one of {', '.join(BUILTIN_RANKER_NAMES)}, package.module:Class "
@@ -125,7 +175,10 @@ class Arm(_Model):
 
 
 class Randomisation(_Model):
-    unit: Literal["user"] = "user"
+    unit: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = Field(
+        "user", description="What was randomised, and what the analysis aggregates at: user (sessions.unit_id), "
+                            "session, request (sessions.request_id), impression, or the name of another column "
+                            "of the sessions table.")
     salt: str | None = Field(None, description="Hash salt; defaults to the experiment name.")
 
 
@@ -317,9 +370,27 @@ class Experiment(_Model):
         dupes = sorted({s for s in self.segments if self.segments.count(s) > 1})
         if dupes:
             raise ValueError(f"segment {dupes[0]!r} is listed twice")
-        if self.data.world is not None and self.data.mapping:
-            raise ValueError("data.mapping applies to logs on disk (data.path), not to the synthetic world")
+        self._data_fits_arms(names, metric_names)
         return self
+
+    def _data_fits_arms(self, names: list[str], metric_names: list[str]) -> None:
+        if self.data.world is not None and (self.data.mapping or self.data.tables):
+            raise ValueError("data.mapping and data.tables apply to logs on disk (data.path), not to the "
+                             "synthetic world")
+        if self.data.mode == "offline":
+            missing = [a.name for a in self.arms if a.ranker is None]
+            if missing:
+                raise ValueError(f"arm {missing[0]!r} has no ranker: an offline experiment replays the log through "
+                                 "each arm's ranker")
+        for table, source in self.data.tables.items():
+            if isinstance(source, dict):
+                unknown = [a for a in source if a not in names]
+                if unknown:
+                    raise ValueError(f"data.tables.{table}: {unknown[0]!r} is not an arm"
+                                     + did_you_mean(unknown[0], names) + f" (arms: {', '.join(names)})")
+        if self.randomisation.unit == "impression" and "page_good_rate" in metric_names:
+            raise ValueError("page_good_rate judges whole pages, which randomisation.unit: impression splits; "
+                             "drop the metric or randomise by session or user")
 
     @property
     def control_arm(self) -> Arm:
@@ -528,3 +599,14 @@ def load_experiment(path: str | Path) -> tuple[Experiment, str]:
     if problems or exp is None:
         raise InputError("\n".join(problems), problems)
     return exp, hashlib.sha256(text.encode()).hexdigest()
+
+
+def setting_location(path: Path, loc: tuple[str | int, ...]) -> str:
+    """``FILE:LINE:COL: field.path`` of a setting of an experiment file (the deepest part that exists), for
+    errors found when the data is read."""
+    try:
+        root = yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        root = None
+    node = _node_at(root, loc)[0] if root is not None else None
+    return f"{_where(Path(path), node)}: {_loc_str(loc)}"

@@ -309,3 +309,73 @@ def to_sql(tree: exp.Expr, impression_alias: str = "i", session_alias: str = "sq
         return node
 
     return tree.copy().transform(qualify).transform(widen).sql(dialect="duckdb")
+
+
+# --- mapping expressions ------------------------------------------------------------------------
+
+#: The functions a mapping expression may call (sqlglot node types), each portable to Spark SQL.
+MAPPING_FUNCTIONS: dict[type[exp.Expr], str] = {
+    exp.Concat: "concat", exp.Coalesce: "coalesce", exp.Lower: "lower", exp.Upper: "upper", exp.Trim: "trim",
+    exp.Abs: "abs", exp.Round: "round", exp.Floor: "floor", exp.Ceil: "ceil", exp.Substring: "substring",
+    exp.Length: "length", exp.Greatest: "greatest", exp.Least: "least", exp.Cast: "cast", exp.TryCast: "try_cast",
+    exp.DPipe: "||", exp.Case: "case", exp.If: "case", exp.Mod: "%",
+}
+_MAPPING_ALLOWED = (*_ALLOWED, *MAPPING_FUNCTIONS, exp.DataType, exp.DataTypeParam, exp.Var)
+
+
+def check_mapping_expression(text: str) -> exp.Expr:
+    """Parse a mapping expression: like a filter, over the *source* columns of a log (any name, checked
+    against the file when it is read), plus CASE, casts and :data:`MAPPING_FUNCTIONS`."""
+    _check_size(text)
+    try:
+        statements = sqlglot.parse(text, dialect="duckdb")
+    except sqlglot.errors.SqlglotError as e:
+        raise ExpressionError(f"cannot parse {_shorten(text)}: {str(e).splitlines()[0]}") from None
+    except RecursionError:
+        raise ExpressionError(f"{_shorten(text)} is too deeply nested") from None
+    trees = [s for s in statements if s is not None]
+    if len(trees) != 1:
+        raise ExpressionError(f"{text!r} must be one expression (no ';' or several statements)")
+    tree = trees[0]
+    _check_tree_size(text, tree)
+    allowed = ", ".join(sorted(set(MAPPING_FUNCTIONS.values()) - {"||", "%", "case"}))
+    for node in tree.walk():
+        if isinstance(node, (exp.Subquery, exp.Select, exp.Query)):
+            raise ExpressionError(f"{text!r}: sub-queries are not allowed")
+        if isinstance(node, exp.Func) and not isinstance(node, _MAPPING_ALLOWED):
+            name = node.sql_name() if hasattr(node, "sql_name") else type(node).__name__
+            raise ExpressionError(f"{text!r}: function {name.lower()} is not allowed (allowed: {allowed})")
+        if not isinstance(node, _MAPPING_ALLOWED):
+            raise ExpressionError(f"{text!r}: {type(node).__name__.lower()} is not allowed (only source columns, "
+                                  f"literals, comparisons, arithmetic, AND/OR/NOT, CASE and {allowed})")
+        if isinstance(node, exp.Column) and node.table:
+            raise ExpressionError(f"{text!r}: write columns without a table name ({node.sql()})")
+    return tree
+
+
+def mapping_columns(tree: exp.Expr) -> list[str]:
+    """The source columns a mapping expression reads, in order of appearance."""
+    return list(dict.fromkeys(c.name for c in tree.find_all(exp.Column)))
+
+
+def mapping_sql(tree: exp.Expr, dialect: str = "duckdb") -> str:
+    """A checked mapping expression as SQL with every column quoted (source names may be any text)."""
+    def quote(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Column):
+            return exp.column(exp.to_identifier(node.name, quoted=True))
+        return node
+
+    return tree.copy().transform(quote).sql(dialect=dialect)
+
+
+def check_constant(column, value: object, where: str) -> None:
+    """A mapped constant must be a value of the contract column's type (``column``: a contract Column)."""
+    t = _type_of_arrow(column.type_name)
+    ok = {BOOLEAN: isinstance(value, bool),
+          NUMBER: isinstance(value, (int, float)) and not isinstance(value, bool)
+          and (column.type_name.startswith(("float", "double")) or float(value).is_integer()),
+          STRING: isinstance(value, str),
+          TIMESTAMP: isinstance(value, str) and _is_timestamp_text(exp.Literal.string(value))}[t]
+    if not ok:
+        raise ValueError(f"{where}: constant {value!r} is not a {column.type_name} value "
+                         f"(column {column.name!r}: {column.doc})")

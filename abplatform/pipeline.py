@@ -9,16 +9,18 @@ import json
 import platform
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from abplatform import __version__
-from abplatform.config import Experiment, load_experiment
+from abplatform.config import Experiment, load_experiment, setting_location
 from abplatform.dataset import Dataset
 from abplatform.decision import DecisionRule, decide
 from abplatform.errors import InputError
 from abplatform.metrics.engine import SQL_DIR
 from abplatform.offline.behaviour import FittedBehaviour
+from abplatform.profile import experiment_profile, unit_column
 from abplatform.rankers import Catalog, Ranker, make_ranker
 from abplatform.replay import ReplayArm, ReplaySpec, replay
 from abplatform.replay.behaviour import Behaviour, Rater
@@ -39,6 +41,8 @@ from abplatform.report.model import (
 from abplatform.report.render import junit_xml, markdown
 from abplatform.scorecard import Scorecard, build_scorecard, metric_results, srm_checks
 from abplatform.stats.latency import NO_MARGIN, ONLINE, latency_guardrail, not_evaluated
+from abplatform.stats.srm import srm_test
+from abplatform.stats.types import SrmResult
 from abplatform.store import ResultsStore, new_run_id, run_summary, write_atomic
 from abplatform.validate import validate_dataset
 from abplatform.vocabulary import Mode
@@ -141,13 +145,67 @@ def resolve_data_path(exp: Experiment, config_path: Path) -> Path:
     return p if p.is_absolute() or p.exists() else (config_path.parent / p)
 
 
+def validate_experiment_data(exp: Experiment, dataset: Dataset, replay: bool = False) -> dict[str, int]:
+    """Every check ``run`` / ``analyze`` makes of the experiment's log before computing (its profile, positions,
+    unit, and for an online log its arms and assignment); the row counts per table."""
+    online = exp.data.mode == "online"
+    return validate_dataset(dataset, require_arm=online, max_position=exp.data.slots or exp.simulation.page_size,
+                            replay=replay, arms=tuple(a.name for a in exp.arms) if online else (),
+                            profile=experiment_profile(exp), sparse=exp.data.positions == "sparse",
+                            unit=exp.randomisation.unit)
+
+
+@dataclass(frozen=True)
+class DataCheck:
+    """What ``check-data EXPERIMENT.yaml`` found: row counts, and an online log's sample-ratio check."""
+
+    counts: dict[str, int]
+    unit: str
+    srm: SrmResult | None = None
+    srm_blocks: bool = False
+
+    @property
+    def srm_line(self) -> str:
+        if self.srm is None:
+            return ""
+        units = ", ".join(f"{a} {n:,}" for a, n in self.srm.observed.items())
+        verdict = "FAILED (the decision would hold)" if self.srm_blocks else "failed" if self.srm.failed else "ok"
+        return f"sample ratio ({self.unit}s per arm: {units}): {self.srm.test} p = {self.srm.p_value:.4g}, {verdict}"
+
+
+def check_experiment_data(config_path: str | Path) -> DataCheck:
+    """``check-data EXPERIMENT.yaml``: every check of the experiment's log that ``run`` / ``analyze`` make before
+    computing — its mapping, its profile's columns, positions, unit; online, its arms, the assignment leak and
+    the sample ratio of units per arm."""
+    config_path = Path(config_path)
+    exp, _ = load_experiment(config_path)
+    dataset = source_dataset(exp, config_path, _noop)
+    counts = validate_experiment_data(exp, dataset, replay=exp.data.mode == "offline")
+    if exp.data.mode != "online":
+        return DataCheck(counts, exp.randomisation.unit)
+    con = dataset.connect()
+    try:
+        unit = unit_column(exp.randomisation.unit) or "session_id"
+        table = "sessions"
+        if exp.randomisation.unit == "impression":
+            unit, table = "CAST(session_id AS VARCHAR) || '/' || CAST(position AS VARCHAR)", \
+                "(SELECT i.session_id, i.position, s.arm FROM impressions i JOIN sessions s USING (session_id))"
+        rows = con.execute(f"SELECT arm, COUNT(DISTINCT {unit}) FROM {table} WHERE arm IS NOT NULL "
+                           "GROUP BY arm ORDER BY arm").fetchall()
+    finally:
+        con.close()
+    srm = srm_test({a: int(n) for a, n in rows}, exp.weights, exp.statistics.srm_threshold)
+    return DataCheck(counts, exp.randomisation.unit, srm, srm.failed and exp.decision.block_on_srm)
+
+
 def source_dataset(exp: Experiment, config_path: Path, say: Progress) -> Dataset:
     if exp.data.world is not None:
         return Dataset(ensure_world(world_params(exp), Path(exp.data.cache_dir), say))
     path = resolve_data_path(exp, config_path)
     if not path.exists():
         raise InputError(f"{config_path}: data.path: {exp.data.path} does not exist")
-    return Dataset(path, exp.data.tables, exp.data.mapping)
+    return Dataset(path, exp.data.tables, exp.data.mapping,
+                   locate=lambda loc: setting_location(config_path, ("data", *loc)))
 
 
 def _users_and_raters(exp: Experiment, source: Dataset, catalog: Catalog,
@@ -190,7 +248,7 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
     arms = [(a, make_ranker(_resolve_ranker(a.ranker, config_path), a.params, where=f"{config_path}: arms[{i}].ranker"))
             for i, a in enumerate(exp.arms)]
     source = source_dataset(exp, config_path, say)
-    counts = validate_dataset(source, max_position=exp.simulation.page_size, replay=True)
+    counts = validate_experiment_data(exp, source, replay=True)
     source_fp = data_fingerprint(source, counts)
     code = [_ranker_code_hash(r) for _, r in arms]
     replay_dir = Path(exp.data.cache_dir) / "replays" / f"{exp.name}-{_replay_key(exp, source_fp.hash, code)}"
@@ -263,8 +321,7 @@ def run_online(config_path: str | Path, results: str | Path = "results", say: Pr
         raise InputError(f"{config_path}: data: 'analyze' reads an online A/B log (data.path), "
                          "not the synthetic world — use 'abplatform run' for offline replay")
     dataset = source_dataset(exp, config_path, say)
-    counts = validate_dataset(dataset, require_arm=True, max_position=exp.simulation.page_size,
-                              arms=tuple(a.name for a in exp.arms))
+    counts = validate_experiment_data(exp, dataset)
     say(f"Computing sufficient statistics ({exp.data.engine}) and the scorecard")
     card = build_scorecard(dataset, exp)
     return _publish(exp, config_path, config_sha, card, "online", data_fingerprint(dataset, counts),

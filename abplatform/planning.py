@@ -36,6 +36,7 @@ from abplatform.errors import EvaluationError
 from abplatform.formats import fmt_value
 from abplatform.metrics.backends import make_metrics_engine
 from abplatform.pipeline import source_dataset
+from abplatform.profile import experiment_profile
 from abplatform.scorecard import experiment_metrics, metric_specs
 from abplatform.stats.power import MIN_FIT_DAYS, Accrual, fit_accrual, plan
 from abplatform.validate import validate_dataset
@@ -210,12 +211,16 @@ def plan_experiment(config_path: str | Path, days: int | None = None, power: flo
     config_path = Path(config_path)
     exp, _ = load_experiment(config_path)
     dataset = source_dataset(exp, config_path, say)
-    validate_dataset(dataset, max_position=exp.simulation.page_size, arms=tuple(a.name for a in exp.arms))
+    # a log to plan on need not carry arms yet
+    profile = {k: why for k, why in experiment_profile(exp).items() if k != ("sessions", "arm")}
+    validate_dataset(dataset, max_position=exp.data.slots or exp.simulation.page_size,
+                     arms=tuple(a.name for a in exp.arms), profile=profile, sparse=exp.data.positions == "sparse",
+                     unit=exp.randomisation.unit)
     metrics = experiment_metrics(exp)
     control = exp.control_arm.name
     say(f"Computing the baseline's sufficient statistics and the accrual curve ({exp.data.engine})")
     engine = make_metrics_engine(dataset, exp.data.engine, exp.data.spark, metrics,
-                                 pre_period_days=exp.statistics.pre_period_days)
+                                 pre_period_days=exp.statistics.pre_period_days, unit=exp.randomisation.unit)
     try:
         curve = engine.new_unit_curve("pre")
         if curve.empty:

@@ -23,6 +23,7 @@ from abplatform.expressions import parse_expression, to_sql
 from abplatform.metrics import BUILTIN_METRICS, Metric
 from abplatform.metrics.backends import make_metrics_engine
 from abplatform.metrics.base import UnitColumn
+from abplatform.profile import SEGMENT_SOURCE
 from abplatform.report.model import MetricResult, SegmentSrm, SrmCheck, finite_or_none
 from abplatform.vocabulary import SEGMENT_COLUMNS
 
@@ -83,11 +84,12 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
     control, treatment = exp.control_arm.name, exp.treatment_arm.name
     weights = exp.weights
     st = exp.statistics
-    extra = [seg for seg in exp.segments if seg not in SEGMENT_COLUMNS]
+    segments = analysed_segments(exp, dataset)
+    extra = [seg for seg in segments if seg not in SEGMENT_COLUMNS]
     engine = make_metrics_engine(dataset, exp.data.engine, exp.data.spark, metrics, threads, extra_segments=extra,
-                                 pre_period_days=st.pre_period_days)
+                                 pre_period_days=st.pre_period_days, unit=exp.randomisation.unit)
     try:
-        suff = engine.sufficient_stats(metrics, exp.segments)
+        suff = engine.sufficient_stats(metrics, segments)
         # every unit counts once in each metric's n, so the first metric's n are the units per arm
         counts = suff[suff["metric"] == metrics[0].name][["segment", "segment_value", "arm", "n"]]
         arms_seen = set(counts["arm"])
@@ -134,6 +136,14 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
         lt_arms = long_tail[1]
     return Scorecard(overall=overall, segments=segments, daily=daily_card, srm=srm, control=control,
                      treatment=treatment, sufficient_stats=suff, long_tail=lt_card, long_tail_arms=lt_arms)
+
+
+def analysed_segments(exp: Experiment, dataset: Dataset) -> list[str]:
+    """The segments listed in the experiment file; by default the built-in ones whose column the log has."""
+    if "segments" in exp.model_fields_set:
+        return list(exp.segments)
+    absent = dataset.absent_columns("sessions")
+    return [s for s in exp.segments if SEGMENT_SOURCE.get(s, s) not in absent]
 
 
 def _earlier_looks(daily_card: pd.DataFrame) -> tuple[float, ...]:

@@ -26,7 +26,6 @@ has one case per check):
 
 from __future__ import annotations
 
-import glob
 import json
 import re
 from collections.abc import Callable
@@ -41,6 +40,7 @@ import pyarrow as pa
 from abplatform.contract import COMPLEXITIES, MAX_GRADE, SEGMENTS, TABLES, Table
 from abplatform.dataset import Dataset, duck_type
 from abplatform.errors import InputError
+from abplatform.profile import FULL_CONTRACT, Profile, full_profile, unit_column
 
 _DUCK_TYPES = {
     "int64": {"BIGINT"}, "int32": {"INTEGER", "SMALLINT", "TINYINT"}, "int16": {"SMALLINT", "TINYINT"},
@@ -61,19 +61,18 @@ def _first_line(e: Exception) -> str:
 
 def _source_files(dataset: Dataset, table: str) -> tuple[str, list[Path]]:
     """The reader kind (parquet, csv or db) and the files behind a table's source."""
-    m = _SOURCE.match(dataset.sources[table])
-    if not m:
+    if dataset.is_duckdb and not dataset.table_files.get(table):
         return "db", []
-    pattern = m.group(2).replace("''", "'")
-    if Path(pattern).is_file():  # a file of that exact name ('[' and ']' in a folder name are not a pattern)
-        return m.group(1), [Path(pattern)]
-    return m.group(1), sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+    parts = dataset.parts.get(table, [])
+    return ("csv" if any(p.csv for p in parts) else "parquet"), dataset.table_files.get(table, [])
 
 
 def _where(dataset: Dataset, table: str) -> str:
     """How a problem names the table: its file, its folder, or DB:table."""
-    if dataset.is_duckdb:
+    if dataset.is_duckdb and not dataset.table_files.get(table):
         return f"{dataset.path}:{table}"
+    if table in dataset.derived:
+        return f"{_where(dataset, dataset.derived[table])} (its {table})"
     _, files = _source_files(dataset, table)
     if len(files) == 1 and files[0].parent == dataset.path:
         return str(files[0])
@@ -127,45 +126,47 @@ def _encoding_problems(f: Path, table: str) -> list[str]:
     return []
 
 
-def _schema_problems(actual: dict[str, str], where: str, table: Table) -> list[str]:
+def _schema_problems(actual: dict[str, str], where: str, table: Table, absent: set[str],
+                     needed: dict[str, str]) -> list[str]:
     problems = []
-    if len(actual) == 1 and len(table.columns) > 1:
-        (only,) = actual
+    if len(actual) - len(absent) == 1 and len(table.columns) > 1:
+        (only,) = set(actual) - absent
         if any(c in only for c in ";|\t:#") or only not in {c.name for c in table.columns}:
             return [(f"{where}: read as a single column {only[:60]!r}; expected the columns "
                      f"{', '.join(c.name for c in table.columns)} (wrong delimiter? CSV files are comma-separated)")]
     for col in table.columns:
-        if col.name not in actual:
-            problems.append(f"{where}: missing column '{col.name}' ({col.type}: {col.doc})")
+        if col.name in absent:
+            if col.name in needed:
+                why = needed[col.name]
+                problems.append(f"{where}: missing column '{col.name}' ({col.type}: {col.doc})"
+                                + ("" if why == FULL_CONTRACT else f"; needed by {why}"))
         elif actual[col.name] not in _expected(col.type):
             problems.append(f"{where}: column '{col.name}' has type {actual[col.name]}, expected {col.type}")
     return problems
 
 
-def _cast_problems(con: duckdb.DuckDBPyConnection, dataset: Dataset, name: str, where: str, csv: bool) -> list[str]:
-    """Source values that do not convert to the contract type (CSV, or a mapped import)."""
-    source = dataset.sources[name]
-    present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
-    mapping = dataset.mapping.get(name, {})
-    checks = []
-    for c in TABLES[name].columns:
-        src = mapping.get(c.name, c.name)
-        if src in present:
-            q = '"' + src.replace('"', '""') + '"'
-            checks.append((c, src, f"{q} IS NOT NULL AND TRY_CAST({q} AS {duck_type(c.type)}) IS NULL", q))
-    if not checks:
-        return []
-    cols = ", ".join(f"COUNT(*) FILTER (WHERE {cond}), MIN(_row) FILTER (WHERE {cond}), "
-                     f"arg_min(CAST({q} AS VARCHAR), _row) FILTER (WHERE {cond})" for _, _, cond, q in checks)
-    row = con.execute(f"SELECT {cols} FROM (SELECT *, row_number() OVER () AS _row FROM {source})").fetchall()[0]
+def _cast_problems(con: duckdb.DuckDBPyConnection, dataset: Dataset, name: str, where: str) -> list[str]:
+    """Source values that do not convert to the contract type (CSV, or a mapped import), per part."""
     problems = []
-    for k, (c, src, _, _) in enumerate(checks):
-        n, first, value = row[3 * k: 3 * k + 3]
-        if n:
-            at = f"{where}:{first + 1}:" if csv else f"{where}: row {first}:"
-            col = f"'{c.name}'" + (f" (source column '{src}')" if src != c.name else "")
-            problems.append(f"{at} column {col}: {value!r} is not a {c.type} value"
-                            + (f" ({n} such values)" if n > 1 else ""))
+    table = dataset.derived.get(name, name)
+    for part in dataset.parts[table]:
+        checks = []
+        for c, sql, label in dataset.column_sources(con, name, part):
+            checks.append((c, label, f"({sql}) IS NOT NULL AND TRY_CAST(({sql}) AS {duck_type(c.type)}) IS NULL", sql))
+        if not checks:
+            continue
+        cols = ", ".join(f"COUNT(*) FILTER (WHERE {cond}), MIN(_row) FILTER (WHERE {cond}), "
+                         f"arg_min(CAST(({q}) AS VARCHAR), _row) FILTER (WHERE {cond})" for _, _, cond, q in checks)
+        numbered = f"SELECT *, row_number() OVER () AS _row FROM {part.reader}"
+        row = con.execute(f"SELECT {cols} FROM ({numbered})").fetchall()[0]
+        at_file = str(part.files[0]) if len(part.files) == 1 else where
+        for k, (c, label, _, _) in enumerate(checks):
+            n, first, value = row[3 * k: 3 * k + 3]
+            if n:
+                at = f"{at_file}:{first + 1}:" if part.csv and len(part.files) == 1 else f"{at_file}: row {first}:"
+                col = f"'{c.name}'" + (f" ({label})" if label else "")
+                problems.append(f"{at} column {col}: {value!r} is not a {c.type} value"
+                                + (f" ({n} such values)" if n > 1 else ""))
     return problems
 
 
@@ -176,14 +177,14 @@ def _connect(dataset: Dataset, problems: list[str], skip: set[str]) -> tuple[duc
     if dataset.is_duckdb:
         con.execute(f"ATTACH '{str(dataset.path).replace(chr(39), chr(39) * 2)}' AS src (READ_ONLY)")
     views = set()
-    for name, source in dataset.sources.items():
-        if name in skip:
+    for name in dataset.view_order():
+        if name in skip or dataset.derived.get(name) in skip:
             continue
         try:
-            con.execute(f"CREATE VIEW {name} AS {dataset._select(con, name, source)}")
+            con.execute(f"CREATE VIEW {name} AS {dataset.duckdb_view(con, name)}")
             views.add(name)
         except InputError as e:
-            problems.extend(e.problems)
+            problems.extend(p for p in e.problems if p not in problems)  # pre_* tables share their twin's mapping
         except duckdb.Error as e:
             problems.append(f"{_where(dataset, name)}: cannot read ({_first_line(e)})")
     return con, views
@@ -209,6 +210,7 @@ class _Scope:
     require_arm: bool
     future: str  # a timestamp no session can be later than
     arms: tuple[str, ...] = ()  # the experiment's arms, when the log is an online A/B log
+    unit: str | None = "unit_id"  # the sessions column of the randomisation unit (None: the session itself)
 
 
 @dataclass(frozen=True)
@@ -307,11 +309,12 @@ _CHECKS: list[_Check] = [
     # whenever sessions carry arms, not only for analyze: check-data DIR says what analyze would reject
     _Check(
         "sessions", ("sessions",),
-        lambda s: "SELECT COUNT(*), MIN(unit_id) FROM (SELECT unit_id FROM sessions "
-                  "WHERE arm IS NOT NULL AND unit_id IS NOT NULL "
-                  "GROUP BY unit_id HAVING MIN(arm) <> MAX(arm))",
-        lambda r, s: f"{r[0]} unit(s) logged in more than one arm, e.g. unit_id {r[1]!r}; "
-                     "expected each unit_id in exactly one arm (assignment leak)"),
+        lambda s: f"SELECT COUNT(*), MIN(u) FROM (SELECT {s.unit} AS u FROM sessions "
+                  f"WHERE arm IS NOT NULL AND {s.unit} IS NOT NULL "
+                  f"GROUP BY {s.unit} HAVING MIN(arm) <> MAX(arm))",
+        lambda r, s: f"{r[0]} unit(s) logged in more than one arm, e.g. {s.unit} {r[1]!r}; "
+                     f"expected each {s.unit} in exactly one arm (assignment leak)",
+        when=lambda s: s.unit is not None),
 ]
 
 
@@ -352,11 +355,17 @@ class _Validation:
     """One validation pass: the connection, the problems found so far and the row counts of the tables
     that passed the per-table checks."""
 
-    def __init__(self, dataset: Dataset, con: duckdb.DuckDBPyConnection, problems: list[str]):
+    def __init__(self, dataset: Dataset, con: duckdb.DuckDBPyConnection, problems: list[str], profile: Profile):
         self.dataset = dataset
         self.con = con
         self.problems = problems
+        self.profile = profile
         self.counts: dict[str, int] = {}
+
+    def needed(self, name: str) -> dict[str, str]:
+        """The columns of a table the experiment needs, each with what needs it (pre-period tables: their twin's)."""
+        twin = name.removeprefix("pre_")
+        return {c: why for (t, c), why in self.profile.items() if t in (name, twin)}
 
     def row(self, sql: str) -> Row:
         return self.con.execute(sql).fetchall()[0]
@@ -389,7 +398,8 @@ class _Validation:
         where = _where(self.dataset, name)
         if self.schema(name, table, where):
             return
-        required = [c.name for c in table.columns if not c.nullable]
+        absent = self.dataset.absent.get(name, set())
+        required = [c.name for c in table.columns if not c.nullable and c.name not in absent]
         sql = ", ".join(["COUNT(*)"] + [f"COUNT(*) FILTER (WHERE {c} IS NULL)" for c in required])
         try:
             row = self.row(f"SELECT {sql} FROM {name}")
@@ -439,10 +449,13 @@ class _Validation:
         """Report missing or mistyped columns and values that do not convert; whether there were any."""
         try:
             actual = {r[0]: r[1] for r in self.con.execute(f"DESCRIBE {name}").fetchall()}
-            kind, _ = _source_files(self.dataset, name)
-            problems = _schema_problems(actual, where, table)
+            needed = self.needed(name)
+            problems = _schema_problems(actual, where, table, self.dataset.absent.get(name, set()), needed)
+            contract = {c.name for c in table.columns}
+            problems += [f"{where}: missing column '{c}'; needed by {why}" for c, why in needed.items()
+                         if c not in contract and c not in actual]
             if not problems and self.dataset.cast:
-                problems = _cast_problems(self.con, self.dataset, name, where, kind == "csv")
+                problems = _cast_problems(self.con, self.dataset, name, where)
         except duckdb.Error as e:
             self.cannot_read(where, e)
             return True
@@ -456,9 +469,31 @@ class _Validation:
                    lambda r: f"{r[0]} duplicate key(s) ({cols}), e.g. {_example(key, r[1])}; "
                              f"expected one row per ({cols})")
 
+    def one_value_per_session(self, name: str) -> None:
+        """A table derived from the impressions: the rows of one session agree on its session columns."""
+        absent = self.dataset.absent.get(name, set())
+        cols = [c.name for c in TABLES[name].columns if c.name != "session_id" and c.name not in absent]
+        if not cols:
+            return
+        rows = self.dataset.duckdb_view(self.con, name, grouped=False)
+        flags = ", ".join(f"COUNT(DISTINCT {c}) > 1 AS c{k}" for k, c in enumerate(cols))
+        sql = (f"SELECT COUNT(*), MIN(session_id), arg_min([{', '.join(f'c{k}' for k in range(len(cols)))}], "
+               f"session_id) FROM (SELECT session_id, {flags} FROM ({rows}) r GROUP BY session_id) "
+               f"WHERE {' OR '.join(f'c{k}' for k in range(len(cols)))}")
+        try:
+            r = self.row(sql)
+        except duckdb.Error as e:
+            self.cannot_read(_where(self.dataset, name), e)
+            return
+        if r[0]:
+            col = next(c for c, bad in zip(cols, r[2], strict=True) if bad)
+            self.problems.append(f"{_where(self.dataset, name)}: {r[0]} session(s) whose impressions disagree on "
+                                 f"column '{col}', e.g. session_id {r[1]}; expected one value per session (the "
+                                 f"sessions are derived from the impressions' rows)")
+
     # --- impressions -------------------------------------------------------------------------------
 
-    def impressions(self, imp: str, ses: str, max_position: int) -> None:
+    def impressions(self, imp: str, ses: str, max_position: int, sparse: bool) -> None:
         """The row rules, then the pages (duplicates, gaps) and the impressions' sessions."""
         where = _where(self.dataset, imp)
         rules = _impression_rules(max_position)
@@ -471,9 +506,9 @@ class _Validation:
         except duckdb.Error as e:
             self.cannot_read(where, e)
             return
-        self.pages(imp, ses, where)
+        self.pages(imp, ses, where, sparse)
 
-    def pages(self, imp: str, ses: str, where: str) -> None:
+    def pages(self, imp: str, ses: str, where: str, sparse: bool) -> None:
         known_ses = ses in self.counts
         join = f"LEFT JOIN {ses} s ON s.session_id = p.session_id" if known_ses else ""
         known = "s.session_id IS NOT NULL" if known_ses else "TRUE"
@@ -487,42 +522,48 @@ class _Validation:
                            "GROUP BY position HAVING COUNT(*) > 1)")[0]
             self.problems.append(f"{where}: {r[0]} duplicate key(s) (session_id, position), e.g. session_id {r[1]} "
                                  f"position {dup}; expected one row per (session_id, position)")
-        if r[2]:
+        if r[2] and not sparse:
             self.problems.append(f"{where}: {r[2]} page(s) with positions that were never shown, e.g. session_id "
                                  f"{r[3]} logs position {r[4]} but only {r[5]} item(s); expected positions 1..k "
-                                 "without gaps")
+                                 "without gaps (a slot-level log that keeps some slots of a page: data.positions: "
+                                 "sparse)")
         if r[6]:
             self.problems.append(f"{where}: {r[6]} impression(s) whose session_id is not in {ses}, "
                                  f"e.g. session_id {r[7]}")
 
 
 def validate_dataset(dataset: Dataset, require_arm: bool = False, max_position: int = 50,
-                     replay: bool = False, arms: tuple[str, ...] = ()) -> dict[str, int]:
+                     replay: bool = False, arms: tuple[str, ...] = (), profile: Profile | None = None,
+                     sparse: bool = False, unit: str = "user") -> dict[str, int]:
     """Raise :class:`InputError` listing every contract violation; return row counts per table.
 
     ``require_arm``: an online A/B log (every session has an arm, no unit in two arms);
     ``replay``: the source of an offline replay (the candidates and items tables are required);
-    ``arms``: the experiment's arms (an online log's sessions must carry one of them).
+    ``arms``: the experiment's arms (an online log's sessions must carry one of them);
+    ``profile``: the columns the experiment needs (:mod:`abplatform.profile`; default: the whole contract);
+    ``sparse``: slot-level pages (positions need not run 1..k without gaps); ``unit``: the randomisation unit.
     """
     problems: list[str] = []
     broken: set[str] = set()
-    for name in TABLES:
-        if dataset.has(name):
-            p = _file_problems(dataset, name)
-            problems += p
-            if p:
-                broken.add(name)
+    for name in dataset.parts:
+        p = _file_problems(dataset, name)
+        problems += p
+        if p:
+            broken.add(name)
     con, views = _connect(dataset, problems, broken)
-    v = _Validation(dataset, con, problems)
+    v = _Validation(dataset, con, problems, full_profile() if profile is None else profile)
     try:
         for name, table in TABLES.items():
             v.table(name, table, name in views, replay)
+        for name in dataset.derived:
+            if name in v.counts:
+                v.one_value_per_session(name)
         ok = frozenset(v.counts)
         for imp, ses in (("impressions", "sessions"), ("pre_impressions", "pre_sessions")):
             if imp in ok:
-                v.impressions(imp, ses, max_position)
+                v.impressions(imp, ses, max_position, sparse)
         future = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
-        scope = _Scope(ok, _world_windows(dataset), require_arm, future, tuple(arms))
+        scope = _Scope(ok, _world_windows(dataset), require_arm, future, tuple(arms), unit_column(unit))
         for check in _CHECKS:
             if check.applies(scope):
                 v.run(check, scope)

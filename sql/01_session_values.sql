@@ -5,17 +5,18 @@
 -- impression_sessions: the join that gives those expressions their session (sq) columns, or
 -- nothing when they use none.
 -- extra_segments: further session columns named as segments in the experiment (seg_<name>).
+-- unit: the randomisation unit's column (s.unit_id for users, the session id for sessions).
 -- The relevance labels are joined only to impressions of labelled items: joining every impression
 -- to its session's query costs more than the rest of this stage, and most items carry no label.
 -- Portable SQL: explicit casts, no engine-specific functions, booleans cast before summing.
 SELECT
     s.session_id,
-    s.unit_id,
+    $unit AS unit_id,
     s.arm,
     CAST(s.ts AS DATE) AS day,
     s.query_segment,
     s.query_complexity,
-    CASE WHEN s.is_new_user THEN 'new' ELSE 'returning' END AS user_type$extra_segments,
+    CASE WHEN s.is_new_user THEN 'new' WHEN NOT s.is_new_user THEN 'returning' END AS user_type$extra_segments,
     CAST(COALESCE(i.impressions, 0) AS BIGINT) AS impressions,
     CAST(COALESCE(i.clicks, 0) AS BIGINT) AS clicks,
     CAST(COALESCE(i.purchases, 0) AS BIGINT) AS purchases,

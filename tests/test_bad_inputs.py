@@ -477,7 +477,8 @@ CASES: list[Case] = [
          ("3 session(s) with arm 'v3', which is not an arm of the experiment (configured arms: control, treatment)",
           "e.g. session_id 1")),
     Case("mapping-unknown-column", "data.mapping names a source column the log does not have", "analyze",
-         logs("analyze", yaml_extra="", data="logs"), "logs", ("data.mapping.sessions: source column 'user' not found",),
+         logs("analyze", yaml_extra="", data="logs"), "tiny.yaml:2:",
+         ("data.mapping.sessions.unit_id: source column 'user' not found (did you mean",),
          xfail=None),
     # files
     Case("empty-parquet", "impressions.parquet is an empty (0-byte) file", "check-data",

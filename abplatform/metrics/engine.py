@@ -21,6 +21,7 @@ from abplatform.contract import PAGE_LABELS, RELEVANCE_LABELS
 from abplatform.dataset import Dataset, duck_type
 from abplatform.errors import InputError
 from abplatform.metrics.base import Metric
+from abplatform.profile import unit_column
 from abplatform.resources import sql_dir
 from abplatform.vocabulary import SUFFICIENT_SUMS
 
@@ -154,8 +155,9 @@ class MetricsEngine:
 
     def __init__(self, dataset: Dataset, metrics: Sequence[Metric] = (), threads: int | None = None,
                  extra_segments: Sequence[str] = (), pre_period_days: int | None = None,
-                 memory_limit: str | None = "1GB"):
+                 memory_limit: str | None = "1GB", unit: str = "user"):
         self.dataset = dataset
+        self.unit = unit
         self.user_sql = user_column_sql(metrics)
         self.memory_limit = memory_limit
         self.extra_segments = tuple(extra_segments)
@@ -169,16 +171,42 @@ class MetricsEngine:
             if not dataset.has(name):
                 _empty_view(self.con, name, schema)
         self._check_extra_segments()
-        self.con.execute("CREATE TEMP TABLE session_values AS " + self._session_values_sql("sessions", "impressions"))
+        sessions, impressions = self._unit_tables("sessions", "impressions")
+        self.con.execute("CREATE TEMP TABLE session_values AS " + self._session_values_sql(sessions, impressions))
         if dataset.has("pre_sessions") and dataset.has("pre_impressions"):
+            sessions, impressions = self._unit_tables("pre_sessions", "pre_impressions")
             self.con.execute("CREATE TEMP TABLE pre_session_values AS "
-                             + self._session_values_sql("pre_sessions", "pre_impressions", segments=False))
+                             + self._session_values_sql(sessions, impressions, segments=False))
         else:
             self.con.execute("CREATE TEMP TABLE pre_session_values AS SELECT * FROM session_values WHERE FALSE")
         self.has_pre = self.con.execute("SELECT COUNT(*) FROM pre_session_values").fetchall()[0][0] > 0
         self.con.execute("CREATE TEMP TABLE pre_unit_values AS " + sql_template("02_unit_totals.sql").substitute(
             keys="unit_id", group_by="unit_id", source="pre_session_values", filter=self._pre_filter(),
             user_totals=self.user_sql["user_totals"]))
+
+    def _unit_tables(self, sessions: str, impressions: str) -> tuple[str, str]:
+        """The tables stage 1 reads for the randomisation unit: the period's own, or for
+        ``impression`` views in which every impression is a session of its own (id session_id·1024 +
+        position; positions are at most 50), so each unit's totals are one impression's."""
+        if self.unit != "impression":
+            return sessions, impressions
+        rekey = "i.session_id * 1024 + i.position"
+        cols = [r[0] for r in self.con.execute(f"DESCRIBE {sessions}").fetchall()]
+        session_cols = ", ".join(f"CAST({rekey} AS VARCHAR) AS unit_id" if c == "unit_id" else
+                                 f"{rekey} AS session_id" if c == "session_id" else f"s.{c}" for c in cols)
+        imp_cols = ", ".join(f"{rekey} AS session_id" if c == "session_id" else f"i.{c}"
+                             for c in (r[0] for r in self.con.execute(f"DESCRIBE {impressions}").fetchall()))
+        self.con.execute(f"CREATE TEMP VIEW unit_{sessions} AS SELECT {session_cols} FROM {impressions} i "
+                         f"JOIN {sessions} s ON s.session_id = i.session_id")
+        self.con.execute(f"CREATE TEMP VIEW unit_{impressions} AS SELECT {imp_cols} FROM {impressions} i")
+        return f"unit_{sessions}", f"unit_{impressions}"
+
+    def _unit_sql(self) -> str:
+        """Stage 1's unit_id: the randomisation unit's column (text), or the session's id."""
+        column = unit_column(self.unit)
+        if column is None:  # session, or impression (its re-keyed sessions)
+            return "CAST(s.session_id AS VARCHAR)"
+        return "s.unit_id" if column == "unit_id" else f"CAST(s.{column} AS VARCHAR)"
 
     def _session_values_sql(self, sessions: str, impressions: str, segments: bool = True) -> str:
         """Stage 1 over one period's tables; ``segments=False`` for the pre-period, which has no segment values."""
@@ -190,7 +218,7 @@ class MetricsEngine:
             page_labels="page_labels", user_aggs=user_aggs, user_columns=self.user_sql["user_columns"],
             impression_sessions=(f"\n    JOIN {sessions} sq ON sq.session_id = i.session_id"
                                  if "sq." in user_aggs else ""),
-            extra_segments=extra)
+            extra_segments=extra, unit=self._unit_sql())
 
     def _check_extra_segments(self) -> None:
         present = {r[0] for r in self.con.execute("DESCRIBE sessions").fetchall()}
@@ -214,7 +242,8 @@ class MetricsEngine:
         return f"seg_{segment}" if segment in self.extra_segments else segment
 
     def days(self) -> list[str]:
-        rows = self.con.execute("SELECT DISTINCT day FROM session_values WHERE arm IS NOT NULL ORDER BY day").fetchall()
+        rows = self.con.execute("SELECT DISTINCT day FROM session_values WHERE arm IS NOT NULL AND day IS NOT NULL "
+                                "ORDER BY day").fetchall()
         return [r[0].isoformat() for r in rows]
 
     def _unit_values_sql(self, segment: str, source: str = "session_values") -> str:
@@ -259,6 +288,8 @@ class MetricsEngine:
             upto_day = f"(SELECT * FROM session_values WHERE day <= DATE '{day}') upto_day"
             look = self._arm_stats(capped_per_look, f"({self._unit_values_sql(OVERALL, upto_day)}) unit_values")
             frames.append(long_arm_stats(look, capped_per_look).assign(segment_value=day))
+        if not frames:  # a log without session times has no daily looks
+            return pd.DataFrame(columns=["metric", "day", "arm", "n", *SUFFICIENT_SUMS])
         daily = pd.concat(frames, ignore_index=True).rename(columns={"segment_value": "day"})
         daily = daily.sort_values(["day", "metric", "arm"], kind="stable")[
             ["metric", "day", "arm", "n", *SUFFICIENT_SUMS]]
@@ -282,8 +313,8 @@ class MetricsEngine:
         None when the dataset has no catalog or no pre-period (tail items are defined by it)."""
         from abplatform.metrics.long_tail import HEAD_SHARE, LONG_TAIL_METRICS
 
-        if not (self.dataset.has("items") and self.dataset.has("pre_impressions")):
-            return None
+        if not (self.dataset.has("items") and self.dataset.has("pre_impressions")) or self.unit != "user":
+            return None  # tail items come from the pre-period's exposure; the per-user values need users
         script = sql_template("04_long_tail.sql").substitute(head_share=repr(HEAD_SHARE))
         code = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
         with self._one_thread():

@@ -36,7 +36,7 @@ for name, valid in COMMANDS.items():
 MISSING = {
     "run": ([], "Missing argument 'experiment'"), "analyze": ([], "Missing argument 'experiment'"),
     "validate": ([], "Missing argument 'files"), "gate": ([], "Missing argument 'target'"),
-    "check-data": ([], "Missing argument 'dataset'"), "analyze-summary": ([], "Missing argument 'file'"),
+    "check-data": ([], "Missing argument 'target'"), "analyze-summary": ([], "Missing argument 'file'"),
     "world generate": (["--users", "10"], "Missing option '--out'"),
     "world export-ab": (["w"], "Missing option '--out'"),
     "world export-ab (no world)": (["--out", "ab"], "Missing argument 'world'"),

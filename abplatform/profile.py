@@ -1,0 +1,93 @@
+"""Contract profiles: the columns a dataset must have are those its experiment uses.
+
+The event-log contract (:mod:`abplatform.contract`) names every column the platform can use; an
+experiment needs only some. A log with ``session_id, unit_id, position, item_id, clicked`` (and
+``arm`` online) is enough for item CTR; ``purchased`` is needed by buyer conversion, ``query`` by
+the relevance metric and the rankers, ``ts`` by daily looks and sequential testing, and so on.
+:func:`experiment_profile` lists, for one experiment, each required ``(table, column)`` with what
+needs it — the validation names that in its error. Columns not required may be absent: the
+dataset's views read them as NULL and nothing uses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from sqlglot import exp
+
+from abplatform.contract import TABLES
+from abplatform.expressions import IMPRESSION_COLUMNS, parse_expression
+
+if TYPE_CHECKING:
+    from abplatform.config import Experiment
+
+#: (table, column) -> what needs it
+Profile = dict[tuple[str, str], str]
+
+#: Built-in metric -> the contract columns (table, column) it reads.
+METRIC_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "item_ctr": (("impressions", "clicked"),),
+    "buyer_conversion": (("impressions", "purchased"),),
+    "order_volume": (("impressions", "orders"),),
+    "page_good_rate": (),  # the page_labels table (optional: no labels, no judged pages)
+    "relevance": (("sessions", "query"),),
+}
+#: Built-in segment -> its sessions column.
+SEGMENT_SOURCE = {"query_segment": "query_segment", "query_complexity": "query_complexity",
+                  "user_type": "is_new_user"}
+#: A randomisation unit -> the sessions column that identifies it (None: the row's own key).
+FULL_CONTRACT = "the event-log contract"
+UNIT_COLUMNS = {"user": "unit_id", "session": None, "impression": None, "request": "request_id"}
+
+
+def full_profile() -> Profile:
+    """Every non-nullable contract column: what ``check-data DIR`` holds a log to without an experiment."""
+    return {(t.name, c.name): FULL_CONTRACT for t in TABLES.values() for c in t.columns if not c.nullable}
+
+
+def unit_column(unit: str) -> str | None:
+    """The sessions column that identifies a randomisation unit (None for session and impression)."""
+    return UNIT_COLUMNS.get(unit, unit)
+
+
+def _columns(text: str) -> Iterator[exp.Column]:
+    return parse_expression(text).find_all(exp.Column)
+
+
+def experiment_profile(exp: Experiment) -> Profile:
+    """The contract columns ``exp`` reads, each with the first thing that needs it."""
+    need: Profile = {}
+
+    def add(table: str, column: str, why: str) -> None:
+        need.setdefault((table, column), why)
+
+    for table, column in (("sessions", "session_id"), ("impressions", "session_id"), ("impressions", "position"),
+                          ("impressions", "item_id")):
+        add(table, column, "the contract's keys")
+    unit = exp.randomisation.unit
+    column = unit_column(unit)
+    if column:  # a column of the sessions table (the contract's, or one the log adds)
+        add("sessions", column, f"randomisation.unit: {unit}")
+    if exp.data.mode == "online":
+        add("sessions", "arm", "an online A/B log (data.mode: online)")
+    else:
+        for table, column in (("sessions", "query"), ("sessions", "ts"), ("impressions", "clicked"),
+                              ("impressions", "purchased"), ("impressions", "orders"),
+                              ("impressions", "revenue")):
+            add(table, column, "the offline replay (rankers and simulated users are fitted on it)")
+    for mc in exp.metrics:
+        for table, column in METRIC_COLUMNS.get(mc.name, ()):
+            add(table, column, f"metric {mc.name}")
+        for agg in (mc.numerator, mc.denominator):
+            if agg is None:
+                continue
+            for text in (agg.column, agg.filter):
+                for col in (c.name for c in _columns(text)) if text else ():
+                    add("impressions" if col in IMPRESSION_COLUMNS else "sessions", col, f"metric {mc.name}")
+    for seg in exp.segments if "segments" in exp.model_fields_set else ():
+        if seg in SEGMENT_SOURCE:
+            add("sessions", SEGMENT_SOURCE[seg], f"segment {seg}")
+    if exp.statistics.sequential is not None:
+        add("sessions", "ts", "statistics.sequential (its looks are days)")
+    return need
