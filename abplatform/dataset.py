@@ -231,7 +231,7 @@ class Dataset:
         engine and ``describe(relation)`` lists their columns."""
         source_table = self.derived.get(table, table)
         parts = self.parts[source_table]
-        mapping = self.mapping.get(table) or self.mapping.get(table.removeprefix("pre_"), {})
+        mapping = self.mapping.get(table, {})
         contract = [c.name for c in TABLES[table].columns]
         projections, absent, extras = [], set(contract), {}
         for i, part in enumerate(parts):
@@ -262,7 +262,7 @@ class Dataset:
         """The contract columns a part reads from its source, each with its SQL over the source's columns and
         how to name it in a message (``source column 'x'``, ``expression '…'``; empty for the column itself)."""
         present = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {part.reader}").fetchall()]
-        mapping = self.mapping.get(table) or self.mapping.get(table.removeprefix("pre_"), {})
+        mapping = self.mapping.get(table, {})
         out = []
         for c in TABLES[table].columns:
             spec = mapping.get(c.name, c.name)
@@ -278,7 +278,6 @@ class Dataset:
     def _projection(self, table: str, part: Part, present: list[str],
                     mapping: Mapping[str, Any]) -> tuple[list[str], set[str], list[str]]:
         """A part's select list, the contract columns it fills with NULL and the other source columns it keeps."""
-        mapped_as = table if table in self.mapping else table.removeprefix("pre_")
         contract = {c.name for c in TABLES[table].columns}
         if not self.cast and table not in self.derived:
             # the log's own columns and types, as the validation reads them; the absent ones NULL
@@ -292,7 +291,7 @@ class Dataset:
                 cols.append(f"CAST({_sql_str(part.arm)} AS VARCHAR) AS arm")
                 continue
             sql = self._column_sql(c, mapping.get(c.name, c.name), present, used,
-                                   self.locate(("mapping", mapped_as, c.name)))
+                                   self.locate(("mapping", table, c.name)))
             if sql is None:
                 missing.add(c.name)
                 sql = "NULL"

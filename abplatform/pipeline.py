@@ -380,7 +380,8 @@ def analysis_of(exp: Experiment) -> Analysis:
     st = exp.statistics
     return Analysis(relative_ci=st.relative_ci, correction=st.correction, correction_scope=st.correction_scope,
                     guardrail_test=exp.decision.guardrail_test,
-                    sequential=st.sequential.method if st.sequential is not None else None)
+                    sequential=st.sequential.method if st.sequential is not None else None,
+                    unit=exp.randomisation.unit)
 
 
 def _publish(exp: Experiment, config_path: Path, config_sha: str, card: Scorecard, mode: Mode,

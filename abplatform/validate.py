@@ -184,7 +184,7 @@ def _connect(dataset: Dataset, problems: list[str], skip: set[str]) -> tuple[duc
             con.execute(f"CREATE VIEW {name} AS {dataset.duckdb_view(con, name)}")
             views.add(name)
         except InputError as e:
-            problems.extend(p for p in e.problems if p not in problems)  # pre_* tables share their twin's mapping
+            problems.extend(e.problems)
         except duckdb.Error as e:
             problems.append(f"{_where(dataset, name)}: cannot read ({_first_line(e)})")
     return con, views

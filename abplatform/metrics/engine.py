@@ -29,6 +29,10 @@ SQL_DIR = sql_dir()  # the package data abplatform.sql (top-level sql/ in the re
 OVERALL = "all"
 
 
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
 def sql_template(name: str) -> Template:
     return Template((SQL_DIR / name).read_text())
 
@@ -193,8 +197,8 @@ class MetricsEngine:
         rekey = "i.session_id * 1024 + i.position"
         cols = [r[0] for r in self.con.execute(f"DESCRIBE {sessions}").fetchall()]
         session_cols = ", ".join(f"CAST({rekey} AS VARCHAR) AS unit_id" if c == "unit_id" else
-                                 f"{rekey} AS session_id" if c == "session_id" else f"s.{c}" for c in cols)
-        imp_cols = ", ".join(f"{rekey} AS session_id" if c == "session_id" else f"i.{c}"
+                                 f"{rekey} AS session_id" if c == "session_id" else f"s.{_quote(c)}" for c in cols)
+        imp_cols = ", ".join(f"{rekey} AS session_id" if c == "session_id" else f"i.{_quote(c)}"
                              for c in (r[0] for r in self.con.execute(f"DESCRIBE {impressions}").fetchall()))
         self.con.execute(f"CREATE TEMP VIEW unit_{sessions} AS SELECT {session_cols} FROM {impressions} i "
                          f"JOIN {sessions} s ON s.session_id = i.session_id")

@@ -19,11 +19,9 @@ from typing import Any
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
-from sqlglot import exp
 
 from abplatform.contract import TABLES
-from abplatform.dataset import Dataset, duck_type
+from abplatform.dataset import Dataset, Part
 from abplatform.errors import InputError
 from abplatform.metrics.engine import MetricsEngine
 from abplatform.metrics.transpile import to_spark
@@ -73,24 +71,6 @@ def _read(spark: SparkSession, source: Source) -> DataFrame:
         return spark.table(source[len("table:"):])
     paths = [source] if isinstance(source, str) else list(source)
     return spark.read.parquet(*paths)
-
-
-def _spark_type(t: pa.DataType) -> str:
-    """The contract type in Spark SQL: the duckdb type, translated by sqlglot."""
-    return exp.DataType.build(duck_type(t), dialect="duckdb").sql("spark")
-
-
-def _mapped(df: DataFrame, table: str, mapping: Mapping[str, str], path) -> DataFrame:
-    """The contract's columns of ``df`` (renamed by ``mapping``, contract column -> source column)
-    cast to their contract types — what :class:`Dataset` does for imported logs."""
-    present = set(df.columns)
-    unknown = sorted(set(mapping.values()) - present)
-    if unknown:
-        raise InputError(f"{path}: data.mapping.{table}: source column {unknown[0]!r} not found "
-                         f"(columns: {', '.join(sorted(present))})")
-    cols = [f"CAST(`{mapping.get(c.name, c.name)}` AS {_spark_type(c.type)}) AS {c.name}"
-            for c in TABLES[table].columns if mapping.get(c.name, c.name) in present]
-    return df.selectExpr(*cols) if cols else df
 
 
 def _to_pandas(df: DataFrame) -> pd.DataFrame:
@@ -166,13 +146,21 @@ class SparkConnection:
 
 
 class _SparkDataset:
-    """What :class:`MetricsEngine` asks of a dataset (``has``, ``connect``), answered by Spark views."""
+    """What :class:`MetricsEngine` asks of a dataset (``has``, ``connect``, ``absent``), answered by Spark views.
+
+    A :class:`Dataset` gets the views duckdb gets — :meth:`Dataset.view_sql` over each of its parts (parquet
+    or CSV files) read by Spark, transpiled — so mapping constants and expressions, per-file arms, sessions
+    derived from impressions and extra source columns give the same rows on both engines. Paths, URIs and
+    catalog tables (:func:`table_sources`) are read as they are."""
 
     def __init__(self, dataset_or_paths, spark: SparkSession):
         self.path = getattr(dataset_or_paths, "path", dataset_or_paths)
-        mapping = getattr(dataset_or_paths, "mapping", None) or {}
         self.con = SparkConnection(spark)
         self.present: set[str] = set()
+        self.absent: dict[str, set[str]] = {}
+        if isinstance(dataset_or_paths, Dataset):
+            self._dataset_views(dataset_or_paths, spark)
+            return
         for name, source in table_sources(dataset_or_paths).items():
             try:
                 df = _read(spark, source)
@@ -181,13 +169,34 @@ class _SparkDataset:
                     raise InputError(f"Spark engine: cannot read required table {name} from {source} "
                                      f"({str(e).splitlines()[0]})") from None
                 continue
-            if mapping:
-                df = _mapped(df, name, mapping.get(name, {}), self.path)
             df.createOrReplaceTempView(name)
             self.present.add(name)
 
+    def _dataset_views(self, ds: Dataset, spark: SparkSession) -> None:
+        if ds.is_duckdb:
+            raise InputError(f"{ds.path}: the Spark engine reads parquet or CSV files, not a duckdb database "
+                             "(export the tables to parquet, or use engine: duckdb)")
+
+        def relation(part: Part, i: int, table: str) -> str:
+            name = f"src_{table}_{i}"
+            paths = [str(f) for f in part.files]
+            reader = spark.read.option("header", True).csv(paths) if part.csv else spark.read.parquet(*paths)
+            reader.createOrReplaceTempView(name)
+            return name
+
+        for table in ds.view_order():
+            source = ds.derived.get(table, table)
+            sql = ds.view_sql(table, lambda rel: spark.table(rel).columns,
+                              lambda part, i, t=source: relation(part, i, t))
+            spark.sql(to_spark(sql)).createOrReplaceTempView(table)
+            self.present.add(table)
+        self.absent = ds.absent
+
     def has(self, table: str) -> bool:
         return table in self.present
+
+    def absent_columns(self, table: str) -> set[str]:
+        return self.absent.get(table, set())
 
     def connect(self, threads: int | None = None) -> SparkConnection:
         return self.con

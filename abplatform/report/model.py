@@ -220,6 +220,13 @@ class Analysis:
     correction_scope: str = "primary"
     guardrail_test: str = "harm"
     sequential: str | None = None  # the sequential method the overall scorecard and the gate use
+    unit: str = "user"  # the randomisation unit: what n counts and the tests treat as independent
+
+    @property
+    def units_label(self) -> str:
+        """The unit in the plural, for "sessions per arm" (a column name stays as it is)."""
+        return {"user": "users", "session": "sessions", "request": "requests",
+                "impression": "impressions"}.get(self.unit, f"units ({self.unit})")
 
 
 @dataclass(kw_only=True)

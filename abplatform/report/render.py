@@ -65,7 +65,8 @@ def markdown(report: Report) -> str:
     lines = [f"# {report.experiment} — {report.run_id}", "", f"**Decision: {d.decision.upper()}**", ""]
     lines += [f"- {r}" for r in d.reasons]
     units = ", ".join(f"{a}: {n}" for a, n in report.srm.units.items())
-    lines += ["", f"Mode: {report.mode} · units {units} · SRM ({report.srm.test}) p = {fmt_p(report.srm.p_value)}"
+    lines += ["", f"Mode: {report.mode} · {report.analysis.units_label} {units} · "
+                  f"SRM ({report.srm.test}) p = {fmt_p(report.srm.p_value)}"
               + (" **(FAILED)**" if report.srm.failed else ""), "", analysis_line(report), ""]
     headers = metric_headers(report)
     lines += ["| " + " | ".join(headers) + " | MDE (80% power) |", "|" + "---|" * (len(headers) + 1)]
@@ -145,7 +146,7 @@ def print_report(report: Report, console: Console | None = None, segments: bool 
     console.print(analysis_line(report), markup=False)
     srm = report.srm
     units = ", ".join(f"{a} {n}" for a, n in srm.units.items())
-    console.print(f"Sample ratio check: units {units}; {srm.test} p = {fmt_p(srm.p_value)}"
+    console.print(f"Sample ratio check: {report.analysis.units_label} {units}; {srm.test} p = {fmt_p(srm.p_value)}"
                   + (" [red]FAILED[/red]" if srm.failed else " (ok)"))
     if segments and report.segments:
         adjusted = " adjusted per metric across cells" if _adjusted(report) else ""
@@ -172,7 +173,8 @@ def print_decision(report: Report, console: Console) -> None:
 
 def _check_details(report: Report, check: Check) -> str:
     if check.kind == "srm":
-        return f"units {report.srm.units}, {report.srm.test} p = {fmt_p(report.srm.p_value)}"
+        return (f"{report.analysis.units_label} {report.srm.units}, {report.srm.test} "
+                f"p = {fmt_p(report.srm.p_value)}")
     if check.kind == "latency":
         return _latency_details(report)
     m = report.metric(check.name)

@@ -194,3 +194,63 @@ def test_spark_replay_writes_the_local_events(small_world, small_replay, spark, 
         assert len(local) > 0, name
         pd.testing.assert_frame_equal(local, sp, check_exact=True, obj=name)
     assert not list(res.path.parent.glob(".tmp-*")), "the replay left its temporary folder"
+
+
+# --- a log shaped unlike ours: foreign names, per-file arms, constants, expressions, an extra segment -------
+
+FOREIGN_MAPPING = {
+    "sessions": {"session_id": "sid", "unit_id": "uid", "ts": "when_", "query": "q", "query_segment": "band",
+                 "query_complexity": "kind", "is_new_user": "newbie"},
+    "impressions": {"session_id": "sid", "position": "rank", "item_id": "sku",
+                    "clicked": {"expression": "CASE WHEN clk = 1 THEN TRUE ELSE FALSE END"},
+                    "purchased": "bought", "orders": {"expression": "coalesce(n_orders, 0)"},
+                    "revenue": {"constant": 0.0}},
+}
+
+
+@pytest.fixture(scope="module")
+def foreign_log(small_replay, tmp_path_factory):
+    """small_replay's experiment period as one parquet file of impressions per arm, each row carrying its
+    session's columns under other names (no sessions table, no arm column), plus a 'device' column."""
+    import duckdb
+
+    out = tmp_path_factory.mktemp("foreign") / "log"
+    con = duckdb.connect()
+    for arm in ("control", "treatment"):
+        (out / "imp" / arm).mkdir(parents=True)
+        con.execute(f"""COPY (
+            SELECT s.session_id AS sid, s.unit_id AS uid, s.ts AS when_, s.query AS q, s.query_segment AS band,
+                   s.query_complexity AS kind, s.is_new_user AS newbie,
+                   CASE WHEN hash(s.unit_id) % 3 = 0 THEN 'desktop' ELSE 'mobile' END AS device,
+                   i.position AS rank, i.item_id AS sku, CAST(i.clicked AS INTEGER) AS clk, i.purchased AS bought,
+                   CASE WHEN i.orders = 0 THEN NULL ELSE i.orders END AS n_orders
+            FROM read_parquet('{small_replay}/sessions/*.parquet') s
+            JOIN read_parquet('{small_replay}/impressions/*.parquet') i USING (session_id)
+            WHERE s.arm = '{arm}' ORDER BY sid, rank) TO '{out}/imp/{arm}/part-0.parquet' (FORMAT parquet)""")
+    for table in ("pre_sessions", "pre_impressions", "relevance_labels", "page_labels"):
+        shutil.copytree(small_replay / table, out / table)
+    return out
+
+
+def test_mapped_per_file_arm_log_gives_the_same_statistics_on_both_engines(foreign_log, small_replay, spark):
+    """Constants, expressions, {arm} file patterns, sessions derived from impressions and an extra segment
+    column: Spark's sufficient statistics equal duckdb's, and both equal those of the contract-shaped log the
+    foreign one was written from (revenue aside, which the mapping sets to 0)."""
+    metrics = [m for m in METRICS if m.name != "revenue"]
+    ds = Dataset(foreign_log, tables={"impressions": "imp/{arm}/*.parquet"}, mapping=FOREIGN_MAPPING)
+    segments = [*SEGMENT_COLUMNS, "device"]
+    duck = MetricsEngine(ds, metrics, extra_segments=["device"], **ENGINE_OPTIONS)
+    sp = SparkMetricsEngine(Dataset(foreign_log, tables={"impressions": "imp/{arm}/*.parquet"},
+                                    mapping=FOREIGN_MAPPING), metrics, extra_segments=["device"], spark=spark,
+                            **ENGINE_OPTIONS)
+    original = MetricsEngine(Dataset(small_replay), metrics, **ENGINE_OPTIONS)
+    try:
+        a, b = duck.sufficient_stats(metrics, segments), sp.sufficient_stats(metrics, segments)
+        assert set(a["segment"]) == {"all", *segments} and len(a) > 0
+        assert_same_frame(a, b)
+        assert_same_frame(duck.daily_sufficient_stats(metrics), sp.daily_sufficient_stats(metrics))
+        builtin = a[a["segment"] != "device"].reset_index(drop=True)
+        assert_same_frame(builtin, original.sufficient_stats(metrics, SEGMENT_COLUMNS))
+    finally:
+        for e in (duck, sp, original):
+            e.close()
