@@ -12,6 +12,13 @@ Log-likelihood is the total of ``log P(C_r = c_r | c_<r)`` over all shown ranks 
 the book's overall perplexity is the mean of the per-rank values. Probabilities are clipped to
 ``[EPS, 1 - EPS]`` before taking logs, so a click a model deems impossible (e.g. a second click under
 the cascade model) costs ``log2(EPS)`` ~ -33 bits instead of an infinite loss.
+
+On a sparse log (:attr:`ClickLog.sparse`: a page with no item logged at a position above a logged
+one, e.g. a slot-level log) the clicks above a logged impression are unknown. A model whose
+examination depends on them (cascade, DBN, UBM: the user scans down from position 1) has no
+likelihood there, and fitting or scoring such a log raises :class:`~abplatform.errors.InputError`.
+PBM's examination depends on the position only, so every (query, item, position) impression is an
+independent observation and PBM fits sparse logs (``fits_sparse_pages``).
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from abc import ABC, abstractmethod
 from typing import Self
 
 import numpy as np
+
+from abplatform.errors import InputError
 
 from .backoff import BackedOffRate, PairIndex
 from .data import ClickLog, FeatureFn
@@ -41,6 +50,8 @@ class ClickModel(ABC):
     """Base class: per-(query, item) attraction with back-off (:mod:`.backoff`) plus a model of examination."""
 
     name: str
+    fits_sparse_pages = False
+    """Whether the likelihood holds on pages with gaps above a logged item (:attr:`ClickLog.sparse`)."""
 
     def __init__(self, prior_strength: float = 5.0, max_iter: int = 100, tol: float = 1e-4,
                  backoff_calibration: float = 1.0) -> None:
@@ -56,6 +67,7 @@ class ClickModel(ABC):
         Every model's attraction back-off is fitted on raw position-debiased rates, clicks over the
         pair's expected examinations under the model (``raw_targets``, :class:`BackedOffRate`).
         """
+        self.check_fits(log)
         self.features_ = features
         self.index_ = PairIndex.from_rankings(log.query_ids, log.item_ids)
         pair_slots = self.index_.slots(log.query_ids, log.item_ids)
@@ -63,6 +75,17 @@ class ClickModel(ABC):
                                          calibration=self.backoff_calibration)
         self._fit(log, pair_slots)
         return self
+
+    def check_fits(self, log: ClickLog) -> None:
+        """Raise :class:`InputError` if ``log`` has pages the model has no likelihood for (gaps, unless
+        ``fits_sparse_pages``), naming the model, why, and the first such page."""
+        if self.fits_sparse_pages or not log.sparse:
+            return
+        gapped = log.gapped
+        raise InputError(
+            f"{self.name} needs full pages from position 1 (it follows the user down the page, so the clicks "
+            f"above a logged item must be known): {int(gapped.sum())} of {len(log)} pages have gaps, e.g. "
+            f"{log.describe_page(int(np.argmax(gapped)))} only; use pbm for slot-level logs")
 
     @abstractmethod
     def _fit(self, log: ClickLog, pair_slots: np.ndarray) -> None:
@@ -95,11 +118,13 @@ class ClickModel(ABC):
 
     def log_likelihood(self, log: ClickLog) -> float:
         """Total log-likelihood (natural log) of the clicks in ``log``, conditional on clicks above."""
+        self.check_fits(log)
         p = self.conditional_click_probabilities(log.query_ids, log.item_ids, log.clicks)
         return float(np.log(_probability_of_observed(p, log.clicks))[log.shown].sum())
 
     def perplexity(self, log: ClickLog) -> np.ndarray:
         """(k,) click perplexity per rank from marginal click probabilities; NaN at ranks never shown."""
+        self.check_fits(log)
         p = self.click_probabilities(log.query_ids, log.item_ids)
         log2_p = np.where(log.shown, np.log2(_probability_of_observed(p, log.clicks)), 0.0)
         pages = log.shown.sum(axis=0)

@@ -8,7 +8,8 @@ Rijke 2015, sec. 4.2): ``alpha_qu = (clicks + m b_qu) / (examinations + m)``, th
 binomial likelihood times the back-off's Beta(m b, m (1 - b)) prior (:mod:`.backoff`). The back-off
 ``b`` is fitted, as PBM's, on the raw rates clicks / examinations. Ranks below the first click
 carry no information and are ignored in fitting; a later click is impossible under the model
-(see :mod:`.base` for how the evaluation treats it).
+(see :mod:`.base` for how the evaluation treats it). Whether a rank was examined depends on every
+click above it, so a sparse log (a page with a gap above a logged item) is refused (:mod:`.base`).
 """
 
 from __future__ import annotations

@@ -28,6 +28,9 @@ priors with ``m`` pseudo-observations centred on the back-offs, as PBM's, :mod:`
 * first with the item back-offs (refitted at every iteration) until the penalised log-likelihood
   gains less than ``tol`` per 1000 impressions, then with the feature back-offs fitted once on
   that fit's expected statistics and held fixed, again until the same tolerance.
+
+The posteriors follow the user from rank 1 through every rank above the last click, so a sparse
+log (a page with a gap above a logged item) is refused (:mod:`.base`).
 """
 
 from __future__ import annotations

@@ -12,15 +12,20 @@ Markov & de Rijke 2015, sec. 4.3:
 The likelihood depends on ``gamma_r * alpha_qu`` only, so the scale is fixed by holding the most
 examined rank's ``gamma`` at 1.
 
+Every impression is an independent observation given its position, so PBM fits sparse logs (pages
+logging only some positions, e.g. one slot per page: :attr:`ClickLog.sparse`) as they are; a rank
+no page shows keeps its starting examination, the floor ``1e-3`` (nothing is known of it).
+
 Plain EM is slow here: on logs from a deterministic ranker most pairs are shown at one rank only,
 so attraction and examination trade off along a flat ridge and EM creeps along it (it stopped at
 100 iterations far from the optimum on the synthetic world). The fit (:func:`fit_position_model`)
 
 1. starts ``gamma`` from *intervention harvesting* when the log carries propensities: with every
    candidate shown at every rank with a known positive probability (epsilon-randomised logging),
-   ``sum_{shown at r} click / propensity`` estimates ``gamma_r * sum_candidates alpha`` for each
-   rank r, so the ratios across ranks are unbiased examination ratios (Joachims, Swaminathan &
-   Schnabel 2017; Agarwal et al. 2019). Without propensities it starts from the CTR by rank;
+   the mean of ``click / propensity`` over the pages showing rank r estimates
+   ``gamma_r * sum_candidates alpha`` for each rank r, so the ratios across ranks are unbiased
+   examination ratios (Joachims, Swaminathan & Schnabel 2017; Agarwal et al. 2019). Without
+   propensities it starts from the CTR by rank;
 2. aggregates the impressions into cells (pair, rank) with click and impression counts, so one
    iteration costs O(cells), not O(impressions);
 3. maximises the penalised likelihood (the back-off's Beta prior on each ``alpha``, i.e. the
@@ -44,6 +49,7 @@ class PBM(ClickModel):
     """Fitted: ``examination_[r]``, P(E = 1) at 0-based rank r."""
 
     name = "pbm"
+    fits_sparse_pages = True
 
     def __init__(self, prior_strength: float = 5.0, max_iter: int = 100, tol: float = 1e-4,
                  backoff_calibration: float = 1.0, examination: str = "auto") -> None:
@@ -75,20 +81,29 @@ class PBM(ClickModel):
 
 
 def initial_examination(log: ClickLog) -> tuple[np.ndarray, bool]:
-    """(k,) starting examination, max 1: IPS intervention harvesting where propensities are logged.
+    """(k,) starting examination, max 1, and whether it was harvested from logged propensities.
 
-    ``sum_{impressions at r} c / propensity`` estimates ``gamma_r * sum over candidates of alpha``
+    On a page showing rank r, ``c / propensity`` of the item there has expectation
+    ``sum_u P(u at r) * gamma_r alpha_u / P(u at r) = gamma_r * sum over candidates of alpha``,
     whatever the logging policy, as long as it gives every candidate a positive propensity at every
-    rank; ranks without logged propensities fall back to the click-through rate by rank.
+    rank. So the IPS estimate of rank r is the *mean* of ``c / propensity`` over the N_r pages
+    showing rank r: the sum over them alone would scale with N_r, which differs by rank on partial
+    pages (a slot-level log keeps some positions of each page). Harvested when at least 99% of the
+    shown impressions, and some at every rank shown, carry a positive propensity; otherwise the
+    click-through rate by rank (clicks over the N_r pages). Ranks never shown get the floor 1e-3.
     """
     shown, clicks = log.shown, log.clicks
-    ctr = (clicks & shown).sum(axis=0) / np.maximum(shown.sum(axis=0), 1)
+    pages = shown.sum(axis=0)
+    ctr = (clicks & shown).sum(axis=0) / np.maximum(pages, 1)
     gamma = ctr / max(ctr.max(), 1e-12)
     if log.propensities is not None:
         prop = np.where(shown, log.propensities, np.nan)
         ok = np.isfinite(prop) & (prop > 0)
-        if ok.any(axis=0).all() and ok[shown].mean() > 0.99:
-            ips = np.where(ok & clicks, 1.0 / np.where(ok, prop, 1.0), 0.0).sum(axis=0)
+        if (ok.any(axis=0) | (pages == 0)).all() and ok[shown].mean() > 0.99:
+            ips_sum = np.where(ok & clicks, 1.0 / np.where(ok, prop, 1.0), 0.0).sum(axis=0)
+            # the mean over the N_r pages, times the constant max N: the same ratios, and on full
+            # pages (every N_r alike) exactly the sums, so their examination is unchanged to the bit
+            ips = ips_sum * (pages.max() / np.maximum(pages, 1))
             if ips.max() > 0:
                 return np.clip(ips / ips.max(), 1e-3, 1.0), True
     return np.clip(gamma, 1e-3, 1.0), False

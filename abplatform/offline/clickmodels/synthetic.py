@@ -17,7 +17,7 @@ from scipy.special import expit
 
 from abplatform.vocabulary import ClickModelName
 
-from .data import ClickLog
+from .data import NO_ITEM, ClickLog
 
 Kind = ClickModelName
 
@@ -114,3 +114,18 @@ def sample_responses(truth: TrueClickModel, query_ids: np.ndarray, item_ids: np.
     orders = np.where(purchases, 1 + rng.poisson(truth.pair_values(truth.extra_orders, query_ids, item_ids)), 0)
     return ClickLog(query_ids, item_ids, clicks, purchases, orders, np.arange(n_sessions, dtype=np.int64),
                     propensities)
+
+
+def slot_level_log(log: ClickLog, rng: np.random.Generator, slot_weights: np.ndarray | None = None) -> ClickLog:
+    """``log`` as a slot-level log records it: each page keeps one position, drawn independently of
+    the clicks with probabilities ``slot_weights`` (k,) (uniform by default); its other positions
+    become ``NO_ITEM`` with no click, purchase or order."""
+    n, k = log.item_ids.shape
+    kept = np.zeros((n, k), dtype=bool)
+    kept[np.arange(n), rng.choice(k, size=n, p=slot_weights)] = True
+
+    def keep(values: np.ndarray | None, empty) -> np.ndarray | None:
+        return None if values is None else np.where(kept, values, empty)
+
+    return ClickLog(log.query_ids, np.where(kept, log.item_ids, NO_ITEM), log.clicks & kept,
+                    keep(log.purchases, False), keep(log.orders, 0), log.session_ids, keep(log.propensities, np.nan))

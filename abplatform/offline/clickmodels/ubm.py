@@ -14,7 +14,8 @@ ridge (see :mod:`.pbm`). So when ``h`` is harvested from logged propensities (an
 of each rank's marginal examination ratio), each rank's impression-weighted mean of
 ``gamma_{r,d}`` over d is held at ``h_r`` after every examination update and the likelihood fits
 only the profile over distances; without propensities ``gamma_{0,1}`` (the top rank) is held at 1.
-A cell never observed keeps its starting value.
+A cell never observed keeps its starting value. The distance d needs every click above rank r,
+so a sparse log (a page with a gap above a logged item) is refused (:mod:`.base`).
 """
 
 from __future__ import annotations

@@ -24,9 +24,8 @@ def event_log_connection():
     )
     rows = [  # session, position, item, clicked, purchased, orders
         (10, 1, 100, True, True, 2), (10, 2, 101, False, False, 0), (10, 3, 102, True, False, 0),
-        (11, 2, 200, False, False, 0), (11, 5, 201, True, False, 0),  # gaps in positions
+        (11, 2, 200, False, False, 0), (11, 3, 201, True, False, 0),  # position 1 not logged
         (12, 1, 101, False, False, 0), (12, 2, 100, False, False, 0), (12, 3, 103, False, False, 0),
-        (12, 4, 104, True, True, 1),  # beyond k = 3
     ]
     s, pos, item, clicked, purchased, orders = zip(*rows)
     impressions = pa.table(
@@ -46,8 +45,9 @@ def test_click_log_from_duckdb_pivots_pages():
     assert vocab == {"blue hat": 0, "red shoes": 1}
     np.testing.assert_array_equal(log.session_ids, [10, 11, 12])
     np.testing.assert_array_equal(log.query_ids, [1, 0, 1])
-    np.testing.assert_array_equal(log.item_ids, [[100, 101, 102], [200, 201, NO_ITEM], [101, 100, 103]])
-    np.testing.assert_array_equal(log.clicks, [[1, 0, 1], [0, 1, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(log.item_ids, [[100, 101, 102], [NO_ITEM, 200, 201], [101, 100, 103]])
+    np.testing.assert_array_equal(log.clicks, [[1, 0, 1], [0, 0, 1], [0, 0, 0]])
+    assert log.sparse  # session 11 has a gap above its items (test_clickmodel_positions.py)
     np.testing.assert_array_equal(log.purchases, [[1, 0, 0], [0, 0, 0], [0, 0, 0]])
     np.testing.assert_array_equal(log.orders, [[2, 0, 0], [0, 0, 0], [0, 0, 0]])
     assert log.rankings[1] is log.item_ids
@@ -56,16 +56,11 @@ def test_click_log_from_duckdb_pivots_pages():
 def test_click_log_from_duckdb_extends_a_given_vocabulary():
     con = event_log_connection()
     log, vocab = click_log_from_duckdb(con, "(SELECT * FROM sessions WHERE arm = 'A')", "impressions",
-                                       k=2, query_vocab={"red shoes": 7, "green": 3})
+                                       k=3, query_vocab={"red shoes": 7, "green": 3})
     assert vocab == {"red shoes": 7, "green": 3}
     np.testing.assert_array_equal(log.query_ids, [7, 7])
-    log, vocab = click_log_from_duckdb(con, "sessions", "impressions", k=2, query_vocab={"red shoes": 7})
+    log, vocab = click_log_from_duckdb(con, "sessions", "impressions", k=3, query_vocab={"red shoes": 7})
     assert vocab == {"red shoes": 7, "blue hat": 8}
-
-
-def test_click_log_rejects_padding_in_the_middle():
-    with pytest.raises(ValueError, match="padded at the end"):
-        ClickLog(np.array([0]), np.array([[1, NO_ITEM, 2]]), np.zeros((1, 3), bool))
 
 
 # --- back-off -------------------------------------------------------------------------------------------
