@@ -1,5 +1,6 @@
-"""Off-policy estimators: IPS unbiased by Monte Carlo on a world with known propensities and clicks,
-SNIPS / DR consistency, the Kish ESS, the weight-explosion warning, and the synthetic world."""
+"""Off-policy estimators on full pages: IPS unbiased by Monte Carlo on a world with known propensities and
+clicks, SNIPS / DR consistency, the Kish ESS, the weight-explosion warning, and the synthetic world (the
+per-row estimand on partial pages and stochastic targets: test_ope_rows.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from abplatform import rng
+from abplatform.errors import InputError
 from abplatform.offline import ope
 from abplatform.world.generate import log_pages
 
@@ -44,6 +46,11 @@ def plackett_luce_marginals(scores: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def ip_weights(shown: np.ndarray, prop: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(n, k) item-position weights 1[logged item = target item] / propensity, by hand."""
+    return np.where(shown == target, 1 / prop, 0.0)
+
+
 def draw_logs(setup, reps: int, policy: str, epsilon: float = 0.3, seed: int = 1):
     """``reps`` independent logs of all contexts: logged pages, clicks and propensities, stacked."""
     attraction, candidates, log_scores, target, _ = setup
@@ -69,12 +76,12 @@ def test_ips_unbiased_monte_carlo(policy):
     truth = setup[-1]
     reps, n_ctx = 4000, setup[0].shape[0]
     shown, clicks, prop, target, _ = draw_logs(setup, reps, policy)
-    w = ope.ip_weights(shown, prop, target)
+    w = ip_weights(shown, prop, target)
     per_rep = (w * clicks).sum(axis=1).reshape(reps, n_ctx).mean(axis=1)  # one IPS estimate per log
     mc_se = per_rep.std(ddof=1) / np.sqrt(reps)
     assert abs(per_rep.mean() - truth) < 4 * mc_se, (per_rep.mean(), truth, mc_se)
     # the same check has power: propensities 20% too high give a clearly biased estimate
-    biased = ((ope.ip_weights(shown, prop * 1.2, target) * clicks).sum(axis=1)).reshape(reps, n_ctx).mean(axis=1)
+    biased = ((ip_weights(shown, prop * 1.2, target) * clicks).sum(axis=1)).reshape(reps, n_ctx).mean(axis=1)
     assert abs(biased.mean() - truth) > 10 * mc_se
     # evaluate_pages on one log agrees with the hand computation
     one = slice(0, n_ctx)
@@ -89,7 +96,7 @@ def test_dr_unbiased_and_snips_consistent():
     shown, clicks, prop, target, ctx = draw_logs(setup, reps, "epsilon", epsilon=0.5, seed=9)
     exact = np.take_along_axis(attraction[ctx], target, axis=1) * GAMMA
     noisy = np.clip(exact * 1.3 + 0.02, 0, 1)  # a wrong baseline
-    w = ope.ip_weights(shown, prop, target)
+    w = ip_weights(shown, prop, target)
     for q in (exact, noisy):
         dr = ((q + w * (clicks - q)).sum(axis=1)).reshape(reps, n_ctx).mean(axis=1)
         assert abs(dr.mean() - truth) < 4 * dr.std(ddof=1) / np.sqrt(reps)
@@ -170,8 +177,12 @@ def test_missing_propensity_is_an_error():
     shown, clicks, prop, target, _ = draw_logs(setup, 2, "epsilon")
     prop = prop.copy()
     prop[shown == target] = np.nan
-    with pytest.raises(ValueError, match="propensity"):
+    with pytest.raises(InputError, match="propensity is null"):
         ope.evaluate_pages(shown, clicks, prop, target)
+    # a missing propensity where the target's item differs weighs 0 whatever it is: no error
+    prop = draw_logs(setup, 2, "epsilon")[2].copy()
+    prop[shown != target] = np.nan
+    assert ope.evaluate_pages(shown, clicks, prop, target, warn=False)["ips"].per_row >= 0
 
 
 def test_world_v2_estimates_cover_the_oracle(small_world):
@@ -203,8 +214,9 @@ def test_match_rate_counts_only_logged_positions():
     logged[np.arange(n), np.arange(n) % k] = 7  # one slot logged per page, item 7
     target = np.full((n, k), -1)
     target[:, 0] = 7  # the target shows item 7 in slot 1 only
-    diag = ope.weight_diagnostics(ope.ip_weights(logged, np.full((n, k), 0.5), target), logged, target_items=target)
+    res = ope.evaluate_pages(logged, np.zeros((n, k), bool), np.full((n, k), 0.5), target, warn=False)
     # slot 1 was logged on 3 pages, all with the target's item; slots 2 and 3 never match
-    np.testing.assert_array_equal(diag.match_rate, [1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(res.weights.positions, [1, 2, 3])
+    np.testing.assert_array_equal(res.weights.match_rate, [1.0, 0.0, 0.0])
     brute = [np.mean([logged[i, j] == target[i, j] for i in range(n) if logged[i, j] >= 0]) for j in range(k)]
-    np.testing.assert_allclose(diag.match_rate, brute)
+    np.testing.assert_allclose(res.weights.match_rate, brute)
