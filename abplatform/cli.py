@@ -148,6 +148,29 @@ def analyze(
     out.print(f"Run folder: {run_dir}")
 
 
+@app.command()
+def evaluate(
+    experiment: Annotated[Path, typer.Argument(help="Experiment YAML file with an offline_policy section.")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the estimate as JSON here.")] = None,
+) -> None:
+    """Off-policy evaluation only: the offline_policy section's estimate on the logged propensities (IPS,
+    SNIPS, DR, DM per logged row, per position and per page), without replaying or writing a run."""
+    _check_experiment_file(experiment)
+    from abplatform.pipeline import evaluate_experiment
+    from abplatform.report.render import print_offline_policy
+
+    result = evaluate_experiment(experiment, say=_say)
+    print_offline_policy(result, out)
+    if json_out is not None:
+        import dataclasses
+        import json
+
+        from abplatform.store import write_atomic
+
+        write_atomic(json_out, (json.dumps(dataclasses.asdict(result), indent=2) + "\n").encode())
+        out.print(f"Estimate written to {json_out}")
+
+
 def _probability(value: str) -> float:
     """A number strictly between 0 and 1 (a usage error otherwise, as click's own ranges)."""
     try:

@@ -10,7 +10,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from abplatform.contract import TABLES
 from abplatform.errors import InputError
@@ -20,9 +30,11 @@ from abplatform.metrics import BUILTIN_METRICS
 from abplatform.store import INDEX
 from abplatform.vocabulary import (
     BUILTIN_RANKER_NAMES,
+    OPE_ESTIMATORS,
     SEGMENT_COLUMNS,
     Aggregation,
     Alternative,
+    ClickModelName,
     Correction,
     CorrectionScope,
     Direction,
@@ -30,6 +42,7 @@ from abplatform.vocabulary import (
     GuardrailTest,
     MetricType,
     Mode,
+    OpeEstimator,
     RelativeCI,
     Role,
     SequentialMethod,
@@ -89,8 +102,21 @@ class MappedExpression(_Model):
         return v
 
 
+def _column_source_kind(v: Any) -> str | None:
+    if isinstance(v, str):
+        return "column"
+    if isinstance(v, dict) and len(v) == 1:
+        return next(iter(v)) if next(iter(v)) in ("constant", "expression") else None
+    return {MappedConstant: "constant", MappedExpression: "expression"}.get(type(v))
+
+
 #: What a contract column is read from: a source column, a constant or an expression.
-ColumnSource = str | MappedConstant | MappedExpression
+ColumnSource = Annotated[
+    Annotated[str, Tag("column")] | Annotated[MappedConstant, Tag("constant")]
+    | Annotated[MappedExpression, Tag("expression")],
+    Discriminator(_column_source_kind, custom_error_type="column_source",
+                  custom_error_message="expected a source column name, {constant: value} or {expression: SQL}"),
+]
 #: Per table: one file pattern (may contain ``{arm}``), or one pattern per arm (the arm is taken from the file).
 TableSource = str | dict[str, str]
 
@@ -308,6 +334,26 @@ class Simulation(_Model):
     workers: Annotated[int, Field(ge=1, le=64)] = 2
 
 
+class OfflinePolicy(_Model):
+    """Off-policy evaluation of one arm's policy on the rows another arm logged with propensities
+    (IPS, SNIPS, DR and DM per logged row, per position and per page; :mod:`abplatform.offline.ope`)."""
+
+    target: str = Field(description="The arm whose policy is evaluated.")
+    logged: str | None = Field(None, description="The arm whose logged rows (and propensities) the target is "
+                                                 "evaluated on; default: every row not of the target arm.")
+    policy: str | None = Field(
+        None, description="The target as a stochastic policy: a CSV or parquet table (relative to this file) with "
+                          "columns [context,] position, item_id, probability, summing to 1 per (context, position). "
+                          "Default: the target arm's ranker (needs the candidates and items tables).")
+    context: str | None = Field(None, description="The sessions column the policy table's context column refers to.")
+    estimators: list[OpeEstimator] = Field(default_factory=lambda: list(OPE_ESTIMATORS))
+    reward_model: ClickModelName | None = Field(
+        "pbm", description="Click model fitted on the log: the baseline of DR and DM (null: IPS and SNIPS only).")
+    min_ess: Annotated[float, Field(gt=0)] = Field(100.0, description="Warn below this effective sample size.")
+    max_weight_share: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.05, description="Warn when one logged row holds more than this share of a position's weight.")
+
+
 class Experiment(_Model):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=MAX_NAME_LENGTH,
                                description="Names the experiment's folder of the results store: letters, "
@@ -328,6 +374,8 @@ class Experiment(_Model):
         description="query_segment, query_complexity, user_type, or any other column of the sessions table.")
     decision: Decision = Field(default_factory=Decision)
     simulation: Simulation = Field(default_factory=Simulation)
+    offline_policy: OfflinePolicy | None = Field(
+        None, description="Also estimate an arm's policy off-policy from another arm's logged propensities.")
     compare_to: str | None = Field(None, description="Experiment whose latest run of the other mode (offline / "
                                                      "online) is set beside this one; defaults to this name.")
 
@@ -371,6 +419,7 @@ class Experiment(_Model):
         if dupes:
             raise ValueError(f"segment {dupes[0]!r} is listed twice")
         self._data_fits_arms(names, metric_names)
+        self._offline_policy_fits_arms(names)
         return self
 
     def _data_fits_arms(self, names: list[str], metric_names: list[str]) -> None:
@@ -391,6 +440,20 @@ class Experiment(_Model):
         if self.randomisation.unit == "impression" and "page_good_rate" in metric_names:
             raise ValueError("page_good_rate judges whole pages, which randomisation.unit: impression splits; "
                              "drop the metric or randomise by session or user")
+
+    def _offline_policy_fits_arms(self, names: list[str]) -> None:
+        ope = self.offline_policy
+        if ope is None:
+            return
+        for key in ("target", "logged"):
+            arm = getattr(ope, key)
+            if arm is not None and arm not in names:
+                raise ValueError(f"offline_policy.{key}: {arm!r} is not an arm" + did_you_mean(arm, names))
+        if ope.logged == ope.target:
+            raise ValueError("offline_policy: the target is evaluated on another arm's log (logged == target)")
+        if ope.policy is None and next(a for a in self.arms if a.name == ope.target).ranker is None:
+            raise ValueError(f"offline_policy: arm {ope.target!r} has no ranker; give its policy as a table "
+                             "(offline_policy.policy)")
 
     @property
     def control_arm(self) -> Arm:
@@ -508,6 +571,12 @@ def _where(path: Path, node: yaml.Node | None) -> str:
     return f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
 
 
+def _without_tags(loc: tuple) -> tuple:
+    """A pydantic error location without the union tag it inserts ('expression' in ....expression.expression)."""
+    return tuple(x for i, x in enumerate(loc)
+                 if not (x in ("column", "constant", "expression") and i + 1 < len(loc) and loc[i + 1] == x))
+
+
 def _loc_str(loc: tuple) -> str:
     return "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in loc).lstrip(".") or "(top level)"
 
@@ -564,7 +633,7 @@ def _experiment_problems(path: Path, text: str) -> tuple[Experiment | None, list
         exp = Experiment.model_validate(raw)
     except ValidationError as e:
         for err in e.errors():
-            loc = tuple(err["loc"])
+            loc = _without_tags(tuple(err["loc"]))
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 node = _key_node(root, loc)

@@ -18,6 +18,7 @@ from abplatform.config import Experiment, load_experiment, setting_location
 from abplatform.dataset import Dataset
 from abplatform.decision import DecisionRule, decide
 from abplatform.errors import InputError
+from abplatform.evaluate import evaluate_offline_policy, target_policy_table
 from abplatform.metrics.engine import SQL_DIR
 from abplatform.offline.behaviour import FittedBehaviour
 from abplatform.profile import experiment_profile, unit_column
@@ -38,6 +39,7 @@ from abplatform.report.model import (
     SegmentResult,
     finite_or_none,
 )
+from abplatform.report.offline_policy import OfflinePolicyEvaluation
 from abplatform.report.render import junit_xml, markdown
 from abplatform.scorecard import Scorecard, build_scorecard, metric_results, srm_checks
 from abplatform.stats.latency import NO_MARGIN, ONLINE, latency_guardrail, not_evaluated
@@ -179,6 +181,7 @@ def check_experiment_data(config_path: str | Path) -> DataCheck:
     the sample ratio of units per arm."""
     config_path = Path(config_path)
     exp, _ = load_experiment(config_path)
+    check_offline_policy_table(exp, config_path)
     dataset = source_dataset(exp, config_path, _noop)
     counts = validate_experiment_data(exp, dataset, replay=exp.data.mode == "offline")
     if exp.data.mode != "online":
@@ -245,6 +248,7 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
     """Replay the logged sessions through both arms, then analyse the simulated A/B log."""
     config_path = Path(config_path)
     exp, config_sha = load_experiment(config_path)
+    check_offline_policy_table(exp, config_path)
     arms = [(a, make_ranker(_resolve_ranker(a.ranker, config_path), a.params, where=f"{config_path}: arms[{i}].ranker"))
             for i, a in enumerate(exp.arms)]
     source = source_dataset(exp, config_path, say)
@@ -285,7 +289,37 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
     say(f"Computing sufficient statistics ({exp.data.engine}) and the scorecard")
     card = build_scorecard(dataset, exp)
     return _publish(exp, config_path, config_sha, card, "offline", source_fp, str(replay_dir), results,
-                    latency_ms=latency.get("ms_per_query", {}), latency_guard=guard, say=say)
+                    latency_ms=latency.get("ms_per_query", {}), latency_guard=guard, say=say,
+                    offline_policy=_offline_policy(exp, config_path, source, say))
+
+
+def check_offline_policy_table(exp: Experiment, config_path: Path) -> None:
+    """A stochastic target's probability table is read and checked before any computing."""
+    if exp.offline_policy is not None and exp.offline_policy.policy is not None:
+        target_policy_table(exp.offline_policy, config_path)
+
+
+def evaluate_experiment(config_path: str | Path, say: Progress = _noop) -> OfflinePolicyEvaluation:
+    """``abplatform evaluate``: the experiment's off-policy estimate alone, on its validated log."""
+    config_path = Path(config_path)
+    exp, _ = load_experiment(config_path)
+    check_offline_policy_table(exp, config_path)
+    if exp.offline_policy is None:
+        raise InputError(f"{config_path}: no offline_policy section (the arm to evaluate, and on which arm's log)")
+    dataset = source_dataset(exp, config_path, say)
+    validate_experiment_data(exp, dataset)
+    result = _offline_policy(exp, config_path, dataset, say)
+    assert result is not None
+    return result
+
+
+def _offline_policy(exp: Experiment, config_path: Path, dataset: Dataset,
+                    say: Progress) -> OfflinePolicyEvaluation | None:
+    """The experiment's off-policy estimate on ``dataset`` (the logged source), when it asks for one."""
+    if exp.offline_policy is None:
+        return None
+    say(f"Estimating arm {exp.offline_policy.target}'s policy off-policy on the logged propensities")
+    return evaluate_offline_policy(exp, config_path, dataset)
 
 
 def _serving_cost(exp: Experiment, source: Dataset, catalog: Catalog | None, rankers: dict[str, Ranker],
@@ -317,6 +351,7 @@ def run_online(config_path: str | Path, results: str | Path = "results", say: Pr
     """Analyse an online A/B log (sessions already carry their arm)."""
     config_path = Path(config_path)
     exp, config_sha = load_experiment(config_path)
+    check_offline_policy_table(exp, config_path)
     if exp.data.world is not None:
         raise InputError(f"{config_path}: data: 'analyze' reads an online A/B log (data.path), "
                          "not the synthetic world — use 'abplatform run' for offline replay")
@@ -326,7 +361,7 @@ def run_online(config_path: str | Path, results: str | Path = "results", say: Pr
     card = build_scorecard(dataset, exp)
     return _publish(exp, config_path, config_sha, card, "online", data_fingerprint(dataset, counts),
                     str(dataset.path), results, latency_guard=not_evaluated(ONLINE, exp.decision.latency_margin),
-                    say=say)
+                    say=say, offline_policy=_offline_policy(exp, config_path, dataset, say))
 
 
 def offline_vs_online(offline: Report, online: Report) -> list[OfflineVsOnline]:
@@ -386,7 +421,8 @@ def analysis_of(exp: Experiment) -> Analysis:
 
 def _publish(exp: Experiment, config_path: Path, config_sha: str, card: Scorecard, mode: Mode,
              source: DataFingerprint, event_log: str, results: str | Path, latency_ms: dict[str, float] | None = None,
-             latency_guard: LatencyGuardrail | None = None, say: Progress = _noop) -> tuple[Path, Report]:
+             latency_guard: LatencyGuardrail | None = None, say: Progress = _noop,
+             offline_policy: OfflinePolicyEvaluation | None = None) -> tuple[Path, Report]:
     run_id = new_run_id()
     store = ResultsStore(results)
     metrics = metric_results(card.overall)
@@ -402,7 +438,7 @@ def _publish(exp: Experiment, config_path: Path, config_sha: str, card: Scorecar
         srm=srm, metrics=metrics, segments=metric_results(card.segments, SegmentResult),
         srm_by_segment=srm_by_segment, daily=metric_results(card.daily, DailyResult),
         latency_ms_per_query=latency_ms or {}, latency_guardrail=latency_guard, long_tail=_long_tail(card),
-        analysis=analysis_of(exp))
+        analysis=analysis_of(exp), offline_policy=offline_policy)
     paired = _paired_report(store, exp, mode, say)
     if paired is not None:
         report.offline_vs_online = offline_vs_online(*((report, paired) if mode == "offline" else (paired, report)))

@@ -110,7 +110,8 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
         sequential = stats.SequentialSpec(method=st.sequential.method, look="day", tuning_n=st.sequential.tuning_n,
                                           planned_n=st.sequential.planned_units)
     # the daily looks: no correction across metrics
-    daily_card = compare(daily, by=["day"], sequential=sequential)
+    # a log without session times has no daily looks (and the profile refuses sequential testing on it)
+    daily_card = compare(daily, by=["day"], sequential=sequential) if len(daily) else pd.DataFrame()
     if sequential is not None:  # the overall scorecard is the current look, after the earlier days
         sequential = dataclasses.replace(sequential, earlier_n=_earlier_looks(daily_card))
     overall = compare(suff[suff["segment"] == "all"], correction=st.correction, correction_scope=st.correction_scope,

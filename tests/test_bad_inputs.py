@@ -681,6 +681,84 @@ def _mapping_case(folder: Path) -> list[str]:
     return ["analyze", "tiny.yaml", "--no-segments"]
 
 
+EXAMPLES = Path(__file__).parents[1] / "experiments"
+
+
+def slot_example(edit: Callable[[str], str] = lambda y: y, data: Callable[[Path], None] | None = None,
+                 command: str = "analyze") -> Callable[[Path], list[str]]:
+    """A builder: the shipped slot-level example (query-less CSV log, per-file arms), its YAML edited."""
+    def build(folder: Path) -> list[str]:
+        import shutil
+
+        shutil.copytree(EXAMPLES / "data" / "slot_level_log", folder / "data" / "slot_level_log")
+        if data:
+            data(folder / "data" / "slot_level_log")
+        (folder / "slot.yaml").write_text(edit((EXAMPLES / "slot_level_ab.yaml").read_text()))
+        return [command, "slot.yaml"]
+    return build
+
+
+def _replace(old: str, new: str) -> Callable[[str], str]:
+    def edit(text: str) -> str:
+        assert old in text, old
+        return text.replace(old, new)
+    return edit
+
+
+def _policy_off_by(delta: float) -> Callable[[Path], None]:
+    def data(folder: Path) -> None:
+        f = folder / "bts" / "policy.csv"
+        rows = f.read_text().splitlines()
+        cells = rows[5].split(",")
+        cells[2] = repr(float(cells[2]) + delta)
+        rows[5] = ",".join(cells)
+        f.write_text("\n".join(rows) + "\n")
+    return data
+
+
+def _position_beyond_slots(folder: Path) -> None:
+    f = folder / "random" / "all.csv"
+    rows = f.read_text().splitlines()
+    cells = rows[3].split(",")
+    cells[3] = "4"
+    rows[3] = ",".join(cells)
+    f.write_text("\n".join(rows) + "\n")
+
+
+CASES += [
+    Case("mapping-constant-of-the-wrong-type", "a mapping constant 'yes' for the boolean column clicked", "analyze",
+         slot_example(_replace("clicked: click", "clicked: {constant: 'yes'}")), "slot.yaml:",
+         ("mapping.impressions.clicked: constant 'yes' is not a bool value",)),
+    Case("mapping-expression-forbidden-function", "a mapping expression calling read_csv", "analyze",
+         slot_example(_replace("clicked: click", "clicked: {expression: \"read_csv('/etc/passwd') > 0\"}")),
+         "slot.yaml:", ("function read_csv is not allowed",)),
+    Case("mapping-expression-unknown-column", "a mapping expression over a column the log does not have",
+         "analyze", slot_example(_replace("clicked: click", "clicked: {expression: \"clicks > 0\"}")),
+         "slot.yaml:", ("mapping.impressions.clicked: expression 'clicks > 0': source column 'clicks' not found",
+                        "did you mean 'click'")),
+    Case("arm-pattern-matching-no-file", "a per-arm file pattern that matches no file", "analyze",
+         slot_example(_replace('bts: "bts/all.csv"', 'bts: "thompson/*.csv"')), "slot.yaml:",
+         ("data.tables.impressions.bts: no file matches 'thompson/*.csv'",)),
+    Case("arm-files-for-an-unknown-arm", "per-arm files for an arm the experiment does not have", "analyze",
+         slot_example(_replace('bts: "bts/all.csv"', 'ts: "bts/all.csv"')), "slot.yaml:",
+         ("data.tables.impressions: 'ts' is not an arm",)),
+    Case("policy-not-summing-to-one", "a stochastic target policy whose probabilities at one slot sum to 1.1",
+         "analyze", slot_example(data=_policy_off_by(0.1)), "policy.csv:",
+         ("sum",)),
+    Case("positions-beyond-the-slots", "a logged position 4 in a log declared with slots: 3", "analyze",
+         slot_example(data=_position_beyond_slots), "slot_level_log/impressions",
+         ("position outside 1..3",)),
+    Case("sparse-pages-not-declared", "a slot-level log (one slot per page) without positions: sparse", "analyze",
+         slot_example(_replace("  positions: sparse", "")), "slot_level_log/impressions",
+         ("positions that were never shown", "data.positions: sparse")),
+    Case("metric-needs-a-missing-column", "buyer_conversion on a log without purchases", "analyze",
+         slot_example(_replace("  - {name: item_ctr, role: primary}",
+                               "  - {name: item_ctr, role: primary}\n  - {name: buyer_conversion}")),
+         "slot_level_log/impressions", ("missing column 'purchased'", "needed by metric buyer_conversion")),
+    Case("unit-column-missing", "randomisation.unit naming a column the log does not have", "analyze",
+         slot_example(_replace("unit: impression", "unit: request")), "slot_level_log/impressions",
+         ("missing column 'request_id'", "needed by randomisation.unit: request")),
+]
 CASES = [Case(c.id, c.what, c.command, _mapping_case, c.where, c.expect, c.lines, c.xfail)
          if c.id == "mapping-unknown-column" else c for c in CASES]
 BY_ID = {c.id: c for c in CASES}

@@ -16,6 +16,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, Union
 
+from abplatform.report.offline_policy import OfflinePolicyEvaluation
+
 T = TypeVar("T")
 
 
@@ -257,6 +259,7 @@ class Report:
     long_tail: LongTail | None = None
     offline_vs_online: list[OfflineVsOnline] = field(default_factory=list)
     analysis: Analysis = field(default_factory=Analysis)
+    offline_policy: OfflinePolicyEvaluation | None = None
 
     @property
     def confidence_label(self) -> str:

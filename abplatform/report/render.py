@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from abplatform.formats import fmt_ci, fmt_p, fmt_pct, fmt_value
 from abplatform.report.model import Check, MetricResult, Report
+from abplatform.report.offline_policy import OfflinePolicyEvaluation
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -109,6 +110,8 @@ def markdown(report: Report) -> str:
         for key in ("coverage", "exposure_gini"):
             vals = " · ".join(f"{a}: {fmt_value(v.get(key))}" for a, v in lt.per_arm.items())
             lines.append(f"| {key} (per arm) | {vals} | | | | |")
+    if report.offline_policy is not None:
+        lines += ["", *offline_policy_markdown(report.offline_policy)]
     lines += ["", "## Serving cost (latency guardrail)", "", _latency_details(report)]
     if report.latency_ms_per_query:
         lines += ["", "Replay wall clock, ms per query (for information; it moves with machine load and does "
@@ -130,6 +133,33 @@ def _latency_details(report: Report) -> str:
               if lat.repetitions else "")
     return (f"{lat.status}: CPU time per query, treatment / control = {lat.ratio:.3f}, {report.confidence_label} "
             f"{ci}, margin {margin}" + (f"; CPU ms per query: {arms}" if arms else "") + design)
+
+
+def offline_policy_markdown(ope: OfflinePolicyEvaluation) -> list[str]:
+    """The off-policy section: each estimator per logged row and per page, the on-policy value beside them,
+    the weights' ESS per position and every warning."""
+    level = f"{1 - ope.alpha:.0%} CI"
+    lines = [f"## Off-policy estimate: {ope.target}", "", f"Estimand: {ope.estimand}", "",
+             (f"Logged rows: {ope.n_rows:,} in {ope.n_sessions:,} sessions · Kish ESS {fmt_value(ope.ess)} · "
+              f"largest weight {fmt_value(ope.max_weight)}"), "",
+             f"| estimator | per logged row | {level} | per page | {level} |", "|---|---|---|---|---|"]
+    for e in ope.estimates:
+        lines.append(f"| {e.estimator} | {fmt_value(e.value)} | {fmt_ci(e.ci_low, e.ci_high, pct=False)} | "
+                     f"{fmt_value(e.page_value)} | {fmt_ci(e.page_ci_low, e.page_ci_high, pct=False)} |")
+    if ope.on_policy is not None and ope.on_policy.value is not None:
+        on = ope.on_policy
+        lines.append(f"| on-policy (the target's own {on.n_rows:,} logged rows) | {fmt_value(on.value)} | "
+                     f"{fmt_ci(on.ci_low, on.ci_high, pct=False)} | | |")
+    positions = [p.position for p in ope.positions]
+    lines += ["", "| position | " + " | ".join(map(str, positions)) + " |", "|---" * (len(positions) + 1) + "|",
+              "| logged rows | " + " | ".join(f"{p.n_rows:,}" for p in ope.positions) + " |",
+              "| ESS | " + " | ".join(fmt_value(p.ess) for p in ope.positions) + " |"]
+    for e in ope.estimates:
+        by = {v.position: v for v in e.per_position}
+        lines.append(f"| {e.estimator} | " + " | ".join(fmt_value(by[k].value) if k in by else "" for k in positions)
+                     + " |")
+    lines += [""] + [f"- warning: {w}" for w in ope.warnings]
+    return lines
 
 
 def print_report(report: Report, console: Console | None = None, segments: bool = True) -> None:
@@ -160,7 +190,27 @@ def print_report(report: Report, console: Console | None = None, segments: bool 
         for (seg, val), cells in by_key.items():
             st.add_row(seg, val, *[cells.get(m.metric, "") for m in report.metrics])
         console.print(st)
+    if report.offline_policy is not None:
+        print_offline_policy(report.offline_policy, console)
     print_decision(report, console)
+
+
+def print_offline_policy(ope: OfflinePolicyEvaluation, console: Console) -> None:
+    from rich.table import Table
+
+    level = f"{1 - ope.alpha:.0%} CI"
+    t = Table(title=f"Off-policy estimate: {ope.target} ({ope.n_rows:,} logged rows, ESS {fmt_value(ope.ess)})")
+    for h in ("estimator", "per logged row", level, "per page", f"{level} "):
+        t.add_column(h, justify="left" if h == "estimator" else "right")
+    for e in ope.estimates:
+        t.add_row(e.estimator, fmt_value(e.value), fmt_ci(e.ci_low, e.ci_high, pct=False), fmt_value(e.page_value),
+                  fmt_ci(e.page_ci_low, e.page_ci_high, pct=False))
+    if ope.on_policy is not None and ope.on_policy.value is not None:
+        on = ope.on_policy
+        t.add_row("on-policy (own log)", fmt_value(on.value), fmt_ci(on.ci_low, on.ci_high, pct=False), "", "")
+    console.print(t)
+    for w in ope.warnings:
+        console.print(f"  warning: {w}", markup=False)
 
 
 def print_decision(report: Report, console: Console) -> None:

@@ -68,9 +68,11 @@ def test_log_that_breaks_the_contract_lists_every_problem(copy_world, tmp_path):
     pq.write_table(t, f)
     s = sorted((bad / "sessions").glob("*.parquet"))[0]
     pq.write_table(pq.read_table(s).drop_columns(["query_segment"]), s)
-    (tmp_path / "e.yaml").write_text(f"name: x\ndata: {{path: {bad.name}}}\n" + ARMS)
+    # the segment listed needs the column (the default segments are those the log has)
+    (tmp_path / "e.yaml").write_text(f"name: x\ndata: {{path: {bad.name}}}\nsegments: [query_segment]\n" + ARMS)
     res = cli("run", "e.yaml", cwd=tmp_path)
-    assert_user_error(res, "sessions: missing column 'query_segment'", "position outside 1..10",
+    assert_user_error(res, "sessions: missing column 'query_segment'", "needed by segment query_segment",
+                      "position outside 1..10",
                       "purchase without a click", "duplicate key(s) (session_id, position)", cwd=tmp_path)
     assert all(line.startswith("error: ") for line in res.stderr.strip().splitlines())
 

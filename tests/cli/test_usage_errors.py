@@ -19,7 +19,7 @@ COMMANDS = {
     "run": ["x.yaml"], "analyze": ["x.yaml"], "validate": ["x.yaml"], "schema": [], "gate": ["run"],
     "check-data": ["logs"], "analyze-summary": ["summary.csv"], "dashboard": [], "contract": [],
     "world generate": ["--out", "w"], "world export-ab": ["w", "--out", "ab"], "index rebuild": [],
-    "plan": ["x.yaml"],
+    "plan": ["x.yaml"], "evaluate": ["x.yaml"],
 }
 
 # (case id, argv, the command the usage line names, what stderr must say besides it)
@@ -40,7 +40,7 @@ MISSING = {
     "world generate": (["--users", "10"], "Missing option '--out'"),
     "world export-ab": (["w"], "Missing option '--out'"),
     "world export-ab (no world)": (["--out", "ab"], "Missing argument 'world'"),
-    "plan": ([], "Missing argument 'experiment'"),
+    "plan": ([], "Missing argument 'experiment'"), "evaluate": ([], "Missing argument 'experiment'"),
 }
 for name, (args, message) in MISSING.items():
     command = name.split(" (")[0]
