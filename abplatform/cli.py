@@ -150,25 +150,32 @@ def analyze(
 
 @app.command()
 def evaluate(
-    experiment: Annotated[Path, typer.Argument(help="Experiment YAML file with an offline_policy section.")],
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the estimate as JSON here.")] = None,
+    experiment: Annotated[Path, typer.Argument(help="Experiment YAML file with an offline_policy or interleaving "
+                                                    "section.")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON here.")] = None,
 ) -> None:
-    """Off-policy evaluation only: the offline_policy section's estimate on the logged propensities (IPS,
-    SNIPS, DR, DM per logged row, per position and per page), without replaying or writing a run."""
+    """Off-policy evaluation (IPS, SNIPS, DR, DM per logged row, per position and per page) and the analysis
+    of an interleaved log (impressions.team), without the A/B scorecard and without writing a run."""
     _check_experiment_file(experiment)
     from abplatform.pipeline import evaluate_experiment
-    from abplatform.report.render import print_offline_policy
+    from abplatform.report.render import interleaving_lines, print_offline_policy
 
-    result = evaluate_experiment(experiment, say=_say)
-    print_offline_policy(result, out)
+    ope, interleaving = evaluate_experiment(experiment, say=_say)
+    if ope is not None:
+        print_offline_policy(ope, out)
+    if interleaving is not None:
+        for line in interleaving_lines(interleaving):
+            out.print(line, markup=False)
     if json_out is not None:
         import dataclasses
         import json
 
         from abplatform.store import write_atomic
 
-        write_atomic(json_out, (json.dumps(dataclasses.asdict(result), indent=2) + "\n").encode())
-        out.print(f"Estimate written to {json_out}")
+        found = {"offline_policy": ope, "interleaving": interleaving}
+        data = {k: dataclasses.asdict(v) for k, v in found.items() if v is not None}
+        write_atomic(json_out, (json.dumps(data, indent=2) + "\n").encode())
+        out.print(f"Results written to {json_out}")
 
 
 def _probability(value: str) -> float:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -30,13 +30,13 @@ from abplatform.metrics import BUILTIN_METRICS
 from abplatform.store import INDEX
 from abplatform.vocabulary import (
     BUILTIN_RANKER_NAMES,
-    OPE_ESTIMATORS,
     SEGMENT_COLUMNS,
     Aggregation,
     Alternative,
     ClickModelName,
     Correction,
     CorrectionScope,
+    CreditRule,
     Direction,
     Engine,
     GuardrailTest,
@@ -107,7 +107,9 @@ def _column_source_kind(v: Any) -> str | None:
         return "column"
     if isinstance(v, dict) and len(v) == 1:
         return next(iter(v)) if next(iter(v)) in ("constant", "expression") else None
-    return {MappedConstant: "constant", MappedExpression: "expression"}.get(type(v))
+    if isinstance(v, MappedConstant):
+        return "constant"
+    return "expression" if isinstance(v, MappedExpression) else None
 
 
 #: What a contract column is read from: a source column, a constant or an expression.
@@ -163,9 +165,9 @@ class DataSource(_Model):
             if bad:
                 raise ValueError(f"mapping.{table}: {bad[0]!r} is not a column of {table}"
                                  + did_you_mean(bad[0], known))
-            for name, source in cols.items():
-                if isinstance(source, MappedConstant):
-                    check_constant(TABLES[table].column(name), source.constant, f"mapping.{table}.{name}")
+            for name, column_source in cols.items():
+                if isinstance(column_source, MappedConstant):
+                    check_constant(TABLES[table].column(name), column_source.constant, f"mapping.{table}.{name}")
         for table, source in self.tables.items():
             if isinstance(source, dict) and not source:
                 raise ValueError(f"tables.{table}: give a file pattern, or one per arm")
@@ -346,12 +348,24 @@ class OfflinePolicy(_Model):
                           "columns [context,] position, item_id, probability, summing to 1 per (context, position). "
                           "Default: the target arm's ranker (needs the candidates and items tables).")
     context: str | None = Field(None, description="The sessions column the policy table's context column refers to.")
-    estimators: list[OpeEstimator] = Field(default_factory=lambda: list(OPE_ESTIMATORS))
+    estimators: list[OpeEstimator] = Field(default_factory=lambda: list(get_args(OpeEstimator)))
     reward_model: ClickModelName | None = Field(
         "pbm", description="Click model fitted on the log: the baseline of DR and DM (null: IPS and SNIPS only).")
     min_ess: Annotated[float, Field(gt=0)] = Field(100.0, description="Warn below this effective sample size.")
     max_weight_share: Annotated[float, Field(gt=0, le=1)] = Field(
         0.05, description="Warn when one logged row holds more than this share of a position's weight.")
+
+
+class Interleaving(_Model):
+    """Team-draft interleaving of the control and the treatment (:mod:`abplatform.offline.interleaving`):
+    simulated on the logged sessions in an offline run (with the measured sessions it saves against an A/B
+    test), or read from an interleaved log's ``impressions.team`` column by ``abplatform evaluate``."""
+
+    credit_rule: CreditRule = Field("wins", description="wins: +1/-1/0 per session by which team got more "
+                                                        "clicks; click_difference: the normalised difference.")
+    unit: Literal["session", "unit"] | None = Field(
+        None, description="The observations the tests treat as independent: session, or unit (a user's "
+                          "sessions summed). Default: unit when sessions carry unit ids.")
 
 
 class Experiment(_Model):
@@ -374,6 +388,8 @@ class Experiment(_Model):
         description="query_segment, query_complexity, user_type, or any other column of the sessions table.")
     decision: Decision = Field(default_factory=Decision)
     simulation: Simulation = Field(default_factory=Simulation)
+    interleaving: Interleaving | None = Field(
+        None, description="Also compare the two arms by team-draft interleaving (simulated offline, or from a log).")
     offline_policy: OfflinePolicy | None = Field(
         None, description="Also estimate an arm's policy off-policy from another arm's logged propensities.")
     compare_to: str | None = Field(None, description="Experiment whose latest run of the other mode (offline / "

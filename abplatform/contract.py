@@ -97,6 +97,8 @@ IMPRESSIONS = Table(
             True,
             "Logging policy's marginal probability of showing this item at this position; null where unknown.",
         ),
+        Column("team", "string", True,
+               "Interleaved logs: the arm whose team (team-draft) placed the item; null when not interleaved."),
     ),
     key=("session_id", "position"),
 )

@@ -281,11 +281,13 @@ class Dataset:
         contract = {c.name for c in TABLES[table].columns}
         if not self.cast and table not in self.derived:
             # the log's own columns and types, as the validation reads them; the absent ones NULL
-            missing = {c for c in contract if c not in present}
+            absent = {c for c in contract if c not in present}
             fills = [f"CAST(NULL AS {duck_type(c.type)}) AS {c.name}" for c in TABLES[table].columns
-                     if c.name in missing]
-            return ["*", *fills], missing, [c for c in present if c not in contract]
-        cols, used, missing = [], set(), set()
+                     if c.name in absent]
+            return ["*", *fills], absent, [c for c in present if c not in contract]
+        cols: list[str] = []
+        used: set[str] = set()
+        missing: set[str] = set()
         for c in TABLES[table].columns:
             if c.name == "arm" and part.arm is not None:
                 cols.append(f"CAST({_sql_str(part.arm)} AS VARCHAR) AS arm")

@@ -41,7 +41,9 @@ def _session_values(dataset: Dataset, column: str, session_ids: np.ndarray) -> n
     ids = np.asarray(got["session_id"], np.int64)
     values = np.asarray(got["v"], dtype=object)
     at = np.clip(np.searchsorted(ids, session_ids), 0, max(len(ids) - 1, 0))
-    return np.where((len(ids) > 0) & (ids[at] == session_ids), values[at], None)
+    if len(ids) == 0:
+        return np.full(len(session_ids), None, dtype=object)
+    return np.where(ids[at] == session_ids, values[at], np.full(len(session_ids), None, dtype=object))
 
 
 def target_policy_table(cfg: OfflinePolicy, config_path: Path) -> StochasticPolicy:

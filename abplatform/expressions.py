@@ -320,7 +320,8 @@ MAPPING_FUNCTIONS: dict[type[exp.Expr], str] = {
     exp.Length: "length", exp.Greatest: "greatest", exp.Least: "least", exp.Cast: "cast", exp.TryCast: "try_cast",
     exp.DPipe: "||", exp.Case: "case", exp.If: "case", exp.Mod: "%",
 }
-_MAPPING_ALLOWED = (*_ALLOWED, *MAPPING_FUNCTIONS, exp.DataType, exp.DataTypeParam, exp.Var)
+_MAPPING_ALLOWED: tuple[type[exp.Expr], ...] = (*_ALLOWED, *MAPPING_FUNCTIONS, exp.DataType, exp.DataTypeParam,
+                                                 exp.Var)
 
 
 def check_mapping_expression(text: str) -> exp.Expr:

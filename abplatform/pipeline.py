@@ -21,12 +21,15 @@ from abplatform.errors import InputError
 from abplatform.evaluate import evaluate_offline_policy, target_policy_table
 from abplatform.metrics.engine import SQL_DIR
 from abplatform.offline.behaviour import FittedBehaviour
+from abplatform.offline.interleaving import interleaved_log_summary, interleaving_report, simulate_interleaving
+from abplatform.offline.ope import load_logged_pages
 from abplatform.profile import experiment_profile, unit_column
 from abplatform.rankers import Catalog, Ranker, make_ranker
 from abplatform.replay import ReplayArm, ReplaySpec, replay
 from abplatform.replay.behaviour import Behaviour, Rater
 from abplatform.replay.executors import make_executor
 from abplatform.replay.serving_cost import measure_serving_cost, unmeasurable
+from abplatform.report.interleaving import InterleavingResult
 from abplatform.report.model import (
     Analysis,
     DailyResult,
@@ -147,14 +150,19 @@ def resolve_data_path(exp: Experiment, config_path: Path) -> Path:
     return p if p.is_absolute() or p.exists() else (config_path.parent / p)
 
 
-def validate_experiment_data(exp: Experiment, dataset: Dataset, replay: bool = False) -> dict[str, int]:
+def validate_experiment_data(exp: Experiment, dataset: Dataset, replay: bool = False,
+                             require_arm: bool = True) -> dict[str, int]:
     """Every check ``run`` / ``analyze`` makes of the experiment's log before computing (its profile, positions,
-    unit, and for an online log its arms and assignment); the row counts per table."""
+    unit, and for an online log its arms and assignment; ``require_arm=False``: an interleaved log, whose
+    sessions carry no arm); the row counts per table."""
     online = exp.data.mode == "online"
-    return validate_dataset(dataset, require_arm=online, max_position=exp.data.slots or exp.simulation.page_size,
-                            replay=replay, arms=tuple(a.name for a in exp.arms) if online else (),
-                            profile=experiment_profile(exp), sparse=exp.data.positions == "sparse",
-                            unit=exp.randomisation.unit)
+    profile = experiment_profile(exp)
+    if not require_arm:
+        profile.pop(("sessions", "arm"), None)
+    return validate_dataset(dataset, require_arm=online and require_arm,
+                            max_position=exp.data.slots or exp.simulation.page_size, replay=replay,
+                            arms=tuple(a.name for a in exp.arms) if online else (), profile=profile,
+                            sparse=exp.data.positions == "sparse", unit=exp.randomisation.unit)
 
 
 @dataclass(frozen=True)
@@ -249,8 +257,9 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
     config_path = Path(config_path)
     exp, config_sha = load_experiment(config_path)
     check_offline_policy_table(exp, config_path)
-    arms = [(a, make_ranker(_resolve_ranker(a.ranker, config_path), a.params, where=f"{config_path}: arms[{i}].ranker"))
-            for i, a in enumerate(exp.arms)]
+    # an offline experiment's arms all have a ranker (the config checks it)
+    arms = [(a, make_ranker(_resolve_ranker(a.ranker or "", config_path), a.params,
+                            where=f"{config_path}: arms[{i}].ranker")) for i, a in enumerate(exp.arms)]
     source = source_dataset(exp, config_path, say)
     counts = validate_experiment_data(exp, source, replay=True)
     source_fp = data_fingerprint(source, counts)
@@ -288,9 +297,44 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
     dataset = Dataset(replay_dir)
     say(f"Computing sufficient statistics ({exp.data.engine}) and the scorecard")
     card = build_scorecard(dataset, exp)
+    interleaving = None
+    if exp.interleaving is not None:
+        if catalog is None:  # a cached replay and serving cost: the rankers are not fitted yet
+            catalog = Catalog.from_dataset(source)
+            for ranker in rankers.values():
+                ranker.fit(source, catalog)
+        interleaving = _simulated_interleaving(exp, source, catalog, rankers, say)
     return _publish(exp, config_path, config_sha, card, "offline", source_fp, str(replay_dir), results,
                     latency_ms=latency.get("ms_per_query", {}), latency_guard=guard, say=say,
-                    offline_policy=_offline_policy(exp, config_path, source, say))
+                    offline_policy=_offline_policy(exp, config_path, source, say), interleaving=interleaving)
+
+
+def _simulated_interleaving(exp: Experiment, source: Dataset, catalog: Catalog, rankers: dict[str, Ranker],
+                            say: Progress) -> InterleavingResult:
+    """Team-draft interleaving of the fitted control and treatment on every logged session, answered by the
+    run's simulated users, with the sessions it needs against an A/B test of item CTR."""
+    assert exp.interleaving is not None
+    sim = exp.simulation
+    behaviour, _ = _users_and_raters(exp, source, catalog, say)
+    control, treatment = exp.control_arm.name, exp.treatment_arm.name
+    say(f"Interleaving {control} and {treatment} (team draft) on the logged sessions")
+    result = simulate_interleaving(load_logged_pages(source, k=sim.page_size), rankers[control], rankers[treatment],
+                                   catalog, behaviour, seed=sim.seed, arms=(control, treatment),
+                                   page_size=sim.page_size, batch_size=sim.batch_size, alpha=exp.statistics.alpha,
+                                   credit_rule=exp.interleaving.credit_rule, unit=exp.interleaving.unit)
+    return interleaving_report(result.analysis, result.sample_size)
+
+
+def _logged_interleaving(exp: Experiment, dataset: Dataset) -> InterleavingResult:
+    """An interleaved log's comparison: each session's clicks credited to the team (impressions.team) of its arm."""
+    assert exp.interleaving is not None
+    con = dataset.connect()
+    try:
+        analysis = interleaved_log_summary(con, (exp.control_arm.name, exp.treatment_arm.name),
+                                           exp.statistics.alpha, exp.interleaving.credit_rule, exp.interleaving.unit)
+    finally:
+        con.close()
+    return interleaving_report(analysis)
 
 
 def check_offline_policy_table(exp: Experiment, config_path: Path) -> None:
@@ -299,18 +343,26 @@ def check_offline_policy_table(exp: Experiment, config_path: Path) -> None:
         target_policy_table(exp.offline_policy, config_path)
 
 
-def evaluate_experiment(config_path: str | Path, say: Progress = _noop) -> OfflinePolicyEvaluation:
-    """``abplatform evaluate``: the experiment's off-policy estimate alone, on its validated log."""
+def evaluate_experiment(config_path: str | Path, say: Progress = _noop
+                        ) -> tuple[OfflinePolicyEvaluation | None, InterleavingResult | None]:
+    """``abplatform evaluate``: the experiment's off-policy estimate and the interleaved log's comparison,
+    without the A/B scorecard (an interleaved log's sessions carry no arm), on its validated log."""
     config_path = Path(config_path)
     exp, _ = load_experiment(config_path)
     check_offline_policy_table(exp, config_path)
-    if exp.offline_policy is None:
-        raise InputError(f"{config_path}: no offline_policy section (the arm to evaluate, and on which arm's log)")
+    if exp.offline_policy is None and exp.interleaving is None:
+        raise InputError(f"{config_path}: nothing to evaluate: give an offline_policy section (the arm to estimate, "
+                         "on which arm's log) or an interleaving section (an interleaved log)")
     dataset = source_dataset(exp, config_path, say)
-    validate_experiment_data(exp, dataset)
-    result = _offline_policy(exp, config_path, dataset, say)
-    assert result is not None
-    return result
+    validate_experiment_data(exp, dataset, require_arm=exp.offline_policy is not None)
+    interleaving = None
+    if exp.interleaving is not None:
+        if exp.data.mode != "online":
+            raise InputError(f"{config_path}: evaluate reads an interleaved log (data.path with impressions.team); "
+                             "an offline run ('abplatform run') simulates interleaving on the replay")
+        say("Crediting the interleaved log's clicks to the teams")
+        interleaving = _logged_interleaving(exp, dataset)
+    return _offline_policy(exp, config_path, dataset, say), interleaving
 
 
 def _offline_policy(exp: Experiment, config_path: Path, dataset: Dataset,
@@ -422,7 +474,8 @@ def analysis_of(exp: Experiment) -> Analysis:
 def _publish(exp: Experiment, config_path: Path, config_sha: str, card: Scorecard, mode: Mode,
              source: DataFingerprint, event_log: str, results: str | Path, latency_ms: dict[str, float] | None = None,
              latency_guard: LatencyGuardrail | None = None, say: Progress = _noop,
-             offline_policy: OfflinePolicyEvaluation | None = None) -> tuple[Path, Report]:
+             offline_policy: OfflinePolicyEvaluation | None = None,
+             interleaving: InterleavingResult | None = None) -> tuple[Path, Report]:
     run_id = new_run_id()
     store = ResultsStore(results)
     metrics = metric_results(card.overall)
@@ -438,7 +491,7 @@ def _publish(exp: Experiment, config_path: Path, config_sha: str, card: Scorecar
         srm=srm, metrics=metrics, segments=metric_results(card.segments, SegmentResult),
         srm_by_segment=srm_by_segment, daily=metric_results(card.daily, DailyResult),
         latency_ms_per_query=latency_ms or {}, latency_guardrail=latency_guard, long_tail=_long_tail(card),
-        analysis=analysis_of(exp), offline_policy=offline_policy)
+        analysis=analysis_of(exp), offline_policy=offline_policy, interleaving=interleaving)
     paired = _paired_report(store, exp, mode, say)
     if paired is not None:
         report.offline_vs_online = offline_vs_online(*((report, paired) if mode == "offline" else (paired, report)))

@@ -55,6 +55,17 @@ def _columns(text: str) -> Iterator[exp.Column]:
     return parse_expression(text).find_all(exp.Column)
 
 
+def _metric_columns(exp: Experiment) -> Iterator[tuple[tuple[str, str], str]]:
+    """The columns each configured metric reads: a built-in's, or those its expressions name."""
+    for mc in exp.metrics:
+        for table, column in METRIC_COLUMNS.get(mc.name, ()):
+            yield (table, column), f"metric {mc.name}"
+        for agg in (mc.numerator, mc.denominator):
+            for text in (agg.column, agg.filter) if agg is not None else ():
+                for col in (c.name for c in _columns(text)) if text else ():
+                    yield ("impressions" if col in IMPRESSION_COLUMNS else "sessions", col), f"metric {mc.name}"
+
+
 def experiment_profile(exp: Experiment) -> Profile:
     """The contract columns ``exp`` reads, each with the first thing that needs it."""
     need: Profile = {}
@@ -66,9 +77,9 @@ def experiment_profile(exp: Experiment) -> Profile:
                           ("impressions", "item_id")):
         add(table, column, "the contract's keys")
     unit = exp.randomisation.unit
-    column = unit_column(unit)
-    if column:  # a column of the sessions table (the contract's, or one the log adds)
-        add("sessions", column, f"randomisation.unit: {unit}")
+    unit_col = unit_column(unit)
+    if unit_col:  # a column of the sessions table (the contract's, or one the log adds)
+        add("sessions", unit_col, f"randomisation.unit: {unit}")
     if exp.data.mode == "online":
         add("sessions", "arm", "an online A/B log (data.mode: online)")
     else:
@@ -76,18 +87,17 @@ def experiment_profile(exp: Experiment) -> Profile:
                               ("impressions", "purchased"), ("impressions", "orders"),
                               ("impressions", "revenue")):
             add(table, column, "the offline replay (rankers and simulated users are fitted on it)")
-    for mc in exp.metrics:
-        for table, column in METRIC_COLUMNS.get(mc.name, ()):
-            add(table, column, f"metric {mc.name}")
-        for agg in (mc.numerator, mc.denominator):
-            if agg is None:
-                continue
-            for text in (agg.column, agg.filter):
-                for col in (c.name for c in _columns(text)) if text else ():
-                    add("impressions" if col in IMPRESSION_COLUMNS else "sessions", col, f"metric {mc.name}")
+    for (table, column), why in _metric_columns(exp):
+        add(table, column, why)
     for seg in exp.segments if "segments" in exp.model_fields_set else ():
         if seg in SEGMENT_SOURCE:
             add("sessions", SEGMENT_SOURCE[seg], f"segment {seg}")
+    if exp.interleaving is not None and exp.data.mode == "online":
+        add("impressions", "team", "interleaving (an interleaved log credits clicks to teams)")
+        add("impressions", "clicked", "interleaving")
+    if exp.offline_policy is not None:
+        add("impressions", "propensity", "offline_policy (importance weights)")
+        add("impressions", "clicked", "offline_policy (the reward)")
     if exp.statistics.sequential is not None:
         add("sessions", "ts", "statistics.sequential (its looks are days)")
     return need

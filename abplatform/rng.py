@@ -26,7 +26,6 @@ class Stream(IntEnum):
     LABEL = 22  # which pages the raters judge
     GRADE = 23  # the raters' per-pair grade noise
     INTERLEAVE_COIN = 31  # team-draft's coin: which ranker picks first
-    INTERLEAVE_CLICK = 32  # clicks on the interleaved page
     HELD_OUT = 41  # the click models' held-out sessions
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)

@@ -84,12 +84,12 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
     control, treatment = exp.control_arm.name, exp.treatment_arm.name
     weights = exp.weights
     st = exp.statistics
-    segments = analysed_segments(exp, dataset)
-    extra = [seg for seg in segments if seg not in SEGMENT_COLUMNS]
+    segment_names = analysed_segments(exp, dataset)
+    extra = [seg for seg in segment_names if seg not in SEGMENT_COLUMNS]
     engine = make_metrics_engine(dataset, exp.data.engine, exp.data.spark, metrics, threads, extra_segments=extra,
                                  pre_period_days=st.pre_period_days, unit=exp.randomisation.unit)
     try:
-        suff = engine.sufficient_stats(metrics, segments)
+        suff = engine.sufficient_stats(metrics, segment_names)
         # every unit counts once in each metric's n, so the first metric's n are the units per arm
         counts = suff[suff["metric"] == metrics[0].name][["segment", "segment_value", "arm", "n"]]
         arms_seen = set(counts["arm"])

@@ -27,8 +27,8 @@ Mode = Literal["offline", "online"]
 WorldBehaviour = Literal["pbm", "cascade"]  # how the synthetic world's true users browse
 ClickModelName = Literal["pbm", "cascade", "dbn", "ubm"]  # users fitted on the logs
 SimulatedUsers = Literal["pbm", "cascade", "dbn", "ubm", "oracle"]
-OpeEstimator = Literal["ips", "snips", "dr", "dm"]
-OPE_ESTIMATORS: tuple[str, ...] = get_args(OpeEstimator)
+OpeEstimator = Literal["ips", "snips", "dr", "dm"]  # obp's IPW, SNIPW, DR and DirectMethod
+CreditRule = Literal["wins", "click_difference"]
 
 METRIC_TYPES: tuple[str, ...] = get_args(MetricType)
 DIRECTIONS: tuple[str, ...] = get_args(Direction)

@@ -97,7 +97,7 @@ def test_slot_level_log_with_per_file_arms(examples):
 def test_evaluate_prints_the_same_estimate(examples, tmp_path):
     res = cli("evaluate", "slot_level_ab.yaml", "--json", str(tmp_path / "ope.json"), cwd=examples)
     assert res.returncode == 0, res.stderr
-    ope = json.loads((tmp_path / "ope.json").read_text())
+    ope = json.loads((tmp_path / "ope.json").read_text())["offline_policy"]
     assert {e["estimator"] for e in ope["estimates"]} == {"ips", "snips", "dr", "dm"}
     assert "snips" in res.stdout and "on-policy" in res.stdout
 

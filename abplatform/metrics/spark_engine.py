@@ -12,6 +12,7 @@ Needs ``pip install 'abplatform[spark]'`` (pyspark >= 4) and Java 17.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -35,30 +36,20 @@ from pyspark.sql import DataFrame, SparkSession
 # Sources: where each contract table lives, as Spark sees it.
 
 Source = str | Sequence[str]  # parquet path(s) / URI(s) / globs, or "table:<catalog table name>"
-_READ_PARQUET = re.compile(r"^read_parquet\('((?:[^']|'')*)'\)$")
 
 
-def table_sources(dataset_or_paths: Dataset | str | Path | Mapping[str, Source]) -> dict[str, Source]:
-    """Contract table -> parquet path(s) / glob, or ``table:<name>`` for a Spark catalog table.
+def table_sources(paths: str | Path | Mapping[str, Source]) -> dict[str, Source]:
+    """Contract table -> parquet path(s) / glob, or ``table:<name>`` for a Spark catalog table, for data that
+    is not a :class:`Dataset` (a :class:`Dataset`'s own views are built by :class:`_SparkDataset`).
 
-    Accepts a :class:`Dataset` over parquet files (its own file globs are used; CSV tables and
-    duckdb files are not readable by the Spark engine), a local folder, a URI of a dataset root
-    laid out like a folder dataset (``s3a://bucket/logs/ab1``: one sub-folder per table), or an
-    explicit mapping ``{"sessions": "s3a://.../sessions", "impressions": "table:lake.ab.impressions"}``.
+    Accepts a URI or folder of a dataset root laid out like a folder dataset (``s3a://bucket/logs/ab1``: one
+    sub-folder per table), or an explicit mapping ``{"sessions": "s3a://.../sessions", "impressions":
+    "table:lake.ab.impressions"}``.
     """
-    if isinstance(dataset_or_paths, Mapping):
-        out = dict(dataset_or_paths)
-    elif isinstance(dataset_or_paths, Dataset) or Path(str(dataset_or_paths)).exists():
-        ds = dataset_or_paths if isinstance(dataset_or_paths, Dataset) else Dataset(dataset_or_paths)
-        out = {}
-        for table, source in ds.sources.items():
-            m = _READ_PARQUET.match(source)
-            if m is None:
-                raise InputError(f"{ds.path}: table {table} is read with {source.split('(')[0]}; the Spark engine "
-                                 "reads parquet tables only (convert it to parquet, or use engine: duckdb)")
-            out[table] = m.group(1).replace("''", "'")
+    if isinstance(paths, Mapping):
+        out = dict(paths)
     else:
-        root = str(dataset_or_paths).rstrip("/")
+        root = str(paths).rstrip("/")
         out = {t: f"{root}/{t}" for t in TABLES}  # optional tables that are missing are skipped
     unknown = sorted(set(out) - set(TABLES))
     if unknown:
@@ -145,6 +136,15 @@ class SparkConnection:
         self.cached.clear()
 
 
+def _relation(spark: SparkSession, table: str, part: Part, i: int) -> str:
+    """A temp view of one part's files (parquet, or CSV with a header), named after its table and index."""
+    name = f"src_{table}_{i}"
+    paths = [str(f) for f in part.files]
+    reader = spark.read.option("header", True).csv(paths) if part.csv else spark.read.parquet(*paths)
+    reader.createOrReplaceTempView(name)
+    return name
+
+
 class _SparkDataset:
     """What :class:`MetricsEngine` asks of a dataset (``has``, ``connect``, ``absent``), answered by Spark views.
 
@@ -177,17 +177,10 @@ class _SparkDataset:
             raise InputError(f"{ds.path}: the Spark engine reads parquet or CSV files, not a duckdb database "
                              "(export the tables to parquet, or use engine: duckdb)")
 
-        def relation(part: Part, i: int, table: str) -> str:
-            name = f"src_{table}_{i}"
-            paths = [str(f) for f in part.files]
-            reader = spark.read.option("header", True).csv(paths) if part.csv else spark.read.parquet(*paths)
-            reader.createOrReplaceTempView(name)
-            return name
-
         for table in ds.view_order():
             source = ds.derived.get(table, table)
-            sql = ds.view_sql(table, lambda rel: spark.table(rel).columns,
-                              lambda part, i, t=source: relation(part, i, t))
+            sql = ds.view_sql(table, lambda rel: list(spark.table(rel).columns),
+                              functools.partial(_relation, spark, source))
             spark.sql(to_spark(sql)).createOrReplaceTempView(table)
             self.present.add(table)
         self.absent = ds.absent

@@ -200,7 +200,7 @@ def replay_partition(state: ReplayState, part: Partition) -> PartitionResult:
         "session_id": np.repeat(ids, k)[keep], "position": positions[keep], "item_id": shown_ids.ravel()[keep],
         "clicked": resp.clicked.ravel()[keep], "purchased": resp.purchased.ravel()[keep],
         "orders": resp.orders.ravel()[keep], "revenue": resp.revenue.ravel()[keep],
-        "propensity": pa.nulls(int(valid.sum()), pa.float64()),
+        "propensity": pa.nulls(int(valid.sum()), pa.float64()), "team": pa.nulls(int(valid.sum()), pa.string()),
     }, schema=IMPRESSIONS.schema)
     tables = [("sessions", out_sessions), ("impressions", impressions)]
     if spec.rater is not None:  # raters judge a sample of the new pages, as manual evaluation would

@@ -16,6 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, Union
 
+from abplatform.report.interleaving import InterleavingResult
 from abplatform.report.offline_policy import OfflinePolicyEvaluation
 
 T = TypeVar("T")
@@ -260,6 +261,7 @@ class Report:
     offline_vs_online: list[OfflineVsOnline] = field(default_factory=list)
     analysis: Analysis = field(default_factory=Analysis)
     offline_policy: OfflinePolicyEvaluation | None = None
+    interleaving: InterleavingResult | None = None
 
     @property
     def confidence_label(self) -> str:

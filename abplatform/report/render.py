@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
 from abplatform.formats import fmt_ci, fmt_p, fmt_pct, fmt_value
+from abplatform.report.interleaving import InterleavingResult
 from abplatform.report.model import Check, MetricResult, Report
 from abplatform.report.offline_policy import OfflinePolicyEvaluation
 
@@ -112,6 +113,8 @@ def markdown(report: Report) -> str:
             lines.append(f"| {key} (per arm) | {vals} | | | | |")
     if report.offline_policy is not None:
         lines += ["", *offline_policy_markdown(report.offline_policy)]
+    if report.interleaving is not None:
+        lines += ["", *interleaving_markdown(report.interleaving)]
     lines += ["", "## Serving cost (latency guardrail)", "", _latency_details(report)]
     if report.latency_ms_per_query:
         lines += ["", "Replay wall clock, ms per query (for information; it moves with machine load and does "
@@ -162,6 +165,30 @@ def offline_policy_markdown(ope: OfflinePolicyEvaluation) -> list[str]:
     return lines
 
 
+def interleaving_lines(il: InterleavingResult) -> list[str]:
+    """The interleaving comparison in plain sentences (the same lines in Markdown and on the console)."""
+    level = f"{1 - il.alpha:.0%} CI"
+    per = "users (a user's sessions summed)" if il.unit == "unit" else "sessions"
+    verdict = (f"{il.preferred} preferred (significant)" if il.significant and il.preferred
+               else "no significant preference")
+    lines = [(f"Team-draft interleaving of {il.control} vs {il.treatment} ({il.source}; credit: {il.credit_rule}; "
+             f"observations: {il.n:,} {per} over {il.sessions:,} sessions, {il.sessions_with_credited_clicks:,} "
+             "with credited clicks)"),
+             f"wins {il.treatment} {il.wins_treatment:,} · wins {il.control} {il.wins_control:,} · ties {il.ties:,}",
+             (f"preference Δ = {fmt_value(il.preference)} {level} "
+             f"{fmt_ci(il.preference_ci_low, il.preference_ci_high, pct=False)} (t-test p = "
+             f"{fmt_p(il.t_test_p_value)}); sign test p = {fmt_p(il.sign_test_p_value)}: {verdict}")]
+    s = il.sample_size
+    if s is not None and s.ratio is not None:
+        lines.append(f"sessions for {s.power:.0%} power: interleaving {fmt_value(s.interleaving_sessions)} vs A/B "
+                     f"on {s.ab_metric} {fmt_value(s.ab_sessions)} — {s.ratio:.1f}× fewer")
+    return lines
+
+
+def interleaving_markdown(il: InterleavingResult) -> list[str]:
+    return ["## Interleaving", "", *(f"- {line}" for line in interleaving_lines(il))]
+
+
 def print_report(report: Report, console: Console | None = None, segments: bool = True) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -192,6 +219,9 @@ def print_report(report: Report, console: Console | None = None, segments: bool 
         console.print(st)
     if report.offline_policy is not None:
         print_offline_policy(report.offline_policy, console)
+    if report.interleaving is not None:
+        for line in interleaving_lines(report.interleaving):
+            console.print(line, markup=False)
     print_decision(report, console)
 
 

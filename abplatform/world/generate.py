@@ -390,6 +390,7 @@ def _build_partition(p: WorldParams, it: ItemTruth, log_pop: np.ndarray, users: 
         "item_id": shown.ravel()[on_page], "clicked": resp.clicked.ravel()[on_page],
         "purchased": resp.purchased.ravel()[on_page], "orders": resp.orders.ravel()[on_page],
         "revenue": resp.revenue.ravel()[on_page], "propensity": propensity.ravel()[on_page],
+        "team": pa.nulls(int(on_page.sum()), pa.string()),
     }, schema=IMPRESSIONS.schema)
     is_cand = (cands >= 0).ravel()
     candidates = pa.table({"session_id": np.repeat(ids, cands.shape[1])[is_cand], "item_id": cands.ravel()[is_cand]},

@@ -51,7 +51,8 @@ def tiny_tables(users: int = 40, page: int = 5, seed: int = 3, arms: tuple[str, 
         out[f"{period}impressions"] = pa.table({
             "session_id": isid, "position": pos, "item_id": rng.integers(100, 130, size=n * page).astype(np.int64),
             "clicked": clicked, "purchased": purchased, "orders": orders, "revenue": orders * 19.5,
-            "propensity": np.where(rng.random(n * page) < 0.8, 0.5, np.nan)}, schema=TABLES["impressions"].schema)
+            "propensity": np.where(rng.random(n * page) < 0.8, 0.5, np.nan), "team": pa.nulls(n * page, pa.string())},
+            schema=TABLES["impressions"].schema)
     for imp in ("impressions", "pre_impressions"):  # an unknown propensity is null (NaN is refused)
         out[imp] = out[imp].set_column(
             7, TABLES["impressions"].schema.field("propensity"),

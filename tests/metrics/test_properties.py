@@ -157,7 +157,8 @@ def random_log(seed: int, users: int, folder: Path) -> dict[str, dict[str, np.nd
         pq.write_table(pa.table({
             "session_id": isid, "position": pos.astype(np.int16), "item_id": item.astype(np.int64),
             "clicked": clicked, "purchased": purchased, "orders": orders.astype(np.int32),
-            "revenue": orders * 9.5, "propensity": np.full(m, 0.5)}, schema=TABLES["impressions"].schema),
+            "revenue": orders * 9.5, "propensity": np.full(m, 0.5), "team": pa.nulls(m, pa.string())},
+            schema=TABLES["impressions"].schema),
             folder / f"{prefix}impressions.parquet")
     lab_q, lab_i = np.meshgrid(np.arange(3), np.arange(8), indexing="ij")
     keep = rng.random(lab_q.size) < 0.5

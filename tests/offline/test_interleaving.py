@@ -1,4 +1,4 @@
-"""Team-draft interleaving: the vectorised draft against a per-session brute force, credit,
+"""Team-draft interleaving: the vectorised draft against a per-session brute force, credit rules,
 determinism and batch independence, and the significance tests against scipy."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def test_hand_made_case():
     # clicks on 1 and 5 after the first draft: one each, a tie; on 2 and 5: B wins; on 3 only: A wins
     teams = np.array([[0, 1, 1, 0]] * 3)
     clicks = np.array([[1, 0, 1, 0], [0, 1, 1, 0], [0, 0, 0, 1]], bool)
-    assert il.credit(teams, clicks).tolist() == [0, 1, -1]
+    assert il.session_credits(*il.team_clicks(teams, clicks)).tolist() == [0, 1, -1]
 
 
 def test_vectorised_draft_matches_brute_force():
@@ -75,16 +75,21 @@ def test_vectorised_draft_matches_brute_force():
             assert order == sorted(order)
 
 
-def test_credit_brute_force():
+def test_credit_rules_brute_force():
     g = np.random.default_rng(1)
     teams = g.integers(-1, 2, (300, 8)).astype(np.int8)
     clicks = (g.random((300, 8)) < 0.3) & (teams >= 0)
-    expected = []
-    for t, c in zip(teams, clicks):
-        na = sum(1 for x, y in zip(t, c) if y and x == 0)
-        nb = sum(1 for x, y in zip(t, c) if y and x == 1)
-        expected.append(1 if nb > na else -1 if na > nb else 0)
-    assert il.credit(teams, clicks).tolist() == expected
+    wins, difference = [], []
+    for t, c in zip(teams, clicks, strict=True):
+        na = sum(1 for x, y in zip(t, c, strict=True) if y and x == 0)
+        nb = sum(1 for x, y in zip(t, c, strict=True) if y and x == 1)
+        wins.append(1 if nb > na else -1 if na > nb else 0)
+        difference.append((nb - na) / (na + nb) if na + nb else 0.0)
+    a, b = il.team_clicks(teams, clicks)
+    assert il.session_credits(a, b, "wins").tolist() == wins
+    np.testing.assert_allclose(il.session_credits(a, b, "click_difference"), difference)
+    with pytest.raises(ValueError, match="unknown credit rule 'x'"):
+        il.session_credits(a, b, "x")  # type: ignore[arg-type]
 
 
 def test_deterministic_and_batch_independent():
@@ -107,26 +112,12 @@ def test_deterministic_and_batch_independent():
     assert stats.binomtest(int(first_b.sum()), len(first_b)).pvalue > 0.001
 
 
-def test_click_model_clicks_deterministic():
-    from abplatform.offline.clickmodels import ClickLog, make_click_model
-
-    g = np.random.default_rng(3)
-    items = np.array([g.choice(20, 5, replace=False) for _ in range(2000)])
-    log = ClickLog(np.zeros(2000, np.int64), items, g.random((2000, 5)) < 0.2)
-    model = make_click_model("pbm", max_iter=20).fit(log)
-    vocab = {"q": 0}
-    ids = np.arange(2000, dtype=np.int64)
-    queries = np.array(["q"] * 2000, object)
-    c1 = il.click_model_clicks(model, vocab, queries, ids, items, seed=4)
-    c2 = il.click_model_clicks(model, vocab, queries[::-1], ids[::-1], items[::-1], seed=4)[::-1]
-    np.testing.assert_array_equal(c1, c2)
-    assert 0.1 < c1.mean() < 0.3
-
-
 def test_significance_against_scipy():
     g = np.random.default_rng(4)
     credits = g.choice([-1, 0, 1], size=700, p=[0.28, 0.4, 0.32])
-    res = il.interleaving_test(credits, alpha=0.1)
+    team_a, team_b = (credits < 0).astype(int), (credits > 0).astype(int)
+    res = il.analyse(il.SessionClicks(team_a, team_b, team_a + team_b), alpha=0.1)
+    assert res.unit == "session" and res.n == 700
     wins_b, wins_a = int((credits == 1).sum()), int((credits == -1).sum())
     bt = stats.binomtest(wins_b, wins_a + wins_b, 0.5)
     assert (res.wins_b, res.wins_a, res.ties) == (wins_b, wins_a, 700 - wins_a - wins_b)
@@ -136,9 +127,11 @@ def test_significance_against_scipy():
     tt = stats.ttest_1samp(credits, 0.0)
     assert res.t_p_value == pytest.approx(tt.pvalue)
     tci = tt.confidence_interval(0.9)
-    assert res.credit_ci == pytest.approx((tci.low, tci.high))
-    assert res.mean_credit == pytest.approx(credits.mean())
-    assert il.interleaving_test(np.zeros(10, int)).sign_p_value == 1.0
+    assert res.preference_ci == pytest.approx((tci.low, tci.high))
+    assert res.preference == pytest.approx(credits.mean())
+    assert res.preferred == ("B" if wins_b > wins_a else "A")
+    no_clicks = np.zeros(10, int)
+    assert il.analyse(il.SessionClicks(no_clicks, no_clicks, no_clicks)).sign_p_value == 1.0
 
 
 def test_identical_rankers_false_positive_rate():
@@ -148,6 +141,7 @@ def test_identical_rankers_false_positive_rate():
     a = np.array([g.choice(20, k, replace=False) for _ in range(n * reps)])
     out = il.team_draft(np.arange(n * reps), a, a, seed=1)
     clicks = g.random((n * reps, k)) < 0.5 / np.arange(1, k + 1)
-    credits = il.credit(out.teams, clicks).reshape(reps, n)
-    rejections = np.mean([il.interleaving_test(c).sign_p_value < 0.05 for c in credits])
+    team_a, team_b = (x.reshape(reps, n) for x in il.team_clicks(out.teams, clicks))
+    rejections = np.mean([il.analyse(il.SessionClicks(a, b, a + b)).sign_p_value < 0.05
+                          for a, b in zip(team_a, team_b, strict=True)])
     assert 0.02 <= rejections <= 0.08

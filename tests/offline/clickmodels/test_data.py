@@ -30,7 +30,7 @@ def event_log_connection():
     s, pos, item, clicked, purchased, orders = zip(*rows)
     impressions = pa.table(
         {"session_id": s, "position": pos, "item_id": item, "clicked": clicked, "purchased": purchased,
-         "orders": orders, "revenue": [0.0] * len(rows), "propensity": [None] * len(rows)},
+         "orders": orders, "revenue": [0.0] * len(rows), "propensity": [None] * len(rows), "team": [None] * len(rows)},
         schema=IMPRESSIONS.schema,
     )
     con = duckdb.connect()
