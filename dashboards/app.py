@@ -30,6 +30,7 @@ pages = {
         st.Page("views/segments.py", title="Segments", icon=":material/segment:"),
         st.Page("views/long_tail.py", title="Long tail & information bubble", icon=":material/bubble_chart:"),
         st.Page("views/offline_online.py", title="Offline vs online", icon=":material/compare:"),
+        st.Page("views/policy.py", title="Off-policy & interleaving", icon=":material/model_training:"),
     ],
 }
 nav = st.navigation(pages)

@@ -46,6 +46,30 @@ LONG_TAIL = {
 }
 
 
+OFFLINE_POLICY = {
+    "estimand": "value per logged row", "target": "arm treatment: the policy table policy.csv", "alpha": 0.05,
+    "n_rows": 3939, "n_sessions": 3939, "ess": 135.6, "max_weight": 21.5, "weight_explosion": True,
+    "estimates": [{"estimator": "snips", "value": 0.09203, "se": 0.026, "ci_low": 0.04118, "ci_high": 0.1429,
+                   "page_value": 0.2732, "page_ci_low": 0.1278, "page_ci_high": 0.4186,
+                   "per_position": [{"position": k, "value": v, "n_rows": 1300}
+                                    for k, v in ((1, 0.12), (2, 0.09), (3, 0.063))]}],
+    "positions": [{"position": k, "n_rows": 1300, "ess": 36.6 + k} for k in (1, 2, 3)],
+    "warnings": ["ESS 36.6 < 100 at positions [1, 2, 3]"],
+    "on_policy": {"value": 0.08889, "ci_low": 0.08014, "ci_high": 0.09765, "n_rows": 4061, "n_sessions": 4061},
+}
+INTERLEAVING = {
+    "source": "simulated", "unit": "session", "credit_rule": "wins", "control": "control", "treatment": "treatment",
+    "alpha": 0.05, "n": 5000, "sessions": 5000, "sessions_with_clicks": 2100, "sessions_with_credited_clicks": 2050,
+    "wins_control": 700, "wins_treatment": 980, "ties": 3320, "preference": 0.056, "preference_ci_low": 0.04,
+    "preference_ci_high": 0.072, "treatment_win_rate": 0.583, "treatment_win_rate_ci_low": 0.56,
+    "treatment_win_rate_ci_high": 0.607, "sign_test_p_value": 1e-11, "t_test_p_value": 2e-11,
+    "preferred": "treatment", "significant": True,
+    "sample_size": {"power": 0.8, "sessions_per_unit": 9.0, "treatment_win_share": 0.196,
+                    "control_win_share": 0.14, "interleaving_sessions": 317.0, "interleaving_t_test_sessions": 300.0,
+                    "ab_sessions": 1296.0, "ratio": 4.09},
+}
+
+
 def _handmade(real: dict, run_id: str, created: str) -> dict:
     rep = copy.deepcopy(real)
     rep.update(run_id=run_id, created=created, mode="online", experiment="tiny_online")
@@ -67,6 +91,7 @@ def _handmade(real: dict, run_id: str, created: str) -> dict:
                      {**copy.deepcopy(real["metrics"][0]), "metric": "novelty_user", "role": "secondary",
                       "rel_effect": 0.07, "rel_ci_low": -0.01, "rel_ci_high": 0.15, "improved": False}]
     rep["long_tail"] = lt
+    rep["offline_policy"], rep["interleaving"] = copy.deepcopy(OFFLINE_POLICY), copy.deepcopy(INTERLEAVING)
     rep["offline_vs_online"] = [
         {"metric": m["metric"], "predicted_rel_effect": m["rel_effect"], "predicted_rel_ci_low": m["rel_ci_low"],
          "predicted_rel_ci_high": m["rel_ci_high"], "observed_rel_effect": o["rel_effect"],

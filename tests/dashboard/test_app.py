@@ -20,7 +20,7 @@ pytest.importorskip("streamlit.testing.v1")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
-PAGES = ["experiments", "scorecard", "lifts", "segments", "long_tail", "offline_online", "compare"]
+PAGES = ["experiments", "scorecard", "lifts", "segments", "long_tail", "offline_online", "policy", "compare"]
 
 # the pages run in Streamlit's AppTest on results of two real pipeline runs (dash_results)
 pytestmark = pytest.mark.slow
@@ -301,6 +301,28 @@ def test_long_tail_panel(app, dash_results):
     assert_forest(figs["long_tail_forest"]["data"][0], h["long_tail"]["metrics"])
     assert list(app.dataframe[1].value["95% CI"]) == [
         ci_cell(MetricResult(**m)) for m in h["long_tail"]["metrics"]]
+
+
+def test_policy_page_shows_the_report_sections(app, dash_results):
+    from tests.dashboard.fixtures import INTERLEAVING, OFFLINE_POLICY
+
+    goto(pick_run(app, dash_results["h"]), "policy")
+    estimates = app.dataframe[0].value
+    (snips,) = OFFLINE_POLICY["estimates"]
+    assert list(estimates["per logged row"]) == [fmt_value(snips["value"]), fmt_value(0.08889)]
+    assert list(estimates["per page"])[0] == fmt_value(snips["page_value"])
+    assert "on-policy" in list(estimates["estimator"])[1]
+    positions = app.dataframe[1].value
+    assert list(positions["position"]) == [1, 2, 3]
+    assert list(positions["snips"]) == [fmt_value(v) for v in (0.12, 0.09, 0.063)]
+    assert [w.value for w in app.warning] == OFFLINE_POLICY["warnings"]
+    text = " ".join(m.value for m in app.markdown)
+    assert f"wins treatment {INTERLEAVING['wins_treatment']:,}" in text and "4.1× fewer" in text
+
+
+def test_policy_page_empty_state(app, dash_results):
+    goto(pick_run(app, dash_results["legacy"]), "policy")
+    assert "No off-policy estimate or interleaving" in app.info[0].value
 
 
 def test_long_tail_panel_of_a_real_run_when_the_pipeline_writes_one(app, dash_results):
