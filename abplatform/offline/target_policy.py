@@ -27,7 +27,7 @@ import numpy as np
 from abplatform.errors import InputError
 
 if TYPE_CHECKING:
-    from abplatform.offline.ope import LoggedRows
+    from abplatform.offline.logged_rows import LoggedRows
 
 NO_ITEM = -1
 SUM_TOLERANCE = 1e-6

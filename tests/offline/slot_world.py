@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from abplatform.offline.ope import LoggedRows
+from abplatform.offline.logged_rows import LoggedRows
 from abplatform.offline.target_policy import DeterministicPages, StochasticPolicy
 
 N_ITEMS = 80
