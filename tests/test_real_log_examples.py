@@ -178,3 +178,32 @@ def test_a_ctr_only_log_needs_only_the_columns_item_ctr_reads(tmp_path):
     res = cli("analyze", "f.yaml", "--results", "out", cwd=tmp_path)
     assert res.returncode == 2
     assert "missing column 'orders'" in res.stderr and "needed by metric order_volume" in res.stderr
+
+
+def test_arm_pattern_and_a_column_as_the_unit(examples):
+    """tables with an {arm} pattern read the same rows as one glob per arm; a sessions column (here an
+    extra source column, device) can be the randomisation unit, and the assignment-leak check counts it."""
+    text = (examples / "slot_level_ab.yaml").read_text()
+    pattern = text.replace('impressions: {random: "random/*.csv", bts: "bts/all.csv"}',
+                           'impressions: "{arm}/all.csv"').replace("name: slot_level_ab", "name: by_pattern")
+    assert pattern != text
+    (examples / "by_pattern.yaml").write_text(pattern)
+    res = cli("analyze", "by_pattern.yaml", "--results", "out3", cwd=examples)
+    assert res.returncode == 0, res.stderr
+    (m,) = _one_run(examples / "out3")["metrics"]
+    files = {a: _rows(EXAMPLES / "data" / "slot_level_log" / a / "all.csv") for a in ("random", "bts")}
+    assert (m["n_control"], m["n_treatment"]) == (len(files["random"]), len(files["bts"]))
+    text = (examples / "session_randomised_ab.yaml").read_text()
+    (examples / "by_device.yaml").write_text(text.replace("unit: session", "unit: device")
+                                             .replace("name: session_randomised_ab", "name: by_device")
+                                             .replace("segments: [device]", "segments: []"))
+    res = cli("analyze", "by_device.yaml", "--results", "out4", cwd=examples)
+    # both devices are in both arms: randomised by device, that is an assignment leak, named by the unit
+    devices: dict[str, set[str]] = {}
+    for r in _rows(EXAMPLES / "data" / "session_randomised" / "events.csv"):
+        devices.setdefault(r["device"], set()).add(r["bucket"])
+    leaked = sorted(d for d, arms in devices.items() if len(arms) > 1)
+    assert res.returncode == 2, res.stdout
+    assert (f"{len(leaked)} unit(s) logged in more than one arm, e.g. device {leaked[0]!r}; expected each device "
+            "in exactly one arm") in res.stderr
+    assert not (examples / "out4").exists() or not any((examples / "out4").iterdir())
