@@ -8,10 +8,12 @@ has one case per check):
 * files: empty files, files that are not parquet (truncated, another format), unreadable
   (corrupt) data, CSV files read as one column (wrong delimiter), CSV values that do not convert
   to the contract type (the CSV line is named);
-* schema: required tables present and non-empty, every column present with the contract type,
-  no nulls in non-nullable columns, unique keys;
+* schema: required tables present and non-empty, every column the experiment's profile needs
+  present (``abplatform.profile``; without an experiment, the whole contract) with the contract
+  type, no nulls in non-nullable columns, unique keys; a sessions table derived from the
+  impressions has one value of each session column per session;
 * impressions: positions 1..k without gaps within a page (an item at position 7 on a page of 5
-  was never shown), purchased implies clicked, orders >= 1 exactly when purchased, no negative
+  was never shown; ``sparse``: slot-level pages may keep any slots), purchased implies clicked, orders >= 1 exactly when purchased, no negative
   orders or revenue, revenue only with orders, propensity in (0, 1], every session_id known;
 * numbers: no NaN or infinite value in any floating-point column (revenue, propensity, price...),
   CSV and parquet alike (an unknown value is null);
@@ -21,13 +23,12 @@ has one case per check):
   (the pre-period must precede the experiment, or CUPED covariates would measure the treatment);
 * labels: grades in 0..3, page labels only for known sessions;
 * online A/B logs (``require_arm``): every session has an arm, one of the experiment's arms
-  (``arms``), and no unit is in two arms.
+  (``arms``); whenever sessions carry arms, no randomisation unit (``unit``) is in two arms.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,7 +48,6 @@ _DUCK_TYPES = {
     "int8": {"TINYINT"}, "string": {"VARCHAR"}, "bool": {"BOOLEAN"}, "double": {"DOUBLE", "FLOAT"},
     "timestamp[us, tz=UTC]": {"TIMESTAMP WITH TIME ZONE"},
 }
-_SOURCE = re.compile(r"^read_(parquet|csv)\('((?:[^']|'')*)'")
 EARLIEST_TS = "2000-01-01"
 
 
