@@ -695,3 +695,11 @@ def setting_location(path: Path, loc: tuple[str | int, ...]) -> str:
         root = None
     node = _node_at(root, loc)[0] if root is not None else None
     return f"{_where(Path(path), node)}: {_loc_str(loc)}"
+
+
+def resolve_ranker(name: str, config_path: Path) -> str:
+    """A ranker name with ``rankings:FILE`` relative to the working directory, else to the experiment file."""
+    if not name.startswith("rankings:"):
+        return name
+    p = Path(name.removeprefix("rankings:"))
+    return name if p.is_absolute() or p.exists() else f"rankings:{config_path.parent / p}"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from abplatform.config import Experiment, OfflinePolicy, setting_location
+from abplatform.config import Experiment, OfflinePolicy, resolve_ranker, setting_location
 from abplatform.dataset import Dataset
 from abplatform.errors import InputError
 from abplatform.offline.ope import (
@@ -62,7 +62,8 @@ def _target(cfg: OfflinePolicy, exp: Experiment, config_path: Path, dataset: Dat
     arm = next(a for a in exp.arms if a.name == cfg.target)
     assert arm.ranker is not None  # the config refuses a target with neither a ranker nor a table
     catalog = Catalog.from_dataset(dataset)
-    ranker = make_ranker(arm.ranker, arm.params, where=f"{config_path}: arms").fit(dataset, catalog)
+    ranker = make_ranker(resolve_ranker(arm.ranker, config_path), arm.params,
+                         where=f"{config_path}: arms").fit(dataset, catalog)
     logged = load_logged_pages(dataset, k=k)
     keep = np.isin(logged.session_ids, rows.session_ids)
     logged = logged.subset(np.flatnonzero(keep))

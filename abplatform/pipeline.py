@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from abplatform import __version__
-from abplatform.config import Experiment, load_experiment, setting_location
+from abplatform.config import Experiment, load_experiment, resolve_ranker, setting_location
 from abplatform.dataset import Dataset
 from abplatform.decision import DecisionRule, decide
 from abplatform.errors import InputError
@@ -101,14 +101,6 @@ def data_fingerprint(dataset: Dataset, counts: dict[str, int]) -> DataFingerprin
         con.close()
     return DataFingerprint(path=str(dataset.path), rows=counts, files=len(files), hash=h.hexdigest(),
                            first_session=str(lo), last_session=str(hi))
-
-
-def _resolve_ranker(name: str, config_path: Path) -> str:
-    """``rankings:FILE`` relative to the working directory, else to the experiment file."""
-    if not name.startswith("rankings:"):
-        return name
-    p = Path(name.removeprefix("rankings:"))
-    return name if p.is_absolute() or p.exists() else f"rankings:{config_path.parent / p}"
 
 
 def _ranker_code_hash(ranker) -> str:
@@ -258,7 +250,7 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
     exp, config_sha = load_experiment(config_path)
     check_offline_policy_table(exp, config_path)
     # an offline experiment's arms all have a ranker (the config checks it)
-    arms = [(a, make_ranker(_resolve_ranker(a.ranker or "", config_path), a.params,
+    arms = [(a, make_ranker(resolve_ranker(a.ranker or "", config_path), a.params,
                             where=f"{config_path}: arms[{i}].ranker")) for i, a in enumerate(exp.arms)]
     source = source_dataset(exp, config_path, say)
     counts = validate_experiment_data(exp, source, replay=True)

@@ -13,8 +13,9 @@ has one case per check):
   type, no nulls in non-nullable columns, unique keys; a sessions table derived from the
   impressions has one value of each session column per session;
 * impressions: positions 1..k without gaps within a page (an item at position 7 on a page of 5
-  was never shown; ``sparse``: slot-level pages may keep any slots), purchased implies clicked, orders >= 1 exactly when purchased, no negative
-  orders or revenue, revenue only with orders, propensity in (0, 1], every session_id known;
+  was never shown; ``sparse``: slot-level pages may keep any slots), purchased implies clicked,
+  orders >= 1 exactly when purchased, no negative orders or revenue, revenue only with orders,
+  propensity in (0, 1], every session_id known;
 * numbers: no NaN or infinite value in any floating-point column (revenue, propensity, price...),
   CSV and parquet alike (an unknown value is null);
 * sessions: query_segment and query_complexity in their documented values, timestamps plausible
