@@ -183,8 +183,8 @@ class DataSource(_Model):
 
 class Arm(_Model):
     name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
-    ranker: str | None = Field(None, description="Built-in ranker name (v1, v2), package.module:Class, or "
-                                                  "rankings:FILE (a precomputed rankings parquet); needed to "
+    ranker: str | None = Field(None, description="Built-in ranker name (v1, v2, cascade), package.module:Class, "
+                                                  "or rankings:FILE (a precomputed rankings parquet); needed to "
                                                   "replay offline, optional for an online log.")
     params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the ranker.")
     weight: Annotated[float, Field(gt=0)] | None = Field(None, description="Traffic share; weights sum to 1 "

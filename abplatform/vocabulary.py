@@ -36,7 +36,7 @@ ROLES: tuple[str, ...] = get_args(Role)
 ENGINES: tuple[str, ...] = get_args(Engine)
 
 SEGMENT_COLUMNS = ("query_segment", "query_complexity", "user_type")
-BUILTIN_RANKER_NAMES = ("v1", "v2")
+BUILTIN_RANKER_NAMES = ("v1", "v2", "cascade")
 
 # The sufficient statistics per (metric, arm[, segment, day]) besides n: the per-unit values whose
 # product each sums (x numerator, y denominator, xp / yp their pre-period values for CUPED).

@@ -1,4 +1,4 @@
-"""Rankers: the built-in V1 and V2, and user classes named by dotted path (``pkg.module:Class``)."""
+"""Rankers: the built-in V1, V2 and cascade, and user classes named by dotted path (``pkg.module:Class``)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,17 @@ from typing import Any
 
 from abplatform.errors import InputError
 from abplatform.rankers.base import CandidateBatch, Catalog, Ranker, candidate_matrix, rank
+from abplatform.rankers.cascade import CascadeRanker
 from abplatform.rankers.precomputed import PrecomputedRanker
 from abplatform.rankers.v1 import V1Ranker
 from abplatform.rankers.v2 import V2Ranker
 from abplatform.vocabulary import BUILTIN_RANKER_NAMES
 
-BUILTIN_RANKERS = {"v1": V1Ranker, "v2": V2Ranker}
+BUILTIN_RANKERS = {"v1": V1Ranker, "v2": V2Ranker, "cascade": CascadeRanker}
 assert tuple(BUILTIN_RANKERS) == BUILTIN_RANKER_NAMES  # the config checks names without importing rankers
 
-__all__ = ["BUILTIN_RANKERS", "CandidateBatch", "Catalog", "PrecomputedRanker", "Ranker", "V1Ranker", "V2Ranker",
-           "candidate_matrix", "load_ranker_class", "make_ranker", "rank"]
+__all__ = ["BUILTIN_RANKERS", "CandidateBatch", "CascadeRanker", "Catalog", "PrecomputedRanker", "Ranker", "V1Ranker",
+           "V2Ranker", "candidate_matrix", "load_ranker_class", "make_ranker", "rank"]
 
 
 def make_ranker(name: str, params: Mapping[str, Any] | None = None, *, where: str = "ranker") -> Ranker:
