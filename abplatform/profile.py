@@ -36,8 +36,9 @@ METRIC_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
 #: Built-in segment -> its sessions column.
 SEGMENT_SOURCE = {"query_segment": "query_segment", "query_complexity": "query_complexity",
                   "user_type": "is_new_user"}
-#: A randomisation unit -> the sessions column that identifies it (None: the row's own key).
+#: What needs every column when a log is held to the whole contract (no experiment).
 FULL_CONTRACT = "the event-log contract"
+#: A randomisation unit -> the sessions column that identifies it (None: the row's own key).
 UNIT_COLUMNS = {"user": "unit_id", "session": None, "impression": None, "request": "request_id"}
 
 

@@ -190,11 +190,13 @@ class MetricsEngine:
 
     def _unit_tables(self, sessions: str, impressions: str) -> tuple[str, str]:
         """The tables stage 1 reads for the randomisation unit: the period's own, or for
-        ``impression`` views in which every impression is a session of its own (id session_id·1024 +
-        position; positions are at most 50), so each unit's totals are one impression's."""
+        ``impression`` views in which every impression is a session of its own, so each unit's totals
+        are one impression's: id session_id·64 + position, distinct because the validation holds
+        positions to 1..50 (``data.slots`` / ``simulation.page_size``), and within BIGINT for any
+        session id below 2^57."""
         if self.unit != "impression":
             return sessions, impressions
-        rekey = "i.session_id * 1024 + i.position"
+        rekey = "i.session_id * 64 + i.position"
         cols = [r[0] for r in self.con.execute(f"DESCRIBE {sessions}").fetchall()]
         session_cols = ", ".join(f"CAST({rekey} AS VARCHAR) AS unit_id" if c == "unit_id" else
                                  f"{rekey} AS session_id" if c == "session_id" else f"s.{_quote(c)}" for c in cols)
