@@ -442,6 +442,9 @@ class Experiment(_Model):
         if self.data.world is not None and (self.data.mapping or self.data.tables):
             raise ValueError("data.mapping and data.tables apply to logs on disk (data.path), not to the "
                              "synthetic world")
+        if self.data.mode == "offline" and self.randomisation.unit != "user":
+            raise ValueError(f"randomisation.unit: {self.randomisation.unit!r}: the offline replay assigns arms by "
+                             "user (sessions.unit_id); other units are for online logs (data.mode: online)")
         if self.data.mode == "offline":
             missing = [a.name for a in self.arms if a.ranker is None]
             if missing:

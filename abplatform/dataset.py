@@ -62,7 +62,8 @@ class Part:
         return any(f.suffix.lower() in CSV_SUFFIXES for f in self.files)
 
 
-def _quote(identifier: str) -> str:
+def quote_identifier(identifier: str) -> str:
+    """A column name as a quoted SQL identifier (source names may be any text)."""
     return '"' + identifier.replace('"', '""') + '"'
 
 
@@ -118,15 +119,18 @@ class Dataset:
             return [self._part(table, pattern, arm) for arm, pattern in source.items()]
         if "{arm}" not in source:
             return [self._part(table, source, None)]
-        # {arm} matches one path component (or part of one); each value found is an arm
+        # {arm} is a whole path component, or part of one; each value found is an arm
         glob_pattern = str(self.path / source.replace("{arm}", "*"))
-        regex = re.compile(re.escape(str(self.path / source)).replace(re.escape("{arm}"), "([^/]+)")
-                           .replace(r"\*\*", ".*").replace(r"\*", "[^/]*").replace(r"\?", "[^/]") + "$")
+        before, after = str(self.path / source).split("{arm}", 1)
+        regex = re.compile(_glob_regex(before) + "([^/]+?)" + _glob_regex(after) + "$")
         by_arm: dict[str, list[Path]] = {}
         for f in sorted(glob.glob(glob_pattern, recursive=True)):
+            if not Path(f).is_file():
+                continue
             m = regex.match(f)
-            if m and Path(f).is_file():
-                by_arm.setdefault(m.group(1), []).append(Path(f))
+            if m is None:  # never silently leave a file out
+                raise InputError(f"{where}: cannot tell the arm of {f} from {source!r}")
+            by_arm.setdefault(m.group(1), []).append(Path(f))
         if not by_arm:
             raise InputError(f"{where}: no file matches {source!r}")
         return [self._files_part(files, arm, source) for arm, files in sorted(by_arm.items())]
@@ -231,7 +235,7 @@ class Dataset:
         engine and ``describe(relation)`` lists their columns."""
         source_table = self.derived.get(table, table)
         parts = self.parts[source_table]
-        mapping = self.mapping.get(table, {})
+        mapping = self.mapping_of(table)
         contract = [c.name for c in TABLES[table].columns]
         projections, absent, extras = [], set(contract), {}
         for i, part in enumerate(parts):
@@ -246,7 +250,7 @@ class Dataset:
         else:  # parts line up by name: a column one file lacks is NULL in its rows (portable: no BY NAME)
             union = "\nUNION ALL\n".join(
                 f"SELECT {', '.join(cols[:len(cols) - len(extra)])}"
-                + "".join(f", {_quote(c) if c in extra else 'NULL'} AS {_quote(c)}" for c in extras)
+                + "".join(f", {quote_identifier(c) if c in extra else 'NULL'} AS {quote_identifier(c)}" for c in extras)
                 + f" FROM {rel}" for rel, cols, extra in projections)
         if table not in self.derived or not grouped:
             return union
@@ -254,15 +258,23 @@ class Dataset:
         # impressions' own columns stay with them
         own = {c.name for c in TABLES[source_table].columns}
         other = [*(c for c in contract if c != "session_id"), *(c for c in extras if c not in own)]
-        return (f"SELECT session_id, {', '.join(f'MIN({_quote(c)}) AS {_quote(c)}' for c in other)} "
-                f"FROM ({union}) derived GROUP BY session_id")
+        firsts = ", ".join(f"MIN({quote_identifier(c)}) AS {quote_identifier(c)}" for c in other)
+        return f"SELECT session_id, {firsts} FROM ({union}) derived GROUP BY session_id"
+
+    def mapping_of(self, table: str) -> dict[str, Any]:
+        """The mapping of a table; a derived sessions table also takes its impressions' session_id."""
+        mapping = dict(self.mapping.get(table, {}))
+        source = self.mapping.get(self.derived.get(table, ""), {})
+        if "session_id" not in mapping and "session_id" in source:
+            mapping["session_id"] = source["session_id"]
+        return mapping
 
     def column_sources(self, con: duckdb.DuckDBPyConnection, table: str,
                        part: Part) -> list[tuple[Column, str, str]]:
         """The contract columns a part reads from its source, each with its SQL over the source's columns and
         how to name it in a message (``source column 'x'``, ``expression '…'``; empty for the column itself)."""
         present = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {part.reader}").fetchall()]
-        mapping = self.mapping.get(table, {})
+        mapping = self.mapping_of(table)
         out = []
         for c in TABLES[table].columns:
             spec = mapping.get(c.name, c.name)
@@ -300,7 +312,7 @@ class Dataset:
             cols.append(f"CAST({sql} AS {duck_type(c.type)}) AS {c.name}")
         # other source columns pass through unchanged (e.g. extra segment columns of a log)
         extra = [c for c in present if c not in used and c not in contract]
-        return cols + [_quote(c) for c in extra], missing, extra
+        return cols + [quote_identifier(c) for c in extra], missing, extra
 
     @staticmethod
     def _column_sql(column: Column, spec: str | dict[str, Any], present: list[str], used: set[str],
@@ -319,10 +331,36 @@ class Dataset:
             return f"({mapping_sql(tree)})"
         if spec in present:
             used.add(spec)
-            return _quote(spec)
+            return quote_identifier(spec)
         if spec != column.name:
             raise InputError(f"{where}: source column {spec!r} not found" + close_matches(spec, present))
         return None
+
+
+def _glob_regex(pattern: str) -> str:
+    """A glob pattern (``*``, ``?``, ``[...]``, ``**/`` for any folders) as a regular expression."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and "]" in pattern[i + 1:]:
+            j = pattern.index("]", i + 1)
+            out.append("[" + pattern[i + 1:j].replace("!", "^", 1) + "]")
+            i = j + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return "".join(out)
 
 
 def _column_spec(spec: Any) -> str | dict[str, Any]:

@@ -80,7 +80,9 @@ def evaluate_offline_policy(exp: Experiment, config_path: Path, dataset: Dataset
     rows = load_logged_rows(dataset, context=cfg.context)
     arms = _session_values(dataset, "arm", rows.session_ids)
     own = arms == cfg.target
-    logged = (arms == cfg.logged) if cfg.logged is not None else ~own
+    # default: every row of another arm; a log without arms (offline: the world's) is all logged
+    has_arm = arms != None  # noqa: E711 (elementwise)
+    logged = (arms == cfg.logged) if cfg.logged is not None else (~own & has_arm if has_arm.any() else ~own)
     if not logged.any():
         raise InputError(f"{config_path}: offline_policy: no logged rows of "
                          + (f"arm {cfg.logged!r}" if cfg.logged else f"an arm other than {cfg.target!r}"))

@@ -14,6 +14,7 @@ the contract's column types (:func:`check_expression`): what ``validate`` accept
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from datetime import datetime
@@ -320,14 +321,24 @@ MAPPING_FUNCTIONS: dict[type[exp.Expr], str] = {
     exp.Length: "length", exp.Greatest: "greatest", exp.Least: "least", exp.Cast: "cast", exp.TryCast: "try_cast",
     exp.DPipe: "||", exp.Case: "case", exp.If: "case", exp.Mod: "%",
 }
-_MAPPING_ALLOWED: tuple[type[exp.Expr], ...] = (*_ALLOWED, *MAPPING_FUNCTIONS, exp.DataType, exp.DataTypeParam,
-                                                 exp.Var)
+_MAPPING_ALLOWED: tuple[type[exp.Expr], ...] = (*_ALLOWED, *MAPPING_FUNCTIONS, exp.DataType)
+#: The types a mapping expression may cast to: plain scalar types, rebuilt by name when the SQL is written
+#: (a quoted or user-defined type name is not a type: sqlglot would write its text back unchecked).
+CAST_TYPES = {t: exp.DataType.build(t) for t in ("VARCHAR", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT",
+                                                  "DOUBLE", "FLOAT", "DATE", "TIMESTAMP", "TIMESTAMPTZ")}
+_CAST_KINDS = {t.this: name for name, t in CAST_TYPES.items()}
 
 
 def check_mapping_expression(text: str) -> exp.Expr:
     """Parse a mapping expression: like a filter, over the *source* columns of a log (any name, checked
-    against the file when it is read), plus CASE, casts and :data:`MAPPING_FUNCTIONS`."""
+    against the file when it is read), plus CASE, casts to :data:`CAST_TYPES` and :data:`MAPPING_FUNCTIONS`."""
     _check_size(text)
+    tokens = sqlglot.tokenize(text, dialect="duckdb")
+    for before, token in itertools.pairwise(tokens):
+        if before.token_type == sqlglot.TokenType.ALIAS and token.token_type == sqlglot.TokenType.IDENTIFIER:
+            # sqlglot re-reads a quoted type name and may keep part of it: a type is written bare
+            raise ExpressionError(f"{text!r}: cast to a quoted name {token.text[:40]!r}; write the type bare "
+                                  f"(one of {', '.join(CAST_TYPES)})")
     try:
         statements = sqlglot.parse(text, dialect="duckdb")
     except sqlglot.errors.SqlglotError as e:
@@ -351,6 +362,9 @@ def check_mapping_expression(text: str) -> exp.Expr:
                                   f"literals, comparisons, arithmetic, AND/OR/NOT, CASE and {allowed})")
         if isinstance(node, exp.Column) and node.table:
             raise ExpressionError(f"{text!r}: write columns without a table name ({node.sql()})")
+        if isinstance(node, exp.DataType) and (node.this not in _CAST_KINDS or node.expressions):
+            raise ExpressionError(f"{text!r}: cannot cast to {node.sql()[:40]!r} (types: "
+                                  f"{', '.join(CAST_TYPES)})")
     return tree
 
 
@@ -364,6 +378,8 @@ def mapping_sql(tree: exp.Expr, dialect: str = "duckdb") -> str:
     def quote(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Column):
             return exp.column(exp.to_identifier(node.name, quoted=True))
+        if isinstance(node, exp.DataType):  # only the checked kinds, rebuilt: no text of the file's survives
+            return CAST_TYPES[_CAST_KINDS[node.this]].copy()
         return node
 
     return tree.copy().transform(quote).sql(dialect=dialect)
@@ -372,6 +388,8 @@ def mapping_sql(tree: exp.Expr, dialect: str = "duckdb") -> str:
 def check_constant(column, value: object, where: str) -> None:
     """A mapped constant must be a value of the contract column's type (``column``: a contract Column)."""
     t = _type_of_arrow(column.type_name)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: constant {value!r} is not a finite number")
     ok = {BOOLEAN: isinstance(value, bool),
           NUMBER: isinstance(value, (int, float)) and not isinstance(value, bool)
           and (column.type_name.startswith(("float", "double")) or float(value).is_integer()),

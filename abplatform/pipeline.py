@@ -15,7 +15,7 @@ from pathlib import Path
 
 from abplatform import __version__
 from abplatform.config import Experiment, load_experiment, resolve_ranker, setting_location
-from abplatform.dataset import Dataset
+from abplatform.dataset import Dataset, quote_identifier
 from abplatform.decision import DecisionRule, decide
 from abplatform.errors import InputError
 from abplatform.evaluate import evaluate_offline_policy, target_policy_table
@@ -188,7 +188,7 @@ def check_experiment_data(config_path: str | Path) -> DataCheck:
         return DataCheck(counts, exp.randomisation.unit)
     con = dataset.connect()
     try:
-        unit = unit_column(exp.randomisation.unit) or "session_id"
+        unit = quote_identifier(unit_column(exp.randomisation.unit) or "session_id")
         table = "sessions"
         if exp.randomisation.unit == "impression":
             unit, table = "CAST(session_id AS VARCHAR) || '/' || CAST(position AS VARCHAR)", \

@@ -3,7 +3,8 @@
 The event-log contract (:mod:`abplatform.contract`) names every column the platform can use; an
 experiment needs only some. A log with ``session_id, unit_id, position, item_id, clicked`` (and
 ``arm`` online) is enough for item CTR; ``purchased`` is needed by buyer conversion, ``query`` by
-the relevance metric and the rankers, ``ts`` by daily looks and sequential testing, and so on.
+the relevance metric and the rankers, ``ts`` by sequential testing (without it there are no daily
+looks), and so on.
 :func:`experiment_profile` lists, for one experiment, each required ``(table, column)`` with what
 needs it — the validation names that in its error. Columns not required may be absent: the
 dataset's views read them as NULL and nothing uses them.

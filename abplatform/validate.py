@@ -40,7 +40,7 @@ import duckdb
 import pyarrow as pa
 
 from abplatform.contract import COMPLEXITIES, MAX_GRADE, SEGMENTS, TABLES, Table
-from abplatform.dataset import Dataset, duck_type
+from abplatform.dataset import Dataset, duck_type, quote_identifier
 from abplatform.errors import InputError
 from abplatform.profile import FULL_CONTRACT, Profile, full_profile, unit_column
 
@@ -50,6 +50,7 @@ _DUCK_TYPES = {
     "timestamp[us, tz=UTC]": {"TIMESTAMP WITH TIME ZONE"},
 }
 EARLIEST_TS = "2000-01-01"
+IMPRESSION_UNIT_IDS = 2**57  # session ids below this keep session_id * 64 + position within BIGINT
 
 
 def _expected(t: pa.DataType) -> set[str]:
@@ -212,6 +213,7 @@ class _Scope:
     future: str  # a timestamp no session can be later than
     arms: tuple[str, ...] = ()  # the experiment's arms, when the log is an online A/B log
     unit: str | None = "unit_id"  # the sessions column of the randomisation unit (None: the session itself)
+    unit_name: str = "user"  # randomisation.unit as the experiment names it
 
 
 @dataclass(frozen=True)
@@ -310,12 +312,25 @@ _CHECKS: list[_Check] = [
     # whenever sessions carry arms, not only for analyze: check-data DIR says what analyze would reject
     _Check(
         "sessions", ("sessions",),
-        lambda s: f"SELECT COUNT(*), MIN(u) FROM (SELECT {s.unit} AS u FROM sessions "
-                  f"WHERE arm IS NOT NULL AND {s.unit} IS NOT NULL "
-                  f"GROUP BY {s.unit} HAVING MIN(arm) <> MAX(arm))",
+        lambda s: f"SELECT COUNT(*), MIN(u) FROM (SELECT {_q(s.unit)} AS u FROM sessions "
+                  f"WHERE arm IS NOT NULL AND {_q(s.unit)} IS NOT NULL "
+                  f"GROUP BY {_q(s.unit)} HAVING MIN(arm) <> MAX(arm))",
         lambda r, s: f"{r[0]} unit(s) logged in more than one arm, e.g. {s.unit} {r[1]!r}; "
                      f"expected each {s.unit} in exactly one arm (assignment leak)",
         when=lambda s: s.unit is not None),
+    # a session without its unit would join every other such session in one NULL "unit"
+    _Check(
+        "sessions", ("sessions",),
+        lambda s: f"SELECT COUNT(*), MIN(session_id) FROM sessions WHERE {_q(s.unit)} IS NULL",
+        lambda r, s: f"{r[0]} session(s) without a {s.unit}, e.g. session_id {r[1]}; every session needs the "
+                     f"value of its randomisation unit ({s.unit})",
+        when=lambda s: s.unit not in (None, "unit_id")),  # unit_id is non-nullable: checked with the schema
+    _Check(
+        "impressions", ("impressions",),
+        lambda s: f"SELECT COUNT(*), MIN(session_id) FROM impressions WHERE abs(session_id) >= {IMPRESSION_UNIT_IDS}",
+        lambda r, s: f"{r[0]} impression(s) with a session_id of 2^57 or more, e.g. {r[1]}; randomisation.unit: "
+                     "impression numbers impressions session_id * 64 + position, which needs smaller ids",
+        when=lambda s: s.unit_name == "impression"),
 ]
 
 
@@ -473,11 +488,14 @@ class _Validation:
     def one_value_per_session(self, name: str) -> None:
         """A table derived from the impressions: the rows of one session agree on its session columns."""
         absent = self.dataset.absent.get(name, set())
-        cols = [c.name for c in TABLES[name].columns if c.name != "session_id" and c.name not in absent]
+        # ts is the session's first impression's (its rows may carry their own times)
+        cols = [c.name for c in TABLES[name].columns if c.name not in ("session_id", "ts") and c.name not in absent]
         if not cols:
             return
         rows = self.dataset.duckdb_view(self.con, name, grouped=False)
-        flags = ", ".join(f"COUNT(DISTINCT {c}) > 1 AS c{k}" for k, c in enumerate(cols))
+        # two values, or a value on some rows and none on others
+        flags = ", ".join(f"(COUNT(DISTINCT {c}) > 1 OR COUNT({c}) BETWEEN 1 AND COUNT(*) - 1) AS c{k}"
+                          for k, c in enumerate(cols))
         sql = (f"SELECT COUNT(*), MIN(session_id), arg_min([{', '.join(f'c{k}' for k in range(len(cols)))}], "
                f"session_id) FROM (SELECT session_id, {flags} FROM ({rows}) r GROUP BY session_id) "
                f"WHERE {' OR '.join(f'c{k}' for k in range(len(cols)))}")
@@ -564,7 +582,7 @@ def validate_dataset(dataset: Dataset, require_arm: bool = False, max_position: 
             if imp in ok:
                 v.impressions(imp, ses, max_position, sparse)
         future = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
-        scope = _Scope(ok, _world_windows(dataset), require_arm, future, tuple(arms), unit_column(unit))
+        scope = _Scope(ok, _world_windows(dataset), require_arm, future, tuple(arms), unit_column(unit), unit)
         for check in _CHECKS:
             if check.applies(scope):
                 v.run(check, scope)
@@ -573,6 +591,10 @@ def validate_dataset(dataset: Dataset, require_arm: bool = False, max_position: 
     if problems:
         raise InputError("\n".join(problems), problems)
     return v.counts
+
+
+def _q(identifier: str | None) -> str:
+    return quote_identifier(identifier or "")
 
 
 def _sql_literal(value: str) -> str:

@@ -313,3 +313,23 @@ def test_a_ranker_class_needs_callable_fit_and_score(tmp_path, monkeypatch):
             make_ranker(f"half_rankers:{cls}")
     assert half_rankers.CALLS == []  # never instantiated
     assert make_ranker("half_rankers:Good").name == "x" and half_rankers.CALLS == ["init"]
+
+
+@pytest.mark.parametrize("expression", [
+    "CAST(a AS \"x) AS clicked, 1 AS y FROM t --\")",  # a quoted type name would be written back as SQL
+    "CAST(a AS \"INT) > 0; COPY (SELECT 42) TO 'pwned.csv'; SELECT (1\")",
+    "CAST(a AS STRUCT(b INT))",
+    "read_csv('/etc/passwd')",
+])
+def test_mapping_expressions_cannot_carry_sql(expression):
+    from abplatform.expressions import ExpressionError, check_mapping_expression
+
+    with pytest.raises(ExpressionError):
+        check_mapping_expression(expression)
+
+
+def test_mapping_casts_are_rebuilt_from_their_kind():
+    from abplatform.expressions import check_mapping_expression, mapping_sql
+
+    assert mapping_sql(check_mapping_expression("CAST(slot AS BIGINT) > 0 AND \"my col\" = 'a'")) == \
+        "CAST(\"slot\" AS BIGINT) > 0 AND \"my col\" = 'a'"

@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 
 from abplatform.contract import PAGE_LABELS, RELEVANCE_LABELS
-from abplatform.dataset import Dataset, duck_type
+from abplatform.dataset import Dataset, duck_type, quote_identifier
 from abplatform.errors import InputError
 from abplatform.metrics.base import Metric
 from abplatform.profile import unit_column
@@ -27,10 +27,6 @@ from abplatform.vocabulary import SUFFICIENT_SUMS
 
 SQL_DIR = sql_dir()  # the package data abplatform.sql (top-level sql/ in the repository)
 OVERALL = "all"
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def sql_template(name: str) -> Template:
@@ -177,7 +173,8 @@ class MetricsEngine:
         self._check_extra_segments()
         sessions, impressions = self._unit_tables("sessions", "impressions")
         self.con.execute("CREATE TEMP TABLE session_values AS " + self._session_values_sql(sessions, impressions))
-        if dataset.has("pre_sessions") and dataset.has("pre_impressions"):
+        # the pre-period's units are users: other units (sessions, requests, impressions) do not recur in it
+        if dataset.has("pre_sessions") and dataset.has("pre_impressions") and unit == "user":
             sessions, impressions = self._unit_tables("pre_sessions", "pre_impressions")
             self.con.execute("CREATE TEMP TABLE pre_session_values AS "
                              + self._session_values_sql(sessions, impressions, segments=False))
@@ -199,8 +196,9 @@ class MetricsEngine:
         rekey = "i.session_id * 64 + i.position"
         cols = [r[0] for r in self.con.execute(f"DESCRIBE {sessions}").fetchall()]
         session_cols = ", ".join(f"CAST({rekey} AS VARCHAR) AS unit_id" if c == "unit_id" else
-                                 f"{rekey} AS session_id" if c == "session_id" else f"s.{_quote(c)}" for c in cols)
-        imp_cols = ", ".join(f"{rekey} AS session_id" if c == "session_id" else f"i.{_quote(c)}"
+                                 f"{rekey} AS session_id" if c == "session_id" else f"s.{quote_identifier(c)}"
+                                 for c in cols)
+        imp_cols = ", ".join(f"{rekey} AS session_id" if c == "session_id" else f"i.{quote_identifier(c)}"
                              for c in (r[0] for r in self.con.execute(f"DESCRIBE {impressions}").fetchall()))
         self.con.execute(f"CREATE TEMP VIEW unit_{sessions} AS SELECT {session_cols} FROM {impressions} i "
                          f"JOIN {sessions} s ON s.session_id = i.session_id")
@@ -212,7 +210,7 @@ class MetricsEngine:
         column = unit_column(self.unit)
         if column is None:  # session, or impression (its re-keyed sessions)
             return "CAST(s.session_id AS VARCHAR)"
-        return "s.unit_id" if column == "unit_id" else f"CAST(s.{column} AS VARCHAR)"
+        return "s.unit_id" if column == "unit_id" else f"CAST(s.{quote_identifier(column)} AS VARCHAR)"
 
     def _session_values_sql(self, sessions: str, impressions: str, segments: bool = True) -> str:
         """Stage 1 over one period's tables; ``segments=False`` for the pre-period, which has no segment values."""
