@@ -302,6 +302,11 @@ class Dataset:
         missing: set[str] = set()
         for c in TABLES[table].columns:
             if c.name == "arm" and part.arm is not None:
+                own = mapping.get("arm", "arm")
+                if own in present or isinstance(own, dict):  # two sources of one fact: never pick one silently
+                    raise InputError(f"{self.locate(('tables', self.derived.get(table, table)))}: the arm is taken "
+                                     f"from the files, and {part.pattern!r} also has an arm column ({own!r}); "
+                                     f"drop one (remove data.mapping.{table}.arm, or give one pattern for all arms)")
                 cols.append(f"CAST({_sql_str(part.arm)} AS VARCHAR) AS arm")
                 continue
             sql = self._column_sql(c, mapping.get(c.name, c.name), present, used,

@@ -30,6 +30,8 @@ MAPPING = {"sessions": {"unit_id": "visitor", "ts": "served_at", "arm": "bucket"
                            "clicked": {"expression": "clk = 1"}}}
 
 
+#: for logs whose arm comes from the file
+FILE_ARMS = {**MAPPING, "sessions": {k: v for k, v in MAPPING["sessions"].items() if k != "arm"}}
 PROFILE = {("sessions", "session_id"): "keys", ("impressions", "session_id"): "keys",
            ("impressions", "position"): "keys", ("impressions", "item_id"): "keys",
            ("impressions", "clicked"): "metric item_ctr", ("sessions", "arm"): "an online log"}
@@ -51,7 +53,7 @@ def _arms(ds: Dataset) -> dict[int, str]:
 def test_arm_patterns_read_every_file_with_its_arm(tmp_path, pattern, files, expected):
     for name, session in files.items():
         _write(tmp_path / name, _rows(session))
-    ds = Dataset(tmp_path, tables={"impressions": pattern}, mapping=MAPPING)
+    ds = Dataset(tmp_path, tables={"impressions": pattern}, mapping=FILE_ARMS)
     assert _arms(ds) == expected
 
 
@@ -89,3 +91,13 @@ def test_offline_experiments_randomise_by_user(tmp_path):
             "arms: [{name: a, ranker: v1}, {name: b, ranker: v2}]\n")
     _, problems = experiment_problems(tmp_path / "x.yaml", text)
     assert len(problems) == 1 and "the offline replay assigns arms by user" in problems[0]
+
+
+def test_an_arm_from_the_files_and_an_arm_column_is_refused(tmp_path):
+    _write(tmp_path / "a" / "x.csv", _rows(1, "A"))
+    _write(tmp_path / "b" / "y.csv", _rows(2, "B"))
+    ds = Dataset(tmp_path, tables={"impressions": {"A": "a/*.csv", "B": "b/*.csv"}}, mapping=MAPPING)
+    with pytest.raises(InputError, match="the arm is taken from the files, and 'a/\\*.csv' also has an arm column"):
+        ds.connect()
+    assert _arms(Dataset(tmp_path, tables={"impressions": {"A": "a/*.csv", "B": "b/*.csv"}}, mapping=FILE_ARMS)) \
+        == {1: "A", 2: "B"}

@@ -140,7 +140,9 @@ def _relation(spark: SparkSession, table: str, part: Part, i: int) -> str:
     """A temp view of one part's files (parquet, or CSV with a header), named after its table and index."""
     name = f"src_{table}_{i}"
     paths = [str(f) for f in part.files]
-    reader = spark.read.option("header", True).csv(paths) if part.csv else spark.read.parquet(*paths)
+    # files of one part line up by column name, as duckdb's union_by_name reads them
+    reader = (spark.read.option("header", True).csv(paths) if part.csv
+              else spark.read.option("mergeSchema", True).parquet(*paths))
     reader.createOrReplaceTempView(name)
     return name
 
