@@ -86,10 +86,10 @@ def _check_tree_size(text: str, tree: exp.Expr) -> None:
         raise ExpressionError(f"{_shorten(text)} is too deeply nested ({deepest} levels; at most {MAX_DEPTH})")
 
 
-def parse_expression(text: str, allowed_columns: set[str] | None = None) -> exp.Expr:
-    """Parse and check one expression; raise :class:`ExpressionError` saying what is not allowed."""
-    allowed_columns = allowed_columns if allowed_columns is not None else SESSION_COLUMNS | IMPRESSION_COLUMNS
-    _check_size(text)
+def _parse_one(text: str, sized: bool = False) -> exp.Expr:
+    """The one expression ``text`` holds, bounded before and after parsing (``sized``: the text was checked)."""
+    if not sized:
+        _check_size(text)
     try:
         statements = sqlglot.parse(text, dialect="duckdb")
     except sqlglot.errors.SqlglotError as e:
@@ -99,8 +99,14 @@ def parse_expression(text: str, allowed_columns: set[str] | None = None) -> exp.
     trees = [s for s in statements if s is not None]
     if len(trees) != 1:
         raise ExpressionError(f"{text!r} must be one expression (no ';' or several statements)")
-    tree = trees[0]
-    _check_tree_size(text, tree)
+    _check_tree_size(text, trees[0])
+    return trees[0]
+
+
+def parse_expression(text: str, allowed_columns: set[str] | None = None) -> exp.Expr:
+    """Parse and check one expression; raise :class:`ExpressionError` saying what is not allowed."""
+    allowed_columns = allowed_columns if allowed_columns is not None else SESSION_COLUMNS | IMPRESSION_COLUMNS
+    tree = _parse_one(text)
     for node in tree.walk():
         if isinstance(node, (exp.Subquery, exp.Select, exp.Query)):
             raise ExpressionError(f"{text!r}: sub-queries are not allowed")
@@ -339,17 +345,7 @@ def check_mapping_expression(text: str) -> exp.Expr:
             # sqlglot re-reads a quoted type name and may keep part of it: a type is written bare
             raise ExpressionError(f"{text!r}: cast to a quoted name {token.text[:40]!r}; write the type bare "
                                   f"(one of {', '.join(CAST_TYPES)})")
-    try:
-        statements = sqlglot.parse(text, dialect="duckdb")
-    except sqlglot.errors.SqlglotError as e:
-        raise ExpressionError(f"cannot parse {_shorten(text)}: {str(e).splitlines()[0]}") from None
-    except RecursionError:
-        raise ExpressionError(f"{_shorten(text)} is too deeply nested") from None
-    trees = [s for s in statements if s is not None]
-    if len(trees) != 1:
-        raise ExpressionError(f"{text!r} must be one expression (no ';' or several statements)")
-    tree = trees[0]
-    _check_tree_size(text, tree)
+    tree = _parse_one(text, sized=True)
     allowed = ", ".join(sorted(set(MAPPING_FUNCTIONS.values()) - {"||", "%", "case"}))
     for node in tree.walk():
         if isinstance(node, (exp.Subquery, exp.Select, exp.Query)):

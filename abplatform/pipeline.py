@@ -23,7 +23,7 @@ from abplatform.metrics.engine import SQL_DIR
 from abplatform.offline.behaviour import FittedBehaviour
 from abplatform.offline.interleaving import interleaved_log_summary, interleaving_report, simulate_interleaving
 from abplatform.offline.ope import load_logged_pages
-from abplatform.profile import experiment_profile, unit_column
+from abplatform.profile import experiment_profile
 from abplatform.rankers import Catalog, Ranker, make_ranker
 from abplatform.replay import ReplayArm, ReplaySpec, replay
 from abplatform.replay.behaviour import Behaviour, Rater
@@ -50,7 +50,7 @@ from abplatform.stats.srm import srm_test
 from abplatform.stats.types import SrmResult
 from abplatform.store import ResultsStore, new_run_id, run_summary, write_atomic
 from abplatform.validate import validate_dataset
-from abplatform.vocabulary import Mode
+from abplatform.vocabulary import Mode, unit_column
 from abplatform.world.generate import WorldParams, generate_world
 from abplatform.world.oracle import OracleBehaviour, WorldRaters
 from abplatform.world.truth import load_truth

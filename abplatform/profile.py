@@ -19,6 +19,7 @@ from sqlglot import exp
 
 from abplatform.contract import TABLES
 from abplatform.expressions import IMPRESSION_COLUMNS, parse_expression
+from abplatform.vocabulary import unit_column
 
 if TYPE_CHECKING:
     from abplatform.config import Experiment
@@ -39,18 +40,11 @@ SEGMENT_SOURCE = {"query_segment": "query_segment", "query_complexity": "query_c
                   "user_type": "is_new_user"}
 #: What needs every column when a log is held to the whole contract (no experiment).
 FULL_CONTRACT = "the event-log contract"
-#: A randomisation unit -> the sessions column that identifies it (None: the row's own key).
-UNIT_COLUMNS = {"user": "unit_id", "session": None, "impression": None, "request": "request_id"}
 
 
 def full_profile() -> Profile:
     """Every non-nullable contract column: what ``check-data DIR`` holds a log to without an experiment."""
     return {(t.name, c.name): FULL_CONTRACT for t in TABLES.values() for c in t.columns if not c.nullable}
-
-
-def unit_column(unit: str) -> str | None:
-    """The sessions column that identifies a randomisation unit (None for session and impression)."""
-    return UNIT_COLUMNS.get(unit, unit)
 
 
 def _columns(text: str) -> Iterator[exp.Column]:

@@ -42,7 +42,8 @@ import pyarrow as pa
 from abplatform.contract import COMPLEXITIES, MAX_GRADE, SEGMENTS, TABLES, Table
 from abplatform.dataset import Dataset, duck_type, quote_identifier
 from abplatform.errors import InputError
-from abplatform.profile import FULL_CONTRACT, Profile, full_profile, unit_column
+from abplatform.profile import FULL_CONTRACT, Profile, full_profile
+from abplatform.vocabulary import unit_column
 
 _DUCK_TYPES = {
     "int64": {"BIGINT"}, "int32": {"INTEGER", "SMALLINT", "TINYINT"}, "int16": {"SMALLINT", "TINYINT"},

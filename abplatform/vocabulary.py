@@ -36,6 +36,9 @@ ROLES: tuple[str, ...] = get_args(Role)
 ENGINES: tuple[str, ...] = get_args(Engine)
 
 SEGMENT_COLUMNS = ("query_segment", "query_complexity", "user_type")
+#: A randomisation unit -> the sessions column that identifies it (None: the row's own key); any other
+#: unit names a sessions column itself.
+UNIT_COLUMNS = {"user": "unit_id", "session": None, "impression": None, "request": "request_id"}
 BUILTIN_RANKER_NAMES = ("v1", "v2", "cascade")
 
 # The sufficient statistics per (metric, arm[, segment, day]) besides n: the per-unit values whose
@@ -58,3 +61,8 @@ def did_you_mean(name: object, choices: Iterable[object]) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing."""
     hint = get_close_matches(str(name), sorted(map(str, choices)), n=1)
     return f" (did you mean {hint[0]!r}?)" if hint else ""
+
+
+def unit_column(unit: str) -> str | None:
+    """The sessions column that identifies a randomisation unit (None for session and impression)."""
+    return UNIT_COLUMNS.get(unit, unit)

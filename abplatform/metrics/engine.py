@@ -21,9 +21,8 @@ from abplatform.contract import PAGE_LABELS, RELEVANCE_LABELS
 from abplatform.dataset import Dataset, duck_type, quote_identifier
 from abplatform.errors import InputError
 from abplatform.metrics.base import Metric
-from abplatform.profile import unit_column
 from abplatform.resources import sql_dir
-from abplatform.vocabulary import SUFFICIENT_SUMS
+from abplatform.vocabulary import SUFFICIENT_SUMS, unit_column
 
 SQL_DIR = sql_dir()  # the package data abplatform.sql (top-level sql/ in the repository)
 OVERALL = "all"
