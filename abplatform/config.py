@@ -58,6 +58,7 @@ RESERVED_NAMES = frozenset({INDEX})
 MAX_NAME_LENGTH = 200
 #: Seeds go to numpy and into cache keys: non-negative 64-bit integers.
 MAX_SEED = 2**63 - 1
+MAX_ARMS = 26
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
 
@@ -299,7 +300,9 @@ class Statistics(_Model):
     cuped: bool = True
     pre_period_days: Annotated[int, Field(gt=0, le=3650)] | None = Field(
         None, description="CUPED covariates from this many days before the experiment (default: all pre-period data).")
-    correction: Correction = "none"
+    correction: Correction = Field(
+        "none", description="Multiple-testing correction: none, holm or bh. With more than two arms the family spans "
+                            "the comparisons too, and the default is holm.")
     correction_scope: CorrectionScope = Field(
         "primary", description="primary: the correction's family is the primary metrics (secondaries form their own, "
                                "guardrails are tested at alpha one-sided); all: one family of every metric.")
@@ -368,6 +371,13 @@ class Interleaving(_Model):
                           "sessions summed). Default: unit when sessions carry unit ids.")
 
 
+class ComparisonPair(_Model):
+    """One comparison of an A/B/n experiment: ``treatment`` against ``control``, both arm names."""
+
+    treatment: str
+    control: str
+
+
 class Experiment(_Model):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=MAX_NAME_LENGTH,
                                description="Names the experiment's folder of the results store: letters, "
@@ -375,8 +385,13 @@ class Experiment(_Model):
     description: str = ""
     owner: str = ""
     data: DataSource = Field(default_factory=lambda: DataSource(world=WorldSource()))
-    arms: Annotated[list[Arm], Field(min_length=2, max_length=2)]
-    control: str | None = Field(None, description="Name of the control arm; defaults to the first arm.")
+    arms: Annotated[list[Arm], Field(min_length=2, max_length=MAX_ARMS)]
+    control: str | None = Field(None, description="Name of the control arm; defaults to the first arm of two "
+                                                  "(with more arms, name it).")
+    comparisons: list[ComparisonPair] = Field(
+        default_factory=list,
+        description="Pairs compared besides every treatment against the control (e.g. {treatment: v2, control: "
+                    "v1}); listed first, in this order, the first being the report's headline comparison.")
     randomisation: Randomisation = Field(default_factory=Randomisation)
     metrics: list[MetricConfig] = Field(
         default_factory=lambda: [MetricConfig(name="item_ctr", role="primary")]
@@ -411,20 +426,28 @@ class Experiment(_Model):
                                  "folder name of the results store)")
         return v
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Experiment:
-        names = [a.name for a in self.arms]
-        if len(set(names)) != len(names):
-            raise ValueError(f"arm names must be unique, got {names}")
-        weights = [a.weight for a in self.arms]
+    @field_validator("arms")
+    @classmethod
+    def _distinct_arms(cls, arms: list[Arm]) -> list[Arm]:
+        names = [a.name for a in arms]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"arm names must be unique: {dupes[0]!r} is listed {names.count(dupes[0])} times")
+        weights = [a.weight for a in arms]
         if any(w is not None for w in weights):
             if any(w is None for w in weights):
                 raise ValueError("give a weight for every arm or for none")
             total = sum(weights)  # type: ignore[arg-type]
             if not (abs(total - 1) < 1e-9 or abs(total - 100) < 1e-9):
-                raise ValueError(f"arm weights must sum to 1 (or 100), got {total:g}")
+                raise ValueError(f"arm weights must sum to 1 (or 100), got {total:g} over {len(arms)} arms")
+        return arms
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Experiment:
+        names = [a.name for a in self.arms]
         if self.control is not None and self.control not in names:
             raise ValueError(f"control {self.control!r} is not an arm (arms: {', '.join(names)})")
+        self._arms_compare(names)
         metric_names = [m.name for m in self.metrics]
         dupes = sorted({m for m in metric_names if metric_names.count(m) > 1})
         if dupes:
@@ -437,6 +460,31 @@ class Experiment(_Model):
         self._data_fits_arms(names, metric_names)
         self._offline_policy_fits_arms(names)
         return self
+
+    def _arms_compare(self, names: list[str]) -> None:
+        if len(names) > 2 and self.control is None:
+            raise ValueError(f"control: missing: an experiment with {len(names)} arms names its control arm "
+                             f"(one of {', '.join(names)})")
+        seen = set()
+        for i, pair in enumerate(self.comparisons):
+            for key in ("treatment", "control"):
+                arm = getattr(pair, key)
+                if arm not in names:
+                    raise ValueError(f"comparisons[{i}].{key}: {arm!r} is not an arm" + did_you_mean(arm, names)
+                                     + f" (arms: {', '.join(names)})")
+            if pair.treatment == pair.control:
+                raise ValueError(f"comparisons[{i}]: compares {pair.treatment!r} with itself")
+            key_pair = frozenset((pair.treatment, pair.control))
+            if key_pair in seen:
+                raise ValueError(f"comparisons[{i}]: {pair.treatment} and {pair.control} are compared twice")
+            seen.add(key_pair)
+        if len(names) > 2:
+            if self.interleaving is not None:
+                raise ValueError(f"interleaving: team draft interleaves two rankers; this experiment has "
+                                 f"{len(names)} arms")
+            if self.statistics.sequential is not None:
+                raise ValueError(f"statistics.sequential: sequential testing is for two arms; this experiment "
+                                 f"has {len(names)}")
 
     def _data_fits_arms(self, names: list[str], metric_names: list[str]) -> None:
         if self.data.world is not None and (self.data.mapping or self.data.tables):
@@ -480,7 +528,29 @@ class Experiment(_Model):
 
     @property
     def treatment_arm(self) -> Arm:
-        return next(a for a in self.arms if a.name != self.control_arm.name)
+        """The treatment of the headline comparison (the only one of a two-arm experiment)."""
+        first = self.comparison_pairs[0][0]
+        return next(a for a in self.arms if a.name == first)
+
+    @property
+    def comparison_pairs(self) -> list[tuple[str, str]]:
+        """(treatment, control) of every comparison: the listed ``comparisons`` in their order, then every
+        other treatment against the control in arm order (the pairs the decision needs)."""
+        pairs = [(c.treatment, c.control) for c in self.comparisons]
+        control = self.control_arm.name
+        listed = {frozenset(p) for p in pairs}
+        pairs += [(a.name, control) for a in self.arms
+                  if a.name != control and frozenset((a.name, control)) not in listed]
+        return pairs
+
+    @property
+    def correction(self) -> str:
+        """The multiple-testing correction: as configured, or Holm by default when several comparisons
+        share the family (an A/B/n experiment)."""
+        st = self.statistics
+        if "correction" in st.model_fields_set or len(self.comparison_pairs) == 1:
+            return st.correction
+        return "holm"
 
     @property
     def weights(self) -> dict[str, float]:

@@ -6,12 +6,17 @@ sample-ratio check passes (when it blocks) and, offline, the treatment ranker's 
 is not shown beyond the control's by more than the latency margin (under ``noninferiority``: is
 shown within it). Otherwise hold, with one reason per failed condition. Every condition is a
 :class:`~abplatform.report.model.Check`, which JUnit shows as one test case.
+
+With more than two arms (:func:`decide_arms`) each comparison is decided by that rule, and the arm
+to promote is the one treatment that beats the control and is not beaten by another treatment
+that beats it too (a listed comparison between them that promotes the other). Several such arms
+hold: nothing shows which is better — compare them (``comparisons:``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from abplatform.formats import fmt_ci, fmt_p, fmt_pct, fmt_value
 from abplatform.report.model import Check, Decision, LatencyGuardrail, MetricResult, SrmCheck
@@ -89,4 +94,61 @@ def decide(metrics: Sequence[MetricResult], srm: SrmCheck, rule: DecisionRule,
                             reason="no primary metric is configured"))
     checks.append(_latency_check(latency, rule, control, treatment))  # always listed, even when not evaluated
     reasons = [c.reason for c in checks if c.blocking and not c.passed]
-    return Decision(decision="hold" if reasons else "promote", reasons=reasons, checks=checks)
+    return Decision(decision="hold" if reasons else "promote", reasons=reasons, checks=checks,
+                    arm=None if reasons else treatment)
+
+
+def _names(arms: Sequence[str]) -> str:
+    return " and ".join(arms) if len(arms) < 3 else ", ".join(arms[:-1]) + " and " + arms[-1]
+
+
+def decide_arms(comparisons: Sequence[tuple[str, str, Decision]], control: str, arms: Sequence[str]) -> Decision:
+    """The A/B/n decision from each comparison's (treatment, control, decision).
+
+    Eligible: treatments whose comparison with ``control`` promotes. Beaten: an eligible arm that a
+    listed comparison with another eligible arm decides against (the other arm promotes over it).
+    One eligible arm not beaten is promoted; none or several hold. The checks are every
+    comparison's (the sample-ratio check once), blocking only in the comparisons that decide: on
+    promote, the arm's against the control and against the arms it beat; on hold, every treatment's
+    against the control and, with several candidates, the comparisons between them.
+    """
+    by_pair = {(t, c): d for t, c, d in comparisons}
+    treatments = [a for a in arms if a != control]
+    eligible = [a for a in treatments if by_pair[(a, control)].promote]
+    beaten = {c for (t, c), d in by_pair.items() if d.promote and t in eligible and c in eligible}
+    candidates = [a for a in eligible if a not in beaten]
+    extra: list[Check] = []
+    if len(candidates) == 1:
+        arm = candidates[0]
+        over = [c for (t, c), d in by_pair.items() if t == arm and c != control and d.promote]
+        deciding = {(arm, control), *((arm, c) for c in over)}
+        explanation = f"{arm} beats {control} on every check" + (f" and beats {_names(over)}" if over else "")
+        others = [a for a in eligible if a != arm]
+        if others:
+            explanation += f" ({_names(others)} also beat {control})"
+    else:
+        arm = None
+        deciding = {(t, control) for t in treatments}
+        if candidates:
+            deciding |= {p for p in by_pair if p[0] in candidates and p[1] in candidates}
+            verb = "beats" if len(candidates) == 1 else "beat"
+            extra.append(Check(name="arm_choice", kind="choice", passed=False, blocking=True,
+                               reason=f"{_names(candidates)} {verb} {control} and no comparison shows one of them "
+                                      "better than the other (compare them in comparisons:)"))
+            explanation = f"more than one arm beats {control}"
+        else:
+            explanation = f"no arm beats {control}"
+    checks: list[Check] = []
+    for t, c, d in comparisons:
+        name = f"{t} vs {c}"
+        for check in d.checks:
+            if check.kind == "srm":
+                if not any(x.kind == "srm" for x in checks):
+                    checks.append(check)
+                continue
+            checks.append(replace(check, comparison=name, blocking=check.blocking and (t, c) in deciding,
+                                  reason=f"{name}: {check.reason}" if check.reason else ""))
+    checks += extra
+    reasons = [c.reason for c in checks if c.blocking and not c.passed]
+    return Decision(decision="promote" if arm else "hold", reasons=reasons, checks=checks, arm=arm,
+                    explanation=explanation)

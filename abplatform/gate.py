@@ -2,7 +2,9 @@
 
 Exit codes: 0 promote, 1 hold, 2 invalid input or config, 3 could not evaluate. JUnit XML has one
 test case per check of the decision rule (each metric, the sample-ratio check, the latency
-guardrail), so CI test views show exactly what held a model back. This module reads a finished run
+guardrail; per comparison in an A/B/n experiment), so CI test views show exactly what held a model
+back; its properties, ``$GITHUB_OUTPUT`` (``decision=promote``, ``arm=v2``) and ``--json`` name the
+arm to promote. This module reads a finished run
 folder and imports nothing heavy.
 """
 
@@ -46,7 +48,7 @@ def _ci_text(report: Report, label: str) -> bytes:
         return junit_xml(report)
     if label == "GITHUB_STEP_SUMMARY":
         return (markdown(report) + "\n").encode()
-    return f"decision={report.decision.decision}\n".encode()
+    return f"decision={report.decision.decision}\narm={report.decision.arm or ''}\n".encode()
 
 
 class _Output:

@@ -12,11 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from abplatform import __version__
 from abplatform.config import Experiment, load_experiment, resolve_ranker, setting_location
 from abplatform.dataset import Dataset, quote_identifier
-from abplatform.decision import DecisionRule, decide
+from abplatform.decision import DecisionRule, decide, decide_arms
 from abplatform.errors import InputError
 from abplatform.evaluate import evaluate_offline_policy, target_policy_table
 from abplatform.metrics.engine import SQL_DIR
@@ -28,10 +29,11 @@ from abplatform.rankers import Catalog, Ranker, make_ranker
 from abplatform.replay import ReplayArm, ReplaySpec, replay
 from abplatform.replay.behaviour import Behaviour, Rater
 from abplatform.replay.executors import make_executor
-from abplatform.replay.serving_cost import measure_serving_cost, unmeasurable
+from abplatform.replay.serving_cost import measure, query_batches, unmeasurable
 from abplatform.report.interleaving import InterleavingResult
 from abplatform.report.model import (
     Analysis,
+    Comparison,
     DailyResult,
     DataFingerprint,
     LatencyGuardrail,
@@ -40,6 +42,7 @@ from abplatform.report.model import (
     Report,
     ReportFormatError,
     SegmentResult,
+    SrmCheck,
     finite_or_none,
 )
 from abplatform.report.offline_policy import OfflinePolicyEvaluation
@@ -54,6 +57,9 @@ from abplatform.vocabulary import Mode, unit_column
 from abplatform.world.generate import WorldParams, generate_world
 from abplatform.world.oracle import OracleBehaviour, WorldRaters
 from abplatform.world.truth import load_truth
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Progress = Callable[..., None]  # say(message) or say(message, done, total) for a progress bar
 
@@ -259,7 +265,6 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
     replay_dir = Path(exp.data.cache_dir) / "replays" / f"{exp.name}-{_replay_key(exp, source_fp.hash, code)}"
     latency = _read_latency(replay_dir / "latency.json", say) if (replay_dir / "sessions").is_dir() else None
     rankers = {a.name: r for a, r in arms}
-    control, treatment = exp.control_arm.name, exp.treatment_arm.name
     why_not = NO_MARGIN if exp.decision.latency_margin is None else unmeasurable(rankers)
     catalog: Catalog | None = None
     if latency is None or why_not is None:  # the replay or the serving-cost measurement needs fitted rankers
@@ -268,8 +273,8 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
         for _, ranker in arms:
             ranker.fit(source, catalog)
     # measured before the replay, on the rankers as fitted, whether the replay is cached or not
-    guard = (not_evaluated(why_not, exp.decision.latency_margin) if why_not is not None
-             else _serving_cost(exp, source, catalog, rankers, control, treatment, say))
+    guards = ({p: not_evaluated(why_not, exp.decision.latency_margin) for p in exp.comparison_pairs}
+              if why_not is not None else _serving_costs(exp, source, catalog, rankers, say))
     if latency is not None:
         say(f"Reusing the replayed event log in {replay_dir}")
     else:
@@ -279,7 +284,8 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
         spec = ReplaySpec(arms=[ReplayArm(a.name, r, exp.weights[a.name]) for a, r in arms], salt=exp.salt,
                           seed=sim.seed, page_size=sim.page_size, batch_size=sim.batch_size,
                           workers=workers or sim.workers, behaviour=behaviour, rater=raters)
-        say(f"Replaying {source.path} through both arms ({spec.workers} worker(s))")
+        say(f"Replaying {source.path} through {'both' if len(arms) == 2 else f'all {len(arms)}'} arms "
+            f"({spec.workers} worker(s))")
         executor = make_executor(exp.data.engine, exp.data.spark, spec.workers)
         res = replay(source, spec, replay_dir, progress=lambda i, n: say("Replaying partitions", i, n),
                      executor=executor, keep_complete=True)
@@ -297,7 +303,7 @@ def run_offline(config_path: str | Path, results: str | Path = "results", worker
                 ranker.fit(source, catalog)
         interleaving = _simulated_interleaving(exp, source, catalog, rankers, say)
     return _publish(exp, config_path, config_sha, card, "offline", source_fp, str(replay_dir), results,
-                    latency_ms=latency.get("ms_per_query", {}), latency_guard=guard, say=say,
+                    latency_ms=latency.get("ms_per_query", {}), latency_guards=guards, say=say,
                     offline_policy=_offline_policy(exp, config_path, source, say), interleaving=interleaving)
 
 
@@ -366,20 +372,26 @@ def _offline_policy(exp: Experiment, config_path: Path, dataset: Dataset,
     return evaluate_offline_policy(exp, config_path, dataset)
 
 
-def _serving_cost(exp: Experiment, source: Dataset, catalog: Catalog | None, rankers: dict[str, Ranker],
-                  control: str, treatment: str, say: Progress) -> LatencyGuardrail:
-    """The latency guardrail: both fitted rankers timed on the same seeded query batches."""
+def _serving_costs(exp: Experiment, source: Dataset, catalog: Catalog | None, rankers: dict[str, Ranker],
+                   say: Progress) -> dict[tuple[str, str], LatencyGuardrail]:
+    """The latency guardrail of every comparison: its two fitted rankers timed on the same seeded
+    query batches (one draw of batches for all comparisons)."""
     assert catalog is not None
     d = exp.decision
-    say(f"Measuring serving cost: {d.latency_repetitions} paired repetitions of {d.latency_batch_size} queries")
-    times = measure_serving_cost(source, catalog, rankers[control], rankers[treatment],
-                                 repetitions=d.latency_repetitions, batch_size=d.latency_batch_size,
-                                 seed=exp.simulation.seed, page_size=exp.simulation.page_size)
-    if times is None:
-        return not_evaluated(f"{source.path}: no session to score", d.latency_margin)
-    return latency_guardrail(times.control_seconds, times.treatment_seconds, margin=d.latency_margin,
-                             alpha=exp.statistics.alpha, batch_size=times.batch_size, control=control,
-                             treatment=treatment, timer=times.timer)
+    say(f"Measuring serving cost: {d.latency_repetitions} paired repetitions of {d.latency_batch_size} queries"
+        + (f" per comparison ({len(exp.comparison_pairs)})" if len(exp.comparison_pairs) > 1 else ""))
+    batches = query_batches(source, catalog, batch_size=d.latency_batch_size, seed=exp.simulation.seed)
+    out = {}
+    for treatment, control in exp.comparison_pairs:
+        if not batches:
+            out[(treatment, control)] = not_evaluated(f"{source.path}: no session to score", d.latency_margin)
+            continue
+        times = measure(rankers[control], rankers[treatment], batches, d.latency_repetitions,
+                        page_size=exp.simulation.page_size)
+        out[(treatment, control)] = latency_guardrail(
+            times.control_seconds, times.treatment_seconds, margin=d.latency_margin, alpha=exp.statistics.alpha,
+            batch_size=times.batch_size, control=control, treatment=treatment, timer=times.timer)
+    return out
 
 
 def run_experiment(config_path: str | Path, results: str | Path = "results", workers: int | None = None,
@@ -403,26 +415,35 @@ def run_online(config_path: str | Path, results: str | Path = "results", say: Pr
     counts = validate_experiment_data(exp, dataset)
     say(f"Computing sufficient statistics ({exp.data.engine}) and the scorecard")
     card = build_scorecard(dataset, exp)
+    not_timed = {p: not_evaluated(ONLINE, exp.decision.latency_margin) for p in exp.comparison_pairs}
     return _publish(exp, config_path, config_sha, card, "online", data_fingerprint(dataset, counts),
-                    str(dataset.path), results, latency_guard=not_evaluated(ONLINE, exp.decision.latency_margin),
-                    say=say, offline_policy=_offline_policy(exp, config_path, dataset, say))
+                    str(dataset.path), results, latency_guards=not_timed, say=say,
+                    offline_policy=_offline_policy(exp, config_path, dataset, say))
 
 
 def offline_vs_online(offline: Report, online: Report) -> list[OfflineVsOnline]:
-    """Predicted (offline) and observed (online) relative lift per metric both runs have."""
+    """Predicted (offline) and observed (online) relative lift per metric both runs have, per comparison
+    both runs made (two two-arm runs are one comparison whatever their arms are called)."""
+    pairs = list(zip(offline.comparison_list(), online.comparison_list(), strict=False))
+    if len(offline.comparison_list()) > 1 or len(online.comparison_list()) > 1:
+        observed = {(c.treatment, c.control): c for c in online.comparison_list()}
+        pairs = [(p, observed[(p.treatment, p.control)]) for p in offline.comparison_list()
+                 if (p.treatment, p.control) in observed]
     rows = []
-    for p in offline.metrics:
-        o = online.metric(p.metric)
-        if o is None:
-            continue
-        inside = (o.rel_ci_low is not None and o.rel_ci_high is not None and p.rel_effect is not None
-                  and o.rel_ci_low <= p.rel_effect <= o.rel_ci_high)
-        rows.append(OfflineVsOnline(
-            metric=p.metric, predicted_rel_effect=p.rel_effect, predicted_rel_ci_low=p.rel_ci_low,
-            predicted_rel_ci_high=p.rel_ci_high, observed_rel_effect=o.rel_effect, observed_rel_ci_low=o.rel_ci_low,
-            observed_rel_ci_high=o.rel_ci_high, prediction_inside_observed_ci=bool(inside),
-            offline_run_id=offline.run_id, online_run_id=online.run_id, offline_experiment=offline.experiment,
-            online_experiment=online.experiment))
+    for predicted, seen in pairs:
+        for p in predicted.metrics:
+            o = seen.metric(p.metric)
+            if o is None:
+                continue
+            inside = (o.rel_ci_low is not None and o.rel_ci_high is not None and p.rel_effect is not None
+                      and o.rel_ci_low <= p.rel_effect <= o.rel_ci_high)
+            rows.append(OfflineVsOnline(
+                metric=p.metric, predicted_rel_effect=p.rel_effect, predicted_rel_ci_low=p.rel_ci_low,
+                predicted_rel_ci_high=p.rel_ci_high, observed_rel_effect=o.rel_effect,
+                observed_rel_ci_low=o.rel_ci_low, observed_rel_ci_high=o.rel_ci_high,
+                prediction_inside_observed_ci=bool(inside), offline_run_id=offline.run_id,
+                online_run_id=online.run_id, offline_experiment=offline.experiment,
+                online_experiment=online.experiment, comparison=predicted.name))
     return rows
 
 
@@ -440,24 +461,44 @@ def _paired_report(store: ResultsStore, exp: Experiment, mode: Mode, say: Progre
     return None
 
 
-def _long_tail(card: Scorecard) -> LongTail | None:
+def _rows_of(frame: pd.DataFrame | None, comparison: str) -> pd.DataFrame | None:
+    """The rows of one comparison of a scorecard table."""
+    if frame is None or frame.empty:
+        return frame
+    return frame[frame["comparison"] == comparison]
+
+
+def _long_tail(card: Scorecard, treatment: str, control: str) -> LongTail | None:
     if card.long_tail is None or card.long_tail_arms is None:
         return None
     per_arm: dict[str, dict[str, float | None]] = {}
     for _, r in card.long_tail_arms.iterrows():
-        per_arm[r["arm"]] = {"coverage": finite_or_none(float(r["coverage"])),
-                             "exposure_gini": finite_or_none(float(r["exposure_gini"]))}
-    metrics = metric_results(card.long_tail)
+        if r["arm"] in (control, treatment):
+            per_arm[r["arm"]] = {"coverage": finite_or_none(float(r["coverage"])),
+                                 "exposure_gini": finite_or_none(float(r["exposure_gini"]))}
+    metrics = metric_results(_rows_of(card.long_tail, f"{treatment} vs {control}"))
     for m in metrics:
-        per_arm.setdefault(card.control, {})[m.metric] = m.control_value
-        per_arm.setdefault(card.treatment, {})[m.metric] = m.treatment_value
+        per_arm.setdefault(control, {})[m.metric] = m.control_value
+        per_arm.setdefault(treatment, {})[m.metric] = m.treatment_value
     return LongTail(per_arm=per_arm, metrics=metrics)
+
+
+def _comparison(card: Scorecard, treatment: str, control: str, srm: SrmCheck, rule: DecisionRule,
+                latency: LatencyGuardrail | None) -> Comparison:
+    """One comparison's rows and its own decision (does ``treatment`` beat ``control``?)."""
+    name = f"{treatment} vs {control}"
+    metrics = metric_results(_rows_of(card.overall, name))
+    return Comparison(treatment=treatment, control=control, decision=decide(metrics, srm, rule, latency, control,
+                                                                             treatment),
+                      metrics=metrics, segments=metric_results(_rows_of(card.segments, name), SegmentResult),
+                      daily=metric_results(_rows_of(card.daily, name), DailyResult), latency_guardrail=latency,
+                      long_tail=_long_tail(card, treatment, control))
 
 
 def analysis_of(exp: Experiment) -> Analysis:
     """The experiment's test settings, as the report labels them."""
     st = exp.statistics
-    return Analysis(relative_ci=st.relative_ci, correction=st.correction, correction_scope=st.correction_scope,
+    return Analysis(relative_ci=st.relative_ci, correction=exp.correction, correction_scope=st.correction_scope,
                     guardrail_test=exp.decision.guardrail_test,
                     sequential=st.sequential.method if st.sequential is not None else None,
                     unit=exp.randomisation.unit)
@@ -465,25 +506,29 @@ def analysis_of(exp: Experiment) -> Analysis:
 
 def _publish(exp: Experiment, config_path: Path, config_sha: str, card: Scorecard, mode: Mode,
              source: DataFingerprint, event_log: str, results: str | Path, latency_ms: dict[str, float] | None = None,
-             latency_guard: LatencyGuardrail | None = None, say: Progress = _noop,
+             latency_guards: dict[tuple[str, str], LatencyGuardrail] | None = None, say: Progress = _noop,
              offline_policy: OfflinePolicyEvaluation | None = None,
              interleaving: InterleavingResult | None = None) -> tuple[Path, Report]:
     run_id = new_run_id()
     store = ResultsStore(results)
-    metrics = metric_results(card.overall)
     srm, srm_by_segment = srm_checks(card)
     rule = DecisionRule(alpha=exp.statistics.alpha, guardrail_test=exp.decision.guardrail_test,
                         block_on_srm=exp.decision.block_on_srm)
+    comparisons = [_comparison(card, t, c, srm, rule, (latency_guards or {}).get((t, c))) for t, c in card.pairs]
+    head = comparisons[0]
+    several = len(comparisons) > 1
+    decision = (decide_arms([(c.treatment, c.control, c.decision) for c in comparisons], exp.control_arm.name,
+                            card.arms) if several else head.decision)
     report = Report(
         experiment=exp.name, run_id=run_id, created=datetime.now(UTC).isoformat(), mode=mode,
         config_path=str(config_path), config_sha256=config_sha, abplatform_version=__version__,
         code_version=code_version(), python=platform.python_version(), seed=exp.simulation.seed,
-        alpha=exp.statistics.alpha, source=source, event_log=event_log, control=card.control,
-        treatment=card.treatment, decision=decide(metrics, srm, rule, latency_guard, card.control, card.treatment),
-        srm=srm, metrics=metrics, segments=metric_results(card.segments, SegmentResult),
-        srm_by_segment=srm_by_segment, daily=metric_results(card.daily, DailyResult),
-        latency_ms_per_query=latency_ms or {}, latency_guardrail=latency_guard, long_tail=_long_tail(card),
-        analysis=analysis_of(exp), offline_policy=offline_policy, interleaving=interleaving)
+        alpha=exp.statistics.alpha, source=source, event_log=event_log, control=head.control,
+        treatment=head.treatment, decision=decision, srm=srm, metrics=head.metrics, segments=head.segments,
+        srm_by_segment=srm_by_segment, daily=head.daily, latency_ms_per_query=latency_ms or {},
+        latency_guardrail=head.latency_guardrail, long_tail=head.long_tail, analysis=analysis_of(exp),
+        offline_policy=offline_policy, interleaving=interleaving, arms=card.arms if several else [],
+        control_arm=exp.control_arm.name if several else "", comparisons=comparisons if several else [])
     paired = _paired_report(store, exp, mode, say)
     if paired is not None:
         report.offline_vs_online = offline_vs_online(*((report, paired) if mode == "offline" else (paired, report)))

@@ -30,15 +30,27 @@ from abplatform.vocabulary import SEGMENT_COLUMNS
 
 @dataclass
 class Scorecard:
+    """The comparison tables: one row per comparison × metric (× segment value, × day), the
+    comparisons (``pairs``, (treatment, control)) in the experiment's order."""
+
     overall: pd.DataFrame
     segments: pd.DataFrame
     daily: pd.DataFrame
     srm: pd.DataFrame
-    control: str
-    treatment: str
+    pairs: list[tuple[str, str]]
+    arms: list[str]
     sufficient_stats: pd.DataFrame
     long_tail: pd.DataFrame | None = None  # per-user long-tail metrics, compared like the scorecard
     long_tail_arms: pd.DataFrame | None = None  # per-arm coverage and exposure Gini
+
+    @property
+    def control(self) -> str:
+        """The control of the headline (first) comparison."""
+        return self.pairs[0][1]
+
+    @property
+    def treatment(self) -> str:
+        return self.pairs[0][0]
 
 
 def _unit_column(name: str, agg: Aggregate, extra_filter: str | None = None) -> UnitColumn:
@@ -81,7 +93,8 @@ def metric_specs(metrics: Sequence[Metric], exp: Experiment | None = None) -> di
 def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = None) -> Scorecard:
     metrics = experiment_metrics(exp)
     specs = metric_specs(metrics, exp)
-    control, treatment = exp.control_arm.name, exp.treatment_arm.name
+    pairs = exp.comparison_pairs
+    arms = [a.name for a in exp.arms]
     weights = exp.weights
     st = exp.statistics
     segment_names = analysed_segments(exp, dataset)
@@ -93,7 +106,7 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
         # every unit counts once in each metric's n, so the first metric's n are the units per arm
         counts = suff[suff["metric"] == metrics[0].name][["segment", "segment_value", "arm", "n"]]
         arms_seen = set(counts["arm"])
-        missing = [a for a in (control, treatment) if a not in arms_seen]
+        missing = [a for a in arms if a not in arms_seen]
         if missing:
             raise EvaluationError(f"{dataset.path}: no sessions for arm {missing[0]!r} "
                                   f"(arms in the log: {', '.join(sorted(arms_seen)) or 'none'})")
@@ -103,7 +116,7 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
         engine.close()
     cuped = bool(st.cuped and suff["sum_xp"].notna().any())
     # every table is tested the same way
-    compare = functools.partial(stats.compare, metrics=specs, control=control, treatment=treatment, alpha=st.alpha,
+    compare = functools.partial(stats.compare_pairs, metrics=specs, pairs=pairs, alpha=st.alpha,
                                 relative_ci=st.relative_ci, cuped=cuped, guardrail_test=exp.decision.guardrail_test)
     sequential = None
     if st.sequential is not None:
@@ -114,7 +127,7 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
     daily_card = compare(daily, by=["day"], sequential=sequential) if len(daily) else pd.DataFrame()
     if sequential is not None:  # the overall scorecard is the current look, after the earlier days
         sequential = dataclasses.replace(sequential, earlier_n=_earlier_looks(daily_card))
-    overall = compare(suff[suff["segment"] == "all"], correction=st.correction, correction_scope=st.correction_scope,
+    overall = compare(suff[suff["segment"] == "all"], correction=exp.correction, correction_scope=st.correction_scope,
                       sequential=sequential)
     overall = pd.concat([overall, stats.mde_columns(overall, st.alpha)], axis=1)
     planned = {m.name: m.mde for m in exp.metrics}
@@ -122,7 +135,7 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
     overall["underpowered"] = overall["planned_mde"].notna() & (overall["mde_rel"] > overall["planned_mde"])
     seg_rows = suff[suff["segment"] != "all"]
     # exploratory: each metric corrected across all its segment cells
-    segments = (compare(seg_rows, by=["segment", "segment_value"], correction=st.correction, family="metric")
+    segments = (compare(seg_rows, by=["segment", "segment_value"], correction=exp.correction, family="metric")
                 if len(seg_rows) else pd.DataFrame())
     srm = stats.srm_table(counts.reset_index(drop=True), weights, by=["segment", "segment_value"],
                           threshold=st.srm_threshold)
@@ -132,11 +145,11 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
 
         lt_specs = {m.name: stats.MetricSpec(type=m.type, direction=m.direction, role="secondary")
                     for m in LONG_TAIL_METRICS}
-        lt_card = stats.compare(long_tail[0], lt_specs, control, treatment, alpha=st.alpha,
-                                relative_ci=st.relative_ci, guardrail_test=exp.decision.guardrail_test)
+        lt_card = stats.compare_pairs(long_tail[0], lt_specs, pairs, alpha=st.alpha, relative_ci=st.relative_ci,
+                                      guardrail_test=exp.decision.guardrail_test)
         lt_arms = long_tail[1]
-    return Scorecard(overall=overall, segments=segments, daily=daily_card, srm=srm, control=control,
-                     treatment=treatment, sufficient_stats=suff, long_tail=lt_card, long_tail_arms=lt_arms)
+    return Scorecard(overall=overall, segments=segments, daily=daily_card, srm=srm, pairs=pairs, arms=arms,
+                     sufficient_stats=suff, long_tail=lt_card, long_tail_arms=lt_arms)
 
 
 def analysed_segments(exp: Experiment, dataset: Dataset) -> list[str]:
@@ -177,7 +190,7 @@ def metric_results(frame: pd.DataFrame | None, row_type: type[MetricResult] = Me
 
 def srm_checks(card: Scorecard) -> tuple[SrmCheck, list[SegmentSrm]]:
     """The overall sample-ratio check, and the check of every segment value (with "all" first)."""
-    arms = (card.control, card.treatment)
+    arms = card.arms
 
     def units(r: pd.Series) -> dict[str, int]:
         return {a: int(r[f"n_{a}"]) for a in arms}

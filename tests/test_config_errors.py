@@ -14,7 +14,7 @@ arms:
   - {name: control, ranker: v1}
   - {name: treatment, ranker: v2}
 """
-
+ABN = "name: demo\narms:\n  - {name: cascade, ranker: cascade}\n  - {name: v1, ranker: v1}\n  - {name: v2, ranker: v2}\n"
 
 
 def _user_metric(column: str, filter: str | None = None) -> str:
@@ -45,12 +45,27 @@ MISTAKES = [
     ("name: demo\narms:\n  - {name: control, ranker: v1}\n", ":3:3: arms", "at least 2"),
     ("name: demo\narms:\n  - {name: control, ranker: v1}\n  - {name: t, ranker: v3}\n", ":4:23: arms[1].ranker",
      "unknown ranker 'v3'"),
-    ("name: demo\narms:\n  - {name: control, ranker: v1}\n  - {name: control, ranker: v2}\n", ":1:1: (top level)",
-     "arm names must be unique"),
+    ("name: demo\narms:\n  - {name: control, ranker: v1}\n  - {name: control, ranker: v2}\n", ":3:3: arms",
+     "arm names must be unique: 'control' is listed 2 times"),
     ("name: demo\narms:\n  - {name: a, ranker: v1, weight: 0.5}\n  - {name: b, ranker: v2, weight: 0.4}\n",
-     ":1:1: (top level)", "weights must sum to 1"),
-    ("name: demo\narms:\n  - {name: a, ranker: v1, weight: 0.5}\n  - {name: b, ranker: v2}\n", ":1:1: (top level)",
+     ":3:3: arms", "weights must sum to 1 (or 100), got 0.9 over 2 arms"),
+    ("name: demo\narms:\n  - {name: a, ranker: v1, weight: 0.5}\n  - {name: b, ranker: v2}\n", ":3:3: arms",
      "every arm or for none"),
+    # A/B/n: the control is named, arm names are distinct, k weights sum to 1, comparisons name arms
+    (ABN, ":1:1: (top level)", "control: missing: an experiment with 3 arms names its control arm"),
+    (ABN.replace("{name: v1,", "{name: v2,") + "control: cascade\n", ":3:3: arms",
+     "arm names must be unique: 'v2' is listed 2 times"),
+    (ABN.replace("ranker: cascade}", "ranker: cascade, weight: 0.5}").replace("ranker: v1}", "ranker: v1, weight: 0.3}")
+     .replace("ranker: v2}", "ranker: v2, weight: 0.3}") + "control: cascade\n", ":3:3: arms",
+     "arm weights must sum to 1 (or 100), got 1.1 over 3 arms"),
+    (ABN + "control: cascade\ncomparisons: [{treatment: v3, control: v1}]\n", ":1:1: (top level)",
+     "comparisons[0].treatment: 'v3' is not an arm (arms: cascade, v1, v2)"),
+    (ABN + "control: cascade\ncomparisons: [{treatment: v2, control: v2}]\n", ":1:1: (top level)",
+     "comparisons[0]: compares 'v2' with itself"),
+    (ABN + "control: cascade\ninterleaving: {}\n", ":1:1: (top level)",
+     "team draft interleaves two rankers; this experiment has 3 arms"),
+    (ABN + "control: cascade\nstatistics: {sequential: {method: confidence_sequence}}\n", ":1:1: (top level)",
+     "sequential testing is for two arms; this experiment has 3"),
     ("name: demo\narms:\n  - {name: a, ranker: v1, weight: -1}\n  - {name: b, ranker: v2, weight: 2}\n",
      ":3:35: arms[0].weight", "greater than 0"),
     (BASE + "metrics:\n  - {name: item_ctr, role: primary}\n  - {name: item_ctr}\n", ":1:1: (top level)",

@@ -165,17 +165,23 @@ class Check:
     """One condition of the decision rule, as the gate's JUnit shows it (one test case each)."""
 
     name: str
-    kind: Literal["primary", "secondary", "guardrail", "srm", "latency", "config"]
+    kind: Literal["primary", "secondary", "guardrail", "srm", "latency", "config", "choice"]
     passed: bool
     blocking: bool  # a failed blocking check holds the ranker
     reason: str = ""  # why it failed, in the words the report prints
+    comparison: str = ""  # A/B/n: the comparison ("v2 vs v1") the check belongs to
 
 
 @dataclass(kw_only=True)
 class Decision:
+    """The decision, its reasons (why hold) and every check behind it; ``arm`` is the arm to promote
+    (None on hold); ``explanation`` says in one line why that arm (A/B/n)."""
+
     decision: Literal["promote", "hold"]
     reasons: list[str]
     checks: list[Check] = field(default_factory=list)
+    arm: str | None = None
+    explanation: str = ""
 
     @property
     def promote(self) -> bool:
@@ -199,6 +205,29 @@ class LongTail:
 
 
 @dataclass(kw_only=True)
+class Comparison:
+    """One comparison of an A/B/n experiment — ``treatment`` against ``control`` — with its rows and its
+    own decision (does this treatment beat this control?). A two-arm report keeps its one comparison
+    in the report's own fields (:meth:`Report.comparison_list`)."""
+
+    treatment: str
+    control: str
+    decision: Decision
+    metrics: list[MetricResult]
+    segments: list[SegmentResult] = field(default_factory=list)
+    daily: list[DailyResult] = field(default_factory=list)
+    latency_guardrail: LatencyGuardrail | None = None
+    long_tail: LongTail | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.treatment} vs {self.control}"
+
+    def metric(self, name: str) -> MetricResult | None:
+        return next((m for m in self.metrics if m.metric == name), None)
+
+
+@dataclass(kw_only=True)
 class OfflineVsOnline:
     metric: str
     predicted_rel_effect: float | None
@@ -212,6 +241,7 @@ class OfflineVsOnline:
     online_run_id: str
     offline_experiment: str
     online_experiment: str
+    comparison: str = ""  # A/B/n: the comparison both runs made ("v2 vs v1")
 
 
 @dataclass(kw_only=True)
@@ -262,6 +292,28 @@ class Report:
     analysis: Analysis = field(default_factory=Analysis)
     offline_policy: OfflinePolicyEvaluation | None = None
     interleaving: InterleavingResult | None = None
+    # A/B/n (more than two arms): every arm, the experiment's control, and every comparison; the
+    # fields above (control, treatment, metrics, ...) are then the first, headline, comparison's
+    arms: list[str] = field(default_factory=list)
+    control_arm: str = ""
+    comparisons: list[Comparison] = field(default_factory=list)
+
+    @property
+    def arm_names(self) -> list[str]:
+        return self.arms or [self.control, self.treatment]
+
+    @property
+    def baseline(self) -> str:
+        """The experiment's control arm (the headline comparison's control in a two-arm report)."""
+        return self.control_arm or self.control
+
+    def comparison_list(self) -> list[Comparison]:
+        """Every comparison: the A/B/n list, or the two-arm report's one comparison."""
+        if self.comparisons:
+            return self.comparisons
+        return [Comparison(treatment=self.treatment, control=self.control, decision=self.decision,
+                           metrics=self.metrics, segments=self.segments, daily=self.daily,
+                           latency_guardrail=self.latency_guardrail, long_tail=self.long_tail)]
 
     @property
     def confidence_label(self) -> str:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from abplatform.formats import fmt_ci, fmt_p, fmt_pct, fmt_value
 from abplatform.report.interleaving import InterleavingResult
-from abplatform.report.model import Check, MetricResult, Report
+from abplatform.report.model import Check, Comparison, LatencyGuardrail, MetricResult, Report
 from abplatform.report.offline_policy import OfflinePolicyEvaluation
 
 if TYPE_CHECKING:
@@ -38,10 +38,16 @@ def _metric_cells(report: Report, m: MetricResult) -> list[str]:
     return cells
 
 
-def metric_headers(report: Report) -> list[str]:
-    """Column names; adjusted interval and p-value beside each other when a correction is on."""
+def _several(report: Report) -> bool:
+    return len(report.comparison_list()) > 1
+
+
+def metric_headers(report: Report, comparison: Comparison | None = None) -> list[str]:
+    """Column names; adjusted interval and p-value beside each other when a correction is on. An A/B/n
+    comparison's value columns are named by its arms."""
     ci = report.confidence_label
-    headers = ["metric", "role", "H1", "control", "treatment", "abs diff", "rel diff", ci, "p"]
+    arms = [comparison.control, comparison.treatment] if comparison and _several(report) else ["control", "treatment"]
+    headers = ["metric", "role", "H1", *arms, "abs diff", "rel diff", ci, "p"]
     if _adjusted(report):
         headers += [f"{ci} ({report.analysis.correction}-adjusted)", f"p ({report.analysis.correction}-adjusted)"]
     return headers
@@ -54,6 +60,8 @@ def analysis_line(report: Report) -> str:
     if a.correction != "none":
         family = ("primary metrics (secondaries their own family; guardrails at alpha)"
                   if a.correction_scope == "primary" else "all metrics")
+        if _several(report):
+            family = f"the {len(report.comparison_list())} comparisons × {family}"
         parts.append(f"{a.correction} correction over {family}")
     if a.sequential:
         parts.append(f"sequential ({a.sequential}): the scorecard and the daily table are valid at this look "
@@ -61,70 +69,122 @@ def analysis_line(report: Report) -> str:
     return "Tests: " + "; ".join(parts) + f"; alpha = {report.alpha:g}."
 
 
+def decision_title(report: Report) -> str:
+    """"PROMOTE", "HOLD" — and the arm to promote, in an A/B/n report ("PROMOTE v2")."""
+    d = report.decision
+    return d.decision.upper() + (f" {d.arm}" if d.arm and _several(report) else "")
+
+
+def _comparison_heading(c: Comparison) -> str:
+    return f"{c.name}: {c.treatment} {'beats' if c.decision.promote else 'does not beat'} {c.control}"
+
+
 def markdown(report: Report) -> str:
     d = report.decision
     ci = report.confidence_label
-    lines = [f"# {report.experiment} — {report.run_id}", "", f"**Decision: {d.decision.upper()}**", ""]
+    several = _several(report)
+    comparisons = report.comparison_list()
+    lines = [f"# {report.experiment} — {report.run_id}", "", f"**Decision: {decision_title(report)}**", ""]
+    if several and d.explanation:
+        lines += [f"{d.explanation[0].upper()}{d.explanation[1:]}.", ""]
     lines += [f"- {r}" for r in d.reasons]
     units = ", ".join(f"{a}: {n}" for a, n in report.srm.units.items())
     lines += ["", f"Mode: {report.mode} · {report.analysis.units_label} {units} · "
                   f"SRM ({report.srm.test}) p = {fmt_p(report.srm.p_value)}"
               + (" **(FAILED)**" if report.srm.failed else ""), "", analysis_line(report), ""]
-    headers = metric_headers(report)
-    lines += ["| " + " | ".join(headers) + " | MDE (80% power) |", "|" + "---|" * (len(headers) + 1)]
-    lines += ["| " + " | ".join(_metric_cells(report, m)) + f" | {fmt_pct(m.mde_rel)} |" for m in report.metrics]
-    under = [m.metric for m in report.metrics if m.underpowered]
-    if under:
-        lines += ["", f"Underpowered (observed MDE above the planned one): {', '.join(under)}."]
-    if report.segments:
-        adj = _adjusted(report)
-        note = (f" — exploratory: each metric {report.analysis.correction}-corrected across all its segment cells"
-                if adj else " — exploratory, not corrected for the number of cells")
-        extra = f" {ci} (adjusted) | p (adjusted) |" if adj else ""
-        lines += ["", f"## By segment{note}", "", f"| segment | value | metric | rel diff | {ci} | p |{extra}",
-                  "|---|---|---|---|---|---|" + ("---|---|" if adj else "")]
-        for s in report.segments:
-            row = (f"| {s.segment} | {s.segment_value} | {s.metric} | {fmt_pct(s.rel_effect)} | {ci_cell(s)} | "
-                   f"{fmt_p(s.p_value)} |")
-            if adj:
-                row += f" {ci_cell(s, adjusted=True)} | {fmt_p(s.p_value_adjusted)} |"
-            lines.append(row)
+    lines += _scorecards_markdown(report, comparisons)
+    for c in comparisons:
+        if c.segments:
+            lines += ["", *_segments_markdown(report, c)]
     if report.offline_vs_online:
-        rows = report.offline_vs_online
-        lines += ["", (f"## Offline prediction vs online result ({rows[0].offline_experiment} "
-                       f"{rows[0].offline_run_id} vs {rows[0].online_experiment} {rows[0].online_run_id})"), "",
-                  f"| metric | predicted lift | {ci} | observed lift | {ci} | prediction inside observed CI |",
-                  "|---|---|---|---|---|---|"]
-        for r in rows:
-            lines.append(f"| {r.metric} | {fmt_pct(r.predicted_rel_effect)} | "
-                         f"{fmt_ci(r.predicted_rel_ci_low, r.predicted_rel_ci_high)} | "
-                         f"{fmt_pct(r.observed_rel_effect)} | "
-                         f"{fmt_ci(r.observed_rel_ci_low, r.observed_rel_ci_high)} | "
-                         f"{'yes' if r.prediction_inside_observed_ci else 'no'} |")
-    if report.long_tail is not None:
-        lt = report.long_tail
-        lines += ["", "## Long tail and information bubble", "",
-                  f"| metric | control | treatment | rel diff | {ci} | p |", "|---|---|---|---|---|---|"]
-        for m in lt.metrics:
-            lines.append(f"| {m.metric} | {fmt_value(m.control_value)} | {fmt_value(m.treatment_value)} | "
-                         f"{fmt_pct(m.rel_effect)} | {ci_cell(m)} | {fmt_p(m.p_value)} |")
-        for key in ("coverage", "exposure_gini"):
-            vals = " · ".join(f"{a}: {fmt_value(v.get(key))}" for a, v in lt.per_arm.items())
-            lines.append(f"| {key} (per arm) | {vals} | | | | |")
+        lines += ["", *_offline_vs_online_markdown(report)]
+    for c in comparisons:
+        if c.long_tail is not None:
+            lines += ["", *_long_tail_markdown(report, c)]
     if report.offline_policy is not None:
         lines += ["", *offline_policy_markdown(report.offline_policy)]
     if report.interleaving is not None:
         lines += ["", *interleaving_markdown(report.interleaving)]
-    lines += ["", "## Serving cost (latency guardrail)", "", _latency_details(report)]
+    lines += ["", "## Serving cost (latency guardrail)", ""]
+    lines += [(f"- {c.name}: " if several else "") + latency_details(c.latency_guardrail, ci) for c in comparisons]
     if report.latency_ms_per_query:
         lines += ["", "Replay wall clock, ms per query (for information; it moves with machine load and does "
                       "not decide): " + ", ".join(f"{a} {v:.4f}" for a, v in report.latency_ms_per_query.items())]
     return "\n".join(lines) + "\n"
 
 
-def _latency_details(report: Report) -> str:
+def _scorecards_markdown(report: Report, comparisons: list[Comparison]) -> list[str]:
+    """The metric table of each comparison (headed by its verdict in an A/B/n report)."""
+    several = _several(report)
+    lines: list[str] = []
+    for i, c in enumerate(comparisons):
+        if several:
+            lines += ([""] if i else []) + [f"## {_comparison_heading(c)}", ""]
+            if not c.decision.promote:
+                lines += [f"- {r}" for r in c.decision.reasons if not r.startswith("sample ratio")] + [""]
+        headers = metric_headers(report, c)
+        lines += ["| " + " | ".join(headers) + " | MDE (80% power) |", "|" + "---|" * (len(headers) + 1)]
+        lines += ["| " + " | ".join(_metric_cells(report, m)) + f" | {fmt_pct(m.mde_rel)} |" for m in c.metrics]
+        under = [m.metric for m in c.metrics if m.underpowered]
+        if under:
+            lines += ["", f"Underpowered (observed MDE above the planned one): {', '.join(under)}."]
+    return lines
+
+
+def _offline_vs_online_markdown(report: Report) -> list[str]:
+    ci = report.confidence_label
+    several = _several(report)
+    rows = report.offline_vs_online
+    first = "| comparison " if several else ""
+    lines = [(f"## Offline prediction vs online result ({rows[0].offline_experiment} "
+              f"{rows[0].offline_run_id} vs {rows[0].online_experiment} {rows[0].online_run_id})"), "",
+             f"{first}| metric | predicted lift | {ci} | observed lift | {ci} | prediction inside observed CI |",
+             "|---|---|---|---|---|---|" + ("---|" if several else "")]
+    for r in rows:
+        lines.append((f"| {r.comparison} " if several else "") + f"| {r.metric} | {fmt_pct(r.predicted_rel_effect)} | "
+                     f"{fmt_ci(r.predicted_rel_ci_low, r.predicted_rel_ci_high)} | "
+                     f"{fmt_pct(r.observed_rel_effect)} | "
+                     f"{fmt_ci(r.observed_rel_ci_low, r.observed_rel_ci_high)} | "
+                     f"{'yes' if r.prediction_inside_observed_ci else 'no'} |")
+    return lines
+
+
+def _long_tail_markdown(report: Report, c: Comparison) -> list[str]:
+    assert c.long_tail is not None
+    ci = report.confidence_label
+    several = _several(report)
+    arms = f"{c.control} | {c.treatment}" if several else "control | treatment"
+    lines = ["## Long tail and information bubble" + (f" — {c.name}" if several else ""), "",
+             f"| metric | {arms} | rel diff | {ci} | p |", "|---|---|---|---|---|---|"]
+    for m in c.long_tail.metrics:
+        lines.append(f"| {m.metric} | {fmt_value(m.control_value)} | {fmt_value(m.treatment_value)} | "
+                     f"{fmt_pct(m.rel_effect)} | {ci_cell(m)} | {fmt_p(m.p_value)} |")
+    for key in ("coverage", "exposure_gini"):
+        vals = " · ".join(f"{a}: {fmt_value(v.get(key))}" for a, v in c.long_tail.per_arm.items())
+        lines.append(f"| {key} (per arm) | {vals} | | | | |")
+    return lines
+
+
+def _segments_markdown(report: Report, c: Comparison) -> list[str]:
+    ci = report.confidence_label
+    adj = _adjusted(report)
+    note = (f" — exploratory: each metric {report.analysis.correction}-corrected across all its segment cells"
+            if adj else " — exploratory, not corrected for the number of cells")
+    title = f"## By segment{note}" + (f" ({c.name})" if _several(report) else "")
+    extra = f" {ci} (adjusted) | p (adjusted) |" if adj else ""
+    lines = [title, "", f"| segment | value | metric | rel diff | {ci} | p |{extra}",
+             "|---|---|---|---|---|---|" + ("---|---|" if adj else "")]
+    for s in c.segments:
+        row = (f"| {s.segment} | {s.segment_value} | {s.metric} | {fmt_pct(s.rel_effect)} | {ci_cell(s)} | "
+               f"{fmt_p(s.p_value)} |")
+        if adj:
+            row += f" {ci_cell(s, adjusted=True)} | {fmt_p(s.p_value_adjusted)} |"
+        lines.append(row)
+    return lines
+
+
+def latency_details(lat: LatencyGuardrail | None, confidence_label: str) -> str:
     """The serving-cost guardrail in one line: status, ratio and CI, CPU per query per arm, design."""
-    lat = report.latency_guardrail
     if lat is None:
         return "not evaluated: no serving-cost measurement in this report"
     if lat.status == "not_evaluated" or lat.ratio is None:
@@ -134,7 +194,7 @@ def _latency_details(report: Report) -> str:
     arms = ", ".join(f"{a} {v:.5f}" for a, v in lat.cpu_ms_per_query.items())
     design = (f" ({lat.repetitions} paired repetitions of {lat.batch_size} queries, {lat.timer})"
               if lat.repetitions else "")
-    return (f"{lat.status}: CPU time per query, treatment / control = {lat.ratio:.3f}, {report.confidence_label} "
+    return (f"{lat.status}: CPU time per query, treatment / control = {lat.ratio:.3f}, {confidence_label} "
             f"{ci}, margin {margin}" + (f"; CPU ms per query: {arms}" if arms else "") + design)
 
 
@@ -194,28 +254,34 @@ def print_report(report: Report, console: Console | None = None, segments: bool 
     from rich.table import Table
 
     console = console or Console()
-    t = Table(title=f"{report.experiment} · {report.mode} · run {report.run_id}")
-    for h in metric_headers(report):
-        t.add_column(h, justify="left" if h in ("metric", "role") else "right")
-    for m in report.metrics:
-        t.add_row(*_metric_cells(report, m))
-    console.print(t)
+    several = _several(report)
+    for c in report.comparison_list():
+        title = f"{report.experiment} · {report.mode} · run {report.run_id}"
+        t = Table(title=f"{title} · {_comparison_heading(c)}" if several else title)
+        for h in metric_headers(report, c):
+            t.add_column(h, justify="left" if h in ("metric", "role") else "right")
+        for m in c.metrics:
+            t.add_row(*_metric_cells(report, m))
+        console.print(t)
     console.print(analysis_line(report), markup=False)
     srm = report.srm
     units = ", ".join(f"{a} {n}" for a, n in srm.units.items())
     console.print(f"Sample ratio check: {report.analysis.units_label} {units}; {srm.test} p = {fmt_p(srm.p_value)}"
                   + (" [red]FAILED[/red]" if srm.failed else " (ok)"))
-    if segments and report.segments:
+    for c in report.comparison_list() if segments else []:
+        if not c.segments:
+            continue
         adjusted = " adjusted per metric across cells" if _adjusted(report) else ""
-        st = Table(title=f"Relative lift by segment ({report.confidence_label}{adjusted}; exploratory)")
-        for h in ("segment", "value", *[m.metric for m in report.metrics]):
+        st = Table(title=f"Relative lift by segment ({report.confidence_label}{adjusted}; exploratory)"
+                   + (f" · {c.name}" if several else ""))
+        for h in ("segment", "value", *[m.metric for m in c.metrics]):
             st.add_column(h, justify="left" if h in ("segment", "value") else "right")
         by_key: dict[tuple[str, str], dict[str, str]] = {}
-        for s in report.segments:
+        for s in c.segments:
             cell = f"{fmt_pct(s.rel_effect)} {ci_cell(s, adjusted=_adjusted(report))}"
             by_key.setdefault((s.segment, s.segment_value), {})[s.metric] = cell
         for (seg, val), cells in by_key.items():
-            st.add_row(seg, val, *[cells.get(m.metric, "") for m in report.metrics])
+            st.add_row(seg, val, *[cells.get(m.metric, "") for m in c.metrics])
         console.print(st)
     if report.offline_policy is not None:
         print_offline_policy(report.offline_policy, console)
@@ -246,7 +312,8 @@ def print_offline_policy(ope: OfflinePolicyEvaluation, console: Console) -> None
 def print_decision(report: Report, console: Console) -> None:
     d = report.decision
     colour = "green" if d.promote else "yellow"
-    console.print(f"Decision: [bold {colour}]{d.decision.upper()}[/bold {colour}]")
+    console.print(f"Decision: [bold {colour}]{decision_title(report)}[/bold {colour}]"
+                  + (f" — {d.explanation}" if d.explanation and _several(report) else ""))
     for r in d.reasons:
         console.print(f"  - {r}", markup=False)
 
@@ -255,45 +322,54 @@ def _check_details(report: Report, check: Check) -> str:
     if check.kind == "srm":
         return (f"{report.analysis.units_label} {report.srm.units}, {report.srm.test} "
                 f"p = {fmt_p(report.srm.p_value)}")
+    comparison = next((c for c in report.comparison_list() if c.name == check.comparison),
+                      report.comparison_list()[0])
     if check.kind == "latency":
-        return _latency_details(report)
-    m = report.metric(check.name)
+        return latency_details(comparison.latency_guardrail, report.confidence_label)
+    m = comparison.metric(check.name) if check.kind in ("primary", "secondary", "guardrail") else None
     if m is None:
         return check.reason
     adjusted = _adjusted(report)
-    return (f"{m.metric} ({m.role}): control {m.control_value}, treatment {m.treatment_value}, "
+    arms = (comparison.control, comparison.treatment) if _several(report) else ("control", "treatment")
+    return (f"{m.metric} ({m.role}): {arms[0]} {m.control_value}, {arms[1]} {m.treatment_value}, "
             f"relative {fmt_pct(m.rel_effect)}, test H1 {m.hypothesis()}: {report.confidence_label} "
             f"{ci_cell(m, adjusted)}{' (adjusted)' if adjusted else ''}, "
             f"p = {fmt_p(m.p_value_adjusted if adjusted else m.p_value)}{' (adjusted)' if adjusted else ''}")
 
 
 _JUNIT_CLASS = {"primary": "metric", "secondary": "metric", "guardrail": "guardrail", "latency": "guardrail",
-                "srm": "srm", "config": "config"}
+                "srm": "srm", "config": "config", "choice": "decision"}
 
 
 def junit_xml(report: Report) -> bytes:
-    """One test case per decision check; a blocking check that failed is a failure."""
+    """One test case per decision check (an A/B/n check's class names its comparison); a blocking check
+    that failed is a failure. The suite's properties carry the decision and the arm to promote."""
     suite = ET.Element("testsuite", name=f"abplatform.{report.experiment}")
+    properties = ET.SubElement(suite, "properties")
+    for name, value in (("decision", report.decision.decision), ("arm", report.decision.arm or "")):
+        ET.SubElement(properties, "property", name=name, value=value)
     failures = 0
     for check in report.decision.checks:
         details = _check_details(report, check)
+        where = f".{check.comparison.replace(' ', '_')}" if check.comparison else ""
         case = ET.SubElement(suite, "testcase", name=check.name,
-                             classname=f"{report.experiment}.{_JUNIT_CLASS[check.kind]}", time="0")
+                             classname=f"{report.experiment}{where}.{_JUNIT_CLASS[check.kind]}", time="0")
         if check.blocking and not check.passed:
             failures += 1
             ET.SubElement(case, "failure", message=check.reason).text = details
         elif not check.passed:
             details = f"not blocking: {check.reason} — {details}"
         ET.SubElement(case, "system-out").text = details
-    suite.set("tests", str(len(suite)))
+    suite.set("tests", str(len(suite) - 1))
     suite.set("failures", str(failures))
     suite.set("errors", "0")
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
 
 
 def gate_summary(report: Report) -> dict[str, Any]:
-    """The gate's ``--json``: the decision, its reasons and each metric's verdict, beside the test it
-    read — ``ci_*`` is that test's interval on its ``test_scale`` (null = unbounded side)."""
+    """The gate's ``--json``: the decision, the arm to promote, the reasons and each metric's verdict,
+    beside the test it read — ``ci_*`` is that test's interval on its ``test_scale`` (null = unbounded
+    side); an A/B/n report adds every comparison's decision and rows."""
     keys = ("metric", "role", "alternative", "test_scale", "null_effect", "rel_effect", "abs_effect", "p_value",
             "p_value_adjusted", "significant", "improved", "breached")
 
@@ -302,7 +378,13 @@ def gate_summary(report: Report) -> dict[str, Any]:
         return {**{k: getattr(m, k) for k in keys}, "ci_low": low, "ci_high": high, "ci_low_adjusted": low_adj,
                 "ci_high_adjusted": high_adj}
 
-    return {"experiment": report.experiment, "run_id": report.run_id, "mode": report.mode,
-            "decision": report.decision.decision, "reasons": report.decision.reasons,
-            "srm_p_value": report.srm.p_value, "analysis": dataclasses.asdict(report.analysis),
-            "metrics": [row(m) for m in report.metrics]}
+    summary = {"experiment": report.experiment, "run_id": report.run_id, "mode": report.mode,
+               "decision": report.decision.decision, "arm": report.decision.arm, "reasons": report.decision.reasons,
+               "srm_p_value": report.srm.p_value, "analysis": dataclasses.asdict(report.analysis),
+               "metrics": [row(m) for m in report.metrics]}
+    if _several(report):
+        summary["explanation"] = report.decision.explanation
+        summary["comparisons"] = [{"comparison": c.name, "treatment": c.treatment, "control": c.control,
+                                   "decision": c.decision.decision, "reasons": c.decision.reasons,
+                                   "metrics": [row(m) for m in c.metrics]} for c in report.comparison_list()]
+    return summary

@@ -13,7 +13,7 @@ the reference implementation the SQL is tested against and the simulations use.
 """
 
 from .capping import cap_values
-from .compare import compare
+from .compare import compare, compare_pairs
 from .moments import suff_from_units
 from .power import baseline_variance, mde, mde_columns, plan, power_at, sample_size
 from .srm import DEFAULT_SRM_THRESHOLD, srm_table, srm_test
@@ -28,6 +28,7 @@ __all__ = [
     "baseline_variance",
     "cap_values",
     "compare",
+    "compare_pairs",
     "mde",
     "mde_columns",
     "plan",

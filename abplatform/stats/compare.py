@@ -183,12 +183,14 @@ def _row_tests(specs: Sequence[MetricSpec], guardrail_test: str) -> tuple[np.nda
 
 
 def _families(index: pd.DataFrame, by: list[str], specs: Sequence[MetricSpec], correction_scope: str,
-              family: str) -> list[np.ndarray]:
+              family: str, across: Sequence[str] = ()) -> list[np.ndarray]:
     """Row indices of each multiple-testing family.
 
     ``family="group"``: the metrics of one by-group; with ``correction_scope="primary"`` primary and
-    secondary metrics form separate families and guardrails stand alone (each tested at α).
-    ``family="metric"``: every by-group cell of one metric (exploratory segment tables).
+    secondary metrics form separate families and guardrails stand alone (each tested at α). A
+    by-column in ``across`` does not split a family (the comparisons of an A/B/n experiment: one
+    family spans them). ``family="metric"``: every by-group cell of one metric (exploratory segment
+    tables).
     """
     keys = index.copy()
     if family == "metric":
@@ -196,7 +198,7 @@ def _families(index: pd.DataFrame, by: list[str], specs: Sequence[MetricSpec], c
     roles = np.array([s.role for s in specs], dtype=object)
     keys["_family"] = (np.where(roles == "guardrail", np.arange(len(keys)).astype(str), roles)
                        if correction_scope == "primary" else "all")
-    cols = [*by, "_family"]
+    cols = [*(b for b in by if b not in across), "_family"]
     return [np.asarray(v) for v in keys.groupby(cols, sort=False, dropna=False).indices.values()]
 
 
@@ -277,6 +279,7 @@ def compare(
     sequential: SequentialSpec | None = None,
     small_sample: bool = True,
     guardrail_test: str = "harm",
+    across: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Scorecard of ``treatment`` vs ``control``: one row per metric × by-group.
 
@@ -285,7 +288,8 @@ def compare(
     ``sequential`` every CI / p-value is valid under repeated looks: when ``suff`` has the look
     column, one row per look (cumulative sums); otherwise ``suff`` is the current look, after the
     looks of ``sequential.earlier_n``. ``small_sample``: the ratio-metric leverage correction and
-    Kish df (``moments``). ``guardrail_test``: harm or noninferiority (``_row_tests``).
+    Kish df (``moments``). ``guardrail_test``: harm or noninferiority (``_row_tests``). ``across``:
+    by-columns a multiple-testing family spans (``compare_pairs``).
     """
     _check_options(alpha, relative_ci, correction, correction_scope, family, guardrail_test)
     by = list(by)
@@ -338,7 +342,7 @@ def compare(
     n_total = mc.n + mt.n
     keys = index[keys_cols]
     abs_ref = _reference(sequential, keys, n_total, df_abs, alpha)
-    families = _families(index, by, specs, correction_scope, family) if correction != "none" else []
+    families = _families(index, by, specs, correction_scope, family, across) if correction != "none" else []
     smallest_level = np.full(len(index), alpha)  # the adjusted level is at least α/m (Holm, BH)
     for fam in families:
         smallest_level[fam] = alpha / len(fam)
@@ -403,3 +407,31 @@ def compare(
     decided = verdicts.metric_verdicts(effect=abs_effect, p_value_adjusted=p_adj, alpha=alpha, specs=specs,
                                        guardrail_test=guardrail_test)
     return pd.concat([out, decided], axis=1)
+
+
+def compare_pairs(suff: pd.DataFrame, metrics: Mapping[str, MetricSpec], pairs: Sequence[tuple[str, str]], *,
+                  by: Sequence[str] = (), **options) -> pd.DataFrame:
+    """:func:`compare` for each (treatment, control) pair of an A/B/n experiment, in one table.
+
+    Rows carry ``comparison`` ("v2 vs v1"), ``treatment`` and ``control``, in the order of
+    ``pairs`` (metrics in their order within each); every pair is tested as :func:`compare` tests
+    two arms, and a multiple-testing family spans the comparisons as well as the metrics (with
+    ``correction`` holm: Holm over every comparison × metric of a family). Each pair's rows are its
+    two arms relabelled, so one call runs every comparison through the same vectorised tests.
+    """
+    parts = []
+    for treatment, control in pairs:
+        part = suff[suff["arm"].isin([treatment, control])]
+        part = part.assign(arm=part["arm"].map({control: "control", treatment: "treatment"}),
+                           comparison=f"{treatment} vs {control}")
+        parts.append(part)
+    if not parts:
+        raise ValueError("compare_pairs needs at least one (treatment, control) pair")
+    out = compare(pd.concat(parts, ignore_index=True), metrics, "control", "treatment",
+                  by=[*by, "comparison"], across=("comparison",), **options)
+    order = {f"{t} vs {c}": i for i, (t, c) in enumerate(pairs)}
+    out = out.iloc[np.argsort(out["comparison"].map(order).to_numpy(), kind="stable")].reset_index(drop=True)
+    names = dict(zip(order, pairs, strict=True))
+    out.insert(0, "treatment", [names[c][0] for c in out["comparison"]])
+    out.insert(1, "control", [names[c][1] for c in out["comparison"]])
+    return out

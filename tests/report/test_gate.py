@@ -53,7 +53,7 @@ def test_promote_exit_0_with_junit_summary_and_output(tmp_path, cache):
                env={"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output)})
     assert res.returncode == 0, res.stdout + res.stderr
     assert "PROMOTE" in res.stdout
-    assert output.read_text() == "decision=promote\n"
+    assert output.read_text() == "decision=promote\narm=treatment\n"
     assert "**Decision: PROMOTE**" in summary.read_text()
     suite = ET.parse(tmp_path / "junit.xml").getroot()
     # one test case per check of the decision rule, in the decision's order

@@ -54,7 +54,7 @@ def test_gate_summary_and_ci_outputs_carry_the_decision(tmp_path, monkeypatch):
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
     monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "output.txt"))
     publish_to_ci(rep)
-    assert (tmp_path / "output.txt").read_text() == "decision=hold\n"
+    assert (tmp_path / "output.txt").read_text() == "decision=hold\narm=\n"
     assert (tmp_path / "summary.md").read_text() == markdown(rep) + "\n"
 
 
@@ -144,6 +144,6 @@ def test_all_outputs_written_when_all_can_be(tmp_path, monkeypatch):
     publish_to_ci(rep, junit)
     from abplatform.report.render import junit_xml
 
-    assert junit.read_bytes() == junit_xml(rep) and output.read_text() == "decision=promote\n"
+    assert junit.read_bytes() == junit_xml(rep) and output.read_text() == "decision=promote\narm=treatment\n"
     assert summary.read_text() == "earlier steps\n" + markdown(rep) + "\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junit.xml", "output.txt", "summary.md"]
