@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from rich.console import Console
 
-from abplatform.decision import DecisionRule, decide
+from abplatform.decision import DecisionRule, decide, decide_arms
 from abplatform.report.model import LatencyGuardrail
 from abplatform.report.render import junit_xml, markdown, print_report
 from tests.report.factory import metric, report, srm
@@ -181,3 +181,53 @@ def test_markdown_console_and_junit_show_the_same_decision(name):
     junit_reasons = [f.get("message") for f in suite.iter("failure")]
     assert md_reasons == console_reasons == junit_reasons == rep.decision.reasons
     assert (suite.get("failures") == "0") == rep.decision.promote
+
+
+# --- A/B/n: the arm to promote -------------------------------------------------------------------
+
+def _pair(treatment: str, control: str, wins: bool, failed_srm: bool = False):
+    m = metric(improved=wins, significant=wins)
+    return treatment, control, decide([m], srm(failed=failed_srm), DecisionRule(), None, control, treatment)
+
+
+ARMS3 = ["cascade", "v1", "v2"]
+
+
+def test_abn_promotes_the_arm_that_beats_the_control_and_the_other_winner():
+    d = decide_arms([_pair("v2", "v1", True), _pair("v1", "cascade", True), _pair("v2", "cascade", True)],
+                    "cascade", ARMS3)
+    assert (d.decision, d.arm, d.reasons) == ("promote", "v2", [])
+    assert d.explanation == "v2 beats cascade on every check and beats v1 (v1 also beat cascade)"
+    # every check is listed with its comparison; none that failed blocks
+    assert {c.comparison for c in d.checks if c.kind != "srm"} == {"v2 vs v1", "v1 vs cascade", "v2 vs cascade"}
+    assert not [c for c in d.checks if c.blocking and not c.passed]
+
+
+def test_abn_two_winners_without_a_comparison_between_them_hold():
+    d = decide_arms([_pair("v1", "cascade", True), _pair("v2", "cascade", True)], "cascade", ARMS3)
+    assert d.decision == "hold" and d.arm is None
+    assert d.reasons == ["v1 and v2 beat cascade and no comparison shows one of them better than the other "
+                         "(compare them in comparisons:)"]
+
+
+def test_abn_a_loser_against_the_control_does_not_block_the_winner():
+    d = decide_arms([_pair("v2", "v1", True), _pair("v1", "cascade", False), _pair("v2", "cascade", True)],
+                    "cascade", ARMS3)
+    assert (d.decision, d.arm) == ("promote", "v2")
+    failed = [c for c in d.checks if not c.passed and c.kind != "latency"]  # latency: not evaluated here
+    assert [(c.comparison, c.name, c.blocking) for c in failed] == [("v1 vs cascade", "item_ctr", False)]
+
+
+def test_abn_nothing_beats_the_control():
+    d = decide_arms([_pair("v2", "v1", True), _pair("v1", "cascade", False), _pair("v2", "cascade", False)],
+                    "cascade", ARMS3)
+    assert (d.decision, d.arm, d.explanation) == ("hold", None, "no arm beats cascade")
+    assert [r.split(":")[0] for r in d.reasons] == ["v1 vs cascade", "v2 vs cascade"]
+
+
+def test_abn_sample_ratio_mismatch_is_one_check_and_one_reason():
+    d = decide_arms([_pair(t, c, True, failed_srm=True) for t, c in (("v2", "v1"), ("v1", "cascade"),
+                                                                      ("v2", "cascade"))], "cascade", ARMS3)
+    assert d.decision == "hold"
+    assert [c.kind for c in d.checks].count("srm") == 1
+    assert sum(r.startswith("sample ratio mismatch") for r in d.reasons) == 1
