@@ -121,13 +121,13 @@ def run_label(entry: dict[str, Any]) -> str:
     """Picker label; ends with the run id's distinctive tail so two runs never read alike."""
     created = str(entry.get("created", ""))[:19].replace("T", " ")
     rid = str(entry.get("run_id", ""))
-    return (f"{entry.get('experiment', '?')} · {created} · {entry.get('mode', '?')} · "
-            f"{entry.get('decision', '?')} · …{rid[-8:]}")
+    decision = f"{entry.get('decision', '?')}" + (f" {entry['arm']}" if entry.get("arm") else "")
+    return f"{entry.get('experiment', '?')} · {created} · {entry.get('mode', '?')} · {decision} · …{rid[-8:]}"
 
 
 def runs_frame(entries: list[dict[str, Any]]) -> pd.DataFrame:
     """The index as a table (raw values; the page formats them)."""
-    cols = ["experiment", "run_id", "created", "mode", "decision", "primary_metric", "primary_rel_effect",
+    cols = ["experiment", "run_id", "created", "mode", "decision", "arm", "primary_metric", "primary_rel_effect",
             "config_sha256", "path"]
     return pd.DataFrame([{c: e.get(c) for c in cols} for e in entries], columns=cols)
 

@@ -256,6 +256,8 @@ def run_summary(report: dict[str, Any]) -> dict[str, Any]:
         if isinstance(metrics, list) else None
     return {"created": report.get("created"), "mode": report.get("mode"),
             "decision": decision.get("decision") if isinstance(decision, dict) else None,
+            # the arm to promote, named for A/B/n runs (a two-arm run's is its treatment)
+            "arm": decision.get("arm") if isinstance(decision, dict) and report.get("comparisons") else None,
             "primary_metric": primary.get("metric") if primary else None,
             "primary_rel_effect": primary.get("rel_effect") if primary else None,
             "config_sha256": report.get("config_sha256")}

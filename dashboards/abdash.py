@@ -89,12 +89,32 @@ def current() -> dict[str, Any] | None:
 
 
 def require_run() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The selected run and its report; for an A/B/n run, the report as the comparison picked in the
+    sidebar (its rows, latency and long tail in the report's own fields; the decision stays the run's)."""
     entry = current()
     if entry is None:
         st.info(f"No runs yet in `{root()}`. Make one with `abplatform run EXPERIMENT.yaml` "
                 "(or `make demo`), then reload this page.")
         st.stop()
-    return entry, safe_report(entry)
+    return entry, comparison_view(safe_report(entry))
+
+
+COMPARISON_KEY = "comparison"
+
+
+def comparison_view(rep: dict[str, Any]) -> dict[str, Any]:
+    comparisons = rep.get("comparisons") or []
+    if not comparisons:
+        return rep
+    names = [f"{c['treatment']} vs {c['control']}" for c in comparisons]
+    with st.sidebar:
+        if st.session_state.get(COMPARISON_KEY) not in names:
+            st.session_state[COMPARISON_KEY] = names[0]
+        name = st.selectbox("Comparison", names, key=COMPARISON_KEY,
+                            help=f"This run has {len(rep.get('arms') or [])} arms; every page shows one comparison.")
+    c = comparisons[names.index(name)]
+    fields = ("control", "treatment", "metrics", "segments", "daily", "latency_guardrail", "long_tail")
+    return {**rep, **{k: c.get(k) for k in fields}, "comparison_decision": c.get("decision")}
 
 
 def safe_report(entry: dict[str, Any]) -> dict[str, Any]:
@@ -211,14 +231,20 @@ def decision_block(rep: dict[str, Any]) -> None:
     """The decision and its reasons in the words of report.json (what the gate prints)."""
     d = rep.get("decision") or {}
     word = str(d.get("decision", "unknown"))
-    st.badge(word.upper(), color="green" if word == "promote" else "orange",
+    arm = f" {d['arm']}" if d.get("arm") and rep.get("comparisons") else ""
+    st.badge(word.upper() + arm, color="green" if word == "promote" else "orange",
              icon=":material/check_circle:" if word == "promote" else ":material/pause_circle:")
-    st.markdown(f"**Decision: {word.upper()}**")
+    st.markdown(f"**Decision: {word.upper()}{arm}**" + (f" — {d['explanation']}" if arm or rep.get("comparisons")
+                                                        and d.get("explanation") else ""))
     reasons = d.get("reasons") or []
     if reasons:
         st.markdown("\n".join(f"- {r}" for r in reasons))
     else:
         st.caption("No reasons recorded against shipping.")
+    own = rep.get("comparison_decision")
+    if own is not None:
+        verdict = "beats" if own.get("decision") == "promote" else "does not beat"
+        st.caption(f"This comparison: {rep.get('treatment')} {verdict} {rep.get('control')}.")
 
 
 def srm_banner(rep: dict[str, Any]) -> None:

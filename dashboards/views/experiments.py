@@ -28,7 +28,7 @@ if query.strip():
 raw = raw[mask].reset_index(drop=True)
 
 shown = raw.assign(
-    decision=[str(d).upper() for d in raw["decision"]],
+    decision=[str(d).upper() + (f" {a}" if isinstance(a, str) and a else "") for d, a in zip(raw["decision"], raw["arm"])],
     created=[str(c)[:16].replace("T", " ") + " UTC" for c in raw["created"]],
     primary_rel_effect=[abdash.pct(v) for v in raw["primary_rel_effect"]],
     config_sha256=[str(c)[:12] for c in raw["config_sha256"]],

@@ -33,6 +33,21 @@ statistics: {{sequential: {{method: confidence_sequence}}, correction: holm}}
 simulation: {{seed: {seed}, workers: 1}}
 """
 
+# an A/B/n run (its own results folder): V1 as control, V2, and V1 again as a null arm
+ABN_YAML = """\
+name: tiny_abn
+data: {{world: {world}, cache_dir: {cache}}}
+control: v1
+arms: [{{name: v1, ranker: v1}}, {{name: v2, ranker: v2}}, {{name: v1b, ranker: v1}}]
+comparisons: [{{treatment: v2, control: v1b}}]
+metrics:
+  - {{name: item_ctr, role: primary}}
+  - {{name: buyer_conversion, role: secondary}}
+  - {{name: relevance, role: guardrail, margin: 0.01}}
+simulation: {{workers: 1}}
+decision: {{latency_margin: 5.0, latency_repetitions: 40}}
+"""
+
 HOLD_REASONS = ["guardrail relevance: non-inferiority not shown (margin -1.00%)",
                 "sample ratio mismatch: chi-square p = 0.0000 < 0.001"]
 
@@ -106,12 +121,14 @@ def _handmade(real: dict, run_id: str, created: str) -> dict:
 
 
 def build_results(base: Path, world: Path) -> dict:
-    """Make (once per base folder) the results folder; return {'root', 'a', 'b', 'h', 'legacy', 'only_a'}."""
+    """Make (once per base folder) the results folders; return {'root', 'a', 'b', 'h', 'legacy', 'only_a',
+    'abn_root', 'abn'}."""
     from abplatform.pipeline import run_offline
 
     done = base / "done.json"
     if done.is_file():
-        return {k: (Path(v) if k in ("root", "only_a") else v) for k, v in json.loads(done.read_text()).items()}
+        return {k: (Path(v) if k in ("root", "only_a", "abn_root") else v)
+                for k, v in json.loads(done.read_text()).items()}
     root, cache = base / "results", world_cache(world, base / "data")
     reports = {}
     for name, seed in (("a", 1), ("b", 2)):
@@ -150,9 +167,13 @@ def build_results(base: Path, world: Path) -> dict:
     ea = next(e for e in index if e["run_id"] == reports["a"]["run_id"])
     shutil.copytree(root / ea["path"], only_a / ea["path"])
     (only_a / "index.json").write_text(json.dumps([ea]))
-    out = {"root": str(root), "only_a": str(only_a), "a": reports["a"], "b": reports["b"], "h": h, "legacy": legacy}
+    abn_root = base / "abn"
+    (base / "tiny_abn.yaml").write_text(ABN_YAML.format(world=WORLD_YAML, cache=cache))
+    _, abn = run_offline(base / "tiny_abn.yaml", abn_root)
+    out = {"root": str(root), "only_a": str(only_a), "abn_root": str(abn_root), "a": reports["a"], "b": reports["b"],
+           "h": h, "legacy": legacy, "abn": abn.to_dict()}
     done.write_text(json.dumps(out))
-    return {**out, "root": root, "only_a": only_a}
+    return {**out, "root": root, "only_a": only_a, "abn_root": abn_root}
 
 
 @pytest.fixture(scope="session")

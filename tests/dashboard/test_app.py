@@ -472,3 +472,26 @@ def test_a_run_folder_that_vanished_is_an_error_message(dash_results, tmp_path, 
     assert not at.exception and any(gone["run_id"] in e.value for e in at.error)
     goto(at, "scorecard")
     assert any(gone["run_id"] in e.value for e in at.error)
+
+
+def test_an_abn_run_shows_each_comparison_on_every_page(dash_results, monkeypatch):
+    """A three-arm run: the decision names the arm; the sidebar picks the comparison every page shows."""
+    monkeypatch.setenv(dd.RESULTS_ENV, str(dash_results["abn_root"]))
+    rep = dash_results["abn"]
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.run()
+    goto(at, "scorecard")
+    decision = rep["decision"]
+    title = f"**Decision: {decision['decision'].upper()}" + (f" {decision['arm']}" if decision["arm"] else "")
+    assert any(m.value.startswith(title) for m in at.markdown), [m.value for m in at.markdown]
+    names = [f"{c['treatment']} vs {c['control']}" for c in rep["comparisons"]]
+    assert at.selectbox(key="comparison").options == names
+    for name, c in zip(names, rep["comparisons"]):
+        at.selectbox(key="comparison").set_value(name).run()
+        assert not at.exception
+        shown = at.dataframe[0].value
+        assert list(shown["rel diff"]) == [fmt_pct(m["rel_effect"]) for m in c["metrics"] if m["role"] != "guardrail"]
+        for page in PAGES:
+            goto(at, page)
+            assert not at.exception, (name, page)
+        goto(at, "scorecard")

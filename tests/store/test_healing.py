@@ -63,7 +63,7 @@ def test_a_broken_index_is_rebuilt_on_the_next_write(store, damage):
     assert _ids(store) == ["01", "02", "03"]
     assert len(warnings) == 1 and "rebuilt it from the run folders" in warnings[0], warnings
     entry = json.loads(index.read_text())[0]
-    assert entry == {"created": "2026-01-01T00:00:01", "mode": "offline", "decision": "promote",
+    assert entry == {"created": "2026-01-01T00:00:01", "mode": "offline", "decision": "promote", "arm": None,
                      "primary_metric": "revenue", "primary_rel_effect": 0.02, "config_sha256": "abc",
                      "experiment": "exp", "run_id": "01", "path": "exp/01"}
 
