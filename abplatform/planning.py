@@ -172,12 +172,20 @@ def _accrual_fit(acc: Accrual, curve: pd.DataFrame, exp_curve: pd.DataFrame) -> 
                       check=check)
 
 
+def comparison_alpha(exp: Experiment) -> float:
+    """The level one comparison is planned at: alpha, or — an A/B/n test with a correction — alpha over
+    the number of comparisons (Bonferroni: Holm's first step, so a plan that holds for it holds for Holm)."""
+    alpha = exp.statistics.alpha
+    pairs = len(exp.comparison_pairs)
+    return alpha / pairs if pairs > 1 and exp.correction != "none" else alpha
+
+
 def _metric_plans(exp: Experiment, suff: pd.DataFrame, acc: Accrual, days: float, power: float, share: float,
-                  cuped: bool) -> list[MetricPlan]:
+                  cuped: bool, traffic: float) -> list[MetricPlan]:
     metrics = experiment_metrics(exp)
     specs = metric_specs(metrics)
-    alpha = exp.statistics.alpha
-    kw: dict[str, Any] = {"alpha": alpha, "power": power, "treatment_share": share}
+    kw: dict[str, Any] = {"alpha": comparison_alpha(exp), "power": power, "treatment_share": share,
+                          "traffic_share": traffic}
     plain = plan(suff, specs, acc, days=days, **kw).set_index("metric")
     adjusted = plan(suff, specs, acc, days=days, cuped=True, **kw).set_index("metric") if cuped else None
     planned = {m.name: m.mde for m in exp.metrics}
@@ -217,7 +225,7 @@ def plan_experiment(config_path: str | Path, days: int | None = None, power: flo
                      arms=tuple(a.name for a in exp.arms), profile=profile, sparse=exp.data.positions == "sparse",
                      unit=exp.randomisation.unit)
     metrics = experiment_metrics(exp)
-    control = exp.control_arm.name
+    control = exp.comparison_pairs[0][1]
     say(f"Computing the baseline's sufficient statistics and the accrual curve ({exp.data.engine})")
     engine = make_metrics_engine(dataset, exp.data.engine, exp.data.spark, metrics,
                                  pre_period_days=exp.statistics.pre_period_days, unit=exp.randomisation.unit)
@@ -244,17 +252,20 @@ def plan_experiment(config_path: str | Path, days: int | None = None, power: flo
                         first_day=str(exp_curve["day"].iloc[0]), last_day=str(exp_curve["day"].iloc[-1]),
                         days=len(exp_curve), units=n)
     n_days = float(days if days is not None else baseline.days)
+    # the headline comparison: its two arms' share of the units, and the treatment's share of those
     weights = exp.weights
-    share = weights[exp.treatment_arm.name] / sum(weights.values())
+    treatment, control = exp.comparison_pairs[0]
+    traffic = (weights[treatment] + weights[control]) / sum(weights.values())
+    share = weights[treatment] / (weights[treatment] + weights[control])
     cuped = bool(exp.statistics.cuped and suff["sum_xp"].notna().any())
     total = float(acc.units(n_days))
-    units = Units(days=n_days, total=total, control=total * (1 - share), treatment=total * share,
-                  linear_total=acc.observed[-1] / acc.days_observed * n_days)
+    units = Units(days=n_days, total=total, control=total * traffic * (1 - share),
+                  treatment=total * traffic * share, linear_total=acc.observed[-1] / acc.days_observed * n_days)
     result = PowerPlan(
         experiment=exp.name, config_path=str(config_path), source=str(dataset.path), engine=exp.data.engine,
-        alpha=exp.statistics.alpha, power=power, days=n_days, control=control, treatment=exp.treatment_arm.name,
+        alpha=comparison_alpha(exp), power=power, days=n_days, control=control, treatment=treatment,
         treatment_share=share, cuped=cuped, baseline=baseline, accrual=_accrual_fit(acc, curve, exp_curve),
-        units=units, metrics=_metric_plans(exp, suff, acc, n_days, power, share, cuped))
+        units=units, metrics=_metric_plans(exp, suff, acc, n_days, power, share, cuped, traffic))
     result.notes = _notes(result, exp, acc)
     return result
 
@@ -274,6 +285,12 @@ def _notes(p: PowerPlan, exp: Experiment, acc: Accrual) -> list[str]:
                      f"{check.rel_error:+.0%} ({check.days} days): its traffic differs from the pre-period's (new "
                      "units, seasonality, a different population); read the units and durations with care")
     st = exp.statistics
+    pairs = len(exp.comparison_pairs)
+    if pairs > 1:
+        notes.append(f"{len(exp.arms)} arms, {pairs} comparisons: the plan is the headline comparison's "
+                     f"({p.treatment} vs {p.control}), on its two arms' units, at alpha {st.alpha:g}/{pairs} = "
+                     f"{p.alpha:.4g} when a correction spans the comparisons ({exp.correction}: Holm's first step "
+                     "is Bonferroni's, so the plan holds for every step)")
     if st.correction != "none":
         notes.append(f"statistics.correction is {st.correction}: the plan uses the per-metric alpha {st.alpha:g}; "
                      f"with k metrics corrected together the first is tested at alpha/k (holm) or alpha·i/k (bh)")

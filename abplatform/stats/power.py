@@ -208,24 +208,26 @@ def plan(
     power: float = 0.8,
     treatment_share: float = 0.5,
     cuped: bool = False,
+    traffic_share: float = 1.0,
 ) -> pd.DataFrame:
     """Give ``days`` → the MDE (absolute and relative) per metric; give ``relative_mde`` → the units and days needed.
 
-    Units come from ``accrual`` (:func:`fit_accrual`): a test of ``days`` days sees n_total = U(days)
-    distinct units, split (1 − w, w) between control and treatment; a test that needs n_total units runs
-    U⁻¹(n_total) days (rounded up). Returns the ``baseline_variance`` columns plus ``days``, ``n_total``,
-    ``n_control``, ``n_treatment``, ``mde_abs`` and ``mde_rel``.
+    Units come from ``accrual`` (:func:`fit_accrual`): a test of ``days`` days sees n_total = s·U(days)
+    distinct units — ``traffic_share`` s of the experiment's units (1, or the two arms' share of an
+    A/B/n test's) — split (1 − w, w) between control and treatment; a test that needs n_total units
+    runs U⁻¹(n_total / s) days (rounded up). Returns the ``baseline_variance`` columns plus ``days``,
+    ``n_total``, ``n_control``, ``n_treatment``, ``mde_abs`` and ``mde_rel``.
     """
     if (days is None) == (relative_mde is None):
         raise ValueError("give exactly one of days (-> MDE) or relative_mde (-> duration)")
-    if not (0 < alpha < 1 and 0 < power < 1 and 0 < treatment_share < 1):
-        raise ValueError("alpha, power and treatment_share must be in (0, 1)")
+    if not (0 < alpha < 1 and 0 < power < 1 and 0 < treatment_share < 1 and 0 < traffic_share <= 1):
+        raise ValueError("alpha, power and treatment_share must be in (0, 1), traffic_share in (0, 1]")
     if (days is not None and not days > 0) or (relative_mde is not None and not relative_mde > 0):
         raise ValueError("days and relative_mde must be positive")
     out = baseline_variance(baseline, metrics, cuped)
     w = treatment_share
     if days is not None:
-        n_total = np.full(len(out), float(accrual.units(days)))
+        n_total = np.full(len(out), traffic_share * float(accrual.units(days)))
         out["days"] = float(days)
         out["n_total"] = n_total
         out["mde_abs"] = mde(out["sigma2"].to_numpy(), n_total * (1 - w), n_total * w, alpha, power)
@@ -235,7 +237,7 @@ def plan(
         effect = relative_mde * out["value"].abs().to_numpy()
         with np.errstate(divide="ignore", invalid="ignore"):
             n_total = np.ceil(sample_size(out["sigma2"].to_numpy(), effect, alpha, power, w))
-            out["days"] = np.ceil(accrual.days_for(n_total))
+            out["days"] = np.ceil(accrual.days_for(n_total / traffic_share))
         out["n_total"] = n_total
         out["mde_abs"] = effect
         out["mde_rel"] = float(relative_mde)

@@ -90,6 +90,21 @@ def test_plan_reads_units_and_days_from_the_accrual_fit_and_matches_statsmodels(
         plan(base, specs, acc, days=7, power=1.0)
 
 
+def test_an_abn_comparison_plans_on_its_two_arms_share_of_the_units():
+    """Three equal arms: one comparison sees 2/3 of the units, half each, at alpha / 3 (Bonferroni)."""
+    base, specs = _three_metrics(seed=6)
+    acc = Accrual(a=3000.0, b=0.7, model="power", observed=tuple(3000.0 * np.arange(1, 8) ** 0.7))
+    out = plan(base, specs, acc, days=14, alpha=0.05 / 3, traffic_share=2 / 3).set_index("metric")
+    n_pair = 2 / 3 * 3000 * 14**0.7
+    for metric, r in out.iterrows():
+        assert r.n_total == pytest.approx(n_pair) and r.n_treatment == pytest.approx(n_pair / 2)
+        d = NormalIndPower().solve_power(nobs1=n_pair / 2, ratio=1.0, alpha=0.05 / 3, power=0.8)
+        assert r.mde_abs == pytest.approx(d * np.sqrt(r.sigma2), rel=1e-4), metric
+    need = plan(base, specs, acc, relative_mde=0.05, alpha=0.05 / 3, traffic_share=2 / 3).set_index("metric")
+    for _, r in need.iterrows():  # the days in which all three arms accrue n_total / (2/3) units
+        assert r.days == np.ceil((r.n_total * 1.5 / 3000) ** (1 / 0.7))
+
+
 def test_a_sublinear_accrual_gives_larger_mdes_and_longer_durations_than_linear():
     base, specs = _three_metrics(seed=6)
     curve = 5000.0 * np.arange(1, 8) ** 0.6
