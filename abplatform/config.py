@@ -301,8 +301,9 @@ class Statistics(_Model):
     pre_period_days: Annotated[int, Field(gt=0, le=3650)] | None = Field(
         None, description="CUPED covariates from this many days before the experiment (default: all pre-period data).")
     correction: Correction = Field(
-        "none", description="Multiple-testing correction: none, holm or bh. With more than two arms the family spans "
-                            "the comparisons too, and the default is holm.")
+        "none", description="Multiple-testing correction: none, holm, bh, or dunnett (the treatments against the "
+                            "control, Bonferroni across metrics). With more than two arms the family spans the "
+                            "comparisons too, and the default is holm.")
     correction_scope: CorrectionScope = Field(
         "primary", description="primary: the correction's family is the primary metrics (secondaries form their own, "
                                "guardrails are tested at alpha one-sided); all: one family of every metric.")
@@ -490,6 +491,12 @@ class Experiment(_Model):
         if self.data.world is not None and (self.data.mapping or self.data.tables):
             raise ValueError("data.mapping and data.tables apply to logs on disk (data.path), not to the "
                              "synthetic world")
+        if self.statistics.correction == "dunnett":
+            control = self.control or names[0]
+            other = next((p for p in self.comparisons if p.control != control), None)
+            if other is not None:
+                raise ValueError(f"statistics.correction: dunnett compares treatments with the control "
+                                 f"({control}); comparison {other.treatment} vs {other.control} is not one (use holm)")
         if self.data.mode == "offline" and self.randomisation.unit != "user":
             raise ValueError(f"randomisation.unit: {self.randomisation.unit!r}: the offline replay assigns arms by "
                              "user (sessions.unit_id); other units are for online logs (data.mode: online)")

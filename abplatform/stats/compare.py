@@ -85,7 +85,8 @@ def _check_options(alpha: float, relative_ci: str, correction: str, correction_s
                    guardrail_test: str) -> None:
     if not 0 < alpha < 0.5:
         raise ValueError(f"alpha must be in (0, 0.5), got {alpha}")
-    choices = {"relative_ci": (relative_ci, relative.METHODS), "correction": (correction, ("none", "holm", "bh")),
+    choices = {"relative_ci": (relative_ci, relative.METHODS),
+               "correction": (correction, ("none", "holm", "bh", "dunnett")),
                "correction_scope": (correction_scope, ("primary", "all")), "family": (family, ("group", "metric")),
                "guardrail_test": (guardrail_test, ("harm", "noninferiority"))}
     for name, (value, allowed) in choices.items():
@@ -343,7 +344,7 @@ def compare(
     keys = index[keys_cols]
     abs_ref = _reference(sequential, keys, n_total, df_abs, alpha)
     families = _families(index, by, specs, correction_scope, family, across) if correction != "none" else []
-    smallest_level = np.full(len(index), alpha)  # the adjusted level is at least α/m (Holm, BH)
+    smallest_level = np.full(len(index), alpha)  # the adjusted level is at least α/m (Holm, BH, Dunnett)
     for fam in families:
         smallest_level[fam] = alpha / len(fam)
     est = relative.estimable(relative_ci, t_val, c_val, vc, abs_ref.quantile(smallest_level))
@@ -363,8 +364,14 @@ def compare(
 
     p_adj = p_value.copy()
     alpha_i = np.full(len(index), alpha)
+    # Dunnett's groups: one metric's cells across the comparisons (the by-columns a family spans)
+    cells = index[["metric", *(b for b in by if b not in across)]].astype(str).agg("|".join, axis=1).to_numpy()
     for fam in families:
-        p_adj[fam], alpha_i[fam] = multiple.adjust(p_value[fam], alpha, correction)
+        if correction == "dunnett":
+            p_adj[fam], alpha_i[fam] = multiple.dunnett(p_value[fam], alpha, cells[fam], vc[fam], vt[fam],
+                                                        alternative[fam] == "two-sided")
+        else:
+            p_adj[fam], alpha_i[fam] = multiple.adjust(p_value[fam], alpha, correction)
 
     def rel_bound(q: np.ndarray) -> np.ndarray:
         return np.where(est, relative.relative_bound(relative_ci, t_val, c_val, vt, vc, q), np.nan)
@@ -416,9 +423,14 @@ def compare_pairs(suff: pd.DataFrame, metrics: Mapping[str, MetricSpec], pairs: 
     Rows carry ``comparison`` ("v2 vs v1"), ``treatment`` and ``control``, in the order of
     ``pairs`` (metrics in their order within each); every pair is tested as :func:`compare` tests
     two arms, and a multiple-testing family spans the comparisons as well as the metrics (with
-    ``correction`` holm: Holm over every comparison × metric of a family). Each pair's rows are its
-    two arms relabelled, so one call runs every comparison through the same vectorised tests.
+    ``correction`` holm: Holm over every comparison × metric of a family; dunnett: Dunnett across the
+    comparisons of each metric, which must then share one control — :func:`multiple.dunnett`). Each
+    pair's rows are its two arms relabelled, so one call runs every comparison through the same
+    vectorised tests.
     """
+    if options.get("correction") == "dunnett" and len({c for _, c in pairs}) > 1:
+        raise ValueError("the dunnett correction compares treatments with one shared control; these comparisons "
+                         f"have controls {sorted({c for _, c in pairs})}")
     parts = []
     for treatment, control in pairs:
         part = suff[suff["arm"].isin([treatment, control])]
