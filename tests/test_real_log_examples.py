@@ -121,6 +121,41 @@ def test_session_randomised_log(examples):
     assert {s["segment"] for s in report["segments"]} == {"device"}
 
 
+def test_session_randomised_log_split_three_ways(examples):
+    """The same CSV as an A/B/n test: every third session relabelled C by a mapping expression; each arm's
+    item CTR, the SRM over three arms and Holm over the two comparisons, against the CSV by hand."""
+    text = (examples / "session_randomised_ab.yaml").read_text()
+    text = text.replace("arm: bucket}", "arm: {expression: \"CASE WHEN sess % 3 = 0 THEN 'C' ELSE bucket END\"}}")
+    text = text.replace("arms:\n  - {name: A}\n  - {name: B}", "control: A\narms:\n  - {name: A}\n  - {name: B}\n"
+                        "  - {name: C}")
+    (examples / "three.yaml").write_text(text.replace("name: session_randomised_ab", "name: three"))
+    res = cli("analyze", "three.yaml", "--results", "out3", cwd=examples)
+    assert res.returncode == 0, res.stderr
+    report = _one_run(examples / "out3")
+    clicks: dict[str, list[bool]] = {"A": [], "B": [], "C": []}
+    sessions: dict[str, set[str]] = {"A": set(), "B": set(), "C": set()}
+    for r in _rows(EXAMPLES / "data" / "session_randomised" / "events.csv"):
+        arm = "C" if int(r["sess"]) % 3 == 0 else r["bucket"]
+        clicks[arm].append(r["clk"] == "yes")
+        sessions[arm].add(r["sess"])
+    assert report["srm"]["units"] == {a: len(v) for a, v in sessions.items()}
+    units = [len(v) for v in sessions.values()]
+    assert report["srm"]["p_value"] == pytest.approx(stats.chisquare(units).pvalue, rel=1e-9)
+    comparisons = report["comparisons"]
+    assert [(c["treatment"], c["control"]) for c in comparisons] == [("B", "A"), ("C", "A")]
+    for c in comparisons:
+        (m,) = c["metrics"]
+        assert m["control_value"] == pytest.approx(np.mean(clicks[c["control"]]), rel=1e-12)
+        assert m["treatment_value"] == pytest.approx(np.mean(clicks[c["treatment"]]), rel=1e-12)
+    p = [c["metrics"][0]["p_value"] for c in comparisons]
+    holm = sorted(p)[0] * 2, max(sorted(p)[0] * 2, sorted(p)[1])
+    assert sorted(c["metrics"][0]["p_value_adjusted"] for c in comparisons) == pytest.approx(
+        [min(v, 1.0) for v in holm], rel=1e-12)
+    # no comparison between B and C is listed: one winner over A is promoted, two hold
+    winners = [c["treatment"] for c in comparisons if c["decision"]["decision"] == "promote"]
+    assert report["decision"]["arm"] == (winners[0] if len(winners) == 1 else None)
+
+
 def test_session_randomised_log_read_per_user_reports_the_leak(examples):
     """The same log declared as randomised by user: its users are in both arms, which check-data says."""
     text = (examples / "session_randomised_ab.yaml").read_text().replace("unit: session", "unit: user")
