@@ -106,6 +106,32 @@ if [ "$GATE" -gt 1 ] || grep -q "Traceback" "$WORK/gate.log"; then
 fi
 say "run $RUN_DIR OK; gate exit $GATE ($([ "$GATE" -eq 0 ] && echo promote || echo hold))"
 
+# 4b. an A/B/n gate: three arms on a small synthetic world (V1 the control, V2, and V1 again as a null
+#     arm, V2 also compared with it); the exit code, JUnit, $GITHUB_OUTPUT and the step summary name V2
+cat >three_arms.yaml <<'YAML'
+name: three_arms
+data: {world: {users: 3000, days: 5, pre_days: 3, items: 2000, seed: 11}, cache_dir: data}
+control: v1
+arms: [{name: v1, ranker: v1}, {name: v2, ranker: v2}, {name: v1b, ranker: v1}]
+comparisons: [{treatment: v2, control: v1b}]
+metrics:
+  - {name: item_ctr, role: primary}
+  - {name: relevance, role: guardrail, margin: 0.01}
+segments: []
+simulation: {behaviour: oracle}
+decision: {latency_margin: 5.0, latency_repetitions: 40}
+YAML
+set +e
+GITHUB_OUTPUT=$WORK/github_output GITHUB_STEP_SUMMARY=$WORK/step_summary.md \
+  "$ABP" gate three_arms.yaml --results results --junit "$WORK/three.xml" >"$WORK/three.log" 2>&1
+GATE=$?
+set -e
+[ "$GATE" -eq 0 ] || { cat "$WORK/three.log"; fail "abplatform gate three_arms.yaml exited $GATE, not 0 (promote v2)"; }
+grep -qx "arm=v2" "$WORK/github_output" || { cat "$WORK/github_output"; fail "GITHUB_OUTPUT does not name arm v2"; }
+grep -q '<property name="arm" value="v2"' "$WORK/three.xml" || fail "the JUnit XML does not name arm v2"
+grep -q '^\*\*Decision: PROMOTE v2\*\*' "$WORK/step_summary.md" || fail "the step summary does not name arm v2"
+say "three-arm gate: exit $GATE; $(tr '\n' ' ' <"$WORK/github_output"); $(grep -m1 'Decision' "$WORK/step_summary.md")"
+
 # 5. the dashboard: HTTP 200 within 60 s, then every page renders the run (AppTest, in-process)
 PORT=$("$WORK/venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 setsid "$ABP" dashboard --results results --port "$PORT" >"$WORK/dashboard.log" 2>&1 &

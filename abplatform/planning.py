@@ -292,7 +292,7 @@ def _notes(p: PowerPlan, exp: Experiment, acc: Accrual) -> list[str]:
                      f"{p.alpha:.4g} when a correction spans the comparisons ({exp.correction}: Holm's first step "
                      "is Bonferroni's, so the plan holds for every step)")
     if st.correction != "none":
-        notes.append(f"statistics.correction is {st.correction}: the plan uses the per-metric alpha {st.alpha:g}; "
+        notes.append(f"statistics.correction is {st.correction}: the plan uses the per-metric alpha {p.alpha:.4g}; "
                      f"with k metrics corrected together the first is tested at alpha/k (holm) or alpha·i/k (bh)")
     if st.sequential is not None:
         notes.append(f"statistics.sequential ({st.sequential.method}): these are fixed-horizon MDEs; always-valid "
