@@ -165,6 +165,26 @@ def _long_tail_markdown(report: Report, c: Comparison) -> list[str]:
     return lines
 
 
+def lifts_markdown(report: Report) -> list[str]:
+    """Every comparison's relative lift per metric in one table — the lift, the interval of the row's test
+    (adjusted when a correction is on) and the verdict — then the decision line the console prints."""
+    comparisons = report.comparison_list()
+    adjusted = _adjusted(report)
+    level = report.confidence_label + (f", {report.analysis.correction}-adjusted" if adjusted else "")
+    lines = [f"| metric ({level}) | " + " | ".join(c.name for c in comparisons) + " |",
+             "|---|" + "---|" * len(comparisons)]
+    for m in comparisons[0].metrics:
+        cells = []
+        for c in comparisons:
+            row = c.metric(m.metric)
+            verdict = "" if row is None else " ▲" if row.improved else " ▼" if row.degraded else ""
+            cells.append("" if row is None else f"{fmt_pct(row.rel_effect)} {ci_cell(row, adjusted)}{verdict}")
+        lines.append(f"| {m.metric} ({m.role}) | " + " | ".join(cells) + " |")
+    d = report.decision
+    why = f" — {d.explanation}" if d.explanation and _several(report) else ""
+    return [*lines, "", f"Decision: **{decision_title(report)}**{why}"]
+
+
 def _segments_markdown(report: Report, c: Comparison) -> list[str]:
     ci = report.confidence_label
     adj = _adjusted(report)
