@@ -13,8 +13,9 @@ The code under test is copied first (``abplatform/``, with ``sql/`` and ``dashbo
 in the wheel) and the reruns import the copy: on a shared checkout someone else's edit mid-benchmark would
 otherwise change the code version, and so the replay cache and the numbers.
 
-Per rerun it records the latency ratio and CI, the latency verdict, the decision, the CPU ms per
-query per arm, the wall time, and a hash of report.json without the latency measurement and the
+Per rerun it records, for every comparison of the experiment (three in the A/B/n demo), the
+latency ratio and CI, the latency verdict and the CPU ms per query per arm; the decision, the wall
+time, and a hash of report.json without the latency measurement and the
 run's own id and time; then checks that the verdict, the decision and that hash are the same for
 every rerun. A second, smaller table measures the serving-cost ratio at several batch sizes
 (quiet, in this process): the cost per query depends on how the ranker is served.
@@ -57,11 +58,24 @@ def snapshot_code(dst: Path) -> Path:
     return dst
 
 
+def _without_latency_checks(decision: dict) -> dict:
+    return {**decision, "checks": [c for c in decision["checks"] if c["kind"] != "latency"]}
+
+
 def without_latency(report: dict) -> dict:
-    """report.json without the latency measurement and the run's id and time."""
+    """report.json without the latency measurement (of every comparison) and the run's id and time."""
     doc = {k: v for k, v in report.items() if k not in LATENCY_KEYS + RUN_KEYS}
-    doc["decision"] = {**doc["decision"], "checks": [c for c in doc["decision"]["checks"] if c["kind"] != "latency"]}
+    doc["decision"] = _without_latency_checks(doc["decision"])
+    doc["comparisons"] = [{**{k: v for k, v in c.items() if k != "latency_guardrail"},
+                           "decision": _without_latency_checks(c["decision"])} for c in doc.get("comparisons", [])]
     return doc
+
+
+def guardrails(report: dict) -> list[tuple[str, dict]]:
+    """(comparison, its latency guardrail) of every comparison of report.json (a two-arm report has one)."""
+    if report.get("comparisons"):
+        return [(f"{c['treatment']} vs {c['control']}", c["latency_guardrail"]) for c in report["comparisons"]]
+    return [(f"{report['treatment']} vs {report['control']}", report["latency_guardrail"])]
 
 
 def other_numbers(report: dict) -> str:
@@ -110,18 +124,20 @@ def batch_size_table(experiment: Path, sizes: list[int], repetitions: int) -> li
     ds = Dataset(ensure_world(world_params(exp), ROOT / exp.data.cache_dir))  # the reruns' cache (cwd ROOT)
     catalog = Catalog.from_dataset(ds)
     rankers = {a.name: make_ranker(a.ranker, a.params).fit(ds, catalog) for a in exp.arms}
-    c, t = exp.control_arm.name, exp.treatment_arm.name
     rows = []
-    for size in sizes:
-        reps = repetitions if size >= 64 else max(repetitions, 2000)  # small batches: cheap, and noisier
-        times = measure_serving_cost(ds, catalog, rankers[c], rankers[t], repetitions=reps, batch_size=size,
-                                     seed=exp.simulation.seed, page_size=exp.simulation.page_size)
-        assert times is not None
-        g = latency_guardrail(times.control_seconds, times.treatment_seconds, margin=exp.decision.latency_margin,
-                              alpha=exp.statistics.alpha, batch_size=size, control=c, treatment=t)
-        rows.append({"batch_size": size, "repetitions": reps, "ratio": g.ratio, "lo": g.ratio_ci_low,
-                     "hi": g.ratio_ci_high, "status": g.status, "cpu": g.cpu_ms_per_query})
-        say(f"  batch {size}: ratio {g.ratio:.3f} [{g.ratio_ci_low:.3f}, {g.ratio_ci_high:.3f}] {g.status}")
+    for t, c in exp.comparison_pairs:
+        for size in sizes:
+            reps = repetitions if size >= 64 else max(repetitions, 2000)  # small batches: cheap, and noisier
+            times = measure_serving_cost(ds, catalog, rankers[c], rankers[t], repetitions=reps, batch_size=size,
+                                         seed=exp.simulation.seed, page_size=exp.simulation.page_size)
+            assert times is not None
+            g = latency_guardrail(times.control_seconds, times.treatment_seconds,
+                                  margin=exp.decision.latency_margin, alpha=exp.statistics.alpha, batch_size=size,
+                                  control=c, treatment=t)
+            rows.append({"comparison": f"{t} vs {c}", "batch_size": size, "repetitions": reps, "ratio": g.ratio,
+                         "lo": g.ratio_ci_low, "hi": g.ratio_ci_high, "status": g.status, "cpu": g.cpu_ms_per_query})
+            say(f"  {t} vs {c}, batch {size}: ratio {g.ratio:.3f} [{g.ratio_ci_low:.3f}, {g.ratio_ci_high:.3f}] "
+                f"{g.status}")
     return rows
 
 
@@ -157,12 +173,16 @@ def main() -> None:
             for p in burners:
                 p.kill()
                 p.wait()
-        g = report["latency_guardrail"]
+        guards = guardrails(report)
+        g = guards[0][1]
         row = {"rerun": i + 1, "load": f"{args.burners} burners" if loaded else "quiet", "load_before": before,
-               "load_after": after, "wall_s": wall, "ratio": g.get("ratio"), "lo": g.get("ratio_ci_low"),
-               "hi": g.get("ratio_ci_high"), "status": g["status"], "decision": report["decision"]["decision"],
-               "cpu": g.get("cpu_ms_per_query") or {}, "others": other_numbers(report),
-               "repetitions": g.get("repetitions"), "batch_size": g.get("batch_size"), "margin": g.get("margin")}
+               "load_after": after, "wall_s": wall, "decision": report["decision"]["decision"],
+               "arm": report["decision"].get("arm"), "others": other_numbers(report),
+               "repetitions": g.get("repetitions"), "batch_size": g.get("batch_size"), "margin": g.get("margin"),
+               "guards": [{"comparison": name, "ratio": x.get("ratio"), "lo": x.get("ratio_ci_low"),
+                           "hi": x.get("ratio_ci_high"), "status": x["status"], "cpu": x.get("cpu_ms_per_query") or {}}
+                          for name, x in guards]}
+        row["status"] = "; ".join(f"{x['comparison']} {x['status']}" for x in row["guards"])
         rows.append(row)
         first = report if i == 0 else first
         diffs = differences(without_latency(first), without_latency(report))
@@ -170,9 +190,10 @@ def main() -> None:
         row["diff_paths"] = [p for p, _ in diffs]
         for path, d in diffs[:5]:
             say(f"  differs from rerun 1 at {path} (relative {d:.1e})")
-        say(f"rerun {i + 1} ({row['load']}, code {report['code_version']}): ratio {row['ratio']:.3f} "
-            f"[{row['lo']:.3f}, {row['hi']:.3f}] "
-              f"{row['status']}, {row['decision']}, other numbers {row['others']}, {wall:.0f} s")
+        ratios = ", ".join(f"{x['comparison']} {x['ratio']:.3f} [{x['lo']:.3f}, {x['hi']:.3f}] {x['status']}"
+                           for x in row["guards"])
+        say(f"rerun {i + 1} ({row['load']}, code {report['code_version']}): {ratios}; {row['decision']}"
+            f"{' ' + row['arm'] if row['arm'] else ''}, other numbers {row['others']}, {wall:.0f} s")
 
     sizes = [int(s) for s in args.batch_sizes.split(",") if s]
     say("batch sizes (quiet):")
@@ -203,7 +224,7 @@ def write(out: Path, args: argparse.Namespace, rows: list[dict], by_size: list[d
     def mean(xs: list[float]) -> float:
         return sum(xs) / len(xs) if xs else float("nan")
 
-    arms = list(rows[0]["cpu"])
+    names = [x["comparison"] for x in rows[0]["guards"]]
     lines = [
         "## Measured reruns",
         "",
@@ -215,26 +236,31 @@ def write(out: Path, args: argparse.Namespace, rows: list[dict], by_size: list[d
         (f"Each rerun is `abplatform run {args.experiment}` with a fresh results store, the world and replay caches "
         "reused (filled by one untimed run first), from a snapshot of the code. Reruns alternate quiet / loaded; "
         f"loaded = {args.burners} processes running `while True: pass` beside the run (as many as cores). The "
-        f"guardrail: {rows[0]['repetitions']} paired repetitions of {rows[0]['batch_size']} queries, CPU time "
-        "(`time.process_time`), margin "
+        f"guardrail of each comparison: {rows[0]['repetitions']} paired repetitions of {rows[0]['batch_size']} "
+        "queries, CPU time (`time.process_time`), margin "
         f"{rows[0]['margin']:.0%}; ratio = treatment / control CPU time per query (geometric mean of the pairs) "
-        "with its 95% CI. *Other numbers*: a hash of report.json without `latency_guardrail`, "
-        "`latency_ms_per_query`, the latency check and the run's id and time."),
+        "with its 95% CI. *Other numbers*: a hash of report.json without the latency guardrails, "
+        "`latency_ms_per_query`, the latency checks and the run's id and time."),
         "",
-        "| rerun | load | load avg before / after | ratio | 95% CI | latency verdict | decision | "
-        + " | ".join(f"{a} CPU ms/query" for a in arms)
-        + " | other numbers (hash; max rel. diff vs rerun 1) | wall (s) |",
-        "|" + "---|" * (9 + len(arms)),
+        ("| rerun | load | load avg before / after | comparison | ratio | 95% CI | latency verdict | "
+         "treatment / control CPU ms per query | decision | other numbers (hash; max rel. diff vs rerun 1) | "
+         "wall (s) |"),
+        "|" + "---|" * 11,
     ]
     for r in rows:
-        lines.append(f"| {r['rerun']} | {r['load']} | {r['load_before']:.1f} / {r['load_after']:.1f} | "
-                     f"{r['ratio']:.3f} | [{r['lo']:.3f}, {r['hi']:.3f}] | {r['status']} | {r['decision']} | "
-                     + " | ".join(f"{r['cpu'].get(a, float('nan')):.5f}" for a in arms)
-                     + f" | `{r['others']}`; {r['max_rel_diff']:.0e} | {r['wall_s']:.0f} |")
+        for j, x in enumerate(r["guards"]):
+            head = (f"| {r['rerun']} | {r['load']} | {r['load_before']:.1f} / {r['load_after']:.1f} |" if j == 0
+                    else "| | | |")
+            decision = r["decision"] + (f" {r['arm']}" if r["arm"] else "")
+            tail = (f" {decision} | `{r['others']}`; {r['max_rel_diff']:.0e} | "
+                    f"{r['wall_s']:.0f} |" if j == 0 else " | | |")
+            cpu = " / ".join(f"{v:.5f}" for v in reversed(list(x["cpu"].values())))
+            lines.append(f"{head} {x['comparison']} | {x['ratio']:.3f} | [{x['lo']:.3f}, {x['hi']:.3f}] | "
+                         f"{x['status']} | {cpu} |{tail}")
     lines += [
         "",
-        (f"- Latency verdict identical across all {len(rows)} reruns: **{'yes' if same['status'] else 'NO'}** "
-        f"({', '.join(sorted({r['status'] for r in rows}))})."),
+        (f"- Latency verdicts identical across all {len(rows)} reruns: **{'yes' if same['status'] else 'NO'}** "
+        f"({' / '.join(sorted({r['status'] for r in rows}))})."),
         (f"- Decision identical: **{'yes' if same['decision'] else 'NO'}** "
         f"({', '.join(sorted({r['decision'] for r in rows}))})."),
         (f"- Every other number of report.json identical: bit for bit in "
@@ -242,14 +268,14 @@ def write(out: Path, args: argparse.Namespace, rows: list[dict], by_size: list[d
          f"{TOLERANCE:g} relative in **{'all' if worst <= TOLERANCE else 'NOT all'}** (largest relative difference "
          f"{worst:.1e}" + (f", at {len(paths)} value(s): {', '.join(f'`{p}`' for p in paths[:6])}" if paths else "")
          + ")."),
-        f"- Ratio, quiet: mean {mean([r['ratio'] for r in quiet]):.3f}, range "
-        f"{min(r['ratio'] for r in quiet):.3f}–{max(r['ratio'] for r in quiet):.3f}; loaded: mean "
-        f"{mean([r['ratio'] for r in loaded]):.3f}, range {min(r['ratio'] for r in loaded):.3f}–"
-        f"{max(r['ratio'] for r in loaded):.3f}." if quiet and loaded else "",
-        f"- CPU ms per query of {arms[0]}, quiet vs loaded: {mean([r['cpu'][arms[0]] for r in quiet]):.5f} vs "
-        f"{mean([r['cpu'][arms[0]] for r in loaded]):.5f} (means of the reruns)."
-        if quiet and loaded and arms else "",
     ]
+    for k, name in enumerate(names):
+        ratios = {load: [r["guards"][k]["ratio"] for r in part]
+                  for load, part in (("quiet", quiet), ("loaded", loaded))}
+        if ratios["quiet"] and ratios["loaded"]:
+            lines.append(f"- {name}, ratio quiet: mean {mean(ratios['quiet']):.3f}, range {min(ratios['quiet']):.3f}–"
+                         f"{max(ratios['quiet']):.3f}; loaded: mean {mean(ratios['loaded']):.3f}, range "
+                         f"{min(ratios['loaded']):.3f}–{max(ratios['loaded']):.3f}.")
     if by_size:
         lines += [
             "",
@@ -258,14 +284,14 @@ def write(out: Path, args: argparse.Namespace, rows: list[dict], by_size: list[d
             ("Quiet, in the benchmark's process, the same rankers and seeded batches; `decision.latency_batch_size` "
             "chooses it (default 256)."),
             "",
-            "| queries per batch | repetitions | ratio | 95% CI | verdict (margin "
-            f"{rows[0]['margin']:.0%}) | " + " | ".join(f"{a} CPU ms/query" for a in arms) + " |",
-            "|" + "---|" * (5 + len(arms)),
+            (f"| comparison | queries per batch | repetitions | ratio | 95% CI | verdict (margin "
+             f"{rows[0]['margin']:.0%}) | treatment / control CPU ms per query |"),
+            "|" + "---|" * 7,
         ]
         for b in by_size:
-            lines.append(f"| {b['batch_size']} | {b['repetitions']} | {b['ratio']:.3f} | [{b['lo']:.3f}, "
-                         f"{b['hi']:.3f}] | {b['status']} | "
-                         + " | ".join(f"{b['cpu'].get(a, float('nan')):.5f}" for a in arms) + " |")
+            cpu = " / ".join(f"{v:.5f}" for v in reversed(list(b["cpu"].values())))
+            lines.append(f"| {b['comparison']} | {b['batch_size']} | {b['repetitions']} | {b['ratio']:.3f} | "
+                         f"[{b['lo']:.3f}, {b['hi']:.3f}] | {b['status']} | {cpu} |")
     text = "\n".join(lines) + "\n"
     marker = "<!-- measured -->"
     if out.is_file() and marker in out.read_text():  # keep the hand-written analysis above the marker
