@@ -129,9 +129,9 @@ def test_session_randomised_log_split_three_ways(examples):
     text = text.replace("arms:\n  - {name: A}\n  - {name: B}", "control: A\narms:\n  - {name: A}\n  - {name: B}\n"
                         "  - {name: C}")
     (examples / "three.yaml").write_text(text.replace("name: session_randomised_ab", "name: three"))
-    res = cli("analyze", "three.yaml", "--results", "out3", cwd=examples)
+    res = cli("analyze", "three.yaml", "--results", "out_three", cwd=examples)
     assert res.returncode == 0, res.stderr
-    report = _one_run(examples / "out3")
+    report = _one_run(examples / "out_three")
     clicks: dict[str, list[bool]] = {"A": [], "B": [], "C": []}
     sessions: dict[str, set[str]] = {"A": set(), "B": set(), "C": set()}
     for r in _rows(EXAMPLES / "data" / "session_randomised" / "events.csv"):
