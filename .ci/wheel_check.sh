@@ -52,6 +52,7 @@ names = set(zipfile.ZipFile(sys.argv[1]).namelist())
 want = {p.as_posix() for p in Path("abplatform").rglob("*") if p.suffix in (".py", ".typed") and "__pycache__" not in p.parts}
 want |= {f"abplatform/{p.as_posix()}" for p in Path("sql").glob("*.sql")}
 want |= {f"abplatform/{p.as_posix()}" for p in Path("dashboards").rglob("*.py") if "__pycache__" not in p.parts}
+want.add("abplatform/dashboards/.streamlit/config.toml")  # the dashboard's theme and toolbar
 missing = sorted(want - names)
 if missing:
     sys.exit("wheel-check: FAILED: the wheel lacks " + ", ".join(missing) + " (a package missing from "

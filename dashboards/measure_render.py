@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 PAGES = ["Scorecard", "Forest plot & daily lift", "Segments", "Long tail & information bubble",
-         "Offline vs online", "Compare two runs", "Experiments"]
+         "Offline vs online", "Off-policy & interleaving", "Compare two runs", "Experiments"]
 DONE_JS = """() => {
   if (!document.querySelector('[data-testid="stApp"][data-test-script-state="notRunning"]')) return false;
   if (document.querySelector('[data-stale="true"]')) return false;

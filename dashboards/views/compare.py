@@ -1,15 +1,15 @@
 """Compare two runs: each metric's lift in run A and run B, side by side."""
 
+import abdash
 import pandas as pd
 import streamlit as st
 
-import abdash
 from abplatform import dashboard_data as dd
 
 st.title("Compare two runs")
 lookup = abdash.by_path()
 if len(lookup) < 2:
-    st.info(f"Comparing needs at least two runs; `{abdash.root()}` has {len(lookup)}.")
+    st.info(f"Comparing needs at least two runs; results folder {abdash.root_name()} has {len(lookup)}.")
     st.stop()
 keys = list(lookup)
 cur = abdash.current()
@@ -19,12 +19,14 @@ c1, c2 = st.columns(2)
 a_key = c1.selectbox("Run A", keys, index=a_idx, format_func=lambda k: abdash.label(lookup[k]), key="cmp_a")
 b_key = c2.selectbox("Run B", keys, index=b_idx, format_func=lambda k: abdash.label(lookup[k]), key="cmp_b")
 ra, rb = abdash.safe_report(lookup[a_key]), abdash.safe_report(lookup[b_key])
+abdash.health(lookup[a_key], who=f"Run A ({ra.get('experiment')} …{ra.get('run_id', '')[-6:]})", quiet_ok=True)
+abdash.health(lookup[b_key], who=f"Run B ({rb.get('experiment')} …{rb.get('run_id', '')[-6:]})", quiet_ok=True)
 
 for col, r, name in ((c1, ra, "A"), (c2, rb, "B")):
     d = (r.get("decision") or {}).get("decision", "?")
     col.markdown(f"**{name}: {r.get('experiment')}** · `{r.get('run_id')}` · {r.get('mode')} · "
                  f"config `{str(r.get('config_sha256', ''))[:12]}`")
-    col.badge(str(d).upper(), color="green" if d == "promote" else "orange")
+    col.html(str(abdash.badge(str(d), (r.get("decision") or {}).get("arm") if r.get("comparisons") else None)))
 if ra.get("config_sha256") == rb.get("config_sha256"):
     st.caption("Both runs used the same experiment config (same hash).")
 else:
@@ -49,10 +51,11 @@ for m in names:
     ea, eb = dd.finite(a.get("rel_effect")), dd.finite(b.get("rel_effect"))
     shown.append({"metric": m, "role": a.get("role") or b.get("role"),
                   "A lift": abdash.lift_cell(a.get("rel_effect"), a.get("rel_ci_low"), a.get("rel_ci_high")) if a else "—",
-                  "A verdict": dd.VERDICT_MARKS[dd.verdict(a)] if a else "—",
+                  "A verdict": abdash.verdict_cell(dd.verdict(a)) if a else "—",
                   "B lift": abdash.lift_cell(b.get("rel_effect"), b.get("rel_ci_low"), b.get("rel_ci_high")) if b else "—",
-                  "B verdict": dd.VERDICT_MARKS[dd.verdict(b)] if b else "—",
+                  "B verdict": abdash.verdict_cell(dd.verdict(b)) if b else "—",
                   "B − A": "n/a" if ea is None or eb is None else f"{(eb - ea) * 100:+.2f} pp"})
     raw.append({"metric": m, **{f"a_{k}": v for k, v in a.items() if k != "metric"},
                 **{f"b_{k}": v for k, v in b.items() if k != "metric"}})
-abdash.show_table(pd.DataFrame(shown), raw, "comparison", "compare")
+abdash.show_table(pd.DataFrame(shown), raw, "comparison", "compare", colour_verdict=True,
+                  num=["B − A"])

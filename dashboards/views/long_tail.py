@@ -1,31 +1,39 @@
 """Long tail and information bubble: tail exposure and clicks, coverage, concentration, diversity per arm."""
 
+import abdash
 import pandas as pd
 import streamlit as st
 
-import abdash
 from abplatform import dashboard_data as dd
 
-entry, rep = abdash.require_run()
-level = abdash.ci_level(abdash.config(entry))
-st.title(f"Long tail & information bubble · {rep.get('experiment')}")
-st.caption(f"run `{rep.get('run_id')}` · {rep.get('mode')} · {rep.get('treatment')} vs {rep.get('control')}")
+entry, rep, cfg = abdash.run_page("Long tail & information bubble")
+level = abdash.ci_level(cfg)
 
 DESCRIPTIONS = {
     "tail_impression_share": "share of impressions given to long-tail items (higher: less bubble)",
     "tail_click_share": "share of clicks that land on long-tail items",
     "coverage": "share of the catalog shown at least once",
     "exposure_gini": "Gini of impressions over items (lower: exposure less concentrated)",
-    "category_entropy": "entropy of shown categories (higher: more diverse pages)",
-    "novelty": "how unfamiliar shown items are to the user (higher: less bubble)",
+    "category_entropy": "entropy of shown categories, bits (higher: more diverse pages)",
+    "novelty": "how unfamiliar shown items are to the user, bits (higher: less bubble)",
 }
 
 lt = rep.get("long_tail")
 if not lt:
-    st.info("**No long-tail measurements in this run.** Its `report.json` has no `long_tail` section: the "
-            "run was made by a version of abplatform that did not yet measure tail-item exposure and click "
-            "share, catalog coverage, exposure Gini, category entropy and novelty per arm. Re-run the "
-            "experiment with a current version to see this panel.", icon=":material/info:")
+    unit = (rep.get("analysis") or {}).get("unit", "user")
+    if unit != "user":
+        why = (f"the randomisation unit of this run is the {unit}: the per-user long-tail measures need users as "
+               "the unit.")
+    elif rep.get("mode") == "online":
+        why = ("its data has no item catalog (an `items` table with each item's category) or no pre-period "
+               "(`pre_impressions`, which defines the tail items). Add both to the log's tables and analyse it "
+               "again to see this panel.")
+    else:
+        why = ("the run was made by a version of abplatform that did not yet measure tail-item exposure and "
+               "click share, catalog coverage, exposure Gini, category entropy and novelty per arm. Re-run the "
+               "experiment with a current version to see this panel.")
+    st.info(f"**No long-tail measurements in this run.** Its `report.json` has no `long_tail` section: {why}",
+            icon=":material/info:")
     st.stop()
 
 per_arm = lt.get("per_arm") or {}
@@ -35,7 +43,7 @@ measures = [m for m in dd.LONG_TAIL_MEASURES if any(m in (per_arm.get(a) or {}) 
            sorted({m for a in arms for m in (per_arm.get(a) or {})} - set(dd.LONG_TAIL_MEASURES))
 
 if per_arm and measures:
-    st.subheader("Per arm")
+    st.header("Per arm")
     abdash.plot(abdash.arm_bars(per_arm, measures, arms), "long_tail_arms")
     c, t = rep.get("control"), rep.get("treatment")
     shown, raw = [], []
@@ -47,15 +55,23 @@ if per_arm and measures:
         row["meaning"] = DESCRIPTIONS.get(m, "")
         shown.append(row)
         raw.append({"measure": m, **vals})
-    abdash.show_table(pd.DataFrame(shown), raw, "long-tail measures per arm", "long_tail_per_arm")
+    abdash.show_table(pd.DataFrame(shown), raw, "long-tail measures per arm", "long_tail_per_arm",
+                      num=[*arms, f"{t} vs {c}"])
 else:
     st.info("The `long_tail` section has no per-arm measures.")
 
 rows = lt.get("metrics") or []
-st.subheader("Per-user long-tail metrics, with confidence intervals")
+st.header("Per-user long-tail metrics, with confidence intervals")
 if rows:
     abdash.plot(abdash.metrics_forest(rows, f"Relative lift of long-tail metrics ({level})"), "long_tail_forest")
-    abdash.show_table(abdash.metric_table(rows, level=level), rows, "long-tail metrics", "long_tail_metrics",
-                      colour_verdict=True)
+    shown = []
+    for m in rows:
+        row = dd.as_result(m)
+        shown.append({"metric": m["metric"], "control": abdash.val(m.get("control_value")),
+                      "treatment": abdash.val(m.get("treatment_value")), "rel diff": abdash.pct(m.get("rel_effect")),
+                      level: dd.ci_cell(row), "p": abdash.pval(m.get("p_value")),
+                      "verdict": dd.VERDICT_MARKS[dd.verdict(m)]})
+    abdash.show_table(pd.DataFrame(shown), rows, "long-tail metrics", "long_tail_metrics", colour_verdict=True,
+                      num=["control", "treatment", "rel diff", "p"])
 else:
     st.info("The `long_tail` section has no per-user metrics with confidence intervals.")

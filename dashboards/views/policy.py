@@ -1,15 +1,13 @@
 """Off-policy estimate and interleaving: the run's offline_policy and interleaving sections."""
 
+import abdash
 import pandas as pd
 import streamlit as st
 
-import abdash
 from abplatform.report.interleaving import InterleavingResult, InterleavingSampleSize
 from abplatform.report.render import interleaving_lines
 
-entry, rep = abdash.require_run()
-st.title(f"Off-policy & interleaving · {rep.get('experiment')}")
-st.caption(f"run `{rep.get('run_id')}` · {rep.get('mode')} · {rep.get('treatment')} vs {rep.get('control')}")
+entry, rep, cfg = abdash.run_page("Off-policy & interleaving")
 
 ope, il = rep.get("offline_policy"), rep.get("interleaving")
 if not ope and not il:
@@ -20,7 +18,7 @@ if not ope and not il:
 
 if ope:
     level = f"{1 - float(ope.get('alpha', 0.05)):.0%} CI"
-    st.subheader(f"Off-policy estimate: {ope.get('target')}")
+    st.header(f"Off-policy estimate: {ope.get('target')}")
     st.caption(f"Estimand: {ope.get('estimand')}")
     st.markdown(f"Logged rows **{ope.get('n_rows', 0):,}** in {ope.get('n_sessions', 0):,} sessions · Kish effective "
                 f"sample size **{abdash.val(ope.get('ess'))}** · largest weight {abdash.val(ope.get('max_weight'))}")
@@ -52,7 +50,7 @@ if ope:
         st.warning(w, icon=":material/warning:")
 
 if il:
-    st.subheader("Interleaving")
+    st.header("Interleaving")
     size = il.get("sample_size")
     result = InterleavingResult(**{**il, "sample_size": InterleavingSampleSize(**size) if size else None})
     for line in interleaving_lines(result):

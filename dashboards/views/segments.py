@@ -1,15 +1,16 @@
-"""Segments: the lift of one metric per segment value, each with its own sample-ratio check."""
+"""Segments: every metric × every segment value as a heatmap (head → torso → tail), one metric's lifts
+by segment as a forest plot, and the sample-ratio check of each segment."""
 
-import pandas as pd
-import streamlit as st
+import html
 
 import abdash
+import streamlit as st
+
 from abplatform import dashboard_data as dd
 
-entry, rep = abdash.require_run()
-level = abdash.ci_level(abdash.config(entry))
-st.title(f"Segments · {rep.get('experiment')}")
-st.caption(f"run `{rep.get('run_id')}` · {rep.get('mode')} · {rep.get('treatment')} vs {rep.get('control')}")
+entry, rep, cfg = abdash.run_page("Segments")
+level = abdash.ci_level(cfg)
+adjusted = abdash.correction(cfg) not in ("none", "not recorded")
 
 segs = rep.get("segments") or []
 if not segs:
@@ -17,27 +18,66 @@ if not segs:
     st.stop()
 
 names = [m["metric"] for m in rep.get("metrics") or []] or sorted({s["metric"] for s in segs})
-metric = st.selectbox("Metric", names, key="segments_metric")
-rows = [s for s in segs if s["metric"] == metric]
 srm = {(s["segment"], s["segment_value"]): s for s in rep.get("srm_by_segment") or []}
+dim_order = [d for d in dd.SEGMENT_ORDER if any(s["segment"] == d for s in segs)] + \
+    [d for d in dict.fromkeys(s["segment"] for s in segs) if d not in dd.SEGMENT_ORDER]
 
-failed = [f"{abdash.SEGMENT_NAMES.get(k[0], k[0])} = {k[1]}" for k, s in srm.items() if s.get("failed") and k[0] != "all"]
-if failed:
-    st.error("**Sample ratio mismatch within segment(s):** " + ", ".join(failed) + ". Their lifts are not "
-             "trustworthy until the imbalance is explained.", icon=":material/warning:")
-else:
-    st.success("Sample ratio check passed in every segment.", icon=":material/balance:")
 
+def natural(dim: str, value: str) -> tuple:
+    """Segments in their natural order: query frequency head → torso → tail first, then the others."""
+    return (dim_order.index(dim) if dim in dim_order else len(dim_order), *dd.segment_sort_key(dim, value))
+
+
+cells = sorted({(s["segment"], s["segment_value"]) for s in segs}, key=lambda k: natural(*k))
+by = {(s["segment"], s["segment_value"], s["metric"]): s for s in segs}
+ctl, trt = rep.get("control") or "control", rep.get("treatment") or "treatment"
+
+st.header("Every metric in every segment")
+rows, klass, groups = [], {}, {}
+for i, (dim, value) in enumerate(cells):
+    if i == 0 or dim != cells[i - 1][0]:
+        groups[i] = abdash.SEGMENT_NAMES.get(dim, dim)
+    s = srm.get((dim, value)) or {}
+    units = s.get("units") or {}
+    srm_text = ("✖ SRM " if s.get("failed") else "") + abdash.p_is(s.get("p_value")).replace("p", "SRM p", 1) \
+        if s else "no SRM check"
+    row = [value, abdash.H(f"{units.get(ctl, 'n/a'):,} / {units.get(trt, 'n/a'):,}<span class='sub'>"
+                           f"{html.escape(srm_text)}</span>") if units else "n/a"]
+    for j, m in enumerate(names):
+        r = by.get((dim, value, m))
+        if r is None:
+            row.append("—")
+            continue
+        if not dd.estimable(r):
+            row.append("not estimable")
+            klass[(i, 2 + j)] = "t-ne"
+            continue
+        kind = dd.verdict(r)
+        mark = dd.VERDICT_MARKS[kind].split()[0]
+        row.append(abdash.H(f"{mark} {html.escape(abdash.pct(r.get('rel_effect')))}<span class='sub'>"
+                            f"{html.escape(dd.ci_cell(dd.as_result(r), adjusted=adjusted))}</span>"))
+        if kind != "no change":
+            klass[(i, 2 + j)] = f"t-{kind}"
+    rows.append(row)
+st.html(abdash.html_table(["value", f"units {ctl} / {trt}", *names], rows, "segments_heatmap", groups=groups,
+                          cell_class=klass, num=[f"units {ctl} / {trt}", *names],
+                          caption=f"Relative lift and {level}{' (adjusted per metric across cells)' if adjusted else ''}"
+                                  "; shaded ▲ better / ▼ worse when significant, in the metric's own direction. "
+                                  "Exploratory: segment cells are not what the decision reads."))
+
+st.header("One metric by segment")
+metric = abdash.metric_picker(names, "segments_metric")
+rows_m = sorted((s for s in segs if s["metric"] == metric), key=lambda s: natural(s["segment"], s["segment_value"]))
 overall = next((m for m in rep.get("metrics") or [] if m["metric"] == metric), None)
-dims = list(dict.fromkeys(s["segment"] for s in rows))
-labels = [f"{s['segment_value']} ({abdash.SEGMENT_NAMES.get(s['segment'], s['segment'])})" for s in rows]
+dims = list(dict.fromkeys(s["segment"] for s in rows_m))
+labels = [f"{s['segment_value']} ({abdash.SEGMENT_NAMES.get(s['segment'], s['segment'])})" for s in rows_m]
 series = []
 for j, dim in enumerate(dims):
-    mask = [s["segment"] == dim for s in rows]
+    mask = [s["segment"] == dim and dd.estimable(s) for s in rows_m]
     series.append({"name": abdash.SEGMENT_NAMES.get(dim, dim),
-                   "x": [s["rel_effect"] if m else None for s, m in zip(rows, mask)],
-                   "lo": [s["rel_ci_low"] if m else None for s, m in zip(rows, mask)],
-                   "hi": [s["rel_ci_high"] if m else None for s, m in zip(rows, mask)],
+                   "x": [s["rel_effect"] if m else None for s, m in zip(rows_m, mask)],
+                   "lo": [s["rel_ci_low"] if m else None for s, m in zip(rows_m, mask)],
+                   "hi": [s["rel_ci_high"] if m else None for s, m in zip(rows_m, mask)],
                    "colour": abdash.SEGMENT_COLOURS[j % len(abdash.SEGMENT_COLOURS)],
                    "symbol": ["circle", "square", "diamond", "triangle-up"][j % 4]})
 fig = abdash.forest(labels, series, f"Relative lift of {metric} by segment ({level})", dodge=False)
@@ -46,22 +86,34 @@ if overall is not None and dd.finite(overall.get("rel_effect")) is not None:
                   annotation_text=f"overall {abdash.pct(overall['rel_effect'])}", annotation_position="top")
 abdash.plot(fig, "segments_forest")
 
-shown = abdash.metric_table(rows, level=level)
-shown = shown.drop(columns=["metric", "role", "direction", "abs diff", f"abs diff {level}"])
-for i, arm in enumerate((rep.get("control"), rep.get("treatment"))):
-    shown.insert(2 + i, f"units {arm}", [(srm.get((s["segment"], s["segment_value"]), {}).get("units") or {}).get(arm)
-                                         for s in rows])
-shown["SRM p"] = [abdash.pval(srm.get((s["segment"], s["segment_value"]), {}).get("p_value")) for s in rows]
-shown["SRM"] = ["FAILED" if srm.get((s["segment"], s["segment_value"]), {}).get("failed") else "ok" for s in rows]
-first = ["segment", "value", f"units {rep.get('control')}", f"units {rep.get('treatment')}", "SRM", "SRM p"]
-shown = shown[first + [c for c in shown.columns if c not in first]]
-abdash.show_table(shown, rows, f"segment rows of {metric}", f"segments_{metric}", colour_verdict=True)
+kind_u, _ = dd.metric_unit(metric)
+table = []
+for s in rows_m:
+    cell = srm.get((s["segment"], s["segment_value"]), {})
+    units = cell.get("units") or {}
+    est = dd.estimable(s)
+    table.append([abdash.SEGMENT_NAMES.get(s["segment"], s["segment"]), s["segment_value"],
+                  f"{units.get(ctl, 0):,} / {units.get(trt, 0):,}" if units else "n/a",
+                  ("✖ FAILED" if cell.get("failed") else "✔ ok") + f" ({abdash.p_is(cell.get('p_value'))})",
+                  dd.fmt_metric_value(s.get("control_value"), kind_u),
+                  dd.fmt_metric_value(s.get("treatment_value"), kind_u),
+                  abdash.pct(s.get("rel_effect")) if est else "not estimable",
+                  dd.ci_cell(dd.as_result(s)) if est else "—", abdash.pval(s.get("p_value")),
+                  abdash.verdict_cell(dd.verdict(s)) if est else "not estimable"])
+st.html(abdash.html_table(["segment", "value", f"units {ctl} / {trt}", "SRM", ctl, trt, "rel diff", level, "p",
+                           "verdict"], table, f"segments_{metric}",
+                          num=[f"units {ctl} / {trt}", ctl, trt, "rel diff", "p"], ci_cols=[level]))
+abdash.download(rows_m, f"segment rows of {metric}", f"segments_{metric}")
 
-st.subheader("Sample ratio by segment")
-srm_rows = rep.get("srm_by_segment") or []
-srm_shown = pd.DataFrame([{"segment": abdash.SEGMENT_NAMES.get(s["segment"], s["segment"]), "value": s["segment_value"],
-                           **{f"n_{arm}": n for arm, n in (s.get("units") or {}).items()},
-                           "chi-square": f"{s['chi2']:.3f}" if dd.finite(s.get("chi2")) is not None else "n/a",
-                           "p": abdash.pval(s.get("p_value")), "status": "FAILED" if s.get("failed") else "ok"}
-                          for s in srm_rows])
-abdash.show_table(srm_shown, srm_rows, "SRM by segment", "srm_by_segment")
+st.header("Sample ratio by segment")
+srm_rows = sorted(rep.get("srm_by_segment") or [],
+                  key=lambda s: (-1, 0, "") if s["segment"] == "all" else natural(s["segment"], s["segment_value"]))
+arms = list(dict.fromkeys(a for s in srm_rows for a in (s.get("units") or {})))
+st.html(abdash.html_table(
+    ["segment", "value", *[f"n {a}" for a in arms], "chi-square", "p", "status"],
+    [[abdash.SEGMENT_NAMES.get(s["segment"], s["segment"]), s["segment_value"],
+      *[f"{(s.get('units') or {}).get(a, 0):,}" for a in arms],
+      f"{s['chi2']:.3f}" if dd.finite(s.get("chi2")) is not None else "n/a", abdash.pval(s.get("p_value")),
+      "✖ FAILED" if s.get("failed") else "✔ ok"] for s in srm_rows],
+    "srm_by_segment", num=[*[f"n {a}" for a in arms], "chi-square", "p"]))
+abdash.download(srm_rows, "SRM by segment", "srm_by_segment")

@@ -22,6 +22,7 @@ from tests.conftest import WORLD_YAML, world_cache
 TINY_YAML = """\
 name: tiny
 description: dashboard test world
+owner: search-quality
 data: {{world: {world}, cache_dir: {cache}}}
 arms: [{{name: control, ranker: v1}}, {{name: treatment, ranker: v2}}]
 metrics:
@@ -94,7 +95,8 @@ def _handmade(real: dict, run_id: str, created: str) -> dict:
     rep["srm"] = {**rep["srm"], "failed": True, "p_value": 1e-6, "chi2": 23.9}
     for rows in (rep["metrics"], rep["segments"], rep["daily"]):
         for m in rows:
-            for k in ("rel_effect", "rel_ci_low", "rel_ci_high", "abs_effect", "abs_ci_low", "abs_ci_high"):
+            for k in ("rel_effect", "rel_ci_low", "rel_ci_high", "abs_effect", "abs_ci_low", "abs_ci_high",
+                      "rel_ci_low_adjusted", "rel_ci_high_adjusted", "abs_ci_low_adjusted", "abs_ci_high_adjusted"):
                 if m.get(k) is not None:
                     m[k] = m[k] * 0.5 - 0.01
             m["improved"], m["degraded"] = False, m["metric"] == "relevance"
@@ -143,6 +145,15 @@ def build_results(base: Path, world: Path) -> dict:
     d = root / "tiny_online" / run_id
     d.mkdir(parents=True)
     (d / "report.json").write_text(json.dumps(h, indent=1))
+    # its config names the offline experiment it is paired with (compare_to), as an online run's would
+    cfg = json.loads((root / "tiny" / reports["a"]["run_id"] / "config.json").read_text())
+    cfg.update(name="tiny_online", compare_to="tiny", owner="search-quality",
+               description="hand-made online run: sample ratio mismatch, guardrail not shown")
+    (d / "config.json").write_text(json.dumps(cfg, indent=1))
+    from abplatform.report.model import Report
+    from abplatform.report.render import markdown
+
+    (d / "report.md").write_text(markdown(Report.from_dict(h)))
     # a run folder may name code (a ranker's dotted path): the dashboard must never import it
     (d / "experiment.yaml").write_text("name: tiny_online\narms:\n  - {name: control, ranker: v1}\n"
                                        "  - {name: treatment, ranker: dashboard_canary_module:Boom}\n")
@@ -177,7 +188,14 @@ def build_results(base: Path, world: Path) -> dict:
 
 
 @pytest.fixture(scope="session")
-def dash_results(small_world, tmp_path_factory) -> dict:
-    base = tmp_path_factory.getbasetemp() / "dashboard"
-    base.mkdir(exist_ok=True)
-    return build_results(base, small_world)
+def dash_results(request, tmp_path_factory) -> dict:
+    """The results folders; ``ABPLATFORM_DASHBOARD_FIXTURES=<folder>`` keeps them there between sessions
+    (for working on the dashboard: delete the folder after changing this file)."""
+    import os
+
+    keep = os.environ.get("ABPLATFORM_DASHBOARD_FIXTURES")
+    base = Path(keep) if keep else tmp_path_factory.getbasetemp() / "dashboard"
+    base.mkdir(parents=True, exist_ok=True)
+    if (base / "done.json").is_file():
+        return build_results(base, Path())
+    return build_results(base, request.getfixturevalue("small_world"))

@@ -3,11 +3,15 @@ each plotly figure has the expected traces, and switching the run or the metric 
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import re
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from abplatform import dashboard_data as dd
@@ -69,20 +73,90 @@ def assert_forest(trace: dict, rows: list[dict], sfx: str = "") -> None:
         assert close(None if minus is None else x - minus, m[f"rel_ci_low{sfx}"])
 
 
-def assert_metric_table(df, rows: list[dict]) -> None:
-    assert list(df["metric"]) == [m["metric"] for m in rows]
+class _Tables(HTMLParser):
+    """The HTML tables of the page (st.html, ``<table data-key=...>``): header and cell texts; a cell's
+    secondary line (``<span class="sub">``) follows a newline; group-heading rows are left out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, dict] = {}
+        self.key: str | None = None
+        self.row: list[str] | None = None
+        self.cell: list[str] | None = None
+        self.head = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table":
+            self.key = a.get("data-key")
+            self.tables[self.key] = {"head": [], "rows": []}
+        elif tag == "tr":
+            self.row, self.head = [], False
+        elif tag in ("td", "th") and self.row is not None:
+            self.cell, self.head = [], tag == "th"
+        elif tag == "span" and self.cell is not None and "sub" in (a.get("class") or ""):
+            self.cell.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self.cell is not None and self.row is not None:
+            self.row.append("".join(self.cell).strip())
+            self.cell = None
+        elif tag == "tr" and self.row is not None and self.key is not None:
+            t = self.tables[self.key]
+            if self.head:
+                t["head"] = self.row
+            elif len(self.row) == len(t["head"]):
+                t["rows"].append(self.row)
+            self.row = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def tables(at: AppTest) -> dict[str, pd.DataFrame]:
+    parser = _Tables()
+    for h in at.html:
+        parser.feed(h.value)
+    return {k: pd.DataFrame(t["rows"], columns=t["head"]) for k, t in parser.tables.items()}
+
+
+def table(at: AppTest, key: str) -> pd.DataFrame:
+    found = tables(at)
+    assert key in found, list(found)
+    return found[key]
+
+
+def first_line(cells) -> list[str]:
+    return [c.split("\n")[0] for c in cells]
+
+
+def page_text(at: AppTest) -> str:
+    """What the page says, as text: markdown, captions, alerts, titles and the text of its HTML."""
+    parts = [e.value for kind in ("title", "header", "subheader", "markdown", "caption", "error", "warning", "success", "info")
+             for e in at.get(kind)]
+    parts += [html.unescape(re.sub(r"<[^>]+>", " ", h.value)) for h in at.html]
+    return re.sub(r"[ \t]+", " ", "\n".join(parts))
+
+
+def assert_scorecard(df: pd.DataFrame, rows: list[dict], adjusted: bool = True) -> None:
+    """The scorecard table equals the report: primaries, secondaries, then guardrails; values in their unit;
+    the lift, the interval of the row's test and the p-value the decision reads, in the report's formats."""
+    order = {"primary": 0, "secondary": 1, "guardrail": 2}
+    rows = sorted(rows, key=lambda m: order[m["role"]])
+    assert first_line(df["metric"]) == [m["metric"] for m in rows]
+    ci_col, p_col = ("95% CI (adjusted)", "p (adjusted)") if adjusted else ("95% CI", "p")
     for (_, shown), m in zip(df.iterrows(), rows):
-        assert shown["control"] == fmt_value(m["control_value"])
-        assert shown["treatment"] == fmt_value(m["treatment_value"])
-        assert shown["abs diff"] == fmt_value(m["abs_effect"])
-        assert shown["rel diff"] == fmt_pct(m["rel_effect"])
-        # the interval beside each p-value is the one its test inverts (relative scale, one-sided for guardrails)
-        report_row = MetricResult(**{k: v for k, v in m.items() if k in MetricResult.__dataclass_fields__})
-        assert shown["95% CI"] == ci_cell(report_row) and shown["p"] == fmt_p(m["p_value"])
-        assert shown["95% CI (adjusted)"] == ci_cell(report_row, adjusted=True)
-        assert shown["p (adjusted)"] == fmt_p(m["p_value_adjusted"])
-        assert shown["H1"] == report_row.hypothesis()
-        assert shown["verdict"] == dd.VERDICT_MARKS[dd.verdict(m)]
+        kind, unit = dd.metric_unit(m["metric"], m["type"])
+        assert shown.iloc[1] == dd.fmt_metric_value(m["control_value"], kind)
+        assert shown.iloc[2] == dd.fmt_metric_value(m["treatment_value"], kind)
+        assert shown["lift"] == fmt_pct(m["rel_effect"])
+        assert shown[ci_col] == ci_cell(MetricResult(**{k: v for k, v in m.items()
+                                                       if k in MetricResult.__dataclass_fields__}), adjusted=adjusted)
+        assert shown[p_col] == fmt_p(m["p_value_adjusted" if adjusted else "p_value"])
+        assert unit in shown["metric"]
+        if m["role"] != "guardrail":
+            assert shown["verdict"] == dd.VERDICT_MARKS[dd.verdict(m)]
 
 
 @pytest.fixture
@@ -106,35 +180,36 @@ def downloads(monkeypatch):
 
 def test_experiments_lists_every_run_with_badge_date_source_and_lift(app, dash_results):
     index = dd.read_index(dash_results["root"])
-    df = app.dataframe[0].value
-    assert list(df["run id"]) == [e["run_id"] for e in index]  # newest first
+    df = table(app, "runs")
+    assert [r[1:] for r in df["run id"]] == [e["run_id"][-8:] for e in index]  # newest first, the id's tail
     assert list(df["primary lift"]) == [fmt_pct(e["primary_rel_effect"]) for e in index]
     assert list(df["source"]) == [e["mode"] for e in index]
-    assert list(df["decision"]) == [e["decision"].upper() for e in index]
-    styles = str(app.dataframe[0].proto.arrow_data.styler.styles)
-    colours = {"promote": dd.OKABE_ITO["bluish_green"], "hold": dd.OKABE_ITO["orange"]}
-    assert all(colours[e["decision"]] in styles for e in index)  # badge colours
+    # the decision by symbol and word, not by colour alone
+    assert list(df["decision"]) == [("✔ " if e["decision"] == "promote" else "■ ") + e["decision"].upper()
+                                    for e in index]
     assert all(d.startswith(e["created"][:10]) for d, e in zip(df["date"], index))
+    assert "search-quality" in set(df["owner"])  # the owner from each run's config
+    body = next(h.value for h in app.html if 'data-key="runs"' in h.value)
+    for e in index:  # each row opens its run
+        assert f'href="scorecard?run={e["run_id"]}"' in body
 
 
 def test_experiments_search_and_filters(app, dash_results):
     app.text_input(key="exp_search").input("tiny_online").run()
-    df = app.dataframe[0].value
-    assert list(df["run id"]) == [dash_results["h"]["run_id"]]
+    df = table(app, "runs")
+    assert list(df["run id"]) == ["…" + dash_results["h"]["run_id"][-8:]]
     app.text_input(key="exp_search").input("").run()
     app.multiselect(key="exp_decision").select("hold").run()
-    holds = [e["run_id"] for e in dd.read_index(dash_results["root"]) if e["decision"] == "hold"]
-    assert list(app.dataframe[0].value["run id"]) == holds and dash_results["h"]["run_id"] in holds
+    holds = [e["run_id"][-8:] for e in dd.read_index(dash_results["root"]) if e["decision"] == "hold"]
+    assert [r[1:] for r in table(app, "runs")["run id"]] == holds
     app.multiselect(key="exp_decision").unselect("hold").run()
     app.multiselect(key="exp_mode").select("online").run()
-    assert list(app.dataframe[0].value["source"]) == ["online"]
+    assert list(table(app, "runs")["source"]) == ["online"]
 
 
 def test_experiments_csv_download_has_raw_index_values(app, dash_results, downloads):
     app.run()
     import io
-
-    import pandas as pd
 
     csv = pd.read_csv(io.BytesIO(downloads["runs.csv"]))
     index = dd.read_index(dash_results["root"])
@@ -142,52 +217,134 @@ def test_experiments_csv_download_has_raw_index_values(app, dash_results, downlo
     assert all(close(a, e["primary_rel_effect"]) for a, e in zip(csv["primary_rel_effect"], index))
 
 
-# --- Scorecard -----------------------------------------------------------------------------------
+# --- the verdict card, on every page -------------------------------------------------------------
 
-def test_scorecard_values_equal_report(app, dash_results, downloads):
+def report_of(rep: dict):
+    from abplatform.report.model import Report
+
+    return Report.from_dict(rep)
+
+
+def test_promote_verdict_card_has_the_checklist_in_the_reports_formats(app, dash_results):
+    """A promote says why: every primary (lift, CI, significant), each guardrail (lift vs margin, test, p),
+    SRM, the latency ratio against its margin with its CI, sequential validity, warnings."""
     rep = dash_results["a"]
     goto(pick_run(app, rep), "scorecard")
-    main = [m for m in rep["metrics"] if m["role"] != "guardrail"]
-    guards = [m for m in rep["metrics"] if m["role"] == "guardrail"]
-    assert_metric_table(app.dataframe[0].value, main)
-    g = app.dataframe[1].value  # guardrails apart
-    assert_metric_table(g, guards)
-    assert list(g["margin"]) == [f"{m['margin']:.2%}" for m in guards]
-    md = [m.value for m in app.markdown]
-    assert f"**Decision: {rep['decision']['decision'].upper()}**" in md
-    assert not app.error and "Sample ratio check passed" in app.success[0].value
-    assert fmt_p(rep["srm"]["p_value"]) in app.success[0].value
+    text = page_text(app)
+    r = report_of(rep)
+    assert "Decision: PROMOTE" in text and "Every blocking check passed" in text
+    for m in r.metrics:
+        if m.role == "primary":
+            line = dd.metric_detail(r, m)
+            assert f"Primary {m.metric} — significant improvement — {line}" in text
+            assert f"{fmt_pct(m.rel_effect)}, 95% CI (holm-adjusted) {ci_cell(m, adjusted=True)}" in line
+        if m.role == "guardrail":
+            assert f"Guardrail {m.metric} — within the margin — {fmt_pct(m.rel_effect)}" in text
+            assert f"margin {fmt_pct(-m.margin)}, harm test ({m.test}), H1 {m.hypothesis()}" in text
+    srm = rep["srm"]
+    assert f"Sample ratio — the split matches the design — users control {srm['units']['control']:,}" in text
+    lat = rep["latency_guardrail"]
+    assert (f"Serving cost (latency) — below the limit — treatment / control CPU time per query ×{lat['ratio']:.3f} "
+            f"95% CI [{lat['ratio_ci_low']:.3f}, {lat['ratio_ci_high']:.3f}] vs limit ×{1 + lat['margin']:.2f} "
+            f"(margin {lat['margin']:.0%})") in text
+    assert "Sequential validity — sequential (confidence_sequence)" in text  # TINY_YAML is sequential
+    assert "✔ pass" in text and not app.error
+
+
+def test_hold_verdict_card_names_every_failed_check_on_every_page(app, dash_results):
+    h = dash_results["h"]
+    pick_run(app, h)
+    for page in PAGES[1:-1]:  # every "Selected run" page
+        goto(app, page)
+        text = page_text(app)
+        assert "Decision: HOLD" in text, page
+        failed = sum(not c["passed"] and c["blocking"] for c in h["decision"]["checks"])
+        assert f"{failed} blocking checks failed" in text
+        for reason in HOLD_REASONS:  # the reasons, word for word
+            assert reason in text
+        assert "✖ fails Guardrail relevance" in text and "✖ fails Sample ratio" in text
+        # the health banner: the SRM failure overall and in its segment, on every page
+        errors = " ".join(e.value for e in app.error)
+        bad = next(s for s in h["srm_by_segment"] if s["failed"] and s["segment"] != "all")
+        assert "Sample ratio mismatch" in errors and f"{bad['segment']} = {bad['segment_value']}" in errors, page
+
+
+def test_srm_banner_reaches_the_pages_about_all_runs(app, dash_results):
+    pick_run(app, dash_results["h"])
+    for page in ("experiments", "compare"):
+        goto(app, page)
+        assert any("Sample ratio mismatch" in e.value for e in app.error), page
+
+
+# --- Scorecard -----------------------------------------------------------------------------------
+
+def test_scorecard_values_equal_report_and_report_md(app, dash_results, downloads):
+    rep = dash_results["a"]
+    goto(pick_run(app, rep), "scorecard")
+    df = table(app, "scorecard")
+    assert_scorecard(df, rep["metrics"])
+    # the same strings as the run's report.md (the adjusted interval and p, the lift)
+    md = (Path(dash_results["root"]) / "tiny" / rep["run_id"] / "report.md").read_text()
+    for _, row in df.iterrows():
+        assert row["lift"] in md and row["95% CI (adjusted)"] in md
+    text = page_text(app)
+    for value in df["lift"]:
+        assert value in text  # every number is in the page's text (no canvas)
+    guard = df.iloc[first_line(df["metric"]).index("relevance")]
+    assert guard["verdict"] == "✔ within margin"
     # the CSV holds the unformatted report values
     import io
 
-    import pandas as pd
-
     csv = pd.read_csv(io.BytesIO(downloads["scorecard.csv"]))
-    for (_, r), m in zip(csv.iterrows(), main):
+    for (_, r), m in zip(csv.iterrows(), rep["metrics"]):
         assert r["metric"] == m["metric"] and close(r["rel_effect"], m["rel_effect"])
-        assert close(r["rel_ci_low"], m["rel_ci_low"]) and close(r["p_value_adjusted"], m["p_value_adjusted"])
+        low = None if pd.isna(r["rel_ci_low"]) else r["rel_ci_low"]  # a one-sided guardrail interval
+        assert close(low, m["rel_ci_low"]) and close(r["p_value_adjusted"], m["p_value_adjusted"])
+    assert any(b.label == "Download report.md" for b in app.get("download_button"))
 
 
-def test_scorecard_switching_run_shows_its_decision_reasons_and_srm_banner(app, dash_results):
+def test_scorecard_units_power_cuped_and_n_behind_the_toggle(app, dash_results):
+    rep = dash_results["a"]
+    goto(pick_run(app, rep), "scorecard")
+    df = table(app, "scorecard")
+    ctr = next(m for m in rep["metrics"] if m["metric"] == "item_ctr")
+    assert f"{ctr['control_value']:.2%}" in list(df["control"])  # a rate in %
+    assert any("orders per user" in c for c in df["metric"]) and any("0–3" in c for c in df["metric"])
+    assert "scorecard_details_power" not in tables(app)
+    app.toggle(key="scorecard_details").set_value(True).run()
+    power = table(app, "scorecard_details_power")
+    assert list(power["n control"]) == [f"{m['n_control']:,}" for m in rep["metrics"]]
+    assert list(power["CUPED variance reduction"]) == [f"{m['variance_reduction']:.2%}" for m in rep["metrics"]]
+    assert list(power["MDE (80% power)"]) == [fmt_pct(m["mde_rel"]).lstrip("+") for m in rep["metrics"]]
+    unadj = table(app, "scorecard_details_unadjusted")
+    assert list(unadj["95% CI"]) == [ci_cell(MetricResult(**m)) for m in rep["metrics"]]
+    assert list(unadj["p"]) == [fmt_p(m["p_value"]) for m in rep["metrics"]]
+
+
+def test_scorecard_latency_line_as_report_md_and_in_microseconds(app, dash_results):
+    from abplatform.report.model import LatencyGuardrail
+    from abplatform.report.render import latency_details
+
+    rep = dash_results["a"]
+    goto(pick_run(app, rep), "scorecard")
+    lat = rep["latency_guardrail"]
+    text = page_text(app)
+    assert latency_details(LatencyGuardrail(**lat), "95% CI") in text
+    df = table(app, "latency")
+    assert list(df["CPU time per query"]) == [dd.fmt_duration_ms(v) for v in lat["cpu_ms_per_query"].values()]
+    assert all(v.endswith(" µs") for v in df["CPU time per query"])  # 0.0009 ms is 0.9 µs
+
+
+def test_scorecard_switching_run_shows_its_decision(app, dash_results):
     goto(pick_run(app, dash_results["a"]), "scorecard")
-    before = app.dataframe[0].value
+    before = table(app, "scorecard")
     h = dash_results["h"]
     pick_run(app, h)
-    after = app.dataframe[0].value
-    assert list(after["rel diff"]) != list(before["rel diff"])
-    assert_metric_table(after, [m for m in h["metrics"] if m["role"] != "guardrail"])
-    md = [m.value for m in app.markdown]
-    assert "**Decision: HOLD**" in md
-    assert "\n".join(f"- {r}" for r in HOLD_REASONS) in md  # the reasons, word for word
-    assert len(app.error) == 1 and "Sample ratio mismatch" in app.error[0].value
-
-
-def test_scorecard_rows_are_coloured_by_direction_of_improvement(app, dash_results):
-    goto(pick_run(app, dash_results["h"]), "scorecard")
-    guards = app.dataframe[1]
-    assert guards.value["verdict"].iloc[0] == "▼ worse"
-    styles = str(guards.proto.arrow_data.styler.styles)
-    assert dd.VERDICT_COLOURS["worse"] in styles
+    after = table(app, "scorecard")
+    assert list(after["lift"]) != list(before["lift"])
+    assert_scorecard(after, h["metrics"])
+    guard = after.iloc[first_line(after["metric"]).index("relevance")]
+    assert guard["verdict"] == "✖ margin not shown"
 
 
 # --- Forest plot & daily lift ----------------------------------------------------------------------
@@ -217,12 +374,32 @@ def test_daily_lift_traces_and_switching_metric(app, dash_results):
         assert all(close(a, d["rel_effect"]) for a, d in zip(lift["y"], daily))
         assert all(close(a, d["rel_ci_low"]) for a, d in zip(lo["y"], daily))
         assert all(close(a, d["rel_ci_high"]) for a, d in zip(hi["y"], daily))
-        assert list(app.dataframe[0].value["rel diff"]) == [fmt_pct(d["rel_effect"]) for d in daily]
+        df = table(app, f"daily_{metric}")
+        assert list(df["rel diff"]) == [fmt_pct(d["rel_effect"]) for d in daily]
+        assert list(df["band (95% CI)"]) == [fmt_ci(d["rel_ci_low"], d["rel_ci_high"]) for d in daily]
         return lift["y"]
 
     first = check(rep["metrics"][0]["metric"])
     app.selectbox(key="lifts_metric").set_value("buyer_conversion").run()
     assert check("buyer_conversion") != first
+    assert app.query_params["metric"] == "buyer_conversion"  # the chosen metric is in the URL
+
+
+def test_sequential_daily_verdicts_agree_with_their_band(app, dash_results):
+    """A day is ▲ better only when its band (a confidence sequence: TINY_YAML is sequential) lies above zero."""
+    rep = dash_results["a"]
+    goto(pick_run(app, rep), "lifts")
+    for metric in [m["metric"] for m in rep["metrics"]]:
+        app.selectbox(key="lifts_metric").set_value(metric).run()
+        daily = sorted((d for d in rep["daily"] if d["metric"] == metric), key=lambda d: d["day"])
+        for verdict, d in zip(table(app, f"daily_{metric}")["verdict"], daily):
+            lo, hi = d["rel_ci_low"], d["rel_ci_high"]
+            if verdict.startswith("▲"):
+                assert lo is not None and lo > 0, (metric, d["day"])
+            elif verdict.startswith("▼"):
+                assert hi is not None and hi < 0, (metric, d["day"])
+            else:
+                assert (lo is None or lo <= 0) and (hi is None or hi >= 0), (metric, d["day"])
 
 
 def test_forest_changes_with_run(app, dash_results):
@@ -239,9 +416,14 @@ def test_forest_changes_with_run(app, dash_results):
 def test_segments_lift_per_segment_with_srm(app, dash_results):
     rep = dash_results["a"]
     goto(pick_run(app, rep), "segments")
+    srm = {(s["segment"], s["segment_value"]): s for s in rep["srm_by_segment"]}
+
+    def natural(s):
+        dims = [d for d in dd.SEGMENT_ORDER if any(x["segment"] == d for x in rep["segments"])]
+        return dims.index(s["segment"]), dd.segment_sort_key(s["segment"], s["segment_value"])
 
     def check(metric):
-        rows = [s for s in rep["segments"] if s["metric"] == metric]
+        rows = sorted((s for s in rep["segments"] if s["metric"] == metric), key=natural)
         fig = charts(app)["segments_forest"]
         dims = list(dict.fromkeys(s["segment"] for s in rows))
         assert len(fig["data"]) == len(dims)
@@ -251,26 +433,64 @@ def test_segments_lift_per_segment_with_srm(app, dash_results):
                     assert close(x, s["rel_effect"]) and close(x + plus, s["rel_ci_high"])
                 else:
                     assert x is None
-        df = app.dataframe[0].value
+        df = table(app, f"segments_{metric}")
         assert list(df["value"]) == [s["segment_value"] for s in rows]
         assert list(df["rel diff"]) == [fmt_pct(s["rel_effect"]) for s in rows]
-        srm = {(s["segment"], s["segment_value"]): s for s in rep["srm_by_segment"]}
-        assert list(df["SRM p"]) == [fmt_p(srm[(s["segment"], s["segment_value"])]["p_value"]) for s in rows]
-        assert list(df["units control"]) == [srm[(s["segment"], s["segment_value"])]["units"]["control"] for s in rows]
+        units = [srm[(s["segment"], s["segment_value"])]["units"] for s in rows]
+        assert list(df["units control / treatment"]) == [f"{u['control']:,} / {u['treatment']:,}" for u in units]
         return [t["x"] for t in fig["data"]]
 
     first = check("item_ctr")
-    assert "passed in every segment" in app.success[0].value
+    assert "Health checks passed" in app.success[0].value
     app.selectbox(key="segments_metric").set_value("order_volume").run()
     assert check("order_volume") != first
+
+
+def test_segments_heatmap_every_metric_in_natural_order(app, dash_results):
+    rep = dash_results["a"]
+    goto(pick_run(app, rep), "segments")
+    heat = table(app, "segments_heatmap")
+    names = [m["metric"] for m in rep["metrics"]]
+    assert list(heat.columns[2:]) == names
+    values = list(heat["value"])
+    assert values.index("head") < values.index("torso") < values.index("tail")  # head → torso → tail
+    assert values[:3] == ["head", "torso", "tail"]
+    by = {(s["segment_value"], s["metric"]): s for s in rep["segments"]}
+    for _, row in heat.iterrows():
+        for m in names:
+            s = by[(row["value"], m)]
+            mark = dd.VERDICT_MARKS[dd.verdict(s)].split()[0]
+            assert row[m] == f"{mark} {fmt_pct(s['rel_effect'])}\n{ci_cell(dd.as_result(s), adjusted=True)}"
+
+
+def test_degenerate_segment_is_not_estimable(dash_results, tmp_path, monkeypatch):
+    import shutil
+
+    root = tmp_path / "results"
+    shutil.copytree(dash_results["root"], root)
+    a = dash_results["a"]
+    path = root / "tiny" / a["run_id"] / "report.json"
+    rep = json.loads(path.read_text())
+    cell = next(s for s in rep["segments"] if s["metric"] == "buyer_conversion" and s["segment_value"] == "tail")
+    cell.update(rel_effect=0.0, rel_ci_low=0.0, rel_ci_high=0.0, rel_ci_low_adjusted=0.0, rel_ci_high_adjusted=0.0,
+                control_value=0.0, treatment_value=0.0, improved=False, degraded=False)
+    path.write_text(json.dumps(rep))
+    assert not dd.estimable(cell)
+    monkeypatch.setenv(dd.RESULTS_ENV, str(root))
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.query_params["run"] = a["run_id"]
+    goto(at.run(), "segments")
+    heat = table(at, "segments_heatmap")
+    assert heat.loc[heat["value"] == "tail", "buyer_conversion"].iloc[0] == "not estimable"
+    assert "+0.00% [+0.00%, +0.00%]" not in page_text(at)
 
 
 def test_segments_srm_failure_is_flagged(app, dash_results):
     h = dash_results["h"]
     goto(pick_run(app, h), "segments")
     bad = next(s for s in h["srm_by_segment"] if s["failed"] and s["segment"] != "all")
-    assert len(app.error) == 1 and bad["segment_value"] in app.error[0].value
-    assert "FAILED" in set(app.dataframe[1].value["status"])
+    assert any(bad["segment_value"] in e.value for e in app.error)
+    assert "✖ FAILED" in set(table(app, "srm_by_segment")["status"])
 
 
 # --- Long tail ----------------------------------------------------------------------------------------
@@ -278,7 +498,27 @@ def test_segments_srm_failure_is_flagged(app, dash_results):
 def test_long_tail_empty_state_when_report_has_none(app, dash_results):
     goto(pick_run(app, dash_results["legacy"]), "long_tail")
     assert not app.get("plotly_chart")
-    assert "No long-tail measurements" in app.info[0].value
+    info = app.info[0].value
+    assert "No long-tail measurements" in info and "did not yet measure" in info  # an offline run of an old version
+
+
+def test_long_tail_of_an_online_run_without_catalog_says_why(dash_results, tmp_path, monkeypatch):
+    """An online run without the section lacks an item catalog: not "an older version"."""
+    import shutil
+
+    root = tmp_path / "results"
+    shutil.copytree(dash_results["root"], root)
+    h = dash_results["h"]
+    path = root / "tiny_online" / h["run_id"] / "report.json"
+    rep = json.loads(path.read_text())
+    rep["long_tail"] = None
+    path.write_text(json.dumps(rep))
+    monkeypatch.setenv(dd.RESULTS_ENV, str(root))
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.query_params["run"] = h["run_id"]
+    goto(at.run(), "long_tail")
+    info = at.info[0].value
+    assert "item catalog" in info and "did not yet measure" not in info
 
 
 def test_long_tail_panel(app, dash_results):
@@ -295,11 +535,11 @@ def test_long_tail_panel(app, dash_results):
         ax = "x" if i == 0 else f"x{i + 1}"
         for arm in ("control", "treatment"):
             assert close(by[(arm, ax)], LONG_TAIL["per_arm"][arm][meas])
-    per_arm = app.dataframe[0].value
+    per_arm = table(app, "long_tail_per_arm")
     assert list(per_arm["measure"]) == dd.LONG_TAIL_MEASURES
     assert list(per_arm["treatment"]) == [fmt_value(LONG_TAIL["per_arm"]["treatment"][m]) for m in dd.LONG_TAIL_MEASURES]
     assert_forest(figs["long_tail_forest"]["data"][0], h["long_tail"]["metrics"])
-    assert list(app.dataframe[1].value["95% CI"]) == [
+    assert list(table(app, "long_tail_metrics")["95% CI"]) == [
         ci_cell(MetricResult(**m)) for m in h["long_tail"]["metrics"]]
 
 
@@ -307,15 +547,15 @@ def test_policy_page_shows_the_report_sections(app, dash_results):
     from tests.dashboard.fixtures import INTERLEAVING, OFFLINE_POLICY
 
     goto(pick_run(app, dash_results["h"]), "policy")
-    estimates = app.dataframe[0].value
+    estimates = table(app, "ope_estimates")
     (snips,) = OFFLINE_POLICY["estimates"]
     assert list(estimates["per logged row"]) == [fmt_value(snips["value"]), fmt_value(0.08889)]
     assert list(estimates["per page"])[0] == fmt_value(snips["page_value"])
     assert "on-policy" in list(estimates["estimator"])[1]
-    positions = app.dataframe[1].value
-    assert list(positions["position"]) == [1, 2, 3]
+    positions = table(app, "ope_positions")
+    assert list(positions["position"]) == ["1", "2", "3"]
     assert list(positions["snips"]) == [fmt_value(v) for v in (0.12, 0.09, 0.063)]
-    assert [w.value for w in app.warning] == OFFLINE_POLICY["warnings"]
+    assert [w.value for w in app.warning][-len(OFFLINE_POLICY["warnings"]):] == OFFLINE_POLICY["warnings"]
     text = " ".join(m.value for m in app.markdown)
     assert f"wins treatment {INTERLEAVING['wins_treatment']:,}" in text and "4.1× fewer" in text
 
@@ -350,20 +590,34 @@ def test_offline_vs_online_from_report_section(app, dash_results):
     rows = h["offline_vs_online"]
     assert all(close(a, r["predicted_rel_effect"]) for a, r in zip(pred["x"], rows))
     assert all(close(a, r["observed_rel_effect"]) for a, r in zip(obs["x"], rows))
-    df = app.dataframe[0].value
+    df = table(app, "offline_vs_online")
     assert list(df["observed CI"]) == [fmt_ci(r["observed_rel_ci_low"], r["observed_rel_ci_high"]) for r in rows]
+    assert "compare_to" in page_text(app)  # tiny_online ↔ tiny, paired through compare_to
 
 
-def test_offline_vs_online_pairs_runs_and_switches(app, dash_results):
+def test_offline_vs_online_pairs_by_compare_to(app, dash_results):
+    """Offline run a (experiment tiny) is paired with the online run whose config says compare_to: tiny."""
     a, b, h = dash_results["a"], dash_results["b"], dash_results["h"]
     goto(pick_run(app, a), "offline_online")
+    assert app.selectbox(key="ovo_other").value == f"tiny_online/{h['run_id']}"
+    assert not app.warning  # paired as the pipeline pairs: nothing to warn about
     pred = charts(app)["offline_online"]["data"][0]["x"]
     assert all(close(x, m["rel_effect"]) for x, m in zip(pred, a["metrics"]))
     obs = charts(app)["offline_online"]["data"][1]["x"]
     assert all(close(x, m["rel_effect"]) for x, m in zip(obs, h["metrics"]))
-    app.selectbox(key="ovo_offline").set_value(f"tiny/{b['run_id']}").run()
+    goto(pick_run(app, b), "offline_online")
     pred_b = charts(app)["offline_online"]["data"][0]["x"]
     assert pred_b != pred and all(close(x, m["rel_effect"]) for x, m in zip(pred_b, b["metrics"]))
+
+
+def test_offline_vs_online_never_pairs_an_unrelated_run_silently(app, dash_results):
+    legacy, h = dash_results["legacy"], dash_results["h"]
+    goto(pick_run(app, legacy), "offline_online")
+    assert any("No online run is paired with this run" in w.value for w in app.warning)
+    assert not app.get("plotly_chart") and app.selectbox(key="ovo_other").value is None
+    app.selectbox(key="ovo_other").set_value(f"tiny_online/{h['run_id']}").run()
+    assert any("different experiments" in w.value for w in app.warning)
+    assert charts(app)["offline_online"]
 
 
 def test_offline_vs_online_and_compare_empty_states(dash_results, monkeypatch):
@@ -385,11 +639,12 @@ def test_compare_two_runs(app, dash_results):
     assert (ta["name"], tb["name"]) == ("A", "B")
     assert_forest(ta, a["metrics"])
     assert_forest(tb, b["metrics"])
-    df = app.dataframe[0].value
+    df = table(app, "compare")
     assert list(df["A lift"]) == [f"{fmt_pct(m['rel_effect'])} {fmt_ci(m['rel_ci_low'], m['rel_ci_high'])}"
                                   for m in a["metrics"]]
     app.selectbox(key="cmp_b").set_value(f"tiny_online/{h['run_id']}").run()
     assert_forest(charts(app)["compare_forest"]["data"][1], h["metrics"])
+    assert any("Run B" in e.value and "Sample ratio mismatch" in e.value for e in app.error)
 
 
 # --- cross-cutting -------------------------------------------------------------------------------------
@@ -397,7 +652,7 @@ def test_compare_two_runs(app, dash_results):
 def test_every_page_renders_and_imports_nothing_a_run_names(app, dash_results):
     """Every page renders for every run without an exception; run files are data, not code. (Render
     times are measured by dashboards/measure_render.py, not asserted in a timed test.)"""
-    for rep in (dash_results["a"], dash_results["h"]):
+    for rep in (dash_results["a"], dash_results["h"], dash_results["legacy"]):
         pick_run(app, rep)
         for page in PAGES:
             goto(app, page)
@@ -408,20 +663,72 @@ def test_every_page_renders_and_imports_nothing_a_run_names(app, dash_results):
     assert "dashboard_canary_module" not in sys.modules  # ... never imported
 
 
-def test_run_can_be_opened_from_a_link(dash_results, monkeypatch):
-    """?run=<run id> preselects that run (links from CI summaries)."""
+def test_run_can_be_opened_from_a_link_and_the_link_follows_the_sidebar(dash_results, monkeypatch):
+    """?run=<run id> opens that run (links from CI summaries); picking another run rewrites ?run=, so a copied
+    link opens the run on screen; the chosen metric travels in ?metric=."""
     monkeypatch.setenv(dd.RESULTS_ENV, str(dash_results["root"]))
-    b = dash_results["b"]
+    a, b = dash_results["a"], dash_results["b"]
     at = AppTest.from_file(str(APP), default_timeout=30)
     at.query_params["run"] = b["run_id"]
     goto(at.run(), "scorecard")
-    assert app_run_id(at) == b["run_id"]
-    assert list(at.dataframe[0].value["rel diff"]) == [fmt_pct(m["rel_effect"]) for m in b["metrics"]
-                                                       if m["role"] != "guardrail"]
+    assert app_run_id(at) == b["run_id"] and at.query_params["run"] == b["run_id"]
+    assert_scorecard(table(at, "scorecard"), b["metrics"])
+    pick_run(at, a)
+    assert at.query_params["run"] == a["run_id"]
+    goto(at, "lifts")
+    at.selectbox(key="lifts_metric").set_value("order_volume").run()
+    link = dict(at.query_params)
+    assert link == {"run": a["run_id"], "metric": "order_volume"}
+    # the copied link, in a new session
+    again = AppTest.from_file(str(APP), default_timeout=30)
+    again.query_params.update(link)
+    again.run()
+    goto(again, "lifts")
+    assert app_run_id(again) == a["run_id"] and again.selectbox(key="lifts_metric").value == "order_volume"
+    goto(again, "segments")
+    assert again.selectbox(key="segments_metric").value == "order_volume"
 
 
 def app_run_id(at: AppTest) -> str:
     return at.session_state["run"].rsplit("/", 1)[-1]
+
+
+def test_an_unknown_run_id_says_so_and_opens_no_other_run(dash_results, monkeypatch):
+    monkeypatch.setenv(dd.RESULTS_ENV, str(dash_results["root"]))
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.query_params["run"] = "20990101T000000000000Z"
+    at.run()
+    for page in PAGES[1:-1]:
+        goto(at, page)
+        assert any("No run `20990101T000000000000Z`" in e.value for e in at.error), page
+        assert "Decision:" not in page_text(at) and not at.get("plotly_chart"), page
+    assert at.selectbox(key="run").value is None
+    pick_run(at, dash_results["a"])
+    goto(at, "scorecard")
+    assert not at.error and at.query_params["run"] == dash_results["a"]["run_id"]
+
+
+def test_run_integrity_index_and_folder_disagree(dash_results, tmp_path, monkeypatch):
+    import shutil
+
+    root = tmp_path / "results"
+    shutil.copytree(dash_results["root"], root)
+    index = json.loads((root / "index.json").read_text())
+    entry = next(e for e in index if e["run_id"] == dash_results["b"]["run_id"])
+    entry["run_id"] = "20260101T000000000000Z"
+    (root / "index.json").write_text(json.dumps(index))
+    monkeypatch.setenv(dd.RESULTS_ENV, str(root))
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.query_params["run"] = "20260101T000000000000Z"
+    at.run()
+    for page in PAGES[1:-1]:
+        goto(at, page)
+        assert any("Run integrity" in e.value and dash_results["b"]["run_id"] in e.value for e in at.error), page
+
+
+def test_incomplete_run_folder_is_a_warning(app, dash_results):
+    goto(pick_run(app, dash_results["legacy"]), "scorecard")
+    assert any("Incomplete run folder" in w.value and "report.md" in w.value for w in app.warning)
 
 
 def test_loader_refuses_paths_outside_results_and_reads_newest_first(tmp_path, dash_results):
@@ -471,27 +778,57 @@ def test_a_run_folder_that_vanished_is_an_error_message(dash_results, tmp_path, 
     at.selectbox(key="cmp_b").set_value(gone["path"]).run()
     assert not at.exception and any(gone["run_id"] in e.value for e in at.error)
     goto(at, "scorecard")
-    assert any(gone["run_id"] in e.value for e in at.error)
+    errors = [e.value for e in at.error]
+    assert any(gone["run_id"] in e and "moved or deleted" in e for e in errors)
+    assert not any("Errno" in e or str(root) in e for e in errors)  # plain words, no server paths
 
 
 def test_an_abn_run_shows_each_comparison_on_every_page(dash_results, monkeypatch):
-    """A three-arm run: the decision names the arm; the sidebar picks the comparison every page shows."""
+    """A three-arm run: the verdict names the arm; the checklist has every comparison; the sidebar picks the
+    comparison every page shows."""
+    from abplatform.report.render import decision_title
+
     monkeypatch.setenv(dd.RESULTS_ENV, str(dash_results["abn_root"]))
     rep = dash_results["abn"]
     at = AppTest.from_file(str(APP), default_timeout=30)
     at.run()
     goto(at, "scorecard")
-    decision = rep["decision"]
-    title = f"**Decision: {decision['decision'].upper()}" + (f" {decision['arm']}" if decision["arm"] else "")
-    assert any(m.value.startswith(title) for m in at.markdown), [m.value for m in at.markdown]
+    title = decision_title(report_of(rep))
+    assert title == f"{rep['decision']['decision'].upper()} {rep['decision']['arm']}"
+    text = page_text(at)
+    assert f"Decision: {title}" in text
+    explanation = rep["decision"]["explanation"]
+    assert explanation[0].upper() + explanation[1:] in text
+    for c in rep["comparisons"]:
+        beats = "beats" if c["decision"]["decision"] == "promote" else "does not beat"
+        assert f"{c['treatment']} vs {c['control']}: {c['treatment']} {beats} {c['control']}" in text
+        lat = c["latency_guardrail"]
+        assert f"×{lat['ratio']:.3f}" in text
     names = [f"{c['treatment']} vs {c['control']}" for c in rep["comparisons"]]
     assert at.selectbox(key="comparison").options == names
     for name, c in zip(names, rep["comparisons"]):
         at.selectbox(key="comparison").set_value(name).run()
         assert not at.exception
-        shown = at.dataframe[0].value
-        assert list(shown["rel diff"]) == [fmt_pct(m["rel_effect"]) for m in c["metrics"] if m["role"] != "guardrail"]
+        shown = table(at, "scorecard")
+        assert_scorecard(shown, c["metrics"])
+        assert list(shown.columns[1:3]) == [c["control"], c["treatment"]]  # arms by name
         for page in PAGES:
             goto(at, page)
             assert not at.exception, (name, page)
         goto(at, "scorecard")
+
+
+def test_theme_hides_deploy_and_is_not_streamlit_red():
+    import tomllib
+
+    cfg = tomllib.loads((APP.parent / ".streamlit" / "config.toml").read_text())
+    assert cfg["client"]["toolbarMode"] == "viewer"
+    assert cfg["theme"]["primaryColor"].upper() not in ("#FF4B4B", "RED")
+    assert cfg["client"]["showErrorDetails"] in ("type", "none")
+
+
+def test_number_formats_in_units():
+    assert dd.fmt_duration_ms(0.0071) == "7.1 µs"
+    assert dd.fmt_duration_ms(12.5) == "12.5 ms"
+    assert dd.fmt_metric_value(0.1265, "pct") == "12.65%" and dd.fmt_metric_diff(0.0221, "pct") == "+2.21 pp"
+    assert dd.fmt_metric_value(1.846, "count") == "1.846"

@@ -1,8 +1,10 @@
 """End to end in a real browser: `streamlit run` on 127.0.0.1 driven by Playwright + Debian's Chromium.
 
 Open the app, pick a run in the sidebar, open the forest-plot page, switch the daily-lift metric, wait
-until plotly has drawn the traces, and save screenshots under tests/artifacts/ (gitignored).
-Skipped, with the reason printed, where Chromium or playwright is not installed.
+until plotly has drawn the traces, and save screenshots under tests/artifacts/ (gitignored); check
+that the scorecard does not scroll sideways at 1280 px and that axe-core finds no serious or critical
+accessibility violation on any page. Skipped, with the reason printed, where Chromium, playwright or
+(for the accessibility test) axe-core is not installed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from tests.dashboard.fixtures import dash_results  # noqa: F401
 CHROMIUM = os.environ.get("ABPLATFORM_CHROMIUM", "/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"  # tests/artifacts (git-ignored)
+#: axe-core's browser bundle; .ci/run installs it with npm into tests/artifacts/axe
+AXE = Path(os.environ.get("ABPLATFORM_AXE", ARTIFACTS / "axe" / "node_modules" / "axe-core" / "axe.min.js"))
 
 pytestmark = pytest.mark.slow  # a Streamlit server and a headless browser
 
@@ -112,7 +116,7 @@ def test_browser_pick_run_switch_metric_and_screenshot(server, page, dash_result
 
     page.goto(server)
     page.get_by_role("heading", name="Experiments").wait_for()
-    page.locator("[data-testid='stDataFrame']").first.wait_for()
+    page.locator("table.ab").first.wait_for()
     page.screenshot(path=str(ARTIFACTS / "dashboard_experiments.png"), full_page=True)
 
     # pick a run in the sidebar (the newest is selected first; choose the offline run "a")
@@ -120,12 +124,16 @@ def test_browser_pick_run_switch_metric_and_screenshot(server, page, dash_result
     _pick(page, sidebar.locator("[data-testid='stSelectbox']").first, dd.run_label(index[a["run_id"]]))
     page.get_by_text(f"run id {a['run_id']}").wait_for()
 
-    # scorecard: the decision and the first metric's relative lift as report.json has them
+    # scorecard: the decision and the first metric's relative lift as report.json has them, in the page's text
     t0 = time.perf_counter()
     sidebar.get_by_role("link", name="Scorecard").click()
-    page.get_by_text(f"Decision: {a['decision']['decision'].upper()}").wait_for()
-    page.locator("[data-testid='stDataFrame']").first.wait_for()
+    page.get_by_text(f"Decision: {a['decision']['decision'].upper()}").first.wait_for()
+    page.locator("table.ab[data-key='scorecard']").wait_for()
     scorecard_s = time.perf_counter() - t0
+    from abplatform.formats import fmt_pct
+
+    assert fmt_pct(a["metrics"][0]["rel_effect"]) in page.locator("[data-testid='stMain']").inner_text()
+    assert f"run={a['run_id']}" in page.url  # the address names the run on screen
     page.screenshot(path=str(ARTIFACTS / "dashboard_scorecard.png"), full_page=True)
 
     # forest plot + daily lift; wait until plotly has drawn the traces
@@ -182,16 +190,63 @@ def test_browser_every_page_draws_for_a_run_with_all_sections(server, page, dash
         page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot').length >= {n_charts}")
         page.wait_for_function(DONE_JS)
         assert page.locator(".js-plotly-plot").count() == n_charts
-        page.locator("[data-testid='stDataFrame'] canvas").first.wait_for()
+        page.locator("table.ab").first.wait_for()
         slug = name.split(" ")[0].lower()
         page.screenshot(path=str(ARTIFACTS / f"dashboard_{slug}.png"), full_page=True)
     # the scorecard of this run: HOLD, its reasons verbatim, the SRM banner
     sidebar.get_by_role("link", name="Scorecard").click()
-    page.get_by_text("Decision: HOLD").wait_for()
+    page.get_by_text("Decision: HOLD").first.wait_for()
     for reason in h["decision"]["reasons"]:
-        page.get_by_text(reason, exact=True).wait_for()
+        page.get_by_text(reason).first.wait_for()
     page.get_by_text("Sample ratio mismatch").first.wait_for()
     page.wait_for_function(DONE_JS)
-    page.wait_for_function("[...document.querySelectorAll('[data-testid=\"stDataFrame\"]')].length >= 3 && "
-                           "[...document.querySelectorAll('[data-testid=\"stDataFrame\"]')].every(d => d.querySelector('canvas'))")
+    page.locator("table.ab[data-key='scorecard']").wait_for()
     page.screenshot(path=str(ARTIFACTS / "dashboard_scorecard_hold.png"), full_page=True)
+
+
+def _open(page, server, path: str, run_id: str) -> None:
+    page.goto(f"{server}/{path}?run={run_id}")
+    page.get_by_text(f"run id {run_id}").wait_for()
+    page.wait_for_function(DONE_JS)
+
+
+def test_browser_scorecard_fits_1280_px_without_sideways_scroll(server, page, dash_results):
+    """At 1280×800 nothing on the scorecard scrolls sideways, and the guardrail's verdict is above the fold."""
+    page.set_viewport_size({"width": 1280, "height": 800})
+    try:
+        for rep in (dash_results["a"], dash_results["h"]):
+            _open(page, server, "scorecard", rep["run_id"])
+            page.locator("table.ab[data-key='scorecard']").wait_for()
+            widths = page.evaluate("""() => ({doc: [document.documentElement.scrollWidth, document.documentElement.clientWidth],
+              main: [...document.querySelectorAll('[data-testid="stMain"], [data-testid="stMainBlockContainer"]')]
+                      .map(e => e.scrollWidth - e.clientWidth),
+              tables: [...document.querySelectorAll('.ab-wrap')].map(e => e.scrollWidth - e.clientWidth)})""")
+            assert widths["doc"][0] <= widths["doc"][1], widths
+            assert all(w <= 0 for w in widths["main"] + widths["tables"]), widths
+            line = page.locator("ul.ab-checks li").filter(has_text="Guardrail relevance").first
+            box = line.bounding_box()
+            assert box is not None and box["y"] + box["height"] <= 800, box
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1500})
+
+
+def test_browser_accessibility_axe_core_no_serious_violations(server, page, dash_results):
+    """axe-core (WCAG 2 A/AA rules) on every page of a promote, a hold and an A/B/n-free run: no violation of
+    impact serious or critical (contrast, lists, names, ...)."""
+    if not AXE.is_file():
+        _skip(f"axe-core not found at {AXE} (npm install --prefix tests/artifacts/axe axe-core; .ci/run does)")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    found = {}
+    try:
+        for rep in (dash_results["a"], dash_results["h"]):
+            for path in ("", "scorecard", "lifts", "segments", "long_tail", "offline_online", "policy", "compare"):
+                _open(page, server, path, rep["run_id"])
+                page.add_script_tag(path=str(AXE))
+                violations = page.evaluate("""async () => (await axe.run(document, {resultTypes: ['violations']}))
+                  .violations.filter(v => ['serious', 'critical'].includes(v.impact))
+                  .map(v => v.id + ': ' + v.help + ' — ' + v.nodes.slice(0, 3).map(n => n.html.slice(0, 120)).join(' | '))""")
+                if violations:
+                    found[f"{path or 'experiments'} ({rep['experiment']})"] = violations
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1500})
+    assert not found, json.dumps(found, indent=1, ensure_ascii=False)
