@@ -487,6 +487,9 @@ class Experiment(_Model):
                 raise ValueError(f"statistics.sequential: sequential testing is for two arms; this experiment "
                                  f"has {len(names)}")
 
+            if pair.treatment == (self.control or names[0]):
+                raise ValueError(f"comparisons[{i}]: {pair.treatment!r} is the control, every treatment's control "
+                                 f"already; list {{treatment: {pair.control}, control: {pair.treatment}}}")
     def _data_fits_arms(self, names: list[str], metric_names: list[str]) -> None:
         if self.data.world is not None and (self.data.mapping or self.data.tables):
             raise ValueError("data.mapping and data.tables apply to logs on disk (data.path), not to the "

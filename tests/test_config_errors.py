@@ -60,6 +60,9 @@ MISTAKES = [
      "arm weights must sum to 1 (or 100), got 1.1 over 3 arms"),
     (ABN + "control: cascade\ncomparisons: [{treatment: v3, control: v1}]\n", ":1:1: (top level)",
      "comparisons[0].treatment: 'v3' is not an arm (arms: cascade, v1, v2)"),
+    (ABN + "control: cascade\ncomparisons: [{treatment: cascade, control: v1}]\n", ":1:1: (top level)",
+     "comparisons[0]: 'cascade' is the control, every treatment's control already; list {treatment: v1, control: "
+     "cascade}"),
     (ABN + "control: cascade\ncomparisons: [{treatment: v2, control: v2}]\n", ":1:1: (top level)",
      "comparisons[0]: compares 'v2' with itself"),
     (ABN + "control: cascade\ncomparisons: [{treatment: v2, control: v1}]\nstatistics: {correction: dunnett}\n",
