@@ -475,10 +475,19 @@ class Experiment(_Model):
                                      + f" (arms: {', '.join(names)})")
             if pair.treatment == pair.control:
                 raise ValueError(f"comparisons[{i}]: compares {pair.treatment!r} with itself")
+            if pair.treatment == (self.control or names[0]):
+                raise ValueError(f"comparisons[{i}]: {pair.treatment!r} is the control, every treatment's control "
+                                 f"already; list {{treatment: {pair.control}, control: {pair.treatment}}}")
             key_pair = frozenset((pair.treatment, pair.control))
             if key_pair in seen:
                 raise ValueError(f"comparisons[{i}]: {pair.treatment} and {pair.control} are compared twice")
             seen.add(key_pair)
+        if self.statistics.correction == "dunnett":
+            control = self.control or names[0]
+            other = next((p for p in self.comparisons if p.control != control), None)
+            if other is not None:
+                raise ValueError(f"statistics.correction: dunnett compares treatments with the control "
+                                 f"({control}); comparison {other.treatment} vs {other.control} is not one (use holm)")
         if len(names) > 2:
             if self.interleaving is not None:
                 raise ValueError(f"interleaving: team draft interleaves two rankers; this experiment has "
@@ -487,19 +496,10 @@ class Experiment(_Model):
                 raise ValueError(f"statistics.sequential: sequential testing is for two arms; this experiment "
                                  f"has {len(names)}")
 
-            if pair.treatment == (self.control or names[0]):
-                raise ValueError(f"comparisons[{i}]: {pair.treatment!r} is the control, every treatment's control "
-                                 f"already; list {{treatment: {pair.control}, control: {pair.treatment}}}")
     def _data_fits_arms(self, names: list[str], metric_names: list[str]) -> None:
         if self.data.world is not None and (self.data.mapping or self.data.tables):
             raise ValueError("data.mapping and data.tables apply to logs on disk (data.path), not to the "
                              "synthetic world")
-        if self.statistics.correction == "dunnett":
-            control = self.control or names[0]
-            other = next((p for p in self.comparisons if p.control != control), None)
-            if other is not None:
-                raise ValueError(f"statistics.correction: dunnett compares treatments with the control "
-                                 f"({control}); comparison {other.treatment} vs {other.control} is not one (use holm)")
         if self.data.mode == "offline" and self.randomisation.unit != "user":
             raise ValueError(f"randomisation.unit: {self.randomisation.unit!r}: the offline replay assigns arms by "
                              "user (sessions.unit_id); other units are for online logs (data.mode: online)")
