@@ -60,6 +60,8 @@ def world_generate(
     items: Annotated[int, typer.Option(min=1000)] = 20_000,
     seed: int = 7,
     behaviour: Annotated[str, typer.Option(help="pbm or cascade")] = "pbm",
+    preset: Annotated[str, typer.Option(help="World calibration: classic or onesearch "
+                                             "(abplatform/world/presets.py).")] = "classic",
     force: Annotated[bool, typer.Option("--force", help="Replace --out even when it is a non-empty folder "
                                                         "that is not a world abplatform wrote.")] = False,
 ) -> None:
@@ -67,11 +69,16 @@ def world_generate(
 
     --out may be a new or empty folder or a world written before (replaced); any other folder is
     refused unless --force."""
-    from abplatform.world.generate import WorldParams, generate_world
+    from abplatform.vocabulary import WORLD_PRESET_NAMES
+    from abplatform.world.generate import generate_world
+    from abplatform.world.presets import preset_world_params
 
     if behaviour not in ("pbm", "cascade"):
         raise InputError(f"--behaviour: expected pbm or cascade, got {behaviour!r}")
-    params = WorldParams(users=users, days=days, pre_days=pre_days, items=items, seed=seed, behaviour=behaviour)
+    if preset not in WORLD_PRESET_NAMES:
+        raise InputError(f"--preset: expected one of {', '.join(WORLD_PRESET_NAMES)}, got {preset!r}")
+    params = preset_world_params(preset, users=users, days=days, pre_days=pre_days, items=items, seed=seed,
+                                 behaviour=behaviour)
     path = generate_world(params, out_dir, progress=lambda ph, i, n: _say(f"Generating the {ph} period", i, n),
                           force=force)
     out.print(f"World written to {path}")

@@ -31,6 +31,7 @@ from abplatform.store import INDEX
 from abplatform.vocabulary import (
     BUILTIN_RANKER_NAMES,
     SEGMENT_COLUMNS,
+    WORLD_PRESET_NAMES,
     Aggregation,
     Alternative,
     ClickModelName,
@@ -76,6 +77,17 @@ class WorldSource(_Model):
     items: Annotated[int, Field(ge=1000, le=10_000_000)] = 20_000
     seed: Seed = 7
     behaviour: WorldBehaviour = "pbm"
+    preset: str | None = Field(None, description="A named world calibration (abplatform/world/presets.py: "
+                                                 + ", ".join(WORLD_PRESET_NAMES) + "); default classic. The size, "
+                                                 "seed and behaviour above apply on top of it.")
+
+    @field_validator("preset")
+    @classmethod
+    def _preset_name(cls, v: str | None) -> str | None:
+        if v is None or v in WORLD_PRESET_NAMES:
+            return v
+        raise ValueError(f"unknown world preset {v!r}" + did_you_mean(v, WORLD_PRESET_NAMES)
+                         + f"; expected one of {', '.join(WORLD_PRESET_NAMES)}")
 
 
 class SparkSettings(_Model):

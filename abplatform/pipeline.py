@@ -56,6 +56,7 @@ from abplatform.validate import validate_dataset
 from abplatform.vocabulary import Mode, unit_column
 from abplatform.world.generate import WorldParams, generate_world
 from abplatform.world.oracle import OracleBehaviour, WorldRaters
+from abplatform.world.presets import preset_world_params
 from abplatform.world.truth import load_truth
 
 if TYPE_CHECKING:
@@ -69,10 +70,12 @@ def _noop(*_: object) -> None:
 
 
 def world_params(exp: Experiment) -> WorldParams:
+    """The experiment's synthetic world: its preset's knobs (none: the classic world) with its size, seed and
+    users' behaviour."""
     w = exp.data.world
     assert w is not None
-    return WorldParams(users=w.users, days=w.days, pre_days=w.pre_days, items=w.items, seed=w.seed,
-                       behaviour=w.behaviour)
+    return preset_world_params(w.preset, users=w.users, days=w.days, pre_days=w.pre_days, items=w.items,
+                               seed=w.seed, behaviour=w.behaviour)
 
 
 def ensure_world(params: WorldParams, cache_dir: Path, say: Progress = _noop) -> Path:

@@ -40,6 +40,9 @@ SEGMENT_COLUMNS = ("query_segment", "query_complexity", "user_type")
 #: unit names a sessions column itself.
 UNIT_COLUMNS = {"user": "unit_id", "session": None, "impression": None, "request": "request_id"}
 BUILTIN_RANKER_NAMES = ("v1", "v2", "cascade")
+#: The synthetic world's presets (abplatform/world/presets.py), named here so the config checks them without
+#: importing the world.
+WORLD_PRESET_NAMES = ("classic", "onesearch")
 
 # The sufficient statistics per (metric, arm[, segment, day]) besides n: the per-unit values whose
 # product each sums (x numerator, y denominator, xp / yp their pre-period values for CUPED).

@@ -13,6 +13,13 @@ Model, per shown item i at position k of session s with intent q (leaf, attribut
   the user scans down and, after a click, stops with probability 0.5 (0.8 after a purchase);
 * purchase | click: sigmoid(-5.0 + 2.0 r + 0.5 quality_i - 0.6 price_sens_u log(price_i / median));
 * orders | purchase: 1 + Poisson(max(0.01, 0.25 + 0.25 quality_i)); revenue = orders * price.
+
+The coefficients written 0.6 (attraction per unit of quality), -5.0, 2.0 and 0.5 (purchase's intercept, per unit of
+relevance and of quality) and the second 0.25 (orders per unit of quality) are those of the classic world;
+:class:`ResponseCoefficients` carries them, and a world preset may set them
+(:mod:`abplatform.world.presets`). A preset may also give items an appeal (N(0, 1), independent of popularity
+and quality) that adds ``attraction_appeal`` x appeal_i to the attraction's logit only: a trait that draws clicks
+but not purchases or orders. The classic world has none.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ class ItemTruth:
     price: np.ndarray
     median_price: np.ndarray  # the leaf's median price, per item
     quality: np.ndarray
+    appeal: np.ndarray | None = None  # a trait that draws clicks only (None: the classic world has none)
 
 
 @dataclass(frozen=True)
@@ -84,13 +92,29 @@ def grades(rel: np.ndarray, noise_u: np.ndarray) -> np.ndarray:
     return np.clip(g + step, 0, 3).astype(np.int8)
 
 
+@dataclass(frozen=True)
+class ResponseCoefficients:
+    """The behaviour model's coefficients that a world preset may change (defaults: the classic world's, as in
+    the module's documentation): attraction's weight on quality, purchase's on relevance and quality, and the
+    extra orders per unit of quality."""
+
+    attraction_quality: float = 0.6
+    attraction_appeal: float = 0.0  # attraction per unit of the items' appeal (which purchases ignore)
+    purchase_intercept: float = -5.0
+    purchase_relevance: float = 2.0
+    purchase_quality: float = 0.5
+    orders_quality: float = 0.25
+
+
 class BehaviourModel:
     """Ground-truth responses to a shown page, given the hidden user and item truth."""
 
-    def __init__(self, items: ItemTruth, user_pref: np.ndarray, user_price_sens: np.ndarray, mode: str = "pbm"):
+    def __init__(self, items: ItemTruth, user_pref: np.ndarray, user_price_sens: np.ndarray, mode: str = "pbm",
+                 coefficients: ResponseCoefficients | None = None):
         if mode not in ("pbm", "cascade"):
             raise ValueError(f"behaviour mode must be 'pbm' or 'cascade', got {mode!r}")
         self.items, self.user_pref, self.user_price_sens, self.mode = items, user_pref, user_price_sens, mode
+        self.coefficients = coefficients or ResponseCoefficients()
         self.log_price_ratio = np.log(items.price / items.median_price)  # per item, gathered per shown cell
 
     def _cells(self, user_rows: np.ndarray, shown: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -106,14 +130,23 @@ class BehaviourModel:
         _, leaf, log_price, quality, sens = self._cells(user_rows, shown) if cells is None else cells
         rel = relevance(intent, self.items, shown, leaf)
         pref = np.take(self.user_pref, (user_rows * self.user_pref.shape[1])[:, None] + leaf)  # [user, leaf]
-        return expit(-4.0 + 2.8 * rel + 0.6 * quality + 0.8 * pref - 0.4 * sens * log_price), rel
+        c = self.coefficients
+        logit = -4.0 + 2.8 * rel + c.attraction_quality * quality + 0.8 * pref - 0.4 * sens * log_price
+        if c.attraction_appeal and self.items.appeal is not None:
+            logit += c.attraction_appeal * np.take(self.items.appeal, np.maximum(shown, 0))
+        return expit(logit), rel
 
-    @staticmethod
-    def purchase_probability(rel: np.ndarray, cells: tuple[np.ndarray, ...], flat: np.ndarray) -> np.ndarray:
+    def purchase_probability(self, rel: np.ndarray, cells: tuple[np.ndarray, ...], flat: np.ndarray) -> np.ndarray:
         """P(purchase | click) of the cells at flat indices ``flat``, from ``rel`` and :meth:`_cells` of all cells."""
         sens = np.take(cells[4], flat // rel.shape[1])
         rel, log_price, quality = (np.take(x, flat) for x in (rel, cells[2], cells[3]))
-        return expit(-5.0 + 2.0 * rel + 0.5 * quality - 0.6 * sens * log_price)
+        c = self.coefficients
+        return expit(c.purchase_intercept + c.purchase_relevance * rel + c.purchase_quality * quality
+                     - 0.6 * sens * log_price)
+
+    def extra_orders_mean(self, quality: np.ndarray) -> np.ndarray:
+        """The Poisson mean of a purchase's orders beyond the first, per item quality."""
+        return np.maximum(0.25 + self.coefficients.orders_quality * quality, 0.01)
 
     def click_probabilities(self, intent: SessionIntent, user_rows: np.ndarray, shown: np.ndarray) -> np.ndarray:
         """Marginal P(click) per cell under the "pbm" mode (the cascade mode is sampled only)."""
@@ -152,7 +185,7 @@ class BehaviourModel:
         cell = np.flatnonzero(purchased)  # the purchased cells in row-major order, as a boolean mask gives them
         buyers = np.flatnonzero(purchased.any(axis=1))  # only sessions with a purchase need order draws
         u = rng.uniforms(seed, session_ids[buyers], Stream.ORDERS, k)[purchased[buyers]]
-        lam = np.maximum(0.25 + 0.25 * np.take(quality, cell), 0.01)
+        lam = self.extra_orders_mean(np.take(quality, cell))
         orders, revenue = np.zeros((n, k), np.int32), np.zeros((n, k))
         np.put(orders, cell, 1 + poisson_quantiles(u, lam))
         np.put(revenue, cell, np.take(orders, cell) * self.items.price[np.take(rows, cell)])

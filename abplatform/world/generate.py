@@ -41,7 +41,7 @@ from abplatform.rankers.base import CandidateBatch, rank
 from abplatform.rng import Stream
 from abplatform.store import atomic_directory
 from abplatform.world import behaviour
-from abplatform.world.behaviour import BehaviourModel, ItemTruth, SessionIntent
+from abplatform.world.behaviour import BehaviourModel, ItemTruth, ResponseCoefficients, SessionIntent
 from abplatform.world.vocab import ATTRIBUTES, LEAVES
 
 USERS_PER_PARTITION = 5000
@@ -64,6 +64,39 @@ class WorldParams:
     behaviour: str = "pbm"
     seed: int = 7
     start_date: str = "2026-06-01"
+    # calibration knobs (abplatform/world/presets.py; benchmarks/calibration.md). The defaults are the classic
+    # world's: with them the generator draws exactly what it drew before the knobs existed.
+    # the query mix: shares of simple, attribute, multi-constraint and indirect queries (COMPLEXITY_SHARES' order)
+    complexity_shares: tuple[float, float, float, float] = (0.45, 0.30, 0.15, 0.10)
+    synonym_rate: float = 0.3  # share of titles naming their category by a synonym (lexical match misses them)
+    popularity_quality: float = 0.3  # weight of standardised log popularity in an item's true quality
+    attraction_quality: float = 0.6  # the oracle's click attraction per unit of item quality
+    # ... per unit of item appeal: a second item trait (N(0, 1), independent of popularity and quality) that draws
+    # clicks but not purchases or orders (0: no appeal, none drawn)
+    attraction_appeal: float = 0.0
+    purchase_intercept: float = -5.0  # the logit of the oracle's P(purchase | click) at relevance and quality 0
+    purchase_relevance: float = 2.0  # the oracle's P(purchase | click) per unit of relevance
+    purchase_quality: float = 0.5  # ... per unit of item quality
+    orders_quality: float = 0.25  # extra orders per purchase (Poisson mean) per unit of item quality
+    pre_logging_epsilon: float | None = None  # the pre-period's exploration rate (None: logging_epsilon)
+
+    def __post_init__(self) -> None:
+        shares = self.complexity_shares
+        if len(shares) != len(COMPLEXITY_SHARES) or min(shares) < 0 or abs(sum(shares) - 1) > 1e-6:
+            raise ValueError(f"complexity_shares: {len(COMPLEXITY_SHARES)} non-negative shares summing to 1 "
+                             f"({', '.join(COMPLEXITY_SHARES)}), got {shares}")
+        for name in ("synonym_rate", "logging_epsilon", "pre_logging_epsilon"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 1:
+                raise ValueError(f"{name}: a rate in [0, 1], got {value}")
+
+    def response(self) -> ResponseCoefficients:
+        """The oracle behaviour model's coefficients these parameters set."""
+        return ResponseCoefficients(attraction_quality=self.attraction_quality,
+                                    attraction_appeal=self.attraction_appeal,
+                                    purchase_intercept=self.purchase_intercept,
+                                    purchase_relevance=self.purchase_relevance,
+                                    purchase_quality=self.purchase_quality, orders_quality=self.orders_quality)
 
     def fingerprint(self) -> str:
         """Parameters plus the generator's own code (world and logging-policy ranker modules), so a
@@ -91,12 +124,13 @@ def _make_catalog(p: WorldParams) -> tuple[pa.Table, ItemTruth, np.ndarray]:
     price = np.round(median * np.exp(g.normal(0, 0.5, n)), 0) - 0.01
     price = np.maximum(price, 0.99)
     log_pop = -1.0 * np.log(g.permutation(n) + 1.0)  # Zipf(1) popularity, random item order
-    quality = 0.3 * (log_pop - log_pop.mean()) / log_pop.std() + 0.95 * g.normal(0, 1, n)
+    quality = p.popularity_quality * (log_pop - log_pop.mean()) / log_pop.std() + 0.95 * g.normal(0, 1, n)
     titles = []
+    title_word = 1.0 - p.synonym_rate  # 0.7 for the classic 0.3, bit for bit
     u = g.random((n, 5))
     for i in range(n):
         lf = LEAVES[leaf[i]]
-        word = lf.word if u[i, 0] < 0.7 else lf.synonyms[int(u[i, 0] * 10) % len(lf.synonyms)]
+        word = lf.word if u[i, 0] < title_word else lf.synonyms[int(u[i, 0] * 10) % len(lf.synonyms)]
         parts = [ATTRIBUTES["brand"][attrs[i, 0]].title()]
         if u[i, 1] < 0.8:
             parts.append(ATTRIBUTES["colour"][attrs[i, 1]])
@@ -118,8 +152,10 @@ def _make_catalog(p: WorldParams) -> tuple[pa.Table, ItemTruth, np.ndarray]:
         },
         schema=ITEMS.schema,
     )
+    # appeal from a stream of its own, so the classic world's draws stay as they were
+    appeal = np.random.default_rng([p.seed, 0, 1]).normal(0, 1, n) if p.attraction_appeal else None
     truth = ItemTruth(leaf=leaf, parent=parent_of_leaf[leaf], attrs=attrs, price=price, median_price=median,
-                      quality=quality)
+                      quality=quality, appeal=appeal)
     return table, truth, log_pop
 
 
@@ -160,11 +196,14 @@ def unit_rows(unit_ids: list[str] | np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # queries: intents and their phrasing
 # --------------------------------------------------------------------------------------------
-def _phrase_queries(g: np.random.Generator, leaf: np.ndarray) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
-    """Draw complexity, attribute constraints and price caps for each session's leaf; phrase the query."""
+def _phrase_queries(g: np.random.Generator, leaf: np.ndarray,
+                    shares: Sequence[float] = tuple(COMPLEXITY_SHARES.values()),
+                    ) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """Draw complexity (``shares`` of the kinds of :data:`COMPLEXITY_SHARES`, in its order), attribute constraints
+    and price caps for each session's leaf; phrase the query."""
     n = len(leaf)
     kinds = list(COMPLEXITY_SHARES)
-    complexity = g.choice(len(kinds), size=n, p=list(COMPLEXITY_SHARES.values()))
+    complexity = g.choice(len(kinds), size=n, p=list(shares))
     attrs = np.full((n, 4), -1)
     caps = np.full(n, np.inf)
     u = g.random((n, 8))
@@ -368,13 +407,14 @@ def _build_partition(p: WorldParams, it: ItemTruth, log_pop: np.ndarray, users: 
     # the leaf of each session's intent: category popularity tilted by the user's taste
     leaf_pop = np.log(np.bincount(it.leaf, minlength=len(LEAVES)) / len(it.leaf))
     leaf = np.argmax(leaf_pop[None, :] + users.pref[rows] + g.gumbel(size=(n, len(LEAVES))), axis=1)
-    queries, complexity, attrs, caps = _phrase_queries(g, leaf)
+    queries, complexity, attrs, caps = _phrase_queries(g, leaf, p.complexity_shares)
     parents = sorted({lf.parent for lf in LEAVES})
     intent = SessionIntent(leaf=leaf, parent=np.array([parents.index(LEAVES[k].parent) for k in leaf]),
                            attrs=attrs, price_cap=caps)
     cands = _retrieve(g, p, it, log_pop, intent)
     scores = policy.score(CandidateBatch(ids, queries, cands))
-    shown, propensity = log_pages(p.seed, ids, scores, cands, p.page_size, p.logging_epsilon)
+    epsilon = p.pre_logging_epsilon if phase == "pre" and p.pre_logging_epsilon is not None else p.logging_epsilon
+    shown, propensity = log_pages(p.seed, ids, scores, cands, p.page_size, epsilon)
     resp = model.respond(p.seed, ids, intent, rows, shown)
     k = p.page_size
     seg = [segments.get(q, "tail") for q in queries] if segments is not None else ["tail"] * n
@@ -494,11 +534,12 @@ def _generate_into(params: WorldParams, tmp: Path, progress=None) -> None:
     _write(pa.table({"item_id": items.column("item_id"), "leaf": it.leaf, "parent": it.parent,
                      **{f"attr_{a}": it.attrs[:, j] for j, a in enumerate(ATTRIBUTE_NAMES)},
                      "price": it.price, "median_price": it.median_price, "quality": it.quality,
+                     **({"appeal": it.appeal} if it.appeal is not None else {}),
                      "log_popularity": log_pop}), truth / "items.parquet")
     _write(pa.table({"unit_id": unit_id(np.arange(params.users)), "price_sens": users.price_sens,
                      "rate": users.rate, "is_new": users.is_new,
                      **{f"pref_{k}": users.pref[:, k] for k in range(len(LEAVES))}}), truth / "users.parquet")
-    model = BehaviourModel(it, users.pref, users.price_sens, params.behaviour)
+    model = BehaviourModel(it, users.pref, users.price_sens, params.behaviour, params.response())
     catalog = Catalog(items)
     n_parts = -(-params.users // USERS_PER_PARTITION)
     parts = [np.arange(i * USERS_PER_PARTITION, min(params.users, (i + 1) * USERS_PER_PARTITION))

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from abplatform.errors import InputError
-from abplatform.world.behaviour import BehaviourModel, ItemTruth, SessionIntent
+from abplatform.world.behaviour import BehaviourModel, ItemTruth, ResponseCoefficients, SessionIntent
 
 ATTR_COLUMNS = ("attr_brand", "attr_colour", "attr_material", "attr_style")
 
@@ -55,10 +55,14 @@ def load_truth(world_dir: Path) -> WorldTruth:
         leaf=t["leaf"].to_numpy(), parent=t["parent"].to_numpy(),
         attrs=np.stack([t[c].to_numpy() for c in ATTR_COLUMNS], axis=1),
         price=t["price"].to_numpy(), median_price=t["median_price"].to_numpy(), quality=t["quality"].to_numpy(),
+        appeal=t["appeal"].to_numpy() if "appeal" in t.column_names else None,
     )
     u = pq.read_table(world_dir / "truth" / "users.parquet")
     pref = np.stack([u[c].to_numpy() for c in u.column_names if c.startswith("pref_")], axis=1)
-    model = BehaviourModel(items, pref, u["price_sens"].to_numpy(), params["behaviour"])
+    # a world written before the coefficients were parameters has the defaults' (the classic world's)
+    coefficients = ResponseCoefficients(**{k: params[k] for k in ResponseCoefficients.__dataclass_fields__
+                                           if k in params})
+    model = BehaviourModel(items, pref, u["price_sens"].to_numpy(), params["behaviour"], coefficients)
     q = pq.read_table(world_dir / "truth" / "queries.parquet")
     return WorldTruth(
         items=items, model=model, seed=params["seed"], label_rate=params["label_rate"],

@@ -81,3 +81,24 @@ def test_check_data_accepts_the_world(small_world, tmp_path):
     res = cli("check-data", str(small_world), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "OK" in res.stdout
+
+
+THREE = "  - {name: cascade, ranker: cascade}\n  - {name: v1, ranker: v1}\n  - {name: v2, ranker: v2}\n"
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("name: x\narms:\n" + THREE, "control: missing: an experiment with 3 arms names its control arm"),
+    ("name: x\ncontrol: v1\narms:\n" + THREE.replace("name: cascade", "name: v1"),
+     "arm names must be unique: 'v1' is listed 2 times"),
+    ("name: x\ncontrol: v1\narms:\n" + THREE.replace("ranker: cascade}", "ranker: cascade, weight: 0.5}")
+     .replace("ranker: v1}", "ranker: v1, weight: 0.25}").replace("ranker: v2}", "ranker: v2, weight: 0.5}"),
+     "arm weights must sum to 1 (or 100), got 1.25 over 3 arms"),
+    ("name: x\ndata: {world: {preset: onesearh}}\ncontrol: v1\narms:\n" + THREE,
+     "unknown world preset 'onesearh' (did you mean 'onesearch'?)"),
+], ids=["no-control", "duplicate-arm", "k-arm-weights", "unknown-preset"])
+def test_abn_mistakes_are_one_line_exit_2(tmp_path, text, needle):
+    (tmp_path / "e.yaml").write_text(text)
+    for command in ("validate", "run"):
+        res = cli(command, "e.yaml", cwd=tmp_path)
+        assert_user_error(res, "e.yaml:", needle, cwd=tmp_path)
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr

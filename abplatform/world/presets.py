@@ -1,0 +1,85 @@
+"""Named presets of the synthetic world: its calibration knobs (and the ranker settings a preset's story needs).
+
+* ``classic`` — the world as it always was: every :class:`~abplatform.world.generate.WorldParams` knob at its
+  default (what benchmarks written before presets existed measured).
+* ``onesearch`` — calibrated so that, replayed with the world's true users, the built-in rankers' relative
+  lifts land on OneSearch-V2's published online A/B results (V2 over V1: item CTR +3.98%, buyers +3.05%, orders
+  +2.11%, page good rate +1.65%, relevance +1.37%; V1 over the cascade: item CTR +1.67%, buyers +2.40%, orders
+  +3.22%). ``benchmarks/calibrate_world.py`` searched the knobs; ``benchmarks/calibration.md`` has the search,
+  the lifts reached and their check on a world of another seed. It was made on one seed at one size
+  (:data:`CALIBRATION_SIZE`, seed 7), where it reaches two of the eight figures within ±0.5 pp and the others
+  within 2 pp; another seed moves the order lifts by several points, and more users (a larger pre-period for
+  the rankers to learn from) raise V2's CTR lift and lower its relevance lift (calibration.md says how much).
+
+A preset sets the world's knobs only; the size, seed and behaviour come from the experiment
+(``data.world``), as without a preset. The ranker settings (:attr:`WorldPreset.rankers`) are not applied
+behind the experiment's back: an experiment that wants them gives them as its arms' ``params:``
+(``experiments/onesearch_v2_vs_v1.yaml`` does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from abplatform.errors import InputError
+from abplatform.vocabulary import WORLD_PRESET_NAMES
+from abplatform.world.generate import WorldParams
+
+#: The world size the onesearch preset was calibrated at (``data.world``'s defaults).
+CALIBRATION_SIZE = {"users": 50_000, "days": 14, "pre_days": 7, "items": 20_000}
+#: What an experiment's ``data.world`` gives besides the preset (its size, seed and users' behaviour).
+OVERRIDES = ("users", "days", "pre_days", "items", "seed", "behaviour")
+
+
+@dataclass(frozen=True)
+class WorldPreset:
+    description: str
+    knobs: Mapping[str, Any] = field(default_factory=dict)  # WorldParams fields the preset sets
+    rankers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # ranker name -> constructor params
+
+
+WORLD_PRESETS: dict[str, WorldPreset] = {
+    "classic": WorldPreset("The original world: every knob at its default."),
+    "onesearch": WorldPreset(
+        "Calibrated to OneSearch-V2's published online lifts (benchmarks/calibration.md).",
+        knobs={
+            "complexity_shares": (0.8594, 0.0183, 0.1017, 0.0206),
+            "synonym_rate": 0.0,
+            "pre_logging_epsilon": 0.6932,
+            "popularity_quality": 0.4882,
+            "attraction_quality": 0.7106,
+            "attraction_appeal": 0.5987,
+            "purchase_intercept": -5.027,
+            "purchase_quality": 0.4223,
+            "orders_quality": 0.6026,
+        },
+        rankers={
+            # the legacy cascade's lexical retrieval returns one page's worth of BM25 matches (its recall limit)
+            "cascade": {"retrieval_size": 10, "preranking_size": 10},
+            # V2's relevance term weighted down so its click and purchase priors mix in other categories' items
+            "v2": {"w_rel": 0.30, "w_purchase": 0.2074},
+        },
+    ),
+}
+assert tuple(WORLD_PRESETS) == WORLD_PRESET_NAMES  # the config checks names without importing the world
+
+
+def preset_world_params(preset: str | None = None, **overrides: Any) -> WorldParams:
+    """The world of ``preset`` (None: the classic world's defaults) with ``overrides`` — any of
+    :data:`OVERRIDES` — for its size, seed and behaviour."""
+    name = preset or "classic"
+    if name not in WORLD_PRESETS:
+        raise InputError(f"unknown world preset {name!r} (expected one of {', '.join(WORLD_PRESETS)})")
+    extra = sorted(set(overrides) - set(OVERRIDES))
+    if extra:
+        raise InputError(f"world preset {name!r}: {extra[0]!r} is not a size, seed or behaviour setting "
+                         f"(expected one of {', '.join(OVERRIDES)})")
+    return dataclasses.replace(WorldParams(**WORLD_PRESETS[name].knobs), **overrides)
+
+
+def preset_ranker_params(preset: str | None, ranker: str) -> dict[str, Any]:
+    """The constructor params ``preset`` documents for the built-in ``ranker`` ({} when none)."""
+    return dict(WORLD_PRESETS[preset or "classic"].rankers.get(ranker, {}))

@@ -1,0 +1,156 @@
+"""Expected (noise-free) metrics of rankers' pages under a synthetic world's true users: the calibration's objective.
+
+Every ranker ranks every experiment-period session of the world (common random numbers: the same users, queries
+and candidates for every ranker), and each page's clicks, purchases, orders and raters' verdicts are taken in
+expectation under the world's oracle behaviour model (position-based examination), not sampled:
+
+* E[clicks] = sum over the page of attraction x examination; impressions: the items shown;
+* P(user buys at least once) = 1 - prod over the user's shown cells of (1 - P(click) P(purchase | click));
+* E[orders] = sum of P(click) P(purchase | click) (1 + extra orders' Poisson mean);
+* relevance: the raters' grade of every shown (query, item) pair (a function of the pair); page good: the
+  probability that the top 5's mean grade plus the rater's N(0, 0.3) noise reaches 1.6.
+
+Metric by metric as the scorecard defines them (item CTR a ratio of sums over users, buyer conversion the mean of
+users' P(buy), order volume the mean of users' E[orders], page good rate and relevance means over pages and cells),
+plus the long-tail directions of ``sql/04_long_tail.sql`` (tail impression share, exposure Gini, mean category
+entropy per user). The lift's 95% interval is a bootstrap over users (Poisson weights), the uncertainty of a
+finite population of users in one world, not of sampled responses (there are none).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+from scipy.stats import norm
+
+from abplatform.dataset import Dataset
+from abplatform.offline.ope import load_logged_pages, ranker_pages
+from abplatform.rankers import Catalog, make_ranker
+from abplatform.world.behaviour import EXAMINATION
+from abplatform.world.generate import grade_pairs, unit_rows
+from abplatform.world.truth import load_truth
+
+METRICS = ("item_ctr", "buyer_conversion", "order_volume", "page_good_rate", "relevance")
+TAIL = ("tail_impression_share", "exposure_gini", "category_entropy")
+
+
+@dataclass
+class ArmTotals:
+    """Per user sums of one ranker's expected responses (users in a fixed order shared by all rankers)."""
+
+    clicks: np.ndarray
+    impressions: np.ndarray
+    p_buy: np.ndarray
+    orders: np.ndarray
+    good: np.ndarray  # expected good pages
+    pages: np.ndarray
+    grades: np.ndarray
+    tail_impressions: np.ndarray
+    entropy: np.ndarray
+    gini: float
+
+    def metrics(self, w: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Metric values, weighted by ``w`` (users x replicates) for a bootstrap, else once."""
+        def s(x):
+            return x @ w if w is not None else x.sum()
+        n = s(np.ones_like(self.clicks))
+        return {"item_ctr": s(self.clicks) / s(self.impressions), "buyer_conversion": s(self.p_buy) / n,
+                "order_volume": s(self.orders) / n, "page_good_rate": s(self.good) / s(self.pages),
+                "relevance": s(self.grades) / s(self.impressions),
+                "tail_impression_share": s(self.tail_impressions) / s(self.impressions),
+                "category_entropy": s(self.entropy) / n}
+
+
+def tail_items(world: Path, n_items: int, head_share: float = 0.2) -> np.ndarray:
+    """Boolean per item row: the bottom 80% by pre-period impressions (ties by item id), as sql/04_long_tail.sql."""
+    counts = duckdb.connect().execute(
+        f"SELECT item_id, COUNT(*) FROM read_parquet('{world}/pre_impressions/*.parquet') GROUP BY item_id").fetchnumpy()
+    n = np.zeros(n_items)
+    n[np.asarray(list(counts.values())[0])] = np.asarray(list(counts.values())[1])
+    order = np.lexsort((np.arange(n_items), -n))
+    rank = np.empty(n_items, np.int64)
+    rank[order] = np.arange(1, n_items + 1)
+    return rank > head_share * n_items
+
+
+def gini(exposure: np.ndarray) -> float:
+    x = np.sort(exposure)
+    m = len(x)
+    r = np.arange(1, m + 1)
+    return float(((2 * r - m - 1) * x).sum() / (m * x.sum()))
+
+
+def evaluate(world: str | Path, arms: dict[str, tuple[str, dict]], batch: int = 50_000) -> dict[str, ArmTotals]:
+    """Each arm's (ranker name, params) fitted on the world's pre-period and evaluated in expectation."""
+    world = Path(world)
+    ds = Dataset(world)
+    catalog = Catalog.from_dataset(ds)
+    truth = load_truth(world)
+    model = truth.model
+    logged = load_logged_pages(ds, k=10)
+    users, user_index = np.unique(logged.unit_ids.astype(str), return_inverse=True)
+    user_rows = unit_rows(logged.unit_ids)
+    n_users, n_items = len(users), len(catalog)
+    tail = tail_items(world, n_items)
+    n_cat = int(truth.items.leaf.max()) + 1
+    out = {}
+    for name, (ranker_name, params) in arms.items():
+        ranker = make_ranker(ranker_name, params).fit(ds, catalog)
+        pages = catalog.rows(ranker_pages(ranker, catalog, logged, k=10))
+        t = {k: np.zeros(n_users) for k in ("clicks", "impressions", "log_no_buy", "orders", "good", "pages",
+                                             "grades", "tail")}
+        cat_counts = np.zeros((n_users, n_cat))
+        exposure = np.zeros(n_items)
+        for lo in range(0, len(logged), batch):
+            hi = min(len(logged), lo + batch)
+            shown, uidx, urows = pages[lo:hi], user_index[lo:hi], user_rows[lo:hi]
+            queries = list(logged.queries[lo:hi])
+            intent = truth.intents(queries)
+            valid = shown >= 0
+            cells = model._cells(urows, shown)
+            a, rel = model.attraction(intent, urows, shown, cells)
+            click = np.where(valid, a * EXAMINATION[: shown.shape[1]], 0.0)
+            p_buy = model.purchase_probability(rel, cells, np.arange(rel.size)).reshape(rel.shape)
+            buy = click * p_buy
+            orders = buy * (1.0 + model.extra_orders_mean(cells[3]))
+            g = grade_pairs(truth.seed, queries, shown, rel).astype(float)
+            good = norm.sf((1.6 - g[:, :5].mean(axis=1)) / 0.3)
+            rows = np.maximum(shown, 0)
+            for key, per_session in (("clicks", click.sum(1)), ("impressions", valid.sum(1)),
+                                     ("log_no_buy", np.log1p(-buy).sum(1)), ("orders", orders.sum(1)),
+                                     ("good", good), ("pages", np.ones(hi - lo)),
+                                     ("grades", np.where(valid, g, 0).sum(1)),
+                                     ("tail", (valid & tail[rows]).sum(1))):
+                t[key] += np.bincount(uidx, per_session, minlength=n_users)
+            leaf = truth.items.leaf[rows]
+            np.add.at(cat_counts, (np.repeat(uidx, shown.shape[1])[valid.ravel()], leaf.ravel()[valid.ravel()]), 1)
+            exposure += np.bincount(shown[valid], minlength=n_items)
+        share = cat_counts / np.maximum(cat_counts.sum(1, keepdims=True), 1)
+        entropy = -(np.where(share > 0, share * np.log2(np.where(share > 0, share, 1)), 0)).sum(1)
+        out[name] = ArmTotals(t["clicks"], t["impressions"], -np.expm1(t["log_no_buy"]), t["orders"], t["good"],
+                              t["pages"], t["grades"], t["tail"], entropy, gini(exposure))
+    return out
+
+
+def lifts(totals: dict[str, ArmTotals], treatment: str, control: str, replicates: int = 200,
+          seed: int = 0) -> dict[str, tuple[float, float, float]]:
+    """(relative lift, 95% low, 95% high) per metric of ``treatment`` over ``control``; Gini: (difference, nan, nan)."""
+    t, c = totals[treatment], totals[control]
+    point_t, point_c = t.metrics(), c.metrics()
+    n = len(t.clicks)
+    out = {}
+    if replicates:
+        w = np.random.default_rng(seed).poisson(1.0, (n, replicates)).astype(float)
+        bt, bc = t.metrics(w), c.metrics(w)
+    for m in point_t:
+        rel = point_t[m] / point_c[m] - 1
+        if replicates:
+            boot = bt[m] / bc[m] - 1
+            out[m] = (float(rel), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975)))
+        else:
+            out[m] = (float(rel), float("nan"), float("nan"))
+    out["exposure_gini"] = (t.gini - c.gini, float("nan"), float("nan"))
+    return out

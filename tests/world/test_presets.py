@@ -1,0 +1,145 @@
+"""World presets: ``classic`` is the world as it always was, ``onesearch`` moves the knobs it names, and an
+experiment naming an unknown preset is refused in one line."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from abplatform.errors import InputError
+from abplatform.world.generate import COMPLEXITY_SHARES, WorldParams, generate_world
+from abplatform.world.presets import OVERRIDES, WORLD_PRESETS, preset_world_params
+from abplatform.world.vocab import LEAVES
+
+TINY = {"users": 600, "days": 2, "pre_days": 2, "items": 1000, "seed": 3}
+#: The content of every table of the TINY world as the generator wrote it before the knobs existed
+#: (computed with the code of commit 1911cc6): the defaults must keep drawing exactly that world.
+CLASSIC_TINY_DIGEST = "5f9002f9c2169803ae7eb719a8e4ebd39526b7ab9003ec0d8bd8cd2dfc821e9f"
+
+
+def content_digest(world: Path) -> str:
+    """A hash of every parquet table's content (names and values, not the file bytes: a compression library's
+    version changes those)."""
+    h = hashlib.sha256()
+    for f in sorted(world.rglob("*.parquet")):
+        h.update(str(f.relative_to(world)).encode())
+        h.update(json.dumps(pq.read_table(f).to_pydict(), default=str, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def onesearch_world(tmp_path_factory) -> Path:
+    params = preset_world_params("onesearch", users=2000, days=3, pre_days=3, items=2000, seed=5)
+    return generate_world(params, tmp_path_factory.mktemp("onesearch") / "w")
+
+
+def test_classic_is_every_default():
+    assert WORLD_PRESETS["classic"].knobs == {} and WORLD_PRESETS["classic"].rankers == {}
+    assert preset_world_params("classic") == WorldParams() == preset_world_params(None)
+    assert WorldParams().complexity_shares == tuple(COMPLEXITY_SHARES.values())
+
+
+def test_the_default_world_is_the_world_before_the_knobs(tmp_path):
+    world = generate_world(preset_world_params("classic", **TINY), tmp_path / "w")
+    assert content_digest(world) == CLASSIC_TINY_DIGEST
+
+
+def test_onesearch_takes_the_experiments_size_seed_and_behaviour():
+    params = preset_world_params("onesearch", users=1234, days=3, pre_days=2, items=5000, seed=9, behaviour="cascade")
+    knobs = WORLD_PRESETS["onesearch"].knobs
+    assert (params.users, params.days, params.pre_days, params.items, params.seed, params.behaviour) == (
+        1234, 3, 2, 5000, 9, "cascade")
+    assert {k: getattr(params, k) for k in knobs} == dict(knobs)
+    untouched = {f.name for f in dataclasses.fields(WorldParams)} - set(knobs) - set(OVERRIDES)
+    assert all(getattr(params, k) == getattr(WorldParams(), k) for k in untouched)
+    assert params.fingerprint() != preset_world_params("classic", users=1234, days=3, pre_days=2, items=5000,
+                                                        seed=9, behaviour="cascade").fingerprint()
+
+
+def test_unknown_preset_or_setting_is_refused():
+    with pytest.raises(InputError, match=r"unknown world preset 'onesarch' \(expected one of classic, onesearch"):
+        preset_world_params("onesarch")
+    with pytest.raises(InputError, match="'synonym_rate' is not a size, seed or behaviour setting"):
+        preset_world_params("onesearch", synonym_rate=0.5)
+
+
+def test_onesearch_draws_its_query_mix(onesearch_world):
+    """Each kind of query turns up at the preset's share (binomial bounds, 4.5 standard errors)."""
+    shares = dict(zip(COMPLEXITY_SHARES, WORLD_PRESETS["onesearch"].knobs["complexity_shares"], strict=True))
+    rows = duckdb.connect().execute(f"""SELECT query_complexity, COUNT(*) FROM
+        read_parquet('{onesearch_world}/sessions/*.parquet') GROUP BY ALL""").fetchall()
+    counts = dict(rows)
+    n = sum(counts.values())
+    for kind, share in shares.items():
+        assert abs(counts.get(kind, 0) / n - share) < 4.5 * np.sqrt(share * (1 - share) / n), (kind, counts)
+    classic = tuple(COMPLEXITY_SHARES.values())
+    assert shares["indirect"] != classic[3]  # the knob moved (not the classic mix by accident)
+
+
+def synonym_share(world: Path) -> tuple[float, int]:
+    """The share of titles that do not name their category's word (so name it by a synonym), and the titles."""
+    items = pq.read_table(world / "items").to_pydict()
+    assert {lf.word for lf in LEAVES} >= set(items["category"])
+    by_synonym = [f" {c} " not in f" {t} " for t, c in zip(items["title"], items["category"], strict=True)]
+    return float(np.mean(by_synonym)), len(by_synonym)
+
+
+def test_titles_use_synonyms_at_the_presets_rate(onesearch_world, small_world):
+    """A title names its category by a synonym at the world's synonym rate: the classic 30% (the shared test
+    world), the onesearch preset's own rate (binomial bounds, 4.5 standard errors)."""
+    for world, rate in ((small_world, WorldParams().synonym_rate),
+                        (onesearch_world, WORLD_PRESETS["onesearch"].knobs["synonym_rate"])):
+        share, n = synonym_share(world)
+        assert abs(share - rate) <= 4.5 * np.sqrt(rate * (1 - rate) / n), (world, share, rate)
+    assert WORLD_PRESETS["onesearch"].knobs["synonym_rate"] != WorldParams().synonym_rate
+
+
+def test_onesearch_pre_period_explores_at_its_rate(onesearch_world):
+    """The pre-period's logging policy shows a random page at the preset's exploration rate eps: the logged
+    propensity at position 1 is eps / candidates on a random page (under (1 - eps) / 2), and at least 1 - eps
+    on the policy's own (or when the random page happened to start with the policy's first item, 1 in 30)."""
+    def explored(table: str, eps: float) -> tuple[float, int]:
+        return duckdb.connect().execute(f"""SELECT AVG(CAST(propensity < {(1 - eps) / 2} AS DOUBLE)), COUNT(*)
+            FROM read_parquet('{onesearch_world}/{table}/*.parquet') WHERE position = 1""").fetchone()
+
+    for table, eps in (("pre_impressions", WORLD_PRESETS["onesearch"].knobs["pre_logging_epsilon"]),
+                       ("impressions", WorldParams().logging_epsilon)):  # the experiment period keeps the classic's
+        share, n = explored(table, eps)
+        expected = eps * (1 - 1 / 30)
+        assert abs(share - expected) < 4.5 * np.sqrt(expected * (1 - expected) / n), (table, share, expected)
+    assert WORLD_PRESETS["onesearch"].knobs["pre_logging_epsilon"] != WorldParams().logging_epsilon
+
+
+def test_an_unknown_preset_in_an_experiment_is_one_line_and_exit_2(tmp_path):
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("name: demo\narms:\n  - {name: control, ranker: v1}\n  - {name: treatment, ranker: v2}\n"
+                   "data: {world: {users: 1000, preset: onesarch}}\n")
+    res = subprocess.run([sys.executable, "-m", "abplatform.cli", "validate", str(exp)], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 2, res
+    lines = [line for line in (res.stdout + res.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert f"{exp}:5:37: data.world.preset" in lines[0]
+    assert "unknown world preset 'onesarch' (did you mean 'onesearch'?); expected one of classic, onesearch" in lines[0]
+    assert "Traceback" not in res.stderr
+
+
+def test_onesearch_items_have_an_appeal_the_classic_world_lacks(onesearch_world, small_world):
+    """The onesearch items carry an appeal drawn N(0, 1), independent of quality and popularity; the classic
+    world draws none (its truth has no such column)."""
+    truth = pq.read_table(onesearch_world / "truth" / "items.parquet")
+    appeal, quality = truth["appeal"].to_numpy(), truth["quality"].to_numpy()
+    n = len(appeal)
+    assert abs(appeal.mean()) < 4.5 / np.sqrt(n) and abs(appeal.std() - 1) < 4.5 / np.sqrt(2 * n)
+    for other in (quality, truth["log_popularity"].to_numpy()):
+        assert abs(np.corrcoef(appeal, other)[0, 1]) < 4.5 / np.sqrt(n)
+    assert "appeal" not in pq.read_table(small_world / "truth" / "items.parquet").column_names
