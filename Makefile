@@ -30,9 +30,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# ruff (with a complexity limit) and mypy, as configured in pyproject.toml
+# ruff (with a complexity limit) on the package and the dashboard, and mypy, as configured in pyproject.toml
 lint: $(STAMP)
-	$(BIN)/ruff check abplatform
+	$(BIN)/ruff check abplatform dashboards
 	$(BIN)/mypy
 
 benchmarks: $(STAMP)

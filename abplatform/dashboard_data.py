@@ -27,7 +27,14 @@ from abplatform.formats import (  # noqa: F401 (the pages use them)
     fmt_rate,
     fmt_value,
 )
-from abplatform.report.model import Check, Comparison, MetricResult, Report
+from abplatform.report.model import (
+    Check,
+    Comparison,
+    DailySegmentSeries,
+    MetricResult,
+    Report,
+    SegmentHeterogeneity,
+)
 from abplatform.report.render import ci_cell, latency_details
 
 RESULTS_ENV = "ABPLATFORM_RESULTS"
@@ -281,6 +288,18 @@ def fmt_metric_diff(v: Any, kind: str) -> str:
 def as_result(m: dict[str, Any]) -> MetricResult:
     """A report row (plain dict from report.json) as the typed row the report's renderings format."""
     return MetricResult(**{k: v for k, v in m.items() if k in MetricResult.__dataclass_fields__})
+
+
+def as_heterogeneity(h: dict[str, Any]) -> SegmentHeterogeneity:
+    """A heterogeneity row of report.json as the typed row the report's renderings format."""
+    return SegmentHeterogeneity(**{k: v for k, v in h.items() if k in SegmentHeterogeneity.__dataclass_fields__})
+
+
+def segment_looks(series: dict[str, Any], direction: str = "increase") -> list[dict[str, Any]]:
+    """A segment value's daily series of report.json as one row per look (``day``, values, lift, band, p),
+    with the metric's ``direction`` for the band's verdict."""
+    typed = DailySegmentSeries(**{k: v for k, v in series.items() if k in DailySegmentSeries.__dataclass_fields__})
+    return [{**look, "direction": direction} for look in typed.looks()]
 
 
 def estimable(m: dict[str, Any]) -> bool:

@@ -47,7 +47,14 @@ from abplatform.report.model import (
 )
 from abplatform.report.offline_policy import OfflinePolicyEvaluation
 from abplatform.report.render import junit_xml, markdown
-from abplatform.scorecard import Scorecard, build_scorecard, metric_results, srm_checks
+from abplatform.scorecard import (
+    Scorecard,
+    build_scorecard,
+    daily_segment_series,
+    heterogeneity_results,
+    metric_results,
+    srm_checks,
+)
 from abplatform.stats.latency import NO_MARGIN, ONLINE, latency_guardrail, not_evaluated
 from abplatform.stats.srm import srm_test
 from abplatform.stats.types import SrmResult
@@ -495,7 +502,9 @@ def _comparison(card: Scorecard, treatment: str, control: str, srm: SrmCheck, ru
                                                                              treatment),
                       metrics=metrics, segments=metric_results(_rows_of(card.segments, name), SegmentResult),
                       daily=metric_results(_rows_of(card.daily, name), DailyResult), latency_guardrail=latency,
-                      long_tail=_long_tail(card, treatment, control))
+                      long_tail=_long_tail(card, treatment, control),
+                      heterogeneity=heterogeneity_results(_rows_of(card.heterogeneity, name)),
+                      daily_segments=daily_segment_series(_rows_of(card.daily_segments, name)))
 
 
 def analysis_of(exp: Experiment) -> Analysis:
@@ -529,7 +538,8 @@ def _publish(exp: Experiment, config_path: Path, config_sha: str, card: Scorecar
         alpha=exp.statistics.alpha, source=source, event_log=event_log, control=head.control,
         treatment=head.treatment, decision=decision, srm=srm, metrics=head.metrics, segments=head.segments,
         srm_by_segment=srm_by_segment, daily=head.daily, latency_ms_per_query=latency_ms or {},
-        latency_guardrail=head.latency_guardrail, long_tail=head.long_tail, analysis=analysis_of(exp),
+        latency_guardrail=head.latency_guardrail, long_tail=head.long_tail, heterogeneity=head.heterogeneity,
+        daily_segments=head.daily_segments, analysis=analysis_of(exp),
         offline_policy=offline_policy, interleaving=interleaving, arms=card.arms if several else [],
         control_arm=exp.control_arm.name if several else "", comparisons=comparisons if several else [])
     paired = _paired_report(store, exp, mode, say)
@@ -544,6 +554,10 @@ def _publish(exp: Experiment, config_path: Path, config_sha: str, card: Scorecar
         if not card.segments.empty:
             card.segments.to_parquet(tmp / "segments.parquet", index=False)
         card.daily.to_parquet(tmp / "daily.parquet", index=False)
+        if card.heterogeneity is not None and not card.heterogeneity.empty:
+            card.heterogeneity.to_parquet(tmp / "heterogeneity.parquet", index=False)
+        if card.daily_segments is not None and not card.daily_segments.empty:
+            card.daily_segments.to_parquet(tmp / "daily_segments.parquet", index=False)
         card.srm.to_parquet(tmp / "srm.parquet", index=False)
         card.sufficient_stats.to_parquet(tmp / "sufficient_stats.parquet", index=False)
         if card.long_tail is not None:

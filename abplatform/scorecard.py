@@ -24,7 +24,14 @@ from abplatform.metrics import BUILTIN_METRICS, Metric
 from abplatform.metrics.backends import make_metrics_engine
 from abplatform.metrics.base import UnitColumn
 from abplatform.profile import SEGMENT_SOURCE
-from abplatform.report.model import MetricResult, SegmentSrm, SrmCheck, finite_or_none
+from abplatform.report.model import (
+    DailySegmentSeries,
+    MetricResult,
+    SegmentHeterogeneity,
+    SegmentSrm,
+    SrmCheck,
+    finite_or_none,
+)
 from abplatform.vocabulary import SEGMENT_COLUMNS
 
 
@@ -42,6 +49,10 @@ class Scorecard:
     sufficient_stats: pd.DataFrame
     long_tail: pd.DataFrame | None = None  # per-user long-tail metrics, compared like the scorecard
     long_tail_arms: pd.DataFrame | None = None  # per-arm coverage and exposure Gini
+    # Cochran's Q per (comparison ×) segment × metric (stats.heterogeneity_table), and the segment
+    # values' cumulative daily looks (one row per comparison × metric × segment value × day)
+    heterogeneity: pd.DataFrame | None = None
+    daily_segments: pd.DataFrame | None = None
 
     @property
     def control(self) -> str:
@@ -111,6 +122,7 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
             raise EvaluationError(f"{dataset.path}: no sessions for arm {missing[0]!r} "
                                   f"(arms in the log: {', '.join(sorted(arms_seen)) or 'none'})")
         daily = engine.daily_sufficient_stats(metrics)
+        daily_seg = engine.daily_segment_sufficient_stats(metrics, segment_names)
         long_tail = engine.long_tail_stats()
     finally:
         engine.close()
@@ -125,6 +137,15 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
     # the daily looks: no correction across metrics
     # a log without session times has no daily looks (and the profile refuses sequential testing on it)
     daily_card = compare(daily, by=["day"], sequential=sequential) if len(daily) else pd.DataFrame()
+    # each segment value's looks, tested as the overall ones (the drill-down of the segment table) — with the
+    # confidence sequence when that is the analysis; O'Brien–Fleming needs a boundary table per look
+    # schedule, i.e. per segment value (seconds each: 126 tables for the demo's 9 values × 14 days), so
+    # under it the segment values' looks are fixed-horizon, and say so (column ``sequential``)
+    seg_sequential = sequential if sequential is not None and sequential.method == "confidence_sequence" else None
+    daily_segments = pd.DataFrame()
+    if len(daily_seg):
+        daily_segments = compare(daily_seg, by=["segment", "segment_value", "day"], sequential=seg_sequential)
+        daily_segments["sequential"] = seg_sequential.method if seg_sequential is not None else None
     if sequential is not None:  # the overall scorecard is the current look, after the earlier days
         sequential = dataclasses.replace(sequential, earlier_n=_earlier_looks(daily_card))
     overall = compare(suff[suff["segment"] == "all"], correction=exp.correction, correction_scope=st.correction_scope,
@@ -137,6 +158,8 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
     # exploratory: each metric corrected across all its segment cells
     segments = (compare(seg_rows, by=["segment", "segment_value"], correction=exp.correction, family="metric")
                 if len(seg_rows) else pd.DataFrame())
+    # does the effect differ across a segment's values? Holm across the metrics of each comparison × segment
+    heterogeneity = stats.heterogeneity_table(segments, st.alpha, overall) if len(segments) else pd.DataFrame()
     srm = stats.srm_table(counts.reset_index(drop=True), weights, by=["segment", "segment_value"],
                           threshold=st.srm_threshold)
     lt_card = lt_arms = None
@@ -149,7 +172,8 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
                                       guardrail_test=exp.decision.guardrail_test)
         lt_arms = long_tail[1]
     return Scorecard(overall=overall, segments=segments, daily=daily_card, srm=srm, pairs=pairs, arms=arms,
-                     sufficient_stats=suff, long_tail=lt_card, long_tail_arms=lt_arms)
+                     sufficient_stats=suff, long_tail=lt_card, long_tail_arms=lt_arms, heterogeneity=heterogeneity,
+                     daily_segments=daily_segments)
 
 
 def analysed_segments(exp: Experiment, dataset: Dataset) -> list[str]:
@@ -185,6 +209,48 @@ def metric_results(frame: pd.DataFrame | None, row_type: type[MetricResult] = Me
     for values in frame[names].itertuples(index=False, name=None):
         row = {k: finite_or_none(v.item() if hasattr(v, "item") else v) for k, v in zip(names, values, strict=True)}
         out.append(row_type(**row))
+    return out
+
+
+def heterogeneity_results(frame: pd.DataFrame | None) -> list[SegmentHeterogeneity]:
+    """The typed rows of a heterogeneity table (:func:`abplatform.stats.heterogeneity_table`, one comparison's
+    rows or a table with ``treatment`` and ``control``); NaN becomes None."""
+    if frame is None or frame.empty:
+        return []
+    out = []
+    for r in frame.to_dict("records"):
+        out.append(SegmentHeterogeneity(
+            treatment=str(r.get("treatment", "treatment")), control=str(r.get("control", "control")),
+            metric=str(r["metric"]), segment=str(r["segment"]), q=finite_or_none(float(r["q"])), df=int(r["df"]),
+            p_value=finite_or_none(float(r["p_value"])), p_value_adjusted=finite_or_none(float(r["p_value_adjusted"])),
+            differs=bool(r["differs"]), cells=int(r["cells"]), cells_not_estimable=int(r["cells_not_estimable"]),
+            values_per_unit=finite_or_none(float(r["values_per_unit"]))))
+    return out
+
+
+def daily_segment_series(frame: pd.DataFrame | None) -> list[DailySegmentSeries]:
+    """One comparison's per-segment daily table (one row per metric × segment value × day) as one columnar
+    series per metric × segment value, days in order; NaN becomes None."""
+    if frame is None or frame.empty:
+        return []
+
+    def floats(g: pd.DataFrame, col: str) -> list[float | None]:
+        return [finite_or_none(float(v)) for v in g[col]]
+
+    def counts(g: pd.DataFrame, col: str) -> list[int | None]:
+        return [int(v) if pd.notna(v) else None for v in g[col]]
+
+    out = []
+    for (metric, segment, value), g in frame.groupby(["metric", "segment", "segment_value"], sort=False):
+        g = g.sort_values("day", kind="stable")
+        method = g["sequential"].iloc[0] if "sequential" in g.columns else None
+        out.append(DailySegmentSeries(
+            metric=str(metric), segment=str(segment), segment_value=str(value),
+            sequential=str(method) if isinstance(method, str) else None, days=[str(d) for d in g["day"]],
+            n_control=counts(g, "n_control"), n_treatment=counts(g, "n_treatment"),
+            control_value=floats(g, "control_value"), treatment_value=floats(g, "treatment_value"),
+            rel_effect=floats(g, "rel_effect"), rel_ci_low=floats(g, "rel_ci_low"),
+            rel_ci_high=floats(g, "rel_ci_high"), p_value=floats(g, "p_value")))
     return out
 
 

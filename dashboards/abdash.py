@@ -43,7 +43,8 @@ CSS = """<style>
 [data-testid="stMain"] h2{font-size:1.35rem;padding-top:.6rem}
 [data-testid="stCaptionContainer"]{color:#4A505B;opacity:1}
 [data-testid="stCaptionContainer"] code,[data-testid="stSidebar"] code{color:#1F2430;background:#E6E9EE;opacity:1}
-p.ab-nav{font-size:.8rem;font-weight:700;color:#555B66;margin:.6rem 0 .1rem 0;text-transform:uppercase;letter-spacing:.04em}
+p.ab-nav{font-size:.8rem;font-weight:700;color:#555B66;margin:.6rem 0 .1rem 0;text-transform:uppercase;
+  letter-spacing:.04em}
 [data-testid="stSidebar"] input[role="combobox"]{font-size:.78rem;text-overflow:ellipsis}
 [role="listbox"] [role="option"]{white-space:normal;overflow-wrap:anywhere;font-size:.85rem}
 .ab-wrap{max-width:100%;overflow-x:auto;margin:0 0 .25rem 0}
@@ -58,7 +59,8 @@ table.ab .sub{display:block;color:#555B66;font-size:.78rem}
 table.ab a{color:#005A8C}
 .v-better{color:#00664C;font-weight:600}.v-worse{color:#A63A00;font-weight:600}.v-nochange{color:#4D4D4D}
 td.t-better{background:#E3F2EC}td.t-worse{background:#FBE9E0}td.t-ne{background:#F3F5F8;color:#555B66}
-.badge{display:inline-block;padding:.05rem .45rem;border-radius:.6rem;font-weight:700;font-size:.8rem;white-space:nowrap}
+.badge{display:inline-block;padding:.05rem .45rem;border-radius:.6rem;font-weight:700;font-size:.8rem;
+  white-space:nowrap}
 .badge.promote{background:#D7EEE5;color:#00664C}.badge.hold{background:#FFF1D6;color:#7A4A00}
 .bar{position:relative;height:16px;min-width:110px;background:#F7F8FA;border-radius:3px}
 .bar .z{position:absolute;top:0;bottom:0;width:0;border-left:1px solid #4D4D4D}
@@ -291,7 +293,8 @@ def verdict_card(entry: dict[str, Any], view: dict[str, Any], full: bool = False
     else:
         why = f"{blocking} blocking check{'s' if blocking != 1 else ''} failed — see the reasons marked ✖ below."
     summary = (f"{len(lines)} checks: {counts['pass']} passed, {counts['fail']} failed, {counts['warn']} "
-               f"warning{'s' if counts['warn'] != 1 else ''}, {counts['info']} note{'s' if counts['info'] != 1 else ''}")
+               f"warning{'s' if counts['warn'] != 1 else ''}, {counts['info']} "
+               f"note{'s' if counts['info'] != 1 else ''}")
     items, group = [], None
     for ln in lines:
         if ln.comparison and ln.comparison != group:
@@ -309,8 +312,8 @@ def verdict_card(entry: dict[str, Any], view: dict[str, Any], full: bool = False
     this = ""
     if own is not None:
         verdict = "beats" if own.get("decision") == "promote" else "does not beat"
-        this = f'<div class="ab-sum">This page shows {esc(view.get("treatment"))} vs {esc(view.get("control"))}: ' \
-               f'{esc(view.get("treatment"))} {verdict} {esc(view.get("control"))}.</div>'
+        this = (f'<div class="ab-sum">This page shows {esc(view.get("treatment"))} vs {esc(view.get("control"))}: '
+                f'{esc(view.get("treatment"))} {verdict} {esc(view.get("control"))}.</div>')
     st.html(f'<section class="ab-card {kind}" aria-label="Decision">'
             f'<div class="ab-verdict"><span aria-hidden="true">{sym}</span> Decision: {esc(decision_title(rep))}</div>'
             f'<div class="ab-why">{esc(why)}</div><div class="ab-sum">{esc(summary)}</div>{this}{body}</section>')
@@ -330,7 +333,8 @@ def comparison_view(rep: dict[str, Any]) -> dict[str, Any]:
         name = st.selectbox("Comparison", names, key=COMPARISON_KEY,
                             help=f"This run has {len(rep.get('arms') or [])} arms; every page shows one comparison.")
     c = comparisons[names.index(name)]
-    fields = ("control", "treatment", "metrics", "segments", "daily", "latency_guardrail", "long_tail")
+    fields = ("control", "treatment", "metrics", "segments", "daily", "latency_guardrail", "long_tail",
+              "heterogeneity", "daily_segments")
     return {**rep, **{k: c.get(k) for k in fields}, "comparison_decision": c.get("decision")}
 
 
@@ -386,6 +390,18 @@ def ci_level(cfg: dict[str, Any]) -> str:
     return f"{1 - alpha:.0%} CI"
 
 
+def daily_band(rep: dict[str, Any], cfg: dict[str, Any], level: str, series: dict[str, Any] | None = None) -> str:
+    """What a daily look's band is: a confidence sequence (sequential analysis) or a fixed-horizon CI; for
+    a segment value's ``series``, the method its own looks were tested with."""
+    if series is not None:
+        seq = series.get("sequential")
+    else:
+        seq = (cfg.get("statistics") or {}).get("sequential") or (rep.get("analysis") or {}).get("sequential")
+    method = seq.get("method") if isinstance(seq, dict) else seq
+    return (f"{level[:-3]} confidence sequence ({method}; valid at every look)" if seq
+            else f"{level} (fixed-horizon; not valid for peeking)")
+
+
 def lift_cell(lift: Any, lo: Any, hi: Any) -> str:
     return f"{pct(lift)} {ci(lo, hi)}"
 
@@ -420,14 +436,14 @@ def html_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], key: str, 
         if groups and i in groups:
             body.append(f'<tr class="grp"><td colspan="{len(columns)}">{esc(groups[i])}</td></tr>')
         cells = []
-        for j, (c, v) in enumerate(zip(columns, row)):
+        for j, (c, v) in enumerate(zip(columns, row, strict=True)):
             extra = (cell_class or {}).get((i, j))
             base = "num" if c in nums else "ci" if c in cis else ""
             klass = " ".join(x for x in (base, extra) if x)
             cells.append(f'<td{f" class={chr(34)}{klass}{chr(34)}" if klass else ""}>{esc(v)}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
-    cap = f"<caption style='caption-side:bottom;text-align:left;color:{MUTED};font-size:.8rem'>{esc(caption)}</caption>" \
-        if caption else ""
+    style = f"caption-side:bottom;text-align:left;color:{MUTED};font-size:.8rem"
+    cap = f"<caption style='{style}'>{esc(caption)}</caption>" if caption else ""
     return (f'<div class="ab-wrap"><table class="ab" data-key="{html.escape(key)}">{cap}<thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>')
 
@@ -487,7 +503,8 @@ def ci_bar(m: dict[str, Any], dom: tuple[float, float], adjusted: bool) -> H:
     def pos(v: float) -> float:
         return max(0.0, min(100.0, (v - lo_d) / (hi_d - lo_d) * 100))
 
-    est, lo, hi = dd.finite(m.get("rel_effect")), dd.finite(m.get(f"rel_ci_low{sfx}")), dd.finite(m.get(f"rel_ci_high{sfx}"))
+    est = dd.finite(m.get("rel_effect"))
+    lo, hi = dd.finite(m.get(f"rel_ci_low{sfx}")), dd.finite(m.get(f"rel_ci_high{sfx}"))
     colour = VERDICT_COLOURS[dd.verdict(m)]
     a, b = pos(lo if lo is not None else lo_d), pos(hi if hi is not None else hi_d)
     parts = [f'<span class="z" style="left:{pos(0):.1f}%"></span>']
@@ -580,8 +597,8 @@ def details_tables(rep: dict[str, Any], rows: list[dict[str, Any]], level: str, 
 # --- figures ---------------------------------------------------------------------------------------
 
 def _err(x: list[float | None], lo: list[float | None], hi: list[float | None]) -> dict[str, Any]:
-    plus = [None if v is None or h is None else h - v for v, h in zip(x, hi)]
-    minus = [None if v is None or l_ is None else v - l_ for v, l_ in zip(x, lo)]
+    plus = [None if v is None or h is None else h - v for v, h in zip(x, hi, strict=True)]
+    minus = [None if v is None or l_ is None else v - l_ for v, l_ in zip(x, lo, strict=True)]
     return {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus, "thickness": 2, "width": 6}
 
 
@@ -599,7 +616,7 @@ def forest(labels: list[str], series: list[dict[str, Any]], title: str, ref: flo
         x = [dd.finite(v) for v in s["x"]]
         lo = [dd.finite(v) for v in s["lo"]]
         hi = [dd.finite(v) for v in s["hi"]]
-        texts = [f"{lab}: {fmt_pct(v)} {fmt_ci(a, b)}" for lab, v, a, b in zip(labels, x, lo, hi)]
+        texts = [f"{lab}: {fmt_pct(v)} {fmt_ci(a, b)}" for lab, v, a, b in zip(labels, x, lo, hi, strict=True)]
         fig.add_trace(go.Scatter(
             name=s["name"], x=x, y=[i + off for i in range(len(labels))], mode="markers",
             marker={"color": s["colour"], "size": 11, "symbol": s.get("symbol", "circle"),
@@ -624,7 +641,10 @@ def metrics_forest(rows: list[dict[str, Any]], title: str, adjusted: bool = Fals
         "colour": [VERDICT_COLOURS[dd.verdict(m)] for m in rows]}], title)
 
 
-def daily_figure(rows: list[dict[str, Any]], metric: str, band: str) -> go.Figure:
+def daily_figure(rows: list[dict[str, Any]], metric: str, band: str,
+                 overall: list[dict[str, Any]] | None = None) -> go.Figure:
+    """The cumulative relative lift by day with its band; ``overall``: the overall daily rows of the same
+    metric, drawn as a dotted reference line (a segment value's drill-down)."""
     days = [r["day"] for r in rows]
     lift = [dd.finite(r.get("rel_effect")) for r in rows]
     lo = [dd.finite(r.get("rel_ci_low")) for r in rows]
@@ -636,8 +656,16 @@ def daily_figure(rows: list[dict[str, Any]], metric: str, band: str) -> go.Figur
                              fillcolor="rgba(230,159,0,0.25)", hoverinfo="skip"))
     fig.add_trace(go.Scatter(name="cumulative lift", x=days, y=lift, mode="lines+markers",
                              line={"color": ARM_COLOURS["treatment"], "width": 3},
-                             hovertext=[f"{d}: {fmt_pct(v)} {fmt_ci(a, b)}" for d, v, a, b in zip(days, lift, lo, hi)],
+                             hovertext=[f"{d}: {fmt_pct(v)} {fmt_ci(a, b)}"
+                                        for d, v, a, b in zip(days, lift, lo, hi, strict=True)],
                              hoverinfo="text"))
+    if overall:
+        by_day = {r["day"]: dd.finite(r.get("rel_effect")) for r in overall}
+        ref = [by_day.get(d) for d in days]
+        fig.add_trace(go.Scatter(name="overall (every unit)", x=days, y=ref, mode="lines",
+                                 line={"color": ARM_COLOURS["control"], "width": 2, "dash": "dot"},
+                                 hovertext=[f"{d}: overall {fmt_pct(v)}" for d, v in zip(days, ref, strict=True)],
+                                 hoverinfo="text"))
     fig.add_hline(y=0, line_dash="dash", line_color="#555555")
     fig.update_layout(title=f"Cumulative relative lift of {metric}, by day", height=400,
                       margin={"l": 10, "r": 10, "t": 50, "b": 40},

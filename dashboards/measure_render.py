@@ -5,8 +5,8 @@
 Starts ``streamlit run`` on a free 127.0.0.1 port against RESULTS_DIR (default ``results``), opens
 it in headless Chromium (Playwright, /usr/bin/chromium), and for each page clicks its sidebar link
 and times until the page is complete: its title is shown, the script run has finished (stApp's
-data-test-script-state), no element is stale and every plotly chart has drawn its traces. Pass 1 includes loading plotly.js into the
-browser; later passes are what an analyst sees when moving between pages.
+data-test-script-state), no element is stale and every plotly chart has drawn its traces. Pass 1 includes
+loading plotly.js into the browser; later passes are what an analyst sees when moving between pages.
 """
 
 from __future__ import annotations

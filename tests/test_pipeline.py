@@ -39,3 +39,55 @@ def test_an_unreadable_paired_run_does_not_crash_the_gate(small_run, small_world
     assert "Traceback" not in res.stderr, res.stderr[-2000:]
     assert res.returncode != 1 or "HOLD" in res.stdout, res.stdout + res.stderr
     assert "warning: skipping paired run" in res.stderr and str(old) in res.stderr, res.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_report_tests_heterogeneity_and_keeps_each_segment_values_daily_looks(small_run):
+    """Cochran's Q of every metric × segment is recomputed from the report's own segment rows (its
+    abs_effect and abs_se), Holm across the segment's metrics; every segment value's daily looks end on
+    the segment table's row (cumulative: the last day is the whole period)."""
+    import numpy as np
+    import pandas as pd
+    from statsmodels.stats.multitest import multipletests
+
+    from abplatform.report.model import Report
+    from abplatform.stats.heterogeneity import cochran_q
+
+    rep = Report.from_json((small_run / "report.json").read_text())
+    metrics = [m.metric for m in rep.metrics]
+    assert [(h.segment, h.metric) for h in rep.heterogeneity] == [("query_segment", m) for m in metrics]
+    for h in rep.heterogeneity:
+        cells = [s for s in rep.segments if (s.segment, s.metric) == (h.segment, h.metric)]
+        assert len(cells) == 3 and all(s.abs_se is not None for s in cells)
+        again = cochran_q(np.array([s.abs_effect for s in cells], dtype=float),
+                          np.array([s.abs_se for s in cells], dtype=float))
+        assert h.q == pytest.approx(again.q, rel=1e-12) and h.p_value == pytest.approx(again.p_value, rel=1e-9)
+        assert (h.df, h.cells, h.cells_not_estimable) == (again.df, again.cells, again.cells_not_estimable) == (2, 3, 0)
+        assert (h.treatment, h.control) == ("treatment", "control")
+        assert h.values_per_unit is not None and h.values_per_unit > 1  # a user's sessions span query frequencies
+    holm = multipletests([h.p_value for h in rep.heterogeneity], method="holm")[1]
+    assert [h.p_value_adjusted for h in rep.heterogeneity] == pytest.approx(list(holm), rel=1e-12)
+    assert [h.differs for h in rep.heterogeneity] == [p < rep.alpha for p in holm]
+    assert rep.comparison_list()[0].heterogeneity == rep.heterogeneity
+
+    days = sorted({d.day for d in rep.daily})
+    series = {(s.metric, s.segment, s.segment_value): s for s in rep.daily_segments}
+    assert len(series) == len(rep.segments) == len(metrics) * 3
+    for seg in rep.segments:
+        s = series[(seg.metric, seg.segment, seg.segment_value)]
+        assert s.days == days  # every value has users from the first day on in this world
+        assert (s.n_control[-1], s.n_treatment[-1]) == (seg.n_control, seg.n_treatment)
+        for col in ("control_value", "treatment_value", "rel_effect", "p_value", "rel_ci_low", "rel_ci_high"):
+            want = getattr(seg, col)  # None: the open side of a guardrail's one-sided interval
+            got = getattr(s, col)[-1]
+            assert got is None if want is None else got == pytest.approx(want, rel=1e-9), (col, seg.metric)
+        assert all(a <= b for a, b in zip(s.n_control, s.n_control[1:], strict=False))  # cumulative
+    # every column of every look in the run folder, and the report's series are its relative columns
+    table = pd.read_parquet(small_run / "daily_segments.parquet")
+    assert len(table) == len(series) * len(days)
+    last = table[table["day"] == days[-1]].set_index(["metric", "segment_value"])
+    for seg in rep.segments:
+        assert last.loc[(seg.metric, seg.segment_value), "abs_effect"] == pytest.approx(seg.abs_effect, rel=1e-9)
+    assert "Does the effect differ across a segment's values?" in (small_run / "report.md").read_text()
+    for h in rep.heterogeneity:
+        assert f"query_segment · {h.metric}: Q = {h.q:.2f} on 2 df" in (small_run / "report.md").read_text()

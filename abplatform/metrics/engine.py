@@ -85,7 +85,8 @@ def metric_moments(metric: Metric, covariates: bool) -> list[str]:
 
 def arm_stats_sql(metrics: Sequence[Metric], source: str, covariates: bool, cumulative: bool = False) -> str:
     """Stage 3 (sql/03_arm_stats.sql) for all ``metrics`` in one scan of ``source``; with
-    ``cumulative``, over unit-day states (sql/02_cumulative_unit_states.sql) as per-day increments."""
+    ``cumulative``, over unit-day states (sql/02_cumulative_unit_states.sql) as per-day increments
+    (one row per arm, segment value and day)."""
     values, capped, sums = [], [], ["CAST(SUM(1 - prev_weight) AS BIGINT) AS n" if cumulative else "COUNT(*) AS n"]
     states = ("", "prev_") if cumulative else ("",)
     for i, metric in enumerate(metrics):
@@ -109,6 +110,7 @@ def arm_stats_sql(metrics: Sequence[Metric], source: str, covariates: bool, cumu
     indent = ",\n        "
     return sql_template("03_arm_stats.sql").substitute(
         source=source, prev_weight="CASE WHEN is_first THEN 0 ELSE 1 END" if cumulative else "0",
+        look=",\n        day" if cumulative else "", look_key=", day" if cumulative else "",
         values="".join(indent + v for v in values), capped="".join(indent + c for c in capped),
         sums="".join(",\n    " + c for c in sums))
 
@@ -120,16 +122,17 @@ def _as_double(sql: str, state: str) -> str:
 
 
 def long_arm_stats(wide: pd.DataFrame, metrics: Sequence[Metric]) -> pd.DataFrame:
-    """Stage 3's one row per (arm, segment value) -> one row per (metric, arm, segment value) with
-    n and every sum of SUFFICIENT_SUMS (NaN where the metric does not use it)."""
+    """Stage 3's one row per (arm, segment value[, day]) -> one row per (metric, arm, segment value[,
+    day]) with n and every sum of SUFFICIENT_SUMS (NaN where the metric does not use it)."""
+    keys = ["arm", "segment_value", *(["day"] if "day" in wide.columns else [])]
     frames = []
     for i, metric in enumerate(metrics):
-        f = wide[["arm", "segment_value", "n"]].copy()
+        f = wide[[*keys, "n"]].copy()
         f.insert(0, "metric", metric.name)
         for name in SUFFICIENT_SUMS:
             f[name] = wide[f"m{i}_{name}"].astype(float) if f"m{i}_{name}" in wide else float("nan")
         frames.append(f)
-    df = pd.concat(frames, ignore_index=True).sort_values(["metric", "arm", "segment_value"], kind="stable")
+    df = pd.concat(frames, ignore_index=True).sort_values(["metric", *keys], kind="stable")
     df["n"] = df["n"].astype("int64")
     return df.reset_index(drop=True)
 
@@ -249,10 +252,14 @@ class MetricsEngine:
                                 "ORDER BY day").fetchall()
         return [r[0].isoformat() for r in rows]
 
-    def _unit_values_sql(self, segment: str, source: str = "session_values") -> str:
+    def _unit_values_sql(self, segment: str, source: str = "session_values", by_day: bool = False) -> str:
+        """Stage 2: one row per (unit, arm, segment value), or with ``by_day`` per (unit, arm, segment
+        value, day) — the unit's totals over its sessions of that value (on that day)."""
         segment = self._segment_sql(segment)
+        day = ",\n    day" if by_day else ""
         totals = sql_template("02_unit_totals.sql").substitute(
-            keys=f"unit_id,\n    arm,\n    {segment} AS segment_value", group_by=f"unit_id, arm, {segment}",
+            keys=f"unit_id,\n    arm,\n    {segment} AS segment_value{day}",
+            group_by=f"unit_id, arm, {segment}{', day' if by_day else ''}",
             source=source, filter="arm IS NOT NULL", user_totals=self.user_sql["user_totals"])
         return sql_template("02_unit_values.sql").substitute(unit_totals=totals,
                                                              user_select=self.user_sql["user_select"])
@@ -278,25 +285,47 @@ class MetricsEngine:
         running totals, so it is the cumulative sum over days of f(new state) - f(previous state)
         (sql/02_cumulative_unit_states.sql). Percentile caps depend on each look's units as a
         whole, so metrics with one get a stage-2 pass per look instead."""
+        daily = self._daily_looks(metrics, OVERALL)
+        daily = daily.sort_values(["day", "metric", "arm"], kind="stable")
+        return daily[["metric", "day", "arm", "n", *SUFFICIENT_SUMS]].reset_index(drop=True)
+
+    def daily_segment_sufficient_stats(self, metrics: Sequence[Metric], segments: Sequence[str]) -> pd.DataFrame:
+        """Cumulative statistics of every segment value up to and including each day: one row per
+        (metric, segment, segment value, day, arm), as :meth:`daily_sufficient_stats` computes the
+        overall looks (a unit's running totals over its sessions of that value, one stage-2 pass per
+        segment at (unit, value, day) grain; percentile caps over each look's units of the value, as
+        :meth:`sufficient_stats` caps them). A look's sums are those of :meth:`sufficient_stats` on the
+        sessions up to that day, so the last day's equal the segment table's."""
+        columns = ["metric", "segment", "segment_value", "day", "arm", "n", *SUFFICIENT_SUMS]
+        frames = []
+        for segment in segments:
+            looks = self._daily_looks(metrics, segment).sort_values(["segment_value", "day", "metric", "arm"],
+                                                                    kind="stable")
+            looks.insert(1, "segment", segment)
+            frames.append(looks[columns])
+        if not frames:
+            return pd.DataFrame(columns=columns)
+        return pd.concat(frames, ignore_index=True)
+
+    def _daily_looks(self, metrics: Sequence[Metric], segment: str) -> pd.DataFrame:
+        """Cumulative looks per (metric, arm, value of ``segment``, day): columns metric, arm,
+        segment_value, day, n and the sums (empty for a log without session times)."""
         days = self.days()
         telescoped = [m for m in metrics if m.cap_percentile is None]
         capped_per_look = [m for m in metrics if m.cap_percentile is not None]
         frames = []
         if telescoped and days:
             states = sql_template("02_cumulative_unit_states.sql").substitute(
-                self._state_columns(telescoped), unit_values=self._unit_values_sql("day"))
+                self._state_columns(telescoped), unit_values=self._unit_values_sql(segment, by_day=True))
             increments = self._arm_stats(telescoped, f"({states}) unit_states", cumulative=True)
             frames.append(long_arm_stats(_accumulate_days(increments, days), telescoped))
         for day in days if capped_per_look else ():
             upto_day = f"(SELECT * FROM session_values WHERE day <= DATE '{day}') upto_day"
-            look = self._arm_stats(capped_per_look, f"({self._unit_values_sql(OVERALL, upto_day)}) unit_values")
-            frames.append(long_arm_stats(look, capped_per_look).assign(segment_value=day))
+            look = self._arm_stats(capped_per_look, f"({self._unit_values_sql(segment, upto_day)}) unit_values")
+            frames.append(long_arm_stats(look, capped_per_look).assign(day=day))
         if not frames:  # a log without session times has no daily looks
-            return pd.DataFrame(columns=["metric", "day", "arm", "n", *SUFFICIENT_SUMS])
-        daily = pd.concat(frames, ignore_index=True).rename(columns={"segment_value": "day"})
-        daily = daily.sort_values(["day", "metric", "arm"], kind="stable")[
-            ["metric", "day", "arm", "n", *SUFFICIENT_SUMS]]
-        return daily.reset_index(drop=True)
+            return pd.DataFrame(columns=["metric", "arm", "segment_value", "day", "n", *SUFFICIENT_SUMS])
+        return pd.concat(frames, ignore_index=True)[["metric", "arm", "segment_value", "day", "n", *SUFFICIENT_SUMS]]
 
     def _state_columns(self, metrics: Sequence[Metric]) -> dict[str, str]:
         """Window fragments of sql/02_cumulative_unit_states.sql for the unit columns the metrics
@@ -402,15 +431,16 @@ class MetricsEngine:
 
 
 def _accumulate_days(increments: pd.DataFrame, days: list[str]) -> pd.DataFrame:
-    """Stage 3's per-day increments (segment_value is the day) -> cumulative statistics at every
-    look (a day without sessions in an arm repeats the previous look); rows before an arm's first
-    unit are dropped, as a look over no units has no statistics."""
-    increments = increments.assign(segment_value=pd.to_datetime(increments["segment_value"]).dt.strftime("%Y-%m-%d"))
-    sums = [c for c in increments.columns if c not in ("arm", "segment_value")]
+    """Stage 3's per-day increments (one row per arm, segment value and day) -> cumulative statistics
+    at every look (a day without sessions in an arm and value repeats the previous look); rows before
+    the first unit of an arm and value are dropped, as a look over no units has no statistics."""
+    increments = increments.assign(day=pd.to_datetime(increments["day"]).dt.strftime("%Y-%m-%d"))
+    sums = [c for c in increments.columns if c not in ("arm", "segment_value", "day")]
     frames = []
-    for arm, g in increments.groupby("arm", sort=True):
-        looks = g.set_index("segment_value")[sums].reindex(days, fill_value=0).cumsum()
-        looks.insert(0, "arm", arm)
-        frames.append(looks.rename_axis("segment_value").reset_index())
+    for (arm, value), g in increments.groupby(["arm", "segment_value"], sort=True, dropna=False):
+        looks = g.set_index("day")[sums].reindex(days, fill_value=0).cumsum()
+        looks.insert(0, "arm", str(arm))
+        looks.insert(1, "segment_value", value if isinstance(value, str) else None)  # values are text, or NULL
+        frames.append(looks.rename_axis("day").reset_index())
     looks = pd.concat(frames, ignore_index=True)
     return looks[looks["n"] > 0]

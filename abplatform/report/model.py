@@ -55,6 +55,7 @@ class MetricResult:
     control_value: float | None = None
     treatment_value: float | None = None
     abs_effect: float | None = None
+    abs_se: float | None = None  # the standard error of abs_effect (what segment heterogeneity weighs cells by)
     abs_ci_low: float | None = None
     abs_ci_high: float | None = None
     abs_p_value: float | None = None
@@ -108,6 +109,67 @@ class SegmentResult(MetricResult):
 @dataclass(kw_only=True)
 class DailyResult(MetricResult):
     day: str
+
+
+@dataclass(kw_only=True)
+class SegmentHeterogeneity:
+    """Does the treatment effect on ``metric`` differ across the values of ``segment``? Cochran's Q of the
+    segment rows' absolute effects (``abplatform.stats.heterogeneity``): ``q`` on ``df`` = cells − 1
+    degrees of freedom, ``p_value`` from χ², ``p_value_adjusted`` Holm-adjusted across the metrics of this
+    comparison × segment, ``differs`` when that is below the report's alpha. ``cells``: the values in the
+    test; ``cells_not_estimable``: values left out (standard error 0 or missing). With fewer than two
+    cells there is no test (q and the p-values None). ``values_per_unit``: units counted in the
+    segment's values over the units overall — 1 when the values are disjoint sets of units; above 1 a
+    unit's sessions fall in several values, the cells are correlated and the test conservative."""
+
+    treatment: str
+    control: str
+    metric: str
+    segment: str
+    q: float | None
+    df: int
+    p_value: float | None
+    p_value_adjusted: float | None
+    differs: bool = False
+    cells: int
+    cells_not_estimable: int = 0
+    values_per_unit: float | None = None
+
+    @property
+    def comparison(self) -> str:
+        return f"{self.treatment} vs {self.control}"
+
+
+@dataclass(kw_only=True)
+class DailySegmentSeries:
+    """One segment value's cumulative daily looks of one metric: element i of each list is the look at
+    ``days[i]`` (all data of that value up to and including the day), tested as the overall daily table
+    is, without correction: ``sequential`` names the sequential method of the intervals and p-values
+    (``confidence_sequence``), None when they are fixed-horizon — always under ``obrien_fleming``, whose
+    boundaries are computed for the overall looks only. Columnar, with the relative lift and its
+    interval only, to keep report.json small; every column of every look is in the run folder's
+    ``daily_segments.parquet``. The last look is the segment table's row."""
+
+    metric: str
+    segment: str
+    segment_value: str
+    sequential: str | None = None
+    days: list[str]
+    n_control: list[int | None]
+    n_treatment: list[int | None]
+    control_value: list[float | None]
+    treatment_value: list[float | None]
+    rel_effect: list[float | None]
+    rel_ci_low: list[float | None]
+    rel_ci_high: list[float | None]
+    p_value: list[float | None]
+
+    def looks(self) -> list[dict[str, Any]]:
+        """One dict per look (``day``, ``metric`` and the columns above), as a daily table's rows."""
+        columns = ("n_control", "n_treatment", "control_value", "treatment_value", "rel_effect", "rel_ci_low",
+                   "rel_ci_high", "p_value")
+        return [{"day": d, "metric": self.metric, "segment": self.segment, "segment_value": self.segment_value,
+                 **{c: getattr(self, c)[i] for c in columns}} for i, d in enumerate(self.days)]
 
 
 @dataclass(kw_only=True)
@@ -218,6 +280,8 @@ class Comparison:
     daily: list[DailyResult] = field(default_factory=list)
     latency_guardrail: LatencyGuardrail | None = None
     long_tail: LongTail | None = None
+    heterogeneity: list[SegmentHeterogeneity] = field(default_factory=list)
+    daily_segments: list[DailySegmentSeries] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -297,6 +361,9 @@ class Report:
     arms: list[str] = field(default_factory=list)
     control_arm: str = ""
     comparisons: list[Comparison] = field(default_factory=list)
+    # the headline comparison's heterogeneity across segment values, and its segment values' daily looks
+    heterogeneity: list[SegmentHeterogeneity] = field(default_factory=list)
+    daily_segments: list[DailySegmentSeries] = field(default_factory=list)
 
     @property
     def arm_names(self) -> list[str]:
@@ -313,7 +380,8 @@ class Report:
             return self.comparisons
         return [Comparison(treatment=self.treatment, control=self.control, decision=self.decision,
                            metrics=self.metrics, segments=self.segments, daily=self.daily,
-                           latency_guardrail=self.latency_guardrail, long_tail=self.long_tail)]
+                           latency_guardrail=self.latency_guardrail, long_tail=self.long_tail,
+                           heterogeneity=self.heterogeneity, daily_segments=self.daily_segments)]
 
     @property
     def confidence_label(self) -> str:

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from abplatform.formats import fmt_ci, fmt_p, fmt_pct, fmt_value
 from abplatform.report.interleaving import InterleavingResult
-from abplatform.report.model import Check, Comparison, LatencyGuardrail, MetricResult, Report
+from abplatform.report.model import (
+    Check,
+    Comparison,
+    LatencyGuardrail,
+    MetricResult,
+    Report,
+    SegmentHeterogeneity,
+)
 from abplatform.report.offline_policy import OfflinePolicyEvaluation
 
 if TYPE_CHECKING:
@@ -200,7 +207,67 @@ def _segments_markdown(report: Report, c: Comparison) -> list[str]:
         if adj:
             row += f" {ci_cell(s, adjusted=True)} | {fmt_p(s.p_value_adjusted)} |"
         lines.append(row)
+    if c.heterogeneity:
+        lines += ["", heterogeneity_caption(report.alpha), "", *(f"- {heterogeneity_line(h)}" for h in c.heterogeneity)]
     return lines
+
+
+def heterogeneity_caption(alpha: float) -> str:
+    """What the heterogeneity lines test, in one sentence (report.md and the dashboard)."""
+    return (f"Does the effect differ across a segment's values? Cochran's Q of the cells' absolute effects "
+            f"(χ² on values − 1 df); p Holm-adjusted across the metrics of each segment; \"differs\" when the Holm "
+            f"p < {alpha:g}. Values that share units (a user's sessions in several of them) have correlated "
+            "cells, and the test is then conservative.")
+
+
+def _p_is(p: float | None) -> str:
+    """"p = 0.0123" or "p < 0.0001"."""
+    t = fmt_p(p)
+    return f"p {t[0]} {t[1:]}" if t.startswith("<") else f"p = {t}"
+
+
+def fmt_q(q: float | None) -> str:
+    return "n/a" if q is None else f"{q:.2f}"
+
+
+def heterogeneity_verdict(h: SegmentHeterogeneity) -> str:
+    """"effect differs across values", "no evidence it differs" or "no test"."""
+    if h.q is None or h.p_value_adjusted is None:
+        return "no test"
+    return "effect differs across values" if h.differs else "no evidence it differs"
+
+
+def shared_units_note(h: SegmentHeterogeneity) -> str:
+    """"units in 2.28 values on average: conservative" when the segment's values share units, else empty."""
+    if h.values_per_unit is not None and h.values_per_unit > 1.005:
+        return f"units in {h.values_per_unit:.2f} values on average: conservative"
+    return ""
+
+
+def heterogeneity_notes(h: SegmentHeterogeneity, shared_units: bool = True) -> str:
+    """Too few values, values left out, and (with ``shared_units``) values that share units — empty when
+    none applies."""
+    notes = []
+    if h.q is None:
+        notes.append(f"{h.cells} estimable value{'s' if h.cells != 1 else ''}, two needed")
+    if h.cells_not_estimable:
+        notes.append(f"{h.cells_not_estimable} value{'s' if h.cells_not_estimable != 1 else ''} not estimable, "
+                     "left out")
+    if shared_units and shared_units_note(h):
+        notes.append(shared_units_note(h))
+    return "; ".join(notes)
+
+
+def heterogeneity_line(h: SegmentHeterogeneity) -> str:
+    """One metric × segment: "query_segment · item_ctr: Q = 14.20 on 2 df, p = 0.0008, Holm p = 0.0025 —
+    effect differs across values (...)"."""
+    where = f"{h.segment} · {h.metric}"
+    notes = heterogeneity_notes(h)
+    if h.q is None:
+        return f"{where}: no test ({notes})"
+    line = (f"{where}: Q = {fmt_q(h.q)} on {h.df} df, {_p_is(h.p_value)}, Holm {_p_is(h.p_value_adjusted)} — "
+            f"{heterogeneity_verdict(h)}")
+    return line + (f" ({notes})" if notes else "")
 
 
 def latency_details(lat: LatencyGuardrail | None, confidence_label: str) -> str:

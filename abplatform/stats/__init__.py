@@ -14,6 +14,7 @@ the reference implementation the SQL is tested against and the simulations use.
 
 from .capping import cap_values
 from .compare import compare, compare_pairs
+from .heterogeneity import cochran_q, heterogeneity_table
 from .moments import suff_from_units
 from .power import baseline_variance, mde, mde_columns, plan, power_at, sample_size
 from .srm import DEFAULT_SRM_THRESHOLD, srm_table, srm_test
@@ -27,8 +28,10 @@ __all__ = [
     "SrmResult",
     "baseline_variance",
     "cap_values",
+    "cochran_q",
     "compare",
     "compare_pairs",
+    "heterogeneity_table",
     "mde",
     "mde_columns",
     "plan",

@@ -49,10 +49,12 @@ shown, raw = [], []
 for m in names:
     a, b = ma.get(m) or {}, mb.get(m) or {}
     ea, eb = dd.finite(a.get("rel_effect")), dd.finite(b.get("rel_effect"))
+    lift_a = abdash.lift_cell(a.get("rel_effect"), a.get("rel_ci_low"), a.get("rel_ci_high")) if a else "—"
+    lift_b = abdash.lift_cell(b.get("rel_effect"), b.get("rel_ci_low"), b.get("rel_ci_high")) if b else "—"
     shown.append({"metric": m, "role": a.get("role") or b.get("role"),
-                  "A lift": abdash.lift_cell(a.get("rel_effect"), a.get("rel_ci_low"), a.get("rel_ci_high")) if a else "—",
+                  "A lift": lift_a,
                   "A verdict": abdash.verdict_cell(dd.verdict(a)) if a else "—",
-                  "B lift": abdash.lift_cell(b.get("rel_effect"), b.get("rel_ci_low"), b.get("rel_ci_high")) if b else "—",
+                  "B lift": lift_b,
                   "B verdict": abdash.verdict_cell(dd.verdict(b)) if b else "—",
                   "B − A": "n/a" if ea is None or eb is None else f"{(eb - ea) * 100:+.2f} pp"})
     raw.append({"metric": m, **{f"a_{k}": v for k, v in a.items() if k != "metric"},

@@ -24,10 +24,7 @@ st.header("Cumulative lift by day")
 names = [m["metric"] for m in metrics]
 metric = abdash.metric_picker(names, "lifts_metric")
 daily = sorted((r for r in rep.get("daily") or [] if r.get("metric") == metric), key=lambda r: r["day"])
-seq = (cfg.get("statistics") or {}).get("sequential") or (rep.get("analysis") or {}).get("sequential")
-method = seq.get("method") if isinstance(seq, dict) else seq
-band = (f"{level[:-3]} confidence sequence ({method}; valid at every look)" if seq
-        else f"{level} (fixed-horizon; not valid for peeking)")
+band = abdash.daily_band(rep, cfg, level)
 if not daily:
     st.info(f"No daily rows for {metric} in this run.")
     st.stop()

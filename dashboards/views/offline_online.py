@@ -43,7 +43,8 @@ else:
                    "comparison is then yours to justify.", icon=":material/link_off:")
         index = None
     pick = st.selectbox(f"{other.capitalize()} run", keys, index=index, key="ovo_other",
-                        format_func=lambda k: abdash.label(lookup[k]) + ("" if lookup[k] in paired else " (not paired)"),
+                        format_func=lambda k: abdash.label(lookup[k])
+                        + ("" if lookup[k] in paired else " (not paired)"),
                         placeholder=f"Pick an {other} run")
     if pick is None:
         st.stop()

@@ -1,5 +1,6 @@
-"""Segments: every metric × every segment value as a heatmap (head → torso → tail), one metric's lifts
-by segment as a forest plot, and the sample-ratio check of each segment."""
+"""Segments: every metric × every segment value as a heatmap (head → torso → tail) with the test of whether
+each metric's effect differs across a segment's values, one metric's lifts by segment as a forest plot, the
+cumulative daily lift of one segment value, and the sample-ratio check of each segment."""
 
 import html
 
@@ -7,6 +8,13 @@ import abdash
 import streamlit as st
 
 from abplatform import dashboard_data as dd
+from abplatform.report.render import (
+    fmt_q,
+    heterogeneity_caption,
+    heterogeneity_notes,
+    heterogeneity_verdict,
+    shared_units_note,
+)
 
 entry, rep, cfg = abdash.run_page("Segments")
 level = abdash.ci_level(cfg)
@@ -59,11 +67,36 @@ for i, (dim, value) in enumerate(cells):
         if kind != "no change":
             klass[(i, 2 + j)] = f"t-{kind}"
     rows.append(row)
+adjusted_note = " (adjusted per metric across cells)" if adjusted else ""
 st.html(abdash.html_table(["value", f"units {ctl} / {trt}", *names], rows, "segments_heatmap", groups=groups,
                           cell_class=klass, num=[f"units {ctl} / {trt}", *names],
-                          caption=f"Relative lift and {level}{' (adjusted per metric across cells)' if adjusted else ''}"
+                          caption=f"Relative lift and {level}{adjusted_note}"
                                   "; shaded ▲ better / ▼ worse when significant, in the metric's own direction. "
                                   "Exploratory: segment cells are not what the decision reads."))
+
+st.header("Does the effect differ across a segment's values?")
+het = rep.get("heterogeneity") or []
+if het:
+    het = sorted(het, key=lambda h: (dim_order.index(h["segment"]) if h["segment"] in dim_order else len(dim_order),
+                                     names.index(h["metric"]) if h["metric"] in names else len(names)))
+    het_rows, het_groups = [], {}
+    for i, h in enumerate(het):
+        typed_h = dd.as_heterogeneity(h)
+        if i == 0 or h["segment"] != het[i - 1]["segment"]:  # one heading per segment, with its shared units
+            shared = shared_units_note(typed_h)
+            het_groups[i] = abdash.SEGMENT_NAMES.get(h["segment"], h["segment"]) + (f" ({shared})" if shared else "")
+        verdict = heterogeneity_verdict(typed_h)
+        het_rows.append([h["metric"], fmt_q(typed_h.q), str(typed_h.df) if typed_h.q is not None else "—",
+                         abdash.pval(typed_h.p_value), abdash.pval(typed_h.p_value_adjusted),
+                         abdash.H(f"<b>{html.escape(verdict)}</b>") if typed_h.differs else verdict,
+                         heterogeneity_notes(typed_h, shared_units=False) or "—"])
+    st.html(abdash.html_table(["metric", "Q", "df", "p", "Holm p", "verdict", "values left out"], het_rows,
+                              "segments_heterogeneity", num=["Q", "df", "p", "Holm p"], groups=het_groups,
+                              caption=heterogeneity_caption(float(rep.get("alpha") or 0.05))))
+    abdash.download(het, "heterogeneity tests", "segments_heterogeneity")
+else:
+    st.info("This run's report has no heterogeneity tests (a report written before they existed, or no segment "
+            "with two values).")
 
 st.header("One metric by segment")
 metric = abdash.metric_picker(names, "segments_metric")
@@ -75,9 +108,9 @@ series = []
 for j, dim in enumerate(dims):
     mask = [s["segment"] == dim and dd.estimable(s) for s in rows_m]
     series.append({"name": abdash.SEGMENT_NAMES.get(dim, dim),
-                   "x": [s["rel_effect"] if m else None for s, m in zip(rows_m, mask)],
-                   "lo": [s["rel_ci_low"] if m else None for s, m in zip(rows_m, mask)],
-                   "hi": [s["rel_ci_high"] if m else None for s, m in zip(rows_m, mask)],
+                   "x": [s["rel_effect"] if m else None for s, m in zip(rows_m, mask, strict=True)],
+                   "lo": [s["rel_ci_low"] if m else None for s, m in zip(rows_m, mask, strict=True)],
+                   "hi": [s["rel_ci_high"] if m else None for s, m in zip(rows_m, mask, strict=True)],
                    "colour": abdash.SEGMENT_COLOURS[j % len(abdash.SEGMENT_COLOURS)],
                    "symbol": ["circle", "square", "diamond", "triangle-up"][j % 4]})
 fig = abdash.forest(labels, series, f"Relative lift of {metric} by segment ({level})", dodge=False)
@@ -104,6 +137,45 @@ st.html(abdash.html_table(["segment", "value", f"units {ctl} / {trt}", "SRM", ct
                            "verdict"], table, f"segments_{metric}",
                           num=[f"units {ctl} / {trt}", ctl, trt, "rel diff", "p"], ci_cols=[level]))
 abdash.download(rows_m, f"segment rows of {metric}", f"segments_{metric}")
+
+st.header(f"Cumulative lift of {metric} in one segment value")
+drill = {(s["segment"], s["segment_value"]): s for s in rep.get("daily_segments") or [] if s["metric"] == metric}
+if not drill:
+    st.info(f"This run's report has no daily looks of {metric} per segment value (a report written before they "
+            "existed, or a log without session times).")
+else:
+    def value_label(key: tuple[str, str]) -> str:
+        return f"{abdash.SEGMENT_NAMES.get(key[0], key[0])}: {key[1]}"
+
+    keys = sorted(drill, key=lambda k: natural(*k))
+    options = [value_label(k) for k in keys]
+    if st.session_state.get("segments_value") not in options:  # a metric or run without the value picked before
+        st.session_state["segments_value"] = options[0]
+    picked = st.selectbox("Segment value", options, key="segments_value",
+                          help="The daily cumulative lift of the metric picked above, in this segment value only.")
+    key = keys[options.index(picked)]
+    direction = (overall or {}).get("direction", "increase")
+    looks = dd.segment_looks(drill[key], direction)
+    overall_daily = sorted((r for r in rep.get("daily") or [] if r.get("metric") == metric), key=lambda r: r["day"])
+    band = abdash.daily_band(rep, cfg, level, series=drill[key])
+    abdash.plot(abdash.daily_figure(looks, f"{metric} in {picked}", band, overall=overall_daily), "segments_daily")
+    st.caption(f"Each day shows the lift in {picked} on all its data up to and including that day; the last day is "
+               f"the segment table's row. Band: {band}. Dotted: the overall cumulative lift. Exploratory, like every "
+               "segment cell.")
+    drill_rows = []
+    for r in looks:
+        est = dd.finite(r.get("rel_effect")) is not None
+        drill_rows.append([r["day"], f"{r['n_control'] or 0:,} / {r['n_treatment'] or 0:,}",
+                           dd.fmt_metric_value(r.get("control_value"), kind_u),
+                           dd.fmt_metric_value(r.get("treatment_value"), kind_u),
+                           abdash.pct(r.get("rel_effect")) if est else "not estimable",
+                           abdash.ci(r.get("rel_ci_low"), r.get("rel_ci_high")) if est else "—",
+                           abdash.pval(r.get("p_value")),
+                           abdash.verdict_cell(dd.band_verdict(r)) if est else "not estimable"])
+    st.html(abdash.html_table(["day", f"units {ctl} / {trt}", ctl, trt, "rel diff", f"band ({level})", "p",
+                               "verdict"], drill_rows, f"segments_daily_{metric}",
+                              num=[f"units {ctl} / {trt}", ctl, trt, "rel diff", "p"], ci_cols=[f"band ({level})"]))
+    abdash.download(looks, f"daily looks of {metric} in {picked}", f"segments_daily_{metric}")
 
 st.header("Sample ratio by segment")
 srm_rows = sorted(rep.get("srm_by_segment") or [],

@@ -485,6 +485,102 @@ def test_degenerate_segment_is_not_estimable(dash_results, tmp_path, monkeypatch
     assert "+0.00% [+0.00%, +0.00%]" not in page_text(at)
 
 
+def test_segments_heterogeneity_table_has_the_reports_numbers(app, dash_results):
+    """Cochran's Q per metric × segment, beside the heatmap: Q, df, p, Holm p and the verdict as report.md
+    words them, one group per segment (query frequency first, metrics in the scorecard's order) headed by
+    how much its values share units; every number in the page's text."""
+    from abplatform.report.render import fmt_q, heterogeneity_verdict
+
+    rep = dash_results["a"]
+    goto(pick_run(app, rep), "segments")
+    shown = table(app, "segments_heterogeneity")
+    names = [m["metric"] for m in rep["metrics"]]
+    dims = [d for d in dd.SEGMENT_ORDER if any(s["segment"] == d for s in rep["segments"])]
+    assert len(dims) == 3
+    het = sorted(rep["heterogeneity"], key=lambda h: (dims.index(h["segment"]), names.index(h["metric"])))
+    assert len(het) == len(shown) == len(names) * len(dims)
+    assert list(shown["metric"]) == [h["metric"] for h in het]
+    for (_, row), h in zip(shown.iterrows(), het, strict=True):
+        typed = dd.as_heterogeneity(h)
+        assert row["Q"] == fmt_q(h["q"]) and row["Holm p"] == fmt_p(h["p_value_adjusted"])
+        assert row["p"] == fmt_p(h["p_value"]) and row["df"] == (str(h["df"]) if h["q"] is not None else "—")
+        assert row["verdict"] == heterogeneity_verdict(typed)
+        assert (row["verdict"] == "effect differs across values") == (h["p_value_adjusted"] is not None
+                                                                      and h["p_value_adjusted"] < rep["alpha"])
+    text = page_text(app)
+    assert "Cochran's Q" in text and "Holm" in text
+    assert all(fmt_q(h["q"]) in text for h in het)
+    shared = next(h for h in het if h["segment"] == "query_segment")["values_per_unit"]
+    assert shared > 1 and f"query frequency (units in {shared:.2f} values on average: conservative)" in text
+    assert "new vs returning (" not in text  # a user is new or returning: the values share no unit
+
+
+def test_segments_drill_down_shows_one_values_cumulative_lift(app, dash_results):
+    """Pick a metric and a segment value: its cumulative lift by day with its band, the overall lift dotted,
+    the numbers in a table; the last day is the segment table's lift; another value draws other numbers."""
+    rep = dash_results["a"]
+    goto(pick_run(app, rep), "segments")
+    app.selectbox(key="segments_metric").set_value("buyer_conversion").run()
+    assert "query frequency: tail" in app.selectbox(key="segments_value").options
+
+    def check(value):
+        app.selectbox(key="segments_value").set_value(f"query frequency: {value}").run()
+        assert not app.exception
+        series = next(s for s in rep["daily_segments"]
+                      if (s["metric"], s["segment"], s["segment_value"]) == ("buyer_conversion", "query_segment", value))
+        fig = charts(app)["segments_daily"]
+        names = [t["name"] for t in fig["data"]]
+        assert names[0] == "upper bound" and "confidence sequence" in names[1]  # TINY_YAML is sequential
+        assert names[2:] == ["cumulative lift", "overall (every unit)"]
+        hi, lo, lift, overall = fig["data"]
+        assert lift["x"] == series["days"] and lo["fill"] == "tonexty"
+        assert all(close(a, b) for a, b in zip(lift["y"], series["rel_effect"], strict=True))
+        assert all(close(a, b) for a, b in zip(lo["y"], series["rel_ci_low"], strict=True))
+        assert all(close(a, b) for a, b in zip(hi["y"], series["rel_ci_high"], strict=True))
+        daily = {d["day"]: d["rel_effect"] for d in rep["daily"] if d["metric"] == "buyer_conversion"}
+        assert all(close(a, daily[d]) for a, d in zip(overall["y"], series["days"], strict=True))
+        df = table(app, "segments_daily_buyer_conversion")
+        assert list(df["day"]) == series["days"]
+        assert list(df["rel diff"]) == [fmt_pct(v) for v in series["rel_effect"]]
+        assert list(df["band (95% CI)"]) == [fmt_ci(a, b) for a, b in zip(series["rel_ci_low"], series["rel_ci_high"],
+                                                                          strict=True)]
+        assert list(df["units control / treatment"]) == [f"{a:,} / {b:,}" for a, b in
+                                                         zip(series["n_control"], series["n_treatment"], strict=True)]
+        cell = next(s for s in rep["segments"] if (s["metric"], s["segment"], s["segment_value"])
+                    == ("buyer_conversion", "query_segment", value))
+        assert df["rel diff"].iloc[-1] == fmt_pct(cell["rel_effect"])  # cumulative: the last day is the whole period
+        assert fmt_pct(series["rel_effect"][-1]) in page_text(app)
+        return lift["y"]
+
+    assert check("tail") != check("head")
+
+
+def test_segments_page_of_a_report_without_heterogeneity_or_daily_segments(dash_results, tmp_path, monkeypatch):
+    """A report.json written before the heterogeneity and daily segment sections still reads, and says so."""
+    import shutil
+
+    from abplatform.report.model import Report
+
+    root = tmp_path / "results"
+    shutil.copytree(dash_results["root"], root)
+    a = dash_results["a"]
+    path = root / "tiny" / a["run_id"] / "report.json"
+    rep = json.loads(path.read_text())
+    for k in ("heterogeneity", "daily_segments"):
+        rep.pop(k)
+    for s in rep["segments"] + rep["metrics"] + rep["daily"]:
+        s.pop("abs_se")
+    path.write_text(json.dumps(rep))
+    assert Report.from_dict(rep).heterogeneity == []
+    monkeypatch.setenv(dd.RESULTS_ENV, str(root))
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.query_params["run"] = a["run_id"]
+    goto(at.run(), "segments")
+    text = page_text(at)
+    assert "has no heterogeneity tests" in text and "has no daily looks of" in text
+    assert "segments_heatmap" in tables(at) and "segments_heterogeneity" not in tables(at)
+
+
 def test_segments_srm_failure_is_flagged(app, dash_results):
     h = dash_results["h"]
     goto(pick_run(app, h), "segments")

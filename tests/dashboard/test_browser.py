@@ -183,7 +183,8 @@ def test_browser_every_page_draws_for_a_run_with_all_sections(server, page, dash
     sidebar = page.locator("[data-testid='stSidebar']")
     _pick(page, sidebar.locator("[data-testid='stSelectbox']").first, dd.run_label(index[h["run_id"]]))
     page.get_by_text(f"run id {h['run_id']}").wait_for()
-    expected = {"Segments": 1, "Long tail & information bubble": 2, "Offline vs online": 1, "Compare two runs": 1}
+    # Segments: the forest plot and a segment value's daily drill-down
+    expected = {"Segments": 2, "Long tail & information bubble": 2, "Offline vs online": 1, "Compare two runs": 1}
     for name, n_charts in expected.items():
         sidebar.get_by_role("link", name=name).click()
         page.get_by_role("heading").filter(has_text=name.split(" &")[0].split(" two")[0]).first.wait_for()

@@ -47,7 +47,8 @@ def session_frame(sessions: pd.DataFrame, impressions: pd.DataFrame, labels: pd.
                                       judged_impressions=("judged", "sum"), grade_sum=("grade", "sum"),
                                       top3_click=("top3_click", "sum"), top3=("top3", "sum"),
                                       deep_click=("deep_click", "max"))
-    s = sessions[["session_id", "unit_id", "arm", "ts"]].merge(per, on="session_id", how="left").fillna(0)
+    s = sessions[["session_id", "unit_id", "arm", "ts", "query_segment"]].merge(per, on="session_id",
+                                                                                 how="left").fillna(0)
     s = s.merge(pages, on="session_id", how="left")
     s["judged_pages"] = s["good"].notna().astype(float)
     s["good_pages"] = s["good"].astype("boolean").fillna(False).astype(float)
@@ -87,15 +88,49 @@ def capped(x: pd.Series, metric: str) -> pd.Series:
     return x
 
 
-def test_daily_looks_equal_a_per_look_brute_force(small_replay, metrics):
+def read_replay(small_replay) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The experiment's sessions with an arm (as :func:`session_frame`) and the pre-period's unit totals."""
     read = lambda t: pd.read_parquet(small_replay / t)  # noqa: E731
     labels = read("relevance_labels")
     pages = read("page_labels")
     exp = session_frame(read("sessions"), read("impressions"), labels, pages)
     exp = exp[exp["arm"].notna()]
     pre = session_frame(read("pre_sessions").assign(arm=None), read("pre_impressions"), labels, pages)
-    pre_units = unit_values(pre, ["unit_id"])
+    return exp, unit_values(pre, ["unit_id"])
 
+
+def assert_look(look: pd.DataFrame, sessions: pd.DataFrame, pre_units: pd.DataFrame, metrics, where) -> int:
+    """The engine's rows of one look (one per metric × arm) equal the sums recomputed from ``sessions``
+    (the look's sessions); returns the number of rows checked."""
+    units = unit_values(sessions, ["unit_id", "arm"]).reset_index()
+    covariates = pre_units.reindex(units["unit_id"]).fillna(0).set_index(units.index)
+    checked = 0
+    for m in metrics:
+        x, y = x_y(units, m.name)
+        x = capped(x, m.name)
+        xp, yp = x_y(covariates, m.name)  # covariates are never capped
+        for arm in ("control", "treatment"):
+            a = (units["arm"] == arm).to_numpy()
+            row = look[(look["metric"] == m.name) & (look["arm"] == arm)]
+            assert len(row) == 1, (where, m.name, arm)
+            row = row.iloc[0]
+            assert row["n"] == a.sum()
+            X, Y, XP, YP = (v.to_numpy(dtype=float)[a] for v in (x, y, xp, yp))
+            expected = {"sum_x": X.sum(), "sum_x2": (X * X).sum(), "sum_xp": XP.sum(), "sum_xp2": (XP * XP).sum(),
+                        "sum_x_xp": (X * XP).sum()}
+            if m.type == "ratio":
+                expected |= {"sum_y": Y.sum(), "sum_y2": (Y * Y).sum(), "sum_xy": (X * Y).sum(),
+                             "sum_x2y": (X * X * Y).sum(), "sum_xy2": (X * Y * Y).sum(),
+                             "sum_y3": (Y**3).sum(), "sum_yp": YP.sum(), "sum_y_yp": (Y * YP).sum(),
+                             "sum_x_yp": (X * YP).sum(), "sum_y_xp": (Y * XP).sum()}
+            for col, value in expected.items():
+                assert row[col] == pytest.approx(value, rel=REL, abs=1e-9), (where, m.name, arm, col)
+            checked += 1
+    return checked
+
+
+def test_daily_looks_equal_a_per_look_brute_force(small_replay, metrics):
+    exp, pre_units = read_replay(small_replay)
     engine = MetricsEngine(Dataset(small_replay), metrics)
     try:
         daily = engine.daily_sufficient_stats(metrics)
@@ -104,29 +139,73 @@ def test_daily_looks_equal_a_per_look_brute_force(small_replay, metrics):
 
     days = sorted(exp["day"].unique())
     assert sorted(daily["day"].unique()) == days and len(days) > 3
-    checked = 0
-    for day in days:
-        units = unit_values(exp[exp["day"] <= day], ["unit_id", "arm"]).reset_index()
-        covariates = pre_units.reindex(units["unit_id"]).fillna(0).set_index(units.index)
-        for m in metrics:
-            x, y = x_y(units, m.name)
-            x = capped(x, m.name)
-            xp, yp = x_y(covariates, m.name)  # covariates are never capped
-            for arm in ("control", "treatment"):
-                a = (units["arm"] == arm).to_numpy()
-                row = daily[(daily["day"] == day) & (daily["metric"] == m.name) & (daily["arm"] == arm)]
-                assert len(row) == 1, (day, m.name, arm)
-                row = row.iloc[0]
-                assert row["n"] == a.sum()
-                X, Y, XP, YP = (v.to_numpy(dtype=float)[a] for v in (x, y, xp, yp))
-                expected = {"sum_x": X.sum(), "sum_x2": (X * X).sum(), "sum_xp": XP.sum(), "sum_xp2": (XP * XP).sum(),
-                            "sum_x_xp": (X * XP).sum()}
-                if m.type == "ratio":
-                    expected |= {"sum_y": Y.sum(), "sum_y2": (Y * Y).sum(), "sum_xy": (X * Y).sum(),
-                                 "sum_x2y": (X * X * Y).sum(), "sum_xy2": (X * Y * Y).sum(),
-                                 "sum_y3": (Y**3).sum(), "sum_yp": YP.sum(), "sum_y_yp": (Y * YP).sum(),
-                                 "sum_x_yp": (X * YP).sum(), "sum_y_xp": (Y * XP).sum()}
-                for col, value in expected.items():
-                    assert row[col] == pytest.approx(value, rel=REL, abs=1e-9), (day, m.name, arm, col)
-                checked += 1
+    checked = sum(assert_look(daily[daily["day"] == day], exp[exp["day"] <= day], pre_units, metrics, day)
+                  for day in days)
     assert checked == len(days) * len(metrics) * 2
+
+
+def test_daily_segment_looks_equal_a_per_look_brute_force(small_replay, metrics):
+    """Per segment value: each look is the value's sessions up to that day, with percentile caps over the
+    look's units of that value; the last look is the segment table's row."""
+    exp, pre_units = read_replay(small_replay)
+    engine = MetricsEngine(Dataset(small_replay), metrics)
+    try:
+        looks = engine.daily_segment_sufficient_stats(metrics, ["query_segment"])
+        whole = engine.sufficient_stats(metrics, ["query_segment"])
+    finally:
+        engine.close()
+
+    assert list(looks.columns[:5]) == ["metric", "segment", "segment_value", "day", "arm"]
+    assert set(looks["segment"]) == {"query_segment"}
+    days, values = sorted(exp["day"].unique()), sorted(exp["query_segment"].unique())
+    assert sorted(looks["segment_value"].unique()) == values and len(values) == 3
+    checked = 0
+    for value in values:
+        for day in days:
+            look = looks[(looks["segment_value"] == value) & (looks["day"] == day)]
+            sessions = exp[(exp["day"] <= day) & (exp["query_segment"] == value)]
+            checked += assert_look(look, sessions, pre_units, metrics, (value, day))
+    assert checked == len(values) * len(days) * len(metrics) * 2
+    # cumulative: the last look is the whole period, the segment table's row
+    last = looks[looks["day"] == days[-1]].drop(columns=["day"]).set_index(["metric", "segment_value", "arm"])
+    table = whole[whole["segment"] == "query_segment"].set_index(["metric", "segment_value", "arm"])
+    pd.testing.assert_frame_equal(last.loc[table.index, table.columns], table, rtol=REL)
+
+
+def test_daily_segment_looks_of_no_segment_are_empty(small_replay, metrics):
+    engine = MetricsEngine(Dataset(small_replay), metrics)
+    try:
+        assert engine.daily_segment_sufficient_stats(metrics, []).empty
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("method", [None, "confidence_sequence", "obrien_fleming"])
+def test_segment_values_daily_looks_are_tested_as_the_overall_ones(small_replay, method):
+    """The scorecard's per-segment looks: fixed-horizon without a sequential analysis (the last look is then
+    the segment table's unadjusted row), the confidence sequence with it (wider), and fixed-horizon under
+    O'Brien–Fleming (a boundary table per segment value would cost seconds each); column ``sequential``."""
+    from abplatform.scorecard import build_scorecard
+
+    statistics = {"cuped": True, "correction": "holm"}
+    if method is not None:
+        statistics["sequential"] = {"method": method, "planned_units": 4000}
+    exp = Experiment.model_validate({
+        "name": "daily_segments", "arms": [{"name": "control", "ranker": "v1"}, {"name": "treatment", "ranker": "v2"}],
+        "metrics": [{"name": "item_ctr", "role": "primary"}, {"name": "buyer_conversion"}],
+        "segments": ["query_segment", "user_type"], "statistics": statistics})
+    card = build_scorecard(Dataset(small_replay), exp)
+    looks = card.daily_segments
+    assert looks is not None and set(looks["segment"]) == {"query_segment", "user_type"}
+    expected = "confidence_sequence" if method == "confidence_sequence" else None
+    assert set(looks["sequential"].map(lambda v: v if isinstance(v, str) else None)) == {expected}
+    last = looks[looks["day"] == looks["day"].max()].set_index(["metric", "segment", "segment_value"])
+    table = card.segments.set_index(["metric", "segment", "segment_value"])
+    same = ["n_control", "n_treatment", "control_value", "treatment_value", "abs_effect", "rel_effect", "theta"]
+    pd.testing.assert_frame_equal(last.loc[table.index, same], table[same], rtol=1e-9)
+    width = (last["rel_ci_high"] - last["rel_ci_low"]).loc[table.index]
+    fixed = table["rel_ci_high"] - table["rel_ci_low"]
+    if expected is None:
+        pd.testing.assert_series_equal(width, fixed, rtol=1e-9)
+    else:
+        assert (width > fixed).all()

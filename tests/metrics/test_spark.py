@@ -71,6 +71,8 @@ def both(engines):
     return {
         "sufficient": (duck.sufficient_stats(METRICS, SEGMENT_COLUMNS), sp.sufficient_stats(METRICS, SEGMENT_COLUMNS)),
         "daily": (duck.daily_sufficient_stats(METRICS), sp.daily_sufficient_stats(METRICS)),
+        "daily_segments": (duck.daily_segment_sufficient_stats(METRICS, SEGMENT_COLUMNS),
+                           sp.daily_segment_sufficient_stats(METRICS, SEGMENT_COLUMNS)),
         "long_tail": (duck.long_tail_stats(), sp.long_tail_stats()),
     }
 
@@ -90,7 +92,7 @@ def assert_same_frame(a: pd.DataFrame, b: pd.DataFrame) -> None:
             assert (x == y).all(), c
 
 
-@pytest.mark.parametrize("kind", ["sufficient", "daily"])
+@pytest.mark.parametrize("kind", ["sufficient", "daily", "daily_segments"])
 def test_sufficient_statistics_equal_duckdb(both, kind):
     duck, sp = both[kind]
     assert len(duck) > 0

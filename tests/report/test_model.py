@@ -26,6 +26,37 @@ def test_handmade_report_round_trips():
     assert Report.from_dict(json.loads(text)).to_dict() == json.loads(text)
 
 
+def test_heterogeneity_and_daily_segment_series_round_trip_and_older_reports_read():
+    from abplatform.report.model import DailySegmentSeries, SegmentHeterogeneity
+
+    het = SegmentHeterogeneity(treatment="treatment", control="control", metric="item_ctr", segment="query_segment",
+                               q=3.1, df=2, p_value=0.21, p_value_adjusted=0.42, cells=3, values_per_unit=2.3)
+    nan_test = SegmentHeterogeneity(treatment="treatment", control="control", metric="item_ctr", segment="user_type",
+                                    q=None, df=0, p_value=None, p_value_adjusted=None, cells=1, cells_not_estimable=1)
+    series = DailySegmentSeries(metric="item_ctr", segment="query_segment", segment_value="tail",
+                                days=["2026-06-01", "2026-06-02"], n_control=[None, 40], n_treatment=[3, 41],
+                                control_value=[None, 0.1], treatment_value=[0.2, 0.12], rel_effect=[None, 0.2],
+                                rel_ci_low=[None, -0.1], rel_ci_high=[None, 0.5], p_value=[None, 0.3])
+    rep = report(heterogeneity=[het, nan_test], daily_segments=[series])
+    back = Report.from_json(rep.to_json())
+    assert back == rep and back.to_json() == rep.to_json()
+    assert back.daily_segments[0].looks()[1] == {
+        "day": "2026-06-02", "metric": "item_ctr", "segment": "query_segment", "segment_value": "tail",
+        "n_control": 40, "n_treatment": 41, "control_value": 0.1, "treatment_value": 0.12, "rel_effect": 0.2,
+        "rel_ci_low": -0.1, "rel_ci_high": 0.5, "p_value": 0.3}
+    # a report.json of before these sections (and before abs_se) reads, with the sections empty
+    doc = json.loads(rep.to_json())
+    for k in ("heterogeneity", "daily_segments"):
+        doc.pop(k)
+    for m in doc["metrics"]:
+        m.pop("abs_se")
+    old = Report.from_dict(doc)
+    assert old.heterogeneity == [] and old.daily_segments == [] and old.metrics[0].abs_se is None
+    with pytest.raises(ReportFormatError, match=r"report.daily_segments\[0\].n_control\[0\]: expected int"):
+        Report.from_dict({**json.loads(rep.to_json()), "daily_segments": [{**json.loads(rep.to_json())[
+            "daily_segments"][0], "n_control": ["40", 40]}]})
+
+
 @pytest.mark.slow
 def test_a_real_runs_report_json_round_trips_byte_for_byte(small_run):
     text = (small_run / "report.json").read_text()

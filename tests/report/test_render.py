@@ -147,3 +147,32 @@ def test_all_outputs_written_when_all_can_be(tmp_path, monkeypatch):
     assert junit.read_bytes() == junit_xml(rep) and output.read_text() == "decision=promote\narm=treatment\n"
     assert summary.read_text() == "earlier steps\n" + markdown(rep) + "\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junit.xml", "output.txt", "summary.md"]
+
+
+def test_segment_section_has_one_heterogeneity_line_per_metric_and_segment():
+    from abplatform.report.model import SegmentHeterogeneity
+
+    def het(metric, segment, **kw):
+        base = {"treatment": "treatment", "control": "control", "metric": metric, "segment": segment, "q": 14.2,
+                "df": 2, "p_value": 0.00083, "p_value_adjusted": 0.0025, "differs": True, "cells": 3,
+                "values_per_unit": 2.28}
+        return SegmentHeterogeneity(**{**base, **kw})
+
+    rows = [het("item_ctr", "query_segment"),
+            het("relevance", "query_segment", q=1.3, p_value=0.52, p_value_adjusted=0.52, differs=False, df=1,
+                cells=2, cells_not_estimable=1),
+            het("item_ctr", "user_type", q=None, df=0, p_value=None, p_value_adjusted=None, differs=False, cells=1,
+                cells_not_estimable=1, values_per_unit=1.0)]
+    rep = with_segments(0.05)
+    rep.heterogeneity = rows
+    md = markdown(rep)
+    section = md.split("## By segment")[1].split("\n## ")[0]
+    assert "Does the effect differ across a segment's values? Cochran's Q" in section and "Holm" in section
+    lines = [ln for ln in section.splitlines() if ln.startswith("- ")]
+    assert lines == [
+        ("- query_segment · item_ctr: Q = 14.20 on 2 df, p = 0.0008, Holm p = 0.0025 — effect differs across values "
+         "(units in 2.28 values on average: conservative)"),
+        ("- query_segment · relevance: Q = 1.30 on 1 df, p = 0.5200, Holm p = 0.5200 — no evidence it differs "
+         "(1 value not estimable, left out; units in 2.28 values on average: conservative)"),
+        "- user_type · item_ctr: no test (1 estimable value, two needed; 1 value not estimable, left out)"]
+    assert rep.comparison_list()[0].heterogeneity == rows
