@@ -27,10 +27,31 @@ for col, r, name in ((c1, ra, "A"), (c2, rb, "B")):
     col.markdown(f"**{name}: {r.get('experiment')}** · `{r.get('run_id')}` · {r.get('mode')} · "
                  f"config `{str(r.get('config_sha256', ''))[:12]}`")
     col.html(str(abdash.badge(str(d), (r.get("decision") or {}).get("arm") if r.get("comparisons") else None)))
-if ra.get("config_sha256") == rb.get("config_sha256"):
-    st.caption("Both runs used the same experiment config (same hash).")
-else:
-    st.caption("The runs used different experiment configs.")
+
+
+def flat(d: object, prefix: str = "") -> dict[str, str]:
+    """A nested config or fingerprint as dotted keys → values (lists of objects indexed)."""
+    if isinstance(d, dict):
+        return {k: v for key, val in d.items() for k, v in flat(val, f"{prefix}{key}.").items()}
+    if isinstance(d, list) and any(isinstance(v, (dict, list)) for v in d):
+        return {k: v for i, val in enumerate(d) for k, v in flat(val, f"{prefix}{i}.").items()}
+    return {prefix.rstrip("."): str(d)}
+
+
+def provenance(r: dict) -> dict:
+    return {"data": r.get("source") or {}, "code_version": r.get("code_version"),
+            "abplatform_version": r.get("abplatform_version"), "seed": r.get("seed"), "mode": r.get("mode")}
+
+
+for what, fa, fb in (("Experiment config", flat(abdash.config(lookup[a_key])), flat(abdash.config(lookup[b_key]))),
+                     ("Data and code", flat(provenance(ra)), flat(provenance(rb)))):
+    keys_ab = [k for k in dict.fromkeys([*fa, *fb]) if fa.get(k) != fb.get(k)]
+    if not keys_ab:
+        st.caption(f"{what}: identical in both runs.")
+        continue
+    with st.expander(f"{what}: {len(keys_ab)} difference(s)", expanded=what == "Data and code"):
+        rows = [(k, fa.get(k, "—"), fb.get(k, "—")) for k in keys_ab]
+        st.html(str(abdash.html_table(["setting", "run A", "run B"], rows, key=f"diff_{what[:4].lower()}")))
 
 ma = {m["metric"]: m for m in ra.get("metrics") or []}
 mb = {m["metric"]: m for m in rb.get("metrics") or []}
