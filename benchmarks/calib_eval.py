@@ -7,8 +7,14 @@ expectation under the world's oracle behaviour model (position-based examination
 * E[clicks] = sum over the page of attraction x examination; impressions: the items shown;
 * P(user buys at least once) = 1 - prod over the user's shown cells of (1 - P(click) P(purchase | click));
 * E[orders] = sum of P(click) P(purchase | click) (1 + extra orders' Poisson mean);
-* relevance: the raters' grade of every shown (query, item) pair (a function of the pair); page good: the
-  probability that the top 5's mean grade plus the rater's N(0, 0.3) noise reaches 1.6.
+* relevance as the scorecard measures it (``abplatform/metrics/relevance.py``, ``sql/01_session_values.sql``): the
+  mean grade over shown cells whose (query, item) pair carries a label. In the pipeline the raters judge the pages
+  of a 5% sample of sessions (the world's ``Stream.LABEL`` draw by session id) in both arms, and a label then
+  covers its pair wherever either arm shows it, which weights frequent (query, item) pairs up. Emulated per
+  comparison: the users are split 50/50 (a fixed draw), the label set is the treatment's pairs on the judged
+  sessions of one half and the control's on those of the other, and each ranker's relevance is the mean grade
+  of its cells (every session) whose pair is in that set. Page good: the probability that the top 5's mean
+  grade plus the rater's N(0, 0.3) noise reaches 1.6 (the judged pages are a random sample, so every page).
 
 Metric by metric as the scorecard defines them (item CTR a ratio of sums over users, buyer conversion the mean of
 users' P(buy), order volume the mean of users' E[orders], page good rate and relevance means over pages and cells),
@@ -19,6 +25,7 @@ finite population of users in one world, not of sampled responses (there are non
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,12 +36,22 @@ from scipy.stats import norm
 from abplatform.dataset import Dataset
 from abplatform.offline.ope import load_logged_pages, ranker_pages
 from abplatform.rankers import Catalog, make_ranker
+from abplatform.rng import Stream, uniforms
 from abplatform.world.behaviour import EXAMINATION
 from abplatform.world.generate import grade_pairs, unit_rows
 from abplatform.world.truth import load_truth
 
 METRICS = ("item_ctr", "buyer_conversion", "order_volume", "page_good_rate", "relevance")
 TAIL = ("tail_impression_share", "exposure_gini", "category_entropy")
+
+
+@dataclass
+class LabelContext:
+    """Which sessions the raters judge and the fixed 50/50 split of users the label emulation uses."""
+
+    user_index: np.ndarray  # per session
+    judged: np.ndarray  # per session, bool
+    half: np.ndarray  # per session, bool: the user is in the treatment's half
 
 
 @dataclass
@@ -51,6 +68,21 @@ class ArmTotals:
     tail_impressions: np.ndarray
     entropy: np.ndarray
     gini: float
+    pair_keys: np.ndarray | None = None  # (sessions, k) query code x items + item row; -1 where nothing shown
+    cell_grades: np.ndarray | None = None  # (sessions, k) the raters' grade of each shown cell
+    labels: LabelContext | None = None
+
+    def labelled(self, label_set: np.ndarray) -> ArmTotals:
+        """These totals with relevance over the cells whose pair is in ``label_set`` (sorted keys)."""
+        assert self.pair_keys is not None and self.cell_grades is not None and self.labels is not None
+        mask = np.isin(self.pair_keys, label_set, assume_unique=False) & (self.pair_keys >= 0)
+        n = len(self.clicks)
+        uidx = self.labels.user_index
+        judged = np.bincount(uidx, mask.sum(1), minlength=n)
+        grades = np.bincount(uidx, np.where(mask, self.cell_grades, 0).sum(1), minlength=n)
+        return dataclasses.replace(self, grades=grades, judged=judged)
+
+    judged: np.ndarray | None = None  # per user labelled impressions (None: every impression counts)
 
     def metrics(self, w: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Metric values, weighted by ``w`` (users x replicates) for a bootstrap, else once."""
@@ -59,7 +91,7 @@ class ArmTotals:
         n = s(np.ones_like(self.clicks))
         return {"item_ctr": s(self.clicks) / s(self.impressions), "buyer_conversion": s(self.p_buy) / n,
                 "order_volume": s(self.orders) / n, "page_good_rate": s(self.good) / s(self.pages),
-                "relevance": s(self.grades) / s(self.impressions),
+                "relevance": s(self.grades) / s(self.judged if self.judged is not None else self.impressions),
                 "tail_impression_share": s(self.tail_impressions) / s(self.impressions),
                 "category_entropy": s(self.entropy) / n}
 
@@ -96,6 +128,9 @@ def evaluate(world: str | Path, arms: dict[str, tuple[str, dict]], batch: int = 
     n_users, n_items = len(users), len(catalog)
     tail = tail_items(world, n_items)
     n_cat = int(truth.items.leaf.max()) + 1
+    _, query_codes = np.unique(logged.queries.astype(str), return_inverse=True)
+    labels = LabelContext(user_index, uniforms(truth.seed, logged.session_ids, Stream.LABEL)[:, 0] < truth.label_rate,
+                          (np.random.default_rng(12345).random(n_users) < 0.5)[user_index])
     out = {}
     for name, (ranker_name, params) in arms.items():
         ranker = make_ranker(ranker_name, params).fit(ds, catalog)
@@ -104,6 +139,8 @@ def evaluate(world: str | Path, arms: dict[str, tuple[str, dict]], batch: int = 
                                              "grades", "tail")}
         cat_counts = np.zeros((n_users, n_cat))
         exposure = np.zeros(n_items)
+        pair_keys = np.where(pages >= 0, query_codes[:, None].astype(np.int64) * n_items + pages, -1)
+        cell_grades = np.zeros(pages.shape, np.int8)
         for lo in range(0, len(logged), batch):
             hi = min(len(logged), lo + batch)
             shown, uidx, urows = pages[lo:hi], user_index[lo:hi], user_rows[lo:hi]
@@ -118,6 +155,7 @@ def evaluate(world: str | Path, arms: dict[str, tuple[str, dict]], batch: int = 
             orders = buy * (1.0 + model.extra_orders_mean(cells[3]))
             g = grade_pairs(truth.seed, queries, shown, rel).astype(float)
             good = norm.sf((1.6 - g[:, :5].mean(axis=1)) / 0.3)
+            cell_grades[lo:hi] = np.where(valid, g, 0)
             rows = np.maximum(shown, 0)
             for key, per_session in (("clicks", click.sum(1)), ("impressions", valid.sum(1)),
                                      ("log_no_buy", np.log1p(-buy).sum(1)), ("orders", orders.sum(1)),
@@ -131,7 +169,8 @@ def evaluate(world: str | Path, arms: dict[str, tuple[str, dict]], batch: int = 
         share = cat_counts / np.maximum(cat_counts.sum(1, keepdims=True), 1)
         entropy = -(np.where(share > 0, share * np.log2(np.where(share > 0, share, 1)), 0)).sum(1)
         out[name] = ArmTotals(t["clicks"], t["impressions"], -np.expm1(t["log_no_buy"]), t["orders"], t["good"],
-                              t["pages"], t["grades"], t["tail"], entropy, gini(exposure))
+                              t["pages"], t["grades"], t["tail"], entropy, gini(exposure), pair_keys, cell_grades,
+                              labels)
     return out
 
 
@@ -139,6 +178,11 @@ def lifts(totals: dict[str, ArmTotals], treatment: str, control: str, replicates
           seed: int = 0) -> dict[str, tuple[float, float, float]]:
     """(relative lift, 95% low, 95% high) per metric of ``treatment`` over ``control``; Gini: (difference, nan, nan)."""
     t, c = totals[treatment], totals[control]
+    if t.pair_keys is not None and t.labels is not None and c.pair_keys is not None:
+        lab = t.labels
+        label_set = np.unique(np.concatenate([t.pair_keys[lab.judged & lab.half].ravel(),
+                                              c.pair_keys[lab.judged & ~lab.half].ravel()]))
+        t, c = t.labelled(label_set), c.labelled(label_set)
     point_t, point_c = t.metrics(), c.metrics()
     n = len(t.clicks)
     out = {}

@@ -121,8 +121,8 @@ def test_cli_refuses_then_force_replaces(tmp_path):
     res = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert res.stderr.strip().splitlines() == [
-        "error: mydata: not empty and not a world abplatform wrote; refusing to replace it "
-        "(--force replaces it, deleting everything in it)"]
+        ("error: mydata: not empty and not a world abplatform wrote; refusing to replace it "
+         "(--force replaces it, deleting everything in it)")]
     assert (tmp_path / "mydata" / "notes.txt").read_text() == "months of work\n"
     res = subprocess.run([*args, "--force"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr

@@ -143,3 +143,17 @@ def test_onesearch_items_have_an_appeal_the_classic_world_lacks(onesearch_world,
     for other in (quality, truth["log_popularity"].to_numpy()):
         assert abs(np.corrcoef(appeal, other)[0, 1]) < 4.5 / np.sqrt(n)
     assert "appeal" not in pq.read_table(small_world / "truth" / "items.parquet").column_names
+
+
+def test_onesearch_is_calibrated_at_the_demos_size_with_valid_ranker_settings():
+    """The preset was calibrated at the demo's size, and the ranker settings it documents are the rankers' own
+    constructor parameters (an arm's ``params:`` takes them as they are)."""
+    from abplatform.rankers import make_ranker
+    from abplatform.world.presets import CALIBRATION_SIZE, preset_ranker_params
+
+    assert CALIBRATION_SIZE == {"users": 60_000, "days": 14, "pre_days": 7, "items": 20_000}
+    for ranker in ("cascade", "v1", "v2"):
+        params = preset_ranker_params("onesearch", ranker)
+        made = make_ranker(ranker, params)
+        assert all(getattr(made, k) == v for k, v in params.items()), (ranker, params)
+    assert preset_ranker_params("onesearch", "v2")["w_rel"] >= 0.45  # off the w_rel threshold near 0.3
