@@ -84,9 +84,9 @@ def read_index(root: str | Path) -> list[dict[str, Any]]:
     except FileNotFoundError:
         return []
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+        raise ValueError(f"{INDEX} is not valid JSON ({e})") from None  # no server path: the page shows it
     if not isinstance(entries, list):
-        raise ValueError(f"{path}: expected a list of run summaries")
+        raise ValueError(f"{INDEX} is not a list of run summaries")
     runs = [e for e in entries if isinstance(e, dict) and e.get("run_id") and e.get("path")]
     return sorted(runs, key=lambda e: (str(e.get("created", "")), str(e["run_id"])), reverse=True)
 
@@ -165,12 +165,64 @@ def decision_word(entry: dict[str, Any]) -> str:
     return word + (f" {arm}" if arm and arm != "treatment" else "")
 
 
-def run_label(entry: dict[str, Any]) -> str:
+#: The text box of the sidebar's run picker holds 270 px of text at 12.48 px (.78rem, Source Sans; 380 px
+#: sidebar): 21.6 em. Streamlit's selectbox cannot wrap, so a longer label is cut at its end — the date and
+#: run id. A label is kept to ``LABEL_EM``, measured by :func:`text_em` (each character's width as
+#: Chromium draws it, rounded up; the browser test measures the drawn labels).
+LABEL_EM = 21.6
+#: The longest arm name a label keeps whole.
+LABEL_ARM_CHARS = 10
+# character widths in em of the picker's font (Source Sans as Chromium draws it, rounded up to 0.01 em);
+# any other character counts as 1 em
+_EM_CLASSES = {0.2: ' ', 0.25: "',.:;ij|·", 0.26: 'l', 0.27: 'I', 0.29: '!', 0.3: 'f', 0.31: '()[]{}', 0.32: '-',
+               0.34: 't', 0.35: '/\\r', 0.42: '*s', 0.43: '"?z', 0.45: 'x', 0.46: 'c', 0.47: 'vy', 0.48: 'JY',
+               0.49: 'L', 0.5: '0123456789#$+<=>F^_ek~', 0.51: 'ag', 0.52: 'VX', 0.53: 'E', 0.54: 'STZ',
+               0.55: 'A`hnou', 0.56: 'bdpq', 0.57: 'PR', 0.58: 'CK', 0.59: 'B', 0.61: '&', 0.62: 'DG', 0.65: 'NU',
+               0.66: 'H', 0.67: 'OQ', 0.72: 'w', 0.73: 'M', 0.79: 'W', 0.83: '%m', 0.85: '@', 0.95: '…'}
+_CHAR_EM = {c: em for em, chars in _EM_CLASSES.items() for c in chars}
+
+
+def text_em(text: str) -> float:
+    """The width of ``text`` in the picker's font, in em (an upper estimate)."""
+    return sum(_CHAR_EM.get(c, 1.0) for c in text)
+
+
+def abbreviate(text: str, limit: int) -> str:
+    """``text`` cut in the middle to at most ``limit`` characters ("onesearch_…_vs_v1"): both ends of a
+    name are what tells names apart (a prefix shared by a team's experiments, a version at the end)."""
+    if len(text) <= limit:
+        return text
+    if limit <= 1:
+        return text[:limit]
+    head = limit // 2
+    tail = limit - 1 - head
+    return text[:head] + "…" + (text[-tail:] if tail else "")
+
+
+def run_label(entry: dict[str, Any], width_em: float = LABEL_EM) -> str:
     """Picker label, short enough for the sidebar: decision (and arm), experiment, date (month-day, UTC; the
-    full time is beside the picker) and the run id's distinctive tail, so two runs never read alike."""
+    full time is beside the picker) and the run id's distinctive tail, so two runs never read alike. A long
+    experiment name (and a long arm) is shortened in its middle until the label fits ``width_em`` (the
+    picker's width; :func:`text_em`), so its date and run id always show."""
     created = str(entry.get("created", ""))[5:10]
     rid = str(entry.get("run_id", ""))
-    return f"{decision_word(entry)} · {entry.get('experiment', '?')} · {created} · …{rid[-6:]}"
+    experiment = str(entry.get("experiment", "?"))
+    arm = str(entry.get("arm") or "")
+    arm = "" if arm == "treatment" else abbreviate(arm, LABEL_ARM_CHARS)
+    rest = f" · {created} · …{rid[-6:]}"
+
+    def label(name_chars: int, arm_chars: int) -> str:
+        word = str(entry.get("decision") or "?").upper() + (f" {abbreviate(arm, arm_chars)}" if arm else "")
+        return f"{word} · {abbreviate(experiment, name_chars)}{rest}"
+
+    # the experiment's name keeps 12 characters if it can (the arm shortened first), else 6
+    for name_min in (12, 6):
+        for arm_chars in range(len(arm), min(4, len(arm)) - 1, -1) if arm else (0,):
+            for name_chars in range(len(experiment), min(name_min, len(experiment)) - 1, -1):
+                text = label(name_chars, arm_chars)
+                if text_em(text) <= width_em:
+                    return text
+    return label(6, 4)
 
 
 def runs_frame(entries: list[dict[str, Any]]) -> pd.DataFrame:
@@ -547,4 +599,74 @@ def run_health(entry: dict[str, Any], report: Report, missing: list[str]) -> lis
         out.append(("warning", "**Incomplete run folder:** no " + " and no ".join(missing)
                     + " (made by hand or by an older version of abplatform); the pages use defaults where they "
                       "would read it."))
+    bad_days = [d for d in report.srm_by_day if d.failed]
+    if bad_days:
+        days = "; ".join(f"{d.day} ({', '.join(f'{a} {n:,}' for a, n in d.units.items())}, "
+                         f"Holm {p_is(d.p_value_adjusted)})" for d in bad_days)
+        out.append(("error", (f"**Exposures per day off the split** on {days}: the new {report.analysis.units_label} "
+                             "of that day do not follow the configured weights (Holm across days, threshold "
+                             f"{bad_days[0].threshold:g}). Assignment or logging broke that day; its data bias "
+                             "the effects.")))
+    bad_balance = [b for c in report.comparison_list() for b in c.balance if b.failed]
+    if bad_balance:
+        rows = "; ".join(f"{b.metric}{f' ({b.comparison})' if several else ''}: {b.control} "
+                         f"{fmt_value(b.control_pre_value)} vs {b.treatment} {fmt_value(b.treatment_pre_value)}, "
+                         f"Holm {p_is(b.p_value_adjusted)}" for b in bad_balance)
+        out.append(("error", (f"**Pre-period imbalance** — {rows}. The arms differed before the experiment began "
+                             f"(Holm across metrics, threshold {bad_balance[0].threshold:g}): assignment depends on "
+                             "past behaviour, or the pre-period data are joined wrongly. Do not trust the effects "
+                             "(CUPED included) until it is explained.")))
     return out
+
+
+def health_passed(report: Report) -> str:
+    """The green line when every health check passed: what was checked (and what could not be)."""
+    checked = ["sample ratio (overall, per segment" + (", per day)" if report.srm_by_day else ")")]
+    if any(c.balance for c in report.comparison_list()):
+        checked.append("pre-period balance")
+    checked += ["serving cost", "run files"]
+    text = "Health checks passed: " + ", ".join(checked) + "."
+    if not any(c.balance for c in report.comparison_list()):
+        text += " Pre-period balance not evaluated (no pre-period covariates in this run)."
+    return text
+
+
+# --- health details: exposures per day, pre-period balance, data fingerprint -----------------------
+
+def exposure_rows(report: Report) -> list[dict[str, Any]]:
+    """One row per day: the new units per arm, each arm's share, the day's sample-ratio test (p, Holm p) and
+    whether it failed; from the report's ``srm_by_day``. An older report without it: the new units per arm
+    from its daily rows (cumulative n of the headline comparison), untested (p None)."""
+    if report.srm_by_day:
+        return [{"day": d.day, "units": dict(d.units), "test": d.test, "p_value": d.p_value,
+                 "p_value_adjusted": d.p_value_adjusted, "failed": d.failed} for d in report.srm_by_day]
+    first = report.metrics[0].metric if report.metrics else None
+    looks = sorted((r for r in report.daily if r.metric == first), key=lambda r: r.day)
+    out, prev = [], {report.control: 0, report.treatment: 0}
+    for r in looks:
+        cum = {report.control: r.n_control or 0, report.treatment: r.n_treatment or 0}
+        out.append({"day": r.day, "units": {a: cum[a] - prev[a] for a in cum}, "test": None, "p_value": None,
+                    "p_value_adjusted": None, "failed": False})
+        prev = cum
+    return out
+
+
+def balance_rows(report: Report) -> list[dict[str, Any]]:
+    """The pre-period balance rows of every comparison, as plain data for a table."""
+    return [{"comparison": b.comparison, **dataclasses.asdict(b)} for c in report.comparison_list() for b in c.balance]
+
+
+def fingerprint_rows(report: Report) -> list[tuple[str, str]]:
+    """(what, value) of the data and code behind the run: rows per table, the data's date range, files and hash,
+    the code version, abplatform's version, the config's hash, Python, seed. Folders are named, not their
+    server paths."""
+    src = report.source
+    rows = [("data folder", Path(src.path).name or src.path)]
+    rows += [(f"rows: {table}", f"{n:,}") for table, n in src.rows.items()]
+    rows += [("date range (sessions)", f"{src.first_session} → {src.last_session}"),
+             ("data files", f"{src.files:,}"), ("data hash (blake2b)", src.hash),
+             ("code version (package source and SQL)", report.code_version),
+             ("abplatform version", report.abplatform_version), ("config sha256", report.config_sha256),
+             ("Python", report.python), ("seed", str(report.seed)),
+             ("event log", Path(report.event_log).name if report.event_log else "—")]
+    return rows

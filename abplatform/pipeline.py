@@ -49,8 +49,10 @@ from abplatform.report.offline_policy import OfflinePolicyEvaluation
 from abplatform.report.render import junit_xml, markdown
 from abplatform.scorecard import (
     Scorecard,
+    balance_results,
     build_scorecard,
     daily_segment_series,
+    daily_srm_results,
     heterogeneity_results,
     metric_results,
     srm_checks,
@@ -504,7 +506,8 @@ def _comparison(card: Scorecard, treatment: str, control: str, srm: SrmCheck, ru
                       daily=metric_results(_rows_of(card.daily, name), DailyResult), latency_guardrail=latency,
                       long_tail=_long_tail(card, treatment, control),
                       heterogeneity=heterogeneity_results(_rows_of(card.heterogeneity, name)),
-                      daily_segments=daily_segment_series(_rows_of(card.daily_segments, name)))
+                      daily_segments=daily_segment_series(_rows_of(card.daily_segments, name)),
+                      balance=balance_results(_rows_of(card.balance, name)))
 
 
 def analysis_of(exp: Experiment) -> Analysis:
@@ -539,7 +542,8 @@ def _publish(exp: Experiment, config_path: Path, config_sha: str, card: Scorecar
         treatment=head.treatment, decision=decision, srm=srm, metrics=head.metrics, segments=head.segments,
         srm_by_segment=srm_by_segment, daily=head.daily, latency_ms_per_query=latency_ms or {},
         latency_guardrail=head.latency_guardrail, long_tail=head.long_tail, heterogeneity=head.heterogeneity,
-        daily_segments=head.daily_segments, analysis=analysis_of(exp),
+        daily_segments=head.daily_segments, balance=head.balance, srm_by_day=daily_srm_results(card),
+        analysis=analysis_of(exp),
         offline_policy=offline_policy, interleaving=interleaving, arms=card.arms if several else [],
         control_arm=exp.control_arm.name if several else "", comparisons=comparisons if several else [])
     paired = _paired_report(store, exp, mode, say)

@@ -26,7 +26,9 @@ from abplatform.metrics.base import UnitColumn
 from abplatform.profile import SEGMENT_SOURCE
 from abplatform.report.model import (
     DailySegmentSeries,
+    DailySrm,
     MetricResult,
+    PrePeriodBalance,
     SegmentHeterogeneity,
     SegmentSrm,
     SrmCheck,
@@ -53,6 +55,10 @@ class Scorecard:
     # values' cumulative daily looks (one row per comparison × metric × segment value × day)
     heterogeneity: pd.DataFrame | None = None
     daily_segments: pd.DataFrame | None = None
+    # health: the pre-period A/A check per comparison × metric (stats.balance_table; empty without a
+    # pre-period) and the sample ratio of each day's new units (stats.daily_srm_table)
+    balance: pd.DataFrame | None = None
+    srm_by_day: pd.DataFrame | None = None
 
     @property
     def control(self) -> str:
@@ -162,6 +168,10 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
     heterogeneity = stats.heterogeneity_table(segments, st.alpha, overall) if len(segments) else pd.DataFrame()
     srm = stats.srm_table(counts.reset_index(drop=True), weights, by=["segment", "segment_value"],
                           threshold=st.srm_threshold)
+    # health checks: were the arms alike before the experiment, and did each day's new units follow the split?
+    balance = stats.balance_table(suff, {m.name: m.type for m in metrics}, pairs, threshold=st.srm_threshold)
+    srm_by_day = (stats.daily_srm_table(daily[daily["metric"] == metrics[0].name], weights, threshold=st.srm_threshold)
+                  if len(daily) else None)
     lt_card = lt_arms = None
     if long_tail is not None:
         from abplatform.metrics.long_tail import LONG_TAIL_METRICS
@@ -173,7 +183,7 @@ def build_scorecard(dataset: Dataset, exp: Experiment, threads: int | None = Non
         lt_arms = long_tail[1]
     return Scorecard(overall=overall, segments=segments, daily=daily_card, srm=srm, pairs=pairs, arms=arms,
                      sufficient_stats=suff, long_tail=lt_card, long_tail_arms=lt_arms, heterogeneity=heterogeneity,
-                     daily_segments=daily_segments)
+                     daily_segments=daily_segments, balance=balance, srm_by_day=srm_by_day)
 
 
 def analysed_segments(exp: Experiment, dataset: Dataset) -> list[str]:
@@ -269,3 +279,30 @@ def srm_checks(card: Scorecard) -> tuple[SrmCheck, list[SegmentSrm]]:
     return (SrmCheck(p_value=overall.p_value, chi2=overall.chi2, failed=overall.failed, units=overall.units,
                      test=overall.test),
             rows)
+
+
+def _num(v: Any) -> float | None:
+    return None if v is None or pd.isna(v) else finite_or_none(float(v))
+
+
+def balance_results(frame: pd.DataFrame | None) -> list[PrePeriodBalance]:
+    """The typed rows of a pre-period balance table (:func:`abplatform.stats.balance_table`); NaN becomes None."""
+    if frame is None or frame.empty:
+        return []
+    return [PrePeriodBalance(
+        treatment=str(r["treatment"]), control=str(r["control"]), metric=str(r["metric"]), type=str(r["type"]),
+        n_control=int(r["n_control"]), n_treatment=int(r["n_treatment"]),
+        control_pre_value=_num(r["control_pre_value"]), treatment_pre_value=_num(r["treatment_pre_value"]),
+        diff=_num(r["diff"]), rel_diff=_num(r["rel_diff"]), se=_num(r["se"]), df=_num(r["df"]), t=_num(r["t"]),
+        p_value=_num(r["p_value"]), p_value_adjusted=_num(r["p_value_adjusted"]), failed=bool(r["failed"]),
+        threshold=float(r["threshold"])) for r in frame.to_dict("records")]
+
+
+def daily_srm_results(card: Scorecard) -> list[DailySrm]:
+    """The sample-ratio check of each day's new units (:func:`abplatform.stats.daily_srm_table`), typed."""
+    if card.srm_by_day is None or card.srm_by_day.empty:
+        return []
+    return [DailySrm(day=str(r["day"]), units={a: int(r[f"n_{a}"]) for a in card.arms}, p_value=_num(r["p_value"]),
+                     chi2=_num(r["chi2"]), test=str(r["test"]), p_value_adjusted=_num(r["p_value_adjusted"]),
+                     failed=bool(r["failed"]), threshold=float(r["threshold"]))
+            for r in card.srm_by_day.to_dict("records")]

@@ -19,6 +19,7 @@ from plotly.subplots import make_subplots
 
 from abplatform import dashboard_data as dd
 from abplatform.dashboard_data import fmt_ci, fmt_p, fmt_pct, fmt_value
+from abplatform.report import render as dd_render
 from abplatform.report.model import MetricResult, Report
 from abplatform.report.render import ci_cell, decision_title
 
@@ -80,6 +81,7 @@ ul.ab-checks li.cmp{font-weight:700;color:#1F2430;border-top:none;padding-top:.4
 .st{display:inline-block;min-width:5.6rem;font-weight:700}
 .st-pass{color:#00664C}.st-fail{color:#A63A00}.st-warn{color:#7A4A00}.st-info{color:#555B66}
 .ab-card details summary{cursor:pointer;font-size:.88rem;color:#005A8C;margin-top:.2rem}
+table.ab[data-key="fingerprint"] td{overflow-wrap:anywhere;word-break:break-all}
 </style>"""
 
 
@@ -117,6 +119,15 @@ def runs(quiet: bool = False) -> list[dict[str, Any]]:
             st.error(f"Cannot read the run index (index.json of results folder {root_name()}): {e}",
                      icon=":material/error:")
         return []
+
+
+def _index_readable() -> bool:
+    """False when the index exists but cannot be read (``runs`` has said why)."""
+    try:
+        _index(root(), dd.index_mtime(root()))
+    except ValueError:
+        return False
+    return True
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -221,7 +232,7 @@ def require_run() -> tuple[dict[str, Any], dict[str, Any]]:
         if wanted:
             st.error(f"No run `{wanted}` in results folder {root_name()} (the link names a run this folder does "
                      "not have). Pick a run in the sidebar.", icon=":material/link_off:")
-        else:
+        elif runs(quiet=False) or dd.index_mtime(root()) == 0 or _index_readable():
             st.info(f"No runs yet in results folder {root_name()}. Make one with `abplatform run EXPERIMENT.yaml` "
                     "(or `make demo`), then reload this page.")
         st.stop()
@@ -237,6 +248,7 @@ def run_page(title: str, full: bool = False) -> tuple[dict[str, Any], dict[str, 
     st.title(f"{title} · {rep.get('experiment')}")
     run_caption(entry, rep, cfg)
     health(entry)
+    health_details(entry)
     verdict_card(entry, rep, full=full)
     return entry, rep, cfg
 
@@ -270,8 +282,64 @@ def health(entry: dict[str, Any], who: str = "", quiet_ok: bool = False) -> None
             body = texts[0] if len(texts) == 1 else "\n".join(f"- {t}" for t in texts)
             (st.error if level == "error" else st.warning)(head + body, icon=":material/warning:")
     if not problems and not quiet_ok:
-        st.success("Health checks passed: sample ratio (overall and per segment), serving cost, run files.",
-                   icon=":material/verified:")
+        st.success(dd.health_passed(rep), icon=":material/verified:")
+
+
+def health_details(entry: dict[str, Any]) -> None:
+    """Folded on every run page: the health checks in detail — each day's new units per arm with its
+    sample-ratio test, the pre-period balance of every metric — and the data fingerprint (rows, date range,
+    hashes, code and config versions)."""
+    try:
+        rep = typed(entry)
+    except (OSError, ValueError):
+        return
+    days = dd.exposure_rows(rep)
+    bal = dd.balance_rows(rep)
+    bad = sum(d["failed"] for d in days) + sum(b["failed"] for b in bal)
+    title = ("Health checks in detail: exposures per arm per day, pre-period balance"
+             + (f" — {bad} failed" if bad else ""))
+    with st.expander(title, icon=":material/monitor_heart:"):
+        st.markdown(f"**Exposures per arm per day.** {dd_render.daily_srm_line(rep)}.")
+        if days:
+            arms = list(days[0]["units"])
+            rows = []
+            for d in days:
+                total = sum(d["units"].values())
+                shares = [f"{n:,} ({n / total:.1%})" if total else "0" for n in d["units"].values()]
+                verdict = ("—" if d["p_value"] is None else
+                           H('<span class="v-worse">✖ off the split</span>') if d["failed"]
+                           else H('<span class="v-better">✔ ok</span>'))
+                rows.append([d["day"], *shares, d["test"] or "—", pval(d["p_value"]), pval(d["p_value_adjusted"]),
+                             verdict])
+            cols = ["day", *(f"new {a}" for a in arms), "test", "p", "p (Holm, days)", "sample ratio"]
+            st.html(html_table(cols, rows, "exposures", num=[*(f"new {a}" for a in arms), "p", "p (Holm, days)"],
+                               caption="New units per arm that day (units first counted that day) and their share; "
+                                       "the test is of that day's split against the configured weights."))
+            download([{"day": d["day"], **{f"n_{a}": n for a, n in d["units"].items()}, "test": d["test"],
+                       "p_value": d["p_value"], "p_value_adjusted": d["p_value_adjusted"], "failed": d["failed"]}
+                      for d in days], "exposures per day", "exposures")
+        st.markdown(f"**Pre-period balance.** {dd_render.balance_line(rep)}.")
+        if bal:
+            several = len(rep.comparison_list()) > 1
+            rows = []
+            for b in bal:
+                verdict = (H('<span class="v-worse">✖ imbalanced</span>') if b["failed"]
+                           else "no test" if b["p_value"] is None else H('<span class="v-better">✔ balanced</span>'))
+                rows.append([*([b["comparison"]] if several else []), b["metric"], val(b["control_pre_value"]),
+                             val(b["treatment_pre_value"]), pct(b["rel_diff"]), pval(b["p_value"]),
+                             pval(b["p_value_adjusted"]), verdict])
+            cols = [*(["comparison"] if several else []), "metric", "control", "treatment", "difference", "p",
+                    "Holm p", "balance"]
+            st.html(html_table(cols, rows, "balance", num=["control", "treatment", "difference", "p", "Holm p"],
+                               caption="Each arm's pre-period value (per-unit mean; a ratio's Σ over Σ), before "
+                                       "assignment: a randomised split differs by chance only. p: Welch's t test; "
+                                       "Holm p: adjusted across the comparison's metrics."))
+            download(bal, "pre-period balance", "balance")
+    with st.expander("Data fingerprint: rows, date range, data hash, code and config versions",
+                     icon=":material/fingerprint:"):
+        st.html(html_table(["what", "value"], [list(r) for r in dd.fingerprint_rows(rep)], "fingerprint",
+                           caption="What this run read and ran: the same data hash, code version and config "
+                                   "hash reproduce its numbers."))
 
 
 def verdict_card(entry: dict[str, Any], view: dict[str, Any], full: bool = False) -> None:

@@ -91,3 +91,60 @@ def test_report_tests_heterogeneity_and_keeps_each_segment_values_daily_looks(sm
     assert "Does the effect differ across a segment's values?" in (small_run / "report.md").read_text()
     for h in rep.heterogeneity:
         assert f"query_segment · {h.metric}: Q = {h.q:.2f} on 2 df" in (small_run / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_report_carries_pre_period_balance_and_each_days_sample_ratio(small_run):
+    """The health checks of a real run: the pre-period A/A test of every metric (Welch on the pre-period
+    per-unit values, from the run's own sufficient statistics; Holm across the metrics) and the sample
+    ratio of each day's new users (they add up to the overall units; each day tested against 50/50)."""
+    import numpy as np
+    import pandas as pd
+    from scipy import stats as sps
+
+    from abplatform.report.model import Report
+    from abplatform.report.render import markdown
+    from abplatform.stats import srm_test
+    from abplatform.stats.multiple import holm
+
+    rep = Report.from_json((small_run / "report.json").read_text())
+    suff = pd.read_parquet(small_run / "sufficient_stats.parquet")
+    suff = suff[suff["segment"] == "all"].set_index(["metric", "arm"])
+    assert [b.metric for b in rep.balance] == [m.metric for m in rep.metrics]
+    assert rep.comparison_list()[0].balance == rep.balance
+    for b in rep.balance:
+        assert (b.treatment, b.control, b.threshold) == ("treatment", "control", 0.001)
+        if b.type == "ratio":
+            continue
+        arms = {}
+        for arm in ("control", "treatment"):
+            r = suff.loc[(b.metric, arm)]
+            mean = r["sum_xp"] / r["n"]
+            arms[arm] = (mean, np.sqrt((r["sum_xp2"] - r["sum_xp"] ** 2 / r["n"]) / (r["n"] - 1)), r["n"])
+        ref = sps.ttest_ind_from_stats(*arms["treatment"], *arms["control"], equal_var=False)
+        assert b.p_value == pytest.approx(ref.pvalue, rel=1e-9) and b.t == pytest.approx(ref.statistic, rel=1e-9)
+        assert b.control_pre_value == pytest.approx(arms["control"][0])
+    assert [b.p_value_adjusted for b in rep.balance] == pytest.approx(list(holm(np.array([b.p_value for b in
+                                                                                        rep.balance]))))
+    assert not any(b.failed for b in rep.balance)  # a randomised split
+
+    days = sorted({d.day for d in rep.daily})
+    assert [d.day for d in rep.srm_by_day] == days
+    for arm in ("control", "treatment"):
+        assert sum(d.units[arm] for d in rep.srm_by_day) == rep.srm.units[arm]
+    first = sorted((d for d in rep.daily if d.metric == rep.metrics[0].metric), key=lambda d: d.day)
+    assert [d.units["control"] for d in rep.srm_by_day] == list(np.diff([0] + [d.n_control for d in first]))
+    for d in rep.srm_by_day:
+        assert d.p_value == pytest.approx(srm_test(d.units, {"control": 1.0, "treatment": 1.0}).p_value)
+    assert [d.p_value_adjusted for d in rep.srm_by_day] == pytest.approx(
+        list(holm(np.array([d.p_value for d in rep.srm_by_day]))))
+    md = markdown(rep)
+    assert "Pre-period balance (A/A check" in md and ": ok (smallest Holm p" in md
+    assert f"Holm across {len(days)} days" in md
+    # an older report.json (before the health checks) still reads, with empty sections
+    old = json.loads((small_run / "report.json").read_text())
+    for k in ("balance", "srm_by_day"):
+        old.pop(k)
+    again = Report.from_dict(old)
+    assert again.balance == [] and again.srm_by_day == []
+    assert "Pre-period balance: not evaluated" in markdown(again)

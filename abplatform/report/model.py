@@ -191,6 +191,48 @@ class SegmentSrm(SrmCheck):
 
 
 @dataclass(kw_only=True)
+class DailySrm(SrmCheck):
+    """The sample-ratio test of one day's new units (``units``: per arm, the units first counted that
+    day; ``abplatform.stats.balance.daily_srm_table``). ``p_value_adjusted``: Holm across the run's days;
+    ``failed`` when that is below ``threshold`` (the run's sample-ratio threshold)."""
+
+    day: str
+    p_value_adjusted: float | None = None
+    threshold: float = 0.001
+
+
+@dataclass(kw_only=True)
+class PrePeriodBalance:
+    """The pre-period A/A check of one comparison × metric (``abplatform.stats.balance.balance_table``):
+    the arms' pre-period values (``*_pre_value``: per-unit mean, or Σxp/Σyp for a ratio), Welch's t on the
+    pre-period per-unit values (delta method for ratios) with ``df``, its two-sided ``p_value``,
+    ``p_value_adjusted`` Holm across the metrics of the comparison, ``failed`` when that is below
+    ``threshold`` (the sample-ratio threshold: an imbalance that strong is a bug, not chance)."""
+
+    treatment: str
+    control: str
+    metric: str
+    type: str = "mean"
+    n_control: int | None = None
+    n_treatment: int | None = None
+    control_pre_value: float | None = None
+    treatment_pre_value: float | None = None
+    diff: float | None = None
+    rel_diff: float | None = None
+    se: float | None = None
+    df: float | None = None
+    t: float | None = None
+    p_value: float | None = None
+    p_value_adjusted: float | None = None
+    failed: bool = False
+    threshold: float = 0.001
+
+    @property
+    def comparison(self) -> str:
+        return f"{self.treatment} vs {self.control}"
+
+
+@dataclass(kw_only=True)
 class LatencyGuardrail:
     """Serving cost: the treatment ranker's CPU time per query against the control's.
 
@@ -282,6 +324,7 @@ class Comparison:
     long_tail: LongTail | None = None
     heterogeneity: list[SegmentHeterogeneity] = field(default_factory=list)
     daily_segments: list[DailySegmentSeries] = field(default_factory=list)
+    balance: list[PrePeriodBalance] = field(default_factory=list)  # empty: no pre-period (or an older report)
 
     @property
     def name(self) -> str:
@@ -364,6 +407,10 @@ class Report:
     # the headline comparison's heterogeneity across segment values, and its segment values' daily looks
     heterogeneity: list[SegmentHeterogeneity] = field(default_factory=list)
     daily_segments: list[DailySegmentSeries] = field(default_factory=list)
+    # health: the headline comparison's pre-period balance (each comparison's in ``comparisons``), and the
+    # sample ratio of each day's new units over every arm; empty in an older report or without the data
+    balance: list[PrePeriodBalance] = field(default_factory=list)
+    srm_by_day: list[DailySrm] = field(default_factory=list)
 
     @property
     def arm_names(self) -> list[str]:
@@ -381,7 +428,8 @@ class Report:
         return [Comparison(treatment=self.treatment, control=self.control, decision=self.decision,
                            metrics=self.metrics, segments=self.segments, daily=self.daily,
                            latency_guardrail=self.latency_guardrail, long_tail=self.long_tail,
-                           heterogeneity=self.heterogeneity, daily_segments=self.daily_segments)]
+                           heterogeneity=self.heterogeneity, daily_segments=self.daily_segments,
+                           balance=self.balance)]
 
     @property
     def confidence_label(self) -> str:

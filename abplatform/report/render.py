@@ -86,6 +86,47 @@ def _comparison_heading(c: Comparison) -> str:
     return f"{c.name}: {c.treatment} {'beats' if c.decision.promote else 'does not beat'} {c.control}"
 
 
+def _threshold(rows: Any) -> str:
+    return f"{rows[0].threshold:g}" if rows else "0.001"
+
+
+def daily_srm_line(report: Report) -> str:
+    """The sample ratio of each day's new units in one line (report.md and the dashboard's health section)."""
+    days = report.srm_by_day
+    if not days:
+        return "Exposures per day: not evaluated (no daily looks in this report)"
+    head = (f"Exposures per day (sample ratio of each day's new {report.analysis.units_label}, Holm across "
+            f"{len(days)} days, fails at adjusted p < {_threshold(days)})")
+    bad = [d for d in days if d.failed]
+    if bad:
+        return head + ": **FAILED** on " + "; ".join(
+            f"{d.day} ({', '.join(f'{a} {n}' for a, n in d.units.items())}; Holm {_p_is(d.p_value_adjusted)})"
+            for d in bad)
+    low = min(days, key=lambda d: d.p_value_adjusted if d.p_value_adjusted is not None else 1.0)
+    return head + f": ok (smallest Holm {_p_is(low.p_value_adjusted)}, {low.day})"
+
+
+def balance_line(report: Report) -> str:
+    """The pre-period A/A check of every comparison in one line (report.md and the dashboard)."""
+    rows = [b for c in report.comparison_list() for b in c.balance]
+    if not rows:
+        return ("Pre-period balance: not evaluated (no pre-period covariates: the log has no pre-period, or the "
+                "unit is not the user)")
+    head = (f"Pre-period balance (A/A check: Welch on the pre-period per-unit values, Holm across a comparison's "
+            f"metrics, fails at adjusted p < {_threshold(rows)})")
+    several = _several(report)
+    bad = [b for b in rows if b.failed]
+    if bad:
+        return head + ": **FAILED** for " + "; ".join(
+            f"{b.metric}{f' ({b.comparison})' if several else ''}: {b.control} {fmt_value(b.control_pre_value)}, "
+            f"{b.treatment} {fmt_value(b.treatment_pre_value)}, Holm {_p_is(b.p_value_adjusted)}" for b in bad)
+    tested = [b for b in rows if b.p_value_adjusted is not None]
+    if not tested:
+        return head + ": no metric could be tested (no pre-period variation)"
+    low = min(tested, key=lambda b: b.p_value_adjusted or 0.0)
+    return head + f": ok (smallest Holm {_p_is(low.p_value_adjusted)}, {low.metric})"
+
+
 def markdown(report: Report) -> str:
     d = report.decision
     ci = report.confidence_label
@@ -98,7 +139,8 @@ def markdown(report: Report) -> str:
     units = ", ".join(f"{a}: {n}" for a, n in report.srm.units.items())
     lines += ["", f"Mode: {report.mode} · {report.analysis.units_label} {units} · "
                   f"SRM ({report.srm.test}) p = {fmt_p(report.srm.p_value)}"
-              + (" **(FAILED)**" if report.srm.failed else ""), "", analysis_line(report), ""]
+              + (" **(FAILED)**" if report.srm.failed else ""), "", analysis_line(report), "",
+              f"- {daily_srm_line(report)}", f"- {balance_line(report)}", ""]
     lines += _scorecards_markdown(report, comparisons)
     for c in comparisons:
         if c.segments:

@@ -12,6 +12,7 @@ sums here are already sums of capped values and no statistic changes. ``capping.
 the reference implementation the SQL is tested against and the simulations use.
 """
 
+from .balance import balance_table, daily_srm_table
 from .capping import cap_values
 from .compare import compare, compare_pairs
 from .heterogeneity import cochran_q, heterogeneity_table
@@ -26,11 +27,13 @@ __all__ = [
     "MetricSpec",
     "SequentialSpec",
     "SrmResult",
+    "balance_table",
     "baseline_variance",
     "cap_values",
     "cochran_q",
     "compare",
     "compare_pairs",
+    "daily_srm_table",
     "heterogeneity_table",
     "mde",
     "mde_columns",

@@ -276,6 +276,120 @@ def test_srm_banner_reaches_the_pages_about_all_runs(app, dash_results):
         assert any("Sample ratio mismatch" in e.value for e in app.error), page
 
 
+RUN_PAGES = ["scorecard", "lifts", "segments", "long_tail", "offline_online", "policy"]
+
+
+def test_health_details_exposures_balance_and_fingerprint_on_every_run_page(app, dash_results):
+    """Folded on every run page: each day's new units per arm with its sample-ratio test, the pre-period
+    balance of every metric, and the data fingerprint — the report's numbers in the page's text."""
+    a = dash_results["a"]
+    pick_run(app, a)
+    for page in RUN_PAGES:
+        goto(app, page)
+        text = page_text(app)
+        assert "Health checks passed" in text and "per day" in text and "pre-period balance" in text, page
+        days = table(app, "exposures")
+        assert list(days["day"]) == [d["day"] for d in a["srm_by_day"]]
+        for (_, shown), d in zip(days.iterrows(), a["srm_by_day"]):
+            total = sum(d["units"].values())
+            assert shown["new control"] == f"{d['units']['control']:,} ({d['units']['control'] / total:.1%})"
+            assert shown["p (Holm, days)"] == fmt_p(d["p_value_adjusted"]) and shown["sample ratio"] == "✔ ok"
+        bal = table(app, "balance")
+        assert list(bal["metric"]) == [b["metric"] for b in a["balance"]]
+        for (_, shown), b in zip(bal.iterrows(), a["balance"]):
+            assert shown["control"] == fmt_value(b["control_pre_value"])
+            assert shown["treatment"] == fmt_value(b["treatment_pre_value"])
+            assert shown["p"] == fmt_p(b["p_value"]) and shown["Holm p"] == fmt_p(b["p_value_adjusted"])
+            assert shown["balance"] == "✔ balanced"
+        fp = dict(table(app, "fingerprint").values.tolist())
+        src = a["source"]
+        assert fp["data hash (blake2b)"] == src["hash"] and fp["code version (package source and SQL)"] == a["code_version"]
+        assert fp["abplatform version"] == a["abplatform_version"] and fp["config sha256"] == a["config_sha256"]
+        assert fp["date range (sessions)"] == f"{src['first_session']} → {src['last_session']}"
+        for tbl, n in src["rows"].items():
+            assert fp[f"rows: {tbl}"] == f"{n:,}"
+        assert src["path"] not in text and fp["data folder"] == Path(src["path"]).name  # no server path
+
+
+def _broken_health(report: dict) -> dict:
+    """The report with one day off the split and a pre-period imbalance in its first metric."""
+    rep = json.loads(json.dumps(report))
+    day = rep["srm_by_day"][2]
+    day.update(units={"control": 900, "treatment": 450}, p_value=1e-30, p_value_adjusted=5e-30, failed=True)
+    b = rep["balance"][0]
+    b.update(p_value=1e-9, p_value_adjusted=4e-9, failed=True)
+    return rep
+
+
+def test_a_day_off_the_split_and_a_pre_period_imbalance_are_banners_on_every_page(dash_results, tmp_path,
+                                                                                   monkeypatch):
+    import shutil
+
+    root = tmp_path / "results"
+    shutil.copytree(dash_results["root"], root)
+    b = dash_results["b"]
+    (root / "tiny" / b["run_id"] / "report.json").write_text(json.dumps(_broken_health(b)))
+    monkeypatch.setenv(dd.RESULTS_ENV, str(root))
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.query_params["run"] = b["run_id"]
+    at.run()
+    day, metric = b["srm_by_day"][2]["day"], b["balance"][0]["metric"]
+    for page in RUN_PAGES:
+        goto(at, page)
+        errors = "\n".join(e.value for e in at.error)
+        assert f"Exposures per day off the split** on {day} (control 900, treatment 450, Holm p < 0.0001)" in errors
+        assert f"Pre-period imbalance** — {metric}: control" in errors and "Holm p < 0.0001" in errors, page
+        assert "Health checks passed" not in page_text(at)
+        assert table(at, "exposures")["sample ratio"].tolist()[2] == "✖ off the split"
+        assert table(at, "balance")["balance"].tolist()[0] == "✖ imbalanced"
+    for page in ("experiments", "compare"):  # the pages about every run name it too
+        goto(at, page)
+        assert any("Pre-period imbalance" in e.value for e in at.error), page
+
+
+def test_a_report_from_before_the_health_checks_shows_daily_units_untested(dash_results, tmp_path, monkeypatch):
+    import shutil
+
+    root = tmp_path / "results"
+    shutil.copytree(dash_results["root"], root)
+    b = {k: v for k, v in json.loads(json.dumps(dash_results["b"])).items() if k not in ("balance", "srm_by_day")}
+    (root / "tiny" / b["run_id"] / "report.json").write_text(json.dumps(b))
+    monkeypatch.setenv(dd.RESULTS_ENV, str(root))
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.query_params["run"] = b["run_id"]
+    goto(at.run(), "scorecard")
+    text = page_text(at)
+    assert "Pre-period balance not evaluated" in text and "Exposures per day: not evaluated" in text
+    days = table(at, "exposures")
+    first = sorted((d for d in b["daily"] if d["metric"] == b["metrics"][0]["metric"]), key=lambda d: d["day"])
+    assert list(days["day"]) == [d["day"] for d in first]
+    assert days["new control"].iloc[0].startswith(f"{first[0]['n_control']:,} (")
+    assert set(days["p"]) == {"n/a"} and "balance" not in tables(at)
+
+
+def test_run_labels_fit_the_sidebar_and_keep_date_and_run_id():
+    entry = {"decision": "promote", "created": "2026-12-07T02:13:10+00:00", "run_id": "20261207T021310123456Z"}
+    short = dd.run_label({**entry, "experiment": "tiny"})
+    assert short == "PROMOTE · tiny · 12-07 · …23456Z"
+    names = ["onesearch_semantic_reranker_v2_vs_lexical_baseline_2026_holiday",
+             "onesearch_semantic_reranker_v2_vs_lexical_baseline_2026_spring", "x" * 200]
+    for arm in ("v2", "semantic_reranker_with_a_long_name"):
+        labels = [dd.run_label({**entry, "experiment": n, "arm": arm}) for n in names]
+        for lab in labels:
+            assert dd.text_em(lab) <= dd.LABEL_EM, lab
+            assert lab.startswith(f"PROMOTE {arm[:2]}") and lab.endswith(" · 12-07 · …23456Z"), lab
+            assert "…" in lab.split(" · ")[1]  # cut in the middle: both ends of the name stay
+    labels = [dd.run_label({**entry, "experiment": n, "arm": "v2"}) for n in names]
+    assert labels[0] != labels[1]  # names that differ at their end stay apart
+    name = labels[0].split(" · ")[1]
+    assert name.startswith("ones") and name.endswith("liday") and len(name) >= 12
+    assert dd.abbreviate("abcdefghij", 5) == "ab…ij" and dd.abbreviate("abc", 5) == "abc"
+    demo = dd.run_label({**entry, "experiment": "onesearch_v2_vs_v1"})
+    assert demo == "PROMOTE · onesearch_v2_vs_v1 · 12-07 · …23456Z"  # a usual name stays whole
+    wide = dd.run_label({**entry, "experiment": "WWW_MMM_WWW_MMM_WWW_MMM"})
+    assert dd.text_em(wide) <= dd.LABEL_EM and wide.endswith("…23456Z")
+
+
 # --- Scorecard -----------------------------------------------------------------------------------
 
 def test_scorecard_values_equal_report_and_report_md(app, dash_results, downloads):

@@ -1,16 +1,21 @@
-"""End to end in a real browser: `streamlit run` on 127.0.0.1 driven by Playwright + Debian's Chromium.
+"""End to end in a real browser: `streamlit run` on 127.0.0.1 (one server per results folder) driven by
+Playwright + Debian's Chromium.
 
-Open the app, pick a run in the sidebar, open the forest-plot page, switch the daily-lift metric, wait
-until plotly has drawn the traces, and save screenshots under tests/artifacts/ (gitignored); check
-that the scorecard does not scroll sideways at 1280 px and that axe-core finds no serious or critical
-accessibility violation on any page. Skipped, with the reason printed, where Chromium, playwright or
-(for the accessibility test) axe-core is not installed.
+Every page of a promote run (offline, sequential), a hold run (online, sample ratio failed), a three-arm run
+and a broken results folder, with what an analyst must see: the verdict card's checklist and latency line,
+the health banners and details, the data fingerprint, report.json's numbers in the page's text, the ?run=
+link kept, the sidebar's run label drawn whole, plain-words errors without traceback or server path. Also:
+pick a run in the sidebar, switch the daily-lift metric and wait until plotly has drawn the traces, no
+sideways scroll of the scorecard at 1280 px, axe-core on every page; screenshots under tests/artifacts/
+(gitignored). Skipped, with the reason printed, where Chromium, playwright or (for the accessibility test)
+axe-core is not installed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -43,8 +48,62 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+LONG_NAME = "onesearch_semantic_reranker_v2_vs_lexical_baseline_2026_holiday"
+
+
+def _start(root: Path) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = {**os.environ, dd.RESULTS_ENV: str(root)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboards" / "app.py"), "--server.address",
+         "127.0.0.1", "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats",
+         "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _wait_up(proc: subprocess.Popen, url: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            pytest.fail(f"streamlit did not start on {url}:\n{out}")
+        time.sleep(0.2)
+
+
+def _broken_root(base: Path, dash_results: dict) -> Path:
+    """A copy of the results folder with a run whose report.json is gone (the folder deleted after the index
+    listed it) and one whose report.json is not a report (cut short); the test breaks its index.json later."""
+    root = base / "broken_results"
+    shutil.copytree(dash_results["root"], root)
+    index = {e["run_id"]: e for e in json.loads((root / "index.json").read_text())}
+    shutil.rmtree(root / index[dash_results["b"]["run_id"]]["path"])
+    cut = root / index[dash_results["h"]["run_id"]]["path"] / "report.json"
+    cut.write_text(cut.read_text()[:5000])
+    # the newest run: a long experiment and arm name (the sidebar's label must still show date and run id)
+    a = json.loads(json.dumps(dash_results["a"]))
+    a.update(experiment=LONG_NAME, run_id="20991231T235959000000Z", created="2099-12-31T23:59:59+00:00")
+    (root / LONG_NAME / a["run_id"]).mkdir(parents=True)
+    shutil.copy(root / index[dash_results["a"]["run_id"]]["path"] / "config.json", root / LONG_NAME / a["run_id"])
+    (root / LONG_NAME / a["run_id"] / "report.json").write_text(json.dumps(a))
+    entries = [{**index[dash_results["a"]["run_id"]], "experiment": LONG_NAME, "run_id": a["run_id"],
+                "created": a["created"], "arm": "semantic_reranker_with_a_long_name",
+                "path": f"{LONG_NAME}/{a['run_id']}"}, *index.values()]
+    (root / "index.json").write_text(json.dumps(entries))
+    return root
+
+
 @pytest.fixture(scope="module")
-def server(request):
+def servers(request, tmp_path_factory):
+    """One `streamlit run` per results folder — "main" (the promote, hold/SRM-failed/online and legacy runs),
+    "abn" (the three-arm run), "broken" (a copy with a run folder gone and a report cut short) — started
+    together once per module, each only when the browser test can run."""
     if not os.access(CHROMIUM, os.X_OK):
         _skip(f"{CHROMIUM} not found (install Debian's chromium: apt-get install -y chromium)")
     try:
@@ -52,34 +111,26 @@ def server(request):
     except ImportError:
         _skip("the playwright package is not installed (pip install -e '.[dev]')")
     dash_results = request.getfixturevalue("dash_results")  # built only when the browser test can run
-    port = _free_port()
-    env = {**os.environ, dd.RESULTS_ENV: str(dash_results["root"])}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboards" / "app.py"), "--server.address",
-         "127.0.0.1", "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats",
-         "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    roots = {"main": Path(dash_results["root"]), "abn": Path(dash_results["abn_root"]),
+             "broken": _broken_root(tmp_path_factory.mktemp("browser"), dash_results)}
+    procs = {name: _start(root) for name, root in roots.items()}
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-                pytest.fail(f"streamlit did not start on {url}:\n{out}")
-            time.sleep(0.2)
-        yield url
+        for proc, url in procs.values():
+            _wait_up(proc, url)
+        yield {name: url for name, (_, url) in procs.items()} | {f"{name}_root": str(r) for name, r in roots.items()}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        for proc, _ in procs.values():
+            proc.terminate()
+        for proc, _ in procs.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(servers):
+    return servers["main"]
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +242,7 @@ def test_browser_every_page_draws_for_a_run_with_all_sections(server, page, dash
         page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot').length >= {n_charts}")
         page.wait_for_function(DONE_JS)
         assert page.locator(".js-plotly-plot").count() == n_charts
-        page.locator("table.ab").first.wait_for()
+        page.locator("table.ab:visible").first.wait_for()  # the folded health tables come first
         slug = name.split(" ")[0].lower()
         page.screenshot(path=str(ARTIFACTS / f"dashboard_{slug}.png"), full_page=True)
     # the scorecard of this run: HOLD, its reasons verbatim, the SRM banner
@@ -251,3 +302,155 @@ def test_browser_accessibility_axe_core_no_serious_violations(server, page, dash
     finally:
         page.set_viewport_size({"width": 1400, "height": 1500})
     assert not found, json.dumps(found, indent=1, ensure_ascii=False)
+
+
+RUN_PAGES = ["scorecard", "lifts", "segments", "long_tail", "offline_online", "policy"]
+LABEL_FITS_JS = """() => { const i = document.querySelector("[data-testid='stSidebar'] input[role='combobox']");
+  const cs = getComputedStyle(i); const c = document.createElement('canvas').getContext('2d'); c.font = cs.font;
+  return {value: i.value, text: c.measureText(i.value).width,
+          room: i.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight)}; }"""
+
+
+def _visit(page, url: str, path: str, run_id: str | None) -> tuple[str, str]:
+    """Open a page (of a run, by its ?run= link); (all of its text, folded parts included; the visible text).
+    No exception box, no traceback, and the address still names the run."""
+    page.goto(f"{url}/{path}" + (f"?run={run_id}" if run_id else ""))
+    if run_id:
+        page.get_by_text(f"run id {run_id}").wait_for()
+    page.wait_for_function(DONE_JS)
+    if run_id and path in RUN_PAGES and not page.locator("[data-testid='stAlert']").filter(
+            has_text="Cannot show run").count():
+        # the verdict card and the folded health sections (st.html and expanders can land after the script run)
+        page.locator("section.ab-card").wait_for(state="attached")
+        page.locator("table.ab[data-key='fingerprint']").wait_for(state="attached")
+        page.wait_for_function(DONE_JS)
+    main = page.locator("[data-testid='stMain']")
+    text, visible = main.text_content() or "", main.inner_text()
+    assert page.locator("[data-testid='stException']").count() == 0, (path, visible[:2000])
+    assert "Traceback" not in text
+    if run_id:
+        assert f"run={run_id}" in page.url, (path, page.url)  # the ?run= link round trip
+    return text, visible
+
+
+def _assert_run_page(text: str, visible: str, rep: dict, path: str) -> None:
+    """What an analyst must see on every page of a run: the verdict and its checklist (folded but in the page
+    off the scorecard) with every primary, guardrail and the latency line in the report's formats, the
+    health banners, the health details and the data fingerprint."""
+    from abplatform.report.model import Report
+    from abplatform.report.render import decision_title
+
+    typed = Report.from_dict(rep)
+    assert f"Decision: {decision_title(typed)}" in visible, path
+    for line in dd.checklist(typed):
+        assert line.label in text and line.detail in text, (path, line)
+        if path == "scorecard":  # open there
+            assert line.label in visible, (path, line)
+    assert "Serving cost (latency)" in text
+    if typed.srm.failed:
+        assert "Sample ratio mismatch" in visible, path
+    else:
+        assert "Health checks passed" in visible, path
+    assert "Exposures per arm per day" in text and typed.source.hash in text and typed.code_version in text
+    day = typed.srm_by_day[0]
+    assert all(f"{n:,} (" in text for n in day.units.values()), path
+
+
+def test_browser_every_page_of_a_promote_sequential_and_a_hold_srm_failed_online_run(server, page, dash_results):
+    """Every page in the browser for the promote run (offline, sequential: confidence sequence) and the hold run
+    (online, sample ratio failed overall and in a segment): the checklist, the latency line, the banners, the
+    numbers of report.json in the page's text and the ?run= link kept on every page."""
+    from abplatform.formats import fmt_pct
+
+    page.set_viewport_size({"width": 1280, "height": 900})
+    try:
+        for key in ("a", "h"):
+            rep = dash_results[key]
+            for path in ["", *RUN_PAGES, "compare"]:
+                text, visible = _visit(page, server, path, rep["run_id"])
+                if path in RUN_PAGES:
+                    _assert_run_page(text, visible, rep, path)
+                    assert rep["mode"] in visible  # offline / online in the run's caption
+                if path == "scorecard":
+                    for m in rep["metrics"]:
+                        assert fmt_pct(m["rel_effect"]) in visible, m["metric"]
+                    assert "As report.md has it:" in visible
+                if path == "lifts" and key == "a":  # sequential: the daily band is a confidence sequence
+                    assert "confidence sequence" in visible
+                if path == "" and key == "h":
+                    assert "Sample ratio mismatch" in visible  # the pages about all runs name it too
+            fit = page.evaluate(LABEL_FITS_JS)
+            assert fit["value"] == dd.run_label(next(e for e in dd.read_index(dash_results["root"])
+                                                     if e["run_id"] == rep["run_id"]))
+            assert fit["text"] <= fit["room"], fit  # the sidebar's label is not cut
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1500})
+
+
+def test_browser_every_page_of_a_k_arm_run(servers, page, dash_results):
+    """The three-arm run: the verdict names the arm, the checklist has every comparison with its latency line,
+    the sidebar picks the comparison every page shows, and the scorecard fits 1280 px."""
+    from playwright.sync_api import expect
+
+    from abplatform.report.model import Report
+    from abplatform.report.render import decision_title
+
+    url, rep = servers["abn"], dash_results["abn"]
+    typed = Report.from_dict(rep)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    try:
+        for path in ["", *RUN_PAGES, "compare"]:
+            text, visible = _visit(page, url, path, rep["run_id"])
+            if path not in RUN_PAGES:
+                continue
+            _assert_run_page(text, visible, rep, path)
+            assert f"Decision: {decision_title(typed)}" in visible
+            for c in typed.comparison_list():
+                beats = "beats" if c.decision.promote else "does not beat"
+                assert f"{c.name}: {c.treatment} {beats} {c.control}" in text, path
+            if path == "scorecard":
+                widths = page.evaluate("""() => [['page', document.documentElement.scrollWidth
+                  - document.documentElement.clientWidth], ...[...document.querySelectorAll('.ab-wrap')].map(e =>
+                  [e.querySelector('table').dataset.key, e.scrollWidth - e.clientWidth])]""")
+                assert all(w <= 0 for _, w in widths), widths
+        # every comparison in turn: the scorecard's arms follow the sidebar
+        _visit(page, url, "scorecard", rep["run_id"])
+        sidebar = page.locator("[data-testid='stSidebar']")
+        for c in typed.comparison_list()[1:]:
+            _pick(page, sidebar.locator("[data-testid='stSelectbox']").nth(1), c.name)
+            page.get_by_text(f"This page shows {c.name}").wait_for()
+            page.wait_for_function(DONE_JS)
+            head = page.locator("table.ab[data-key='scorecard'] thead th")
+            expect(head.nth(1)).to_have_text(c.control)  # the arms by name follow the comparison
+            expect(head.nth(2)).to_have_text(c.treatment)
+        page.screenshot(path=str(ARTIFACTS / "dashboard_abn_scorecard.png"), full_page=True)
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1500})
+
+
+def test_browser_broken_results_folder_says_what_is_wrong_in_plain_words(servers, page, dash_results):
+    """A run folder deleted after the index listed it, a report.json cut short and then an index.json that is
+    not JSON: every page says so in plain words — no traceback, no exception box, no server path — and a
+    long experiment name's label still shows its date and run id in the sidebar."""
+    url, root = servers["broken"], Path(servers["broken_root"])
+    gone, cut = dash_results["b"]["run_id"], dash_results["h"]["run_id"]
+    for path in ["", *RUN_PAGES]:
+        text, visible = _visit(page, url, path, gone)
+        if path:
+            assert f"Cannot show run {gone}" in visible and "moved or deleted" in visible, path
+        assert str(root) not in text and "/tmp" not in text and "Errno" not in text, path
+    for path in RUN_PAGES[:2]:
+        text, visible = _visit(page, url, path, cut)
+        assert f"Cannot show run {cut}" in visible and "not a report this version can read" in visible, path
+        assert str(root) not in text and "/tmp" not in text
+    # the newest run has a long name: its label is shortened in the middle and fits the picker
+    _visit(page, url, "scorecard", None)
+    fit = page.evaluate(LABEL_FITS_JS)
+    assert fit["text"] <= fit["room"], fit
+    assert fit["value"].endswith(" · 12-31 · …00000Z") and "…" in fit["value"].split(" · ")[1], fit
+    # the index itself broken: the pages say so, and no run is shown
+    (root / "index.json").write_text("[{oops")
+    for path in ("", "scorecard"):
+        text, visible = _visit(page, url, path, None)
+        assert "Cannot read the run index" in visible and "not valid JSON" in visible, path
+        assert str(root) not in text and "/tmp" not in text, path

@@ -57,6 +57,46 @@ def test_heterogeneity_and_daily_segment_series_round_trip_and_older_reports_rea
             "daily_segments"][0], "n_control": ["40", 40]}]})
 
 
+def test_health_sections_round_trip_render_and_older_reports_read():
+    """Pre-period balance (per comparison × metric) and each day's sample ratio: report.json round-trips, report.md
+    has a line for each (failed ones named), and a report.json from before them reads with both empty."""
+    from abplatform.report.model import Comparison, DailySrm, PrePeriodBalance
+    from abplatform.report.render import balance_line, daily_srm_line, markdown
+
+    ok = PrePeriodBalance(treatment="treatment", control="control", metric="item_ctr", type="ratio", n_control=900,
+                          n_treatment=910, control_pre_value=0.1, treatment_pre_value=0.101, diff=0.001, rel_diff=0.01,
+                          se=0.002, df=1800.5, t=0.5, p_value=0.62, p_value_adjusted=0.62)
+    untested = PrePeriodBalance(treatment="treatment", control="control", metric="orders", n_control=900,
+                                n_treatment=910, control_pre_value=0.0, treatment_pre_value=0.0, diff=0.0)
+    days = [DailySrm(day="2026-06-01", units={"control": 500, "treatment": 510}, p_value=0.75, chi2=0.1,
+                     failed=False, p_value_adjusted=1.0),
+            DailySrm(day="2026-06-02", units={"control": 300, "treatment": 150}, p_value=1e-12, chi2=50.0,
+                     test="binomial", failed=True, p_value_adjusted=2e-12)]
+    rep = report(balance=[ok, untested], srm_by_day=days)
+    back = Report.from_json(rep.to_json())
+    assert back == rep and back.to_json() == rep.to_json()
+    assert back.comparison_list()[0].balance == [ok, untested]
+    md = markdown(back)
+    assert "Holm across 2 days, fails at adjusted p < 0.001): **FAILED** on 2026-06-02 (control 300, treatment 150; " \
+           "Holm p < 0.0001)" in md
+    assert "Pre-period balance (A/A check" in md and ": ok (smallest Holm p = 0.6200, item_ctr)" in md
+    bad = report(balance=[PrePeriodBalance(**{**ok.__dict__, "p_value_adjusted": 1e-5, "failed": True})])
+    assert "**FAILED** for item_ctr: control 0.1, treatment 0.101, Holm p < 0.0001" in balance_line(bad)
+    # an A/B/n report: each comparison carries its own rows
+    c = Comparison(treatment="v2", control="v1", decision=rep.decision, metrics=rep.metrics,
+                   balance=[PrePeriodBalance(**{**ok.__dict__, "treatment": "v2", "control": "v1"})])
+    abn = report(comparisons=[c, Comparison(treatment="v3", control="v1", decision=rep.decision, metrics=rep.metrics)],
+                 arms=["v1", "v2", "v3"])
+    assert Report.from_json(abn.to_json()).comparisons[0].balance[0].comparison == "v2 vs v1"
+    doc = json.loads(rep.to_json())
+    for k in ("balance", "srm_by_day"):
+        doc.pop(k)
+    old = Report.from_dict(doc)
+    assert old.balance == [] and old.srm_by_day == []
+    assert daily_srm_line(old).startswith("Exposures per day: not evaluated")
+    assert balance_line(old).startswith("Pre-period balance: not evaluated")
+
+
 @pytest.mark.slow
 def test_a_real_runs_report_json_round_trips_byte_for_byte(small_run):
     text = (small_run / "report.json").read_text()
