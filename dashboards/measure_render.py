@@ -13,22 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
+
+from browser import DONE_JS, served_page
 
 PAGES = ["Scorecard", "Forest plot & daily lift", "Segments", "Long tail & information bubble",
          "Offline vs online", "Off-policy & interleaving", "Compare two runs", "Experiments"]
-DONE_JS = """() => {
-  if (!document.querySelector('[data-testid="stApp"][data-test-script-state="notRunning"]')) return false;
-  if (document.querySelector('[data-stale="true"]')) return false;
-  const plots = [...document.querySelectorAll('.js-plotly-plot')];
-  return plots.every(p => p.querySelector('.trace'));
-}"""
 
 
 def main() -> None:
@@ -36,51 +27,25 @@ def main() -> None:
     ap.add_argument("results", nargs="?", default="results")
     ap.add_argument("--passes", type=int, default=3)
     args = ap.parse_args()
-    from playwright.sync_api import sync_playwright
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app = Path(__file__).resolve().parent / "app.py"
-    env = {**os.environ, "ABPLATFORM_RESULTS": str(Path(args.results).resolve())}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(app), "--server.address", "127.0.0.1",
-                             "--server.port", str(port), "--server.headless", "true",
-                             "--browser.gatherUsageStats", "false"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            t0 = time.perf_counter()
-            page.goto(url)
-            page.get_by_role("heading", name="Experiments").wait_for()
-            page.wait_for_function(DONE_JS)
-            print(f"first load (Experiments): {time.perf_counter() - t0:.3f} s")
-            times: dict[str, list[float]] = {p: [] for p in PAGES}
-            side = page.locator("[data-testid='stSidebar']")
-            for _ in range(args.passes):
-                for name in PAGES:
-                    t0 = time.perf_counter()
-                    side.get_by_role("link", name=name).click()
-                    page.wait_for_url(lambda u: True)
-                    page.get_by_role("heading").filter(has_text=name.split(" &")[0].split(" two")[0]).first.wait_for()
-                    th = time.perf_counter() - t0
-                    page.wait_for_function(DONE_JS, polling=20)
-                    times[name].append(time.perf_counter() - t0)
-                    if os.environ.get("MEASURE_VERBOSE"):
-                        print(f"  {name}: title after {th:.3f} s, complete after {times[name][-1]:.3f} s")
-            browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with served_page(args.results, 1400, 1000) as (page, url):
+        t0 = time.perf_counter()
+        page.goto(url)
+        page.get_by_role("heading", name="Experiments").wait_for()
+        page.wait_for_function(DONE_JS)
+        print(f"first load (Experiments): {time.perf_counter() - t0:.3f} s")
+        times: dict[str, list[float]] = {p: [] for p in PAGES}
+        side = page.locator("[data-testid='stSidebar']")
+        for _ in range(args.passes):
+            for name in PAGES:
+                t0 = time.perf_counter()
+                side.get_by_role("link", name=name).click()
+                page.wait_for_url(lambda u: True)
+                page.get_by_role("heading").filter(has_text=name.split(" &")[0].split(" two")[0]).first.wait_for()
+                th = time.perf_counter() - t0
+                page.wait_for_function(DONE_JS, polling=20)
+                times[name].append(time.perf_counter() - t0)
+                if os.environ.get("MEASURE_VERBOSE"):
+                    print(f"  {name}: title after {th:.3f} s, complete after {times[name][-1]:.3f} s")
     print(f"{'page':34s} {'pass 1':>8s} {'median later':>13s} {'max later':>10s}")
     for name, ts in times.items():
         later = ts[1:] or ts
