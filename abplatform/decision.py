@@ -131,9 +131,8 @@ def decide_arms(comparisons: Sequence[tuple[str, str, Decision]], control: str, 
         deciding = {(t, control) for t in treatments}
         if candidates:
             deciding |= {p for p in by_pair if p[0] in candidates and p[1] in candidates}
-            verb = "beats" if len(candidates) == 1 else "beat"
             extra.append(Check(name="arm_choice", kind="choice", passed=False, blocking=True,
-                               reason=f"{_names(candidates)} {verb} {control} and no comparison shows one of them "
+                               reason=f"{_names(candidates)} beat {control} and no comparison shows one of them "
                                       "better than the other (compare them in comparisons:)"))
             explanation = f"more than one arm beats {control}"
         else:
