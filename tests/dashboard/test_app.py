@@ -7,6 +7,7 @@ import html
 import json
 import math
 import re
+import shutil
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -323,13 +324,9 @@ def _broken_health(report: dict) -> dict:
 
 def test_a_day_off_the_split_and_a_pre_period_imbalance_are_banners_on_every_page(dash_results, tmp_path,
                                                                                    monkeypatch):
-    import shutil
-
-    root = tmp_path / "results"
-    shutil.copytree(dash_results["root"], root)
+    root = copied_results(dash_results, tmp_path, monkeypatch)
     b = dash_results["b"]
     (root / "tiny" / b["run_id"] / "report.json").write_text(json.dumps(_broken_health(b)))
-    monkeypatch.setenv(dd.RESULTS_ENV, str(root))
     at = AppTest.from_file(str(APP), default_timeout=30)
     at.query_params["run"] = b["run_id"]
     at.run()
@@ -348,13 +345,9 @@ def test_a_day_off_the_split_and_a_pre_period_imbalance_are_banners_on_every_pag
 
 
 def test_a_report_from_before_the_health_checks_shows_daily_units_untested(dash_results, tmp_path, monkeypatch):
-    import shutil
-
-    root = tmp_path / "results"
-    shutil.copytree(dash_results["root"], root)
+    root = copied_results(dash_results, tmp_path, monkeypatch)
     b = {k: v for k, v in json.loads(json.dumps(dash_results["b"])).items() if k not in ("balance", "srm_by_day")}
     (root / "tiny" / b["run_id"] / "report.json").write_text(json.dumps(b))
-    monkeypatch.setenv(dd.RESULTS_ENV, str(root))
     at = AppTest.from_file(str(APP), default_timeout=30)
     at.query_params["run"] = b["run_id"]
     goto(at.run(), "scorecard")
@@ -578,10 +571,7 @@ def test_segments_heatmap_every_metric_in_natural_order(app, dash_results):
 
 
 def test_degenerate_segment_is_not_estimable(dash_results, tmp_path, monkeypatch):
-    import shutil
-
-    root = tmp_path / "results"
-    shutil.copytree(dash_results["root"], root)
+    root = copied_results(dash_results, tmp_path, monkeypatch)
     a = dash_results["a"]
     path = root / "tiny" / a["run_id"] / "report.json"
     rep = json.loads(path.read_text())
@@ -590,7 +580,6 @@ def test_degenerate_segment_is_not_estimable(dash_results, tmp_path, monkeypatch
                 control_value=0.0, treatment_value=0.0, improved=False, degraded=False)
     path.write_text(json.dumps(rep))
     assert not dd.estimable(cell)
-    monkeypatch.setenv(dd.RESULTS_ENV, str(root))
     at = AppTest.from_file(str(APP), default_timeout=30)
     at.query_params["run"] = a["run_id"]
     goto(at.run(), "segments")
@@ -671,12 +660,9 @@ def test_segments_drill_down_shows_one_values_cumulative_lift(app, dash_results)
 
 def test_segments_page_of_a_report_without_heterogeneity_or_daily_segments(dash_results, tmp_path, monkeypatch):
     """A report.json written before the heterogeneity and daily segment sections still reads, and says so."""
-    import shutil
-
     from abplatform.report.model import Report
 
-    root = tmp_path / "results"
-    shutil.copytree(dash_results["root"], root)
+    root = copied_results(dash_results, tmp_path, monkeypatch)
     a = dash_results["a"]
     path = root / "tiny" / a["run_id"] / "report.json"
     rep = json.loads(path.read_text())
@@ -686,7 +672,6 @@ def test_segments_page_of_a_report_without_heterogeneity_or_daily_segments(dash_
         s.pop("abs_se")
     path.write_text(json.dumps(rep))
     assert Report.from_dict(rep).heterogeneity == []
-    monkeypatch.setenv(dd.RESULTS_ENV, str(root))
     at = AppTest.from_file(str(APP), default_timeout=30)
     at.query_params["run"] = a["run_id"]
     goto(at.run(), "segments")
@@ -714,16 +699,12 @@ def test_long_tail_empty_state_when_report_has_none(app, dash_results):
 
 def test_long_tail_of_an_online_run_without_catalog_says_why(dash_results, tmp_path, monkeypatch):
     """An online run without the section lacks an item catalog: not "an older version"."""
-    import shutil
-
-    root = tmp_path / "results"
-    shutil.copytree(dash_results["root"], root)
+    root = copied_results(dash_results, tmp_path, monkeypatch)
     h = dash_results["h"]
     path = root / "tiny_online" / h["run_id"] / "report.json"
     rep = json.loads(path.read_text())
     rep["long_tail"] = None
     path.write_text(json.dumps(rep))
-    monkeypatch.setenv(dd.RESULTS_ENV, str(root))
     at = AppTest.from_file(str(APP), default_timeout=30)
     at.query_params["run"] = h["run_id"]
     goto(at.run(), "long_tail")
@@ -899,6 +880,14 @@ def test_run_can_be_opened_from_a_link_and_the_link_follows_the_sidebar(dash_res
     assert again.selectbox(key="segments_metric").value == "order_volume"
 
 
+def copied_results(dash_results: dict, tmp_path: Path, monkeypatch) -> Path:
+    """A private copy of the tests' results folder (safe to break), the one the app reads."""
+    root = tmp_path / "results"
+    shutil.copytree(dash_results["root"], root)
+    monkeypatch.setenv(dd.RESULTS_ENV, str(root))
+    return root
+
+
 def app_run_id(at: AppTest) -> str:
     return at.session_state["run"].rsplit("/", 1)[-1]
 
@@ -919,15 +908,11 @@ def test_an_unknown_run_id_says_so_and_opens_no_other_run(dash_results, monkeypa
 
 
 def test_run_integrity_index_and_folder_disagree(dash_results, tmp_path, monkeypatch):
-    import shutil
-
-    root = tmp_path / "results"
-    shutil.copytree(dash_results["root"], root)
+    root = copied_results(dash_results, tmp_path, monkeypatch)
     index = json.loads((root / "index.json").read_text())
     entry = next(e for e in index if e["run_id"] == dash_results["b"]["run_id"])
     entry["run_id"] = "20260101T000000000000Z"
     (root / "index.json").write_text(json.dumps(index))
-    monkeypatch.setenv(dd.RESULTS_ENV, str(root))
     at = AppTest.from_file(str(APP), default_timeout=30)
     at.query_params["run"] = "20260101T000000000000Z"
     at.run()
@@ -973,14 +958,10 @@ def test_dashboard_formats_without_the_stats_stack():
 
 
 def test_a_run_folder_that_vanished_is_an_error_message(dash_results, tmp_path, monkeypatch):
-    import shutil
-
-    root = tmp_path / "results"
-    shutil.copytree(dash_results["root"], root)
+    root = copied_results(dash_results, tmp_path, monkeypatch)
     index = json.loads((root / "index.json").read_text())
     gone = next(e for e in index if e["run_id"] == dash_results["b"]["run_id"])
     shutil.rmtree(root / gone["path"])
-    monkeypatch.setenv(dd.RESULTS_ENV, str(root))
     at = AppTest.from_file(str(APP), default_timeout=30).run()
     at.selectbox(key="run").set_value(gone["path"]).run()
     for page in PAGES:
