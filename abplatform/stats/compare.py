@@ -364,8 +364,8 @@ def compare(
 
     p_adj = p_value.copy()
     alpha_i = np.full(len(index), alpha)
-    # Dunnett's groups: one metric's cells across the comparisons (the by-columns a family spans)
-    cells = index[["metric", *(b for b in by if b not in across)]].astype(str).agg("|".join, axis=1).to_numpy()
+    if correction == "dunnett":  # its groups: one metric's cells across the comparisons (the columns a family spans)
+        cells = index[["metric", *(b for b in by if b not in across)]].astype(str).agg("|".join, axis=1).to_numpy()
     for fam in families:
         if correction == "dunnett":
             p_adj[fam], alpha_i[fam] = multiple.dunnett(p_value[fam], alpha, cells[fam], vc[fam], vt[fam],
