@@ -79,6 +79,9 @@ class WorldParams:
     purchase_quality: float = 0.5  # ... per unit of item quality
     orders_quality: float = 0.25  # extra orders per purchase (Poisson mean) per unit of item quality
     pre_logging_epsilon: float | None = None  # the pre-period's exploration rate (None: logging_epsilon)
+    # the catalog's own seed (None: ``seed``). A preset calibrated on one catalog fixes it, as a marketplace has
+    # one catalog: then ``seed`` draws the users, their sessions and responses, and the catalog stays the same
+    catalog_seed: int | None = None
 
     def __post_init__(self) -> None:
         shares = self.complexity_shares
@@ -113,7 +116,8 @@ class WorldParams:
 # catalog and users
 # --------------------------------------------------------------------------------------------
 def _make_catalog(p: WorldParams) -> tuple[pa.Table, ItemTruth, np.ndarray]:
-    g = np.random.default_rng([p.seed, 0])
+    seed = p.seed if p.catalog_seed is None else p.catalog_seed
+    g = np.random.default_rng([seed, 0])
     n = p.items
     leaf_weights = 1.0 / np.arange(1, len(LEAVES) + 1) ** 0.5
     leaf = g.choice(len(LEAVES), size=n, p=leaf_weights / leaf_weights.sum())
@@ -153,7 +157,7 @@ def _make_catalog(p: WorldParams) -> tuple[pa.Table, ItemTruth, np.ndarray]:
         schema=ITEMS.schema,
     )
     # appeal from a stream of its own, so the classic world's draws stay as they were
-    appeal = np.random.default_rng([p.seed, 0, 1]).normal(0, 1, n) if p.attraction_appeal else None
+    appeal = np.random.default_rng([seed, 0, 1]).normal(0, 1, n) if p.attraction_appeal else None
     truth = ItemTruth(leaf=leaf, parent=parent_of_leaf[leaf], attrs=attrs, price=price, median_price=median,
                       quality=quality, appeal=appeal)
     return table, truth, log_pop

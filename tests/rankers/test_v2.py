@@ -118,8 +118,8 @@ def test_the_student_agrees_with_the_teacher_on_queries_it_never_saw(small_world
     answers them. Compared with what V2 fitted on all the logs serves for them (the teacher's intent),
     measured on this world: the top category agrees for 292 of 305 (95.7%; mean total variation 0.069);
     the teacher's own word model, what V2 used to run at serving time for a new query, agrees exactly as
-    often (95.7%, TV 0.068); always naming the commonest category, 7.2%. On the demo world
-    (experiments/onesearch_v2_vs_v1.yaml, 4,330 held out) both agree for 99.88% (TV 0.011). The misses are
+    often (95.7%, TV 0.068); always naming the commonest category, 7.2%. On an earlier demo world
+    (the classic world at 50,000 users, 4,330 held out) both agree for 99.88% (TV 0.011). The misses are
     queries only their own clicks explained to the teacher (there, "for my morning jog": sneakers from its
     231 clicks, a mug from its words). Thresholds: 0.94, the measured 0.957 less ~5 queries of slack for
     floating-point differences between machines, and no worse than the teacher's word model by more than
