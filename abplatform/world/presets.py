@@ -31,7 +31,7 @@ from abplatform.errors import InputError
 from abplatform.vocabulary import WORLD_PRESET_NAMES
 from abplatform.world.generate import WorldParams
 
-#: The world size the onesearch preset was calibrated at: the demo's (``data.world``'s defaults but 60,000 users).
+#: The world size the onesearch preset was calibrated at: the demo's (``data.world``'s defaults but 120,000 users).
 CALIBRATION_SIZE = {"users": 120_000, "days": 14, "pre_days": 7, "items": 20_000}
 #: What an experiment's ``data.world`` gives besides the preset (its size, seed and users' behaviour).
 OVERRIDES = ("users", "days", "pre_days", "items", "seed", "behaviour")
