@@ -7,7 +7,7 @@ Run by hand (each step rewrites its section of ``benchmarks/calibration.md``)::
     .venv/bin/python benchmarks/calibrate_world.py validate   # real offline runs on worlds of fresh seeds, pooled
 
 **Objective** (``search``, ``table``): for a knob setting, a world is generated at the calibration size
-(:data:`abplatform.world.presets.CALIBRATION_SIZE`: the demo's 60,000 users) for each of
+(:data:`abplatform.world.presets.CALIBRATION_SIZE`: the demo's 120,000 users) for each of
 :data:`CALIBRATION_SEEDS`; in each, the cascade, V1 and V2 are fitted on its pre-period as the pipeline fits them,
 each ranks *every* experiment-period session (common random numbers within a seed), and the pages' clicks,
 purchases, orders and raters' verdicts are taken in expectation under the world's true (oracle) users
@@ -189,12 +189,10 @@ def measure_points(pool, points: list[np.ndarray], seeds=CALIBRATION_SEEDS, repl
     return [average(flat[i * len(seeds):(i + 1) * len(seeds)]) for i in range(len(points))]
 
 
-def search(iterations: int, log: Path, start: dict | None = None) -> np.ndarray:
-    """Levenberg-Marquardt from the preset's knobs (``start`` overriding some); returns the best knobs found."""
+def search(iterations: int, log: Path) -> np.ndarray:
+    """Levenberg-Marquardt from the preset's knobs; returns the best knobs found."""
     lo, hi, step = (np.array([v[i] for v in KNOBS.values()]) for i in range(3))
     x = knobs_of("onesearch")
-    for k, v in (start or {}).items():
-        x[list(KNOBS).index(k)] = v
     damping = 1.0
     with ProcessPoolExecutor(2) as pool:
         def run(points: list[np.ndarray]) -> list[dict]:
