@@ -56,6 +56,9 @@ class WorldParams:
     pre_days: int = 7
     items: int = 20_000
     sessions_per_user_day: float = 0.55
+    # the spread of users' activity: log sessions per day is normal with this sigma (mean kept at
+    # sessions_per_user_day). Heavy-tailed activity concentrates sessions, and purchases, on users who buy anyway
+    activity_sigma: float = 1.2
     new_user_share: float = 0.2
     candidates: int = 30
     page_size: int = 10
@@ -88,6 +91,8 @@ class WorldParams:
         if len(shares) != len(COMPLEXITY_SHARES) or min(shares) < 0 or abs(sum(shares) - 1) > 1e-6:
             raise ValueError(f"complexity_shares: {len(COMPLEXITY_SHARES)} non-negative shares summing to 1 "
                              f"({', '.join(COMPLEXITY_SHARES)}), got {shares}")
+        if self.activity_sigma < 0:
+            raise ValueError(f"activity_sigma: a standard deviation >= 0, got {self.activity_sigma}")
         for name in ("synonym_rate", "logging_epsilon", "pre_logging_epsilon"):
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 1:
@@ -176,8 +181,8 @@ def _make_users(p: WorldParams) -> Users:
     n = p.users
     pref = 0.8 * g.normal(0, 1, (n, len(LEAVES)))
     price_sens = np.exp(g.normal(0, 0.5, n))
-    # heavy-tailed activity: lognormal with sigma 1.2, mean = sessions_per_user_day
-    rate = p.sessions_per_user_day * np.exp(g.normal(-0.72, 1.2, n))
+    # heavy-tailed activity: lognormal with sigma activity_sigma, mean = sessions_per_user_day
+    rate = p.sessions_per_user_day * np.exp(g.normal(-p.activity_sigma ** 2 / 2, p.activity_sigma, n))
     is_new = g.random(n) < p.new_user_share
     return Users(pref, price_sens, rate, is_new)
 

@@ -147,6 +147,29 @@ def test_onesearch_items_have_an_appeal_the_classic_world_lacks(onesearch_world,
     assert "appeal" not in pq.read_table(small_world / "truth" / "items.parquet").column_names
 
 
+@pytest.mark.parametrize("sigma", [1.2, 0.3, 0.0])
+def test_activity_sigma_spreads_users_activity_around_the_same_mean(sigma):
+    """Each user's sessions per day: lognormal with sigma ``activity_sigma`` and mean ``sessions_per_user_day``
+    (1.2, the classic world's, draws the rates it always drew)."""
+    from abplatform.world.generate import _make_users
+
+    params = WorldParams(users=200_000, seed=11, activity_sigma=sigma)
+    rate = _make_users(params).rate
+    log_rate = np.log(rate / params.sessions_per_user_day)
+    n = len(rate)
+    exact = 1e-12  # sigma 0: every rate is sessions_per_user_day, up to rounding
+    assert abs(log_rate.std() - sigma) < 4.5 * sigma / np.sqrt(2 * n) + exact
+    assert abs(log_rate.mean() + sigma ** 2 / 2) < 4.5 * sigma / np.sqrt(n) + exact
+    # the mean rate is sessions_per_user_day (the lognormal's mean is exp(mu + sigma^2 / 2) = 1)
+    assert abs(rate.mean() / params.sessions_per_user_day - 1) < 4.5 * np.sqrt(np.expm1(sigma ** 2) / n) + exact
+    if sigma == 1.2:
+        g = np.random.default_rng([11, 1])
+        g.normal(0, 1, (n, len(LEAVES))), g.normal(0, 0.5, n)
+        np.testing.assert_array_equal(rate, params.sessions_per_user_day * np.exp(g.normal(-0.72, 1.2, n)))
+    with pytest.raises(ValueError, match="activity_sigma"):
+        WorldParams(activity_sigma=-0.1)
+
+
 def test_onesearch_keeps_its_catalog_whatever_the_seed(tmp_path):
     """The preset fixes its catalog (``catalog_seed``): another seed draws other users and sessions on the same
     items, while the classic world's catalog follows its seed."""
