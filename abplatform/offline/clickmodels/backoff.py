@@ -17,6 +17,10 @@ pair gets ``b``. The back-off ``b`` is, in order of availability:
 2. otherwise the item's own estimate over all queries, itself shrunk by ``m`` towards
 3. the global estimate (all pairs pooled), used for items never seen.
 
+A feature model's prediction is capped at the largest rate the training pairs showed: a log-link GLM extrapolates
+exponentially, and a pair whose features lie outside the training range (an item priced far from the rest, say)
+could otherwise be given an order rate of hundreds, which a simulated user would then draw.
+
 The back-off may be multiplied by a ``calibration`` factor ``kappa`` (``b_qu = kappa * GLM``),
 estimated on held-out logs by :func:`abplatform.offline.clickmodels.calibration.fit_calibration`:
 a GLM fitted on the seen pairs need not be calibrated for the pairs it is used for, those the
@@ -149,6 +153,8 @@ class BackedOffRate:
                 target = (pair_successes + m * self.item_[index.pair_items]) / (pair_trials + m)
             weights = pair_trials / (1.0 + pair_trials / m) + 1e-3
             self.feature_model_ = self._fit_feature_model(index, target, weights, features)
+            seen = pair_trials > 0
+            self.prediction_cap_ = float(target[seen].max()) if seen.any() else float(target.max())
             return self._feature_predictions(index.pair_queries, index.items[index.pair_items])
         return self._calibrated(self.item_[index.pair_items])
 
@@ -187,7 +193,8 @@ class BackedOffRate:
             return np.zeros(0)
         model, features = self.feature_model_, self.features_
         assert model is not None and features is not None  # asked only when the feature model was fitted
-        return self._calibrated(model.predict(self._design(features, query_ids, item_ids)))
+        return self._calibrated(np.minimum(model.predict(self._design(features, query_ids, item_ids)),
+                                           self.prediction_cap_))
 
     @staticmethod
     def _design(features: FeatureFn, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
