@@ -8,12 +8,12 @@
   +3.22%). It fixes its catalog (``catalog_seed``), as a marketplace has one: the experiment's seed draws the users,
   their sessions and responses on the same items (another catalog moves the purchase-driven lifts by several
   points, more than the calibration's goal). ``benchmarks/calibrate_world.py`` searched the knobs on the mean of
-  two seeds at 120,000 users, and measured the result at the demo's size (:data:`CALIBRATION_SIZE`: 140,000
-  users, 14 days, 7 pre-period days, 20,000 items),
-  with relevance measured as the scorecard measures it (labelled pairs only) and V1's buyer conversion kept at or
-  above 36% (the demo's power for the buyer lifts needs it); ``benchmarks/calibration.md`` has the search, the
-  lifts reached and their check through the real pipeline on fresh seeds, including the figures it misses. At
-  another size the lifts move (the rankers learn from a larger or smaller pre-period).
+  two seeds at 120,000 users (relevance measured as the scorecard measures it, over labelled pairs only; V1's
+  buyer conversion kept at or above 36%, for the demo's power) and measured the result at the demo's size
+  (:data:`CALIBRATION_SIZE`: 140,000 users, 14 days, 7 pre-period days, 20,000 items);
+  ``benchmarks/calibration.md`` has the search, the lifts reached and their check through the real pipeline on
+  fresh seeds, including the figures it misses. At another size the lifts move (the rankers learn from a larger
+  or smaller pre-period).
 
 A preset sets the world's knobs only; the size, seed and behaviour come from the experiment
 (``data.world``), as without a preset. The ranker settings (:attr:`WorldPreset.rankers`) are not applied
