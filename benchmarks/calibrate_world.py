@@ -14,8 +14,8 @@ purchases, orders and raters' verdicts are taken in expectation under the world'
 (``benchmarks/calib_eval.py``; relevance over the labelled (query, item) pairs as the scorecard measures it): no
 sampled response, no fitted click model. The lifts are ratios of those expectations, averaged over the seeds; the
 residuals are their distances to the eight published figures in percentage points, plus a penalty when V2's mean
-category entropy per user is not above V1's by :data:`ENTROPY_MARGIN` and one holding V1's buyer conversion near
-:data:`BUYER_LEVEL`.
+category entropy per user is not above V1's by :data:`ENTROPY_MARGIN` and one when V1's buyer conversion falls
+below :data:`BUYER_LEVEL`.
 
 **Search**: Levenberg-Marquardt on the residuals over the knobs of :data:`KNOBS` (a forward-difference
 Jacobian at the start, one point per knob, then Broyden's rank-one updates, one point per iteration; each point's
