@@ -196,6 +196,7 @@ def search(iterations: int, log: Path) -> np.ndarray:
     """Levenberg-Marquardt from the preset's knobs; returns the best knobs found."""
     lo, hi, step = (np.array([v[i] for v in KNOBS.values()]) for i in range(3))
     x = knobs_of("onesearch")
+    shares = [list(KNOBS).index(k) for k in ("multi_share", "indirect_share") if k in KNOBS]
     damping = 1.0
     with ProcessPoolExecutor(2) as pool:
         def run(points: list[np.ndarray]) -> list[dict]:
@@ -217,7 +218,6 @@ def search(iterations: int, log: Path) -> np.ndarray:
             a = jac.T @ jac
             dx = np.linalg.solve(a + damping * np.diag(np.diag(a) + 1e-9), -jac.T @ r)
             x_new = np.clip(x + dx, lo, hi)
-            shares = [list(KNOBS).index(k) for k in ("multi_share", "indirect_share") if k in KNOBS]
             if x_new[shares].sum() > 0.5:
                 x_new[shares] *= 0.5 / x_new[shares].sum()
             res = run([x_new])[0]
