@@ -305,10 +305,18 @@ def test_browser_accessibility_axe_core_no_serious_violations(server, page, dash
 
 
 RUN_PAGES = ["scorecard", "lifts", "segments", "long_tail", "offline_online", "policy"]
-LABEL_FITS_JS = """() => { const i = document.querySelector("[data-testid='stSidebar'] input[role='combobox']");
+RUN_PICKER = "[data-testid='stSidebar'] input[role='combobox']"
+LABEL_FITS_JS = """(picker) => { const i = document.querySelector(picker);
   const cs = getComputedStyle(i); const c = document.createElement('canvas').getContext('2d'); c.font = cs.font;
   return {value: i.value, text: c.measureText(i.value).width,
           room: i.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight)}; }"""
+
+
+def _label_fit(page) -> dict:
+    """The run picker's label: its value, its width in the input's font and the room the input gives it. The
+    sidebar can land after the main script run, so wait for the picker first."""
+    page.locator(RUN_PICKER).first.wait_for(state="attached")
+    return page.evaluate(LABEL_FITS_JS, RUN_PICKER)
 
 
 def _visit(page, url: str, path: str, run_id: str | None) -> tuple[str, str]:
@@ -379,7 +387,7 @@ def test_browser_every_page_of_a_promote_sequential_and_a_hold_srm_failed_online
                     assert "confidence sequence" in visible
                 if path == "" and key == "h":
                     assert "Sample ratio mismatch" in visible  # the pages about all runs name it too
-            fit = page.evaluate(LABEL_FITS_JS)
+            fit = _label_fit(page)
             assert fit["value"] == dd.run_label(next(e for e in dd.read_index(dash_results["root"])
                                                      if e["run_id"] == rep["run_id"]))
             assert fit["text"] <= fit["room"], fit  # the sidebar's label is not cut
@@ -445,7 +453,7 @@ def test_browser_broken_results_folder_says_what_is_wrong_in_plain_words(servers
         assert str(root) not in text and "/tmp" not in text
     # the newest run has a long name: its label is shortened in the middle and fits the picker
     _visit(page, url, "scorecard", None)
-    fit = page.evaluate(LABEL_FITS_JS)
+    fit = _label_fit(page)
     assert fit["text"] <= fit["room"], fit
     assert fit["value"].endswith(" · 12-31 · …00000Z") and "…" in fit["value"].split(" · ")[1], fit
     # the index itself broken: the pages say so, and no run is shown
