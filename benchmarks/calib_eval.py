@@ -14,7 +14,8 @@ expectation under the world's oracle behaviour model (position-based examination
   comparison: the users are split 50/50 (a fixed draw), the label set is the treatment's pairs on the judged
   sessions of one half and the control's on those of the other, and each ranker's relevance is the mean grade
   of its cells (every session) whose pair is in that set. Page good: the probability that the top 5's mean
-  grade plus the rater's N(0, 0.3) noise reaches 1.6 (the judged pages are a random sample, so every page).
+  grade plus the rater's noise reaches the world's threshold (``behaviour.RaterScale``; the judged pages are a
+  random sample, so every page).
 
 Metric by metric as the scorecard defines them (item CTR a ratio of sums over users, buyer conversion the mean of
 users' P(buy), order volume the mean of users' E[orders], page good rate and relevance means over pages and cells),
@@ -31,14 +32,13 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
-from scipy.stats import norm
 
 from abplatform.dataset import Dataset
 from abplatform.offline.ope import load_logged_pages, ranker_pages
 from abplatform.rankers import Catalog, make_ranker
 from abplatform.rng import Stream, uniforms
-from abplatform.world.behaviour import EXAMINATION
-from abplatform.world.generate import grade_pairs, unit_rows
+from abplatform.world.behaviour import EXAMINATION, RaterScale, grades
+from abplatform.world.generate import pair_grade_noise, unit_rows
 from abplatform.world.truth import load_truth
 
 METRICS = ("item_ctr", "buyer_conversion", "order_volume", "page_good_rate", "relevance")
@@ -71,6 +71,8 @@ class ArmTotals:
     pair_keys: np.ndarray | None = None  # (sessions, k) query code x items + item row; -1 where nothing shown
     cell_grades: np.ndarray | None = None  # (sessions, k) the raters' grade of each shown cell
     labels: LabelContext | None = None
+    cell_relevance: np.ndarray | None = None  # (sessions, k) true relevance per cell (0 where nothing is shown)
+    grade_noise: np.ndarray | None = None  # (sessions, k) the raters' uniform draw per cell
 
     def labelled(self, label_set: np.ndarray) -> ArmTotals:
         """These totals with relevance over the cells whose pair is in ``label_set`` (sorted keys)."""
@@ -83,6 +85,18 @@ class ArmTotals:
         return dataclasses.replace(self, grades=grades, judged=judged)
 
     judged: np.ndarray | None = None  # per user labelled impressions (None: every impression counts)
+
+    def rescored(self, scale: RaterScale) -> ArmTotals:
+        """These totals as raters on another scale would judge the same pages: the rankers' pages and the users'
+        responses do not read the raters, so only the grades, relevance and the page good rate change."""
+        assert self.cell_relevance is not None and self.grade_noise is not None and self.labels is not None
+        assert self.pair_keys is not None
+        g = grades(self.cell_relevance, self.grade_noise, scale)
+        cells = np.where(self.pair_keys >= 0, g, 0).astype(np.int8)
+        uidx, n = self.labels.user_index, len(self.clicks)
+        return dataclasses.replace(
+            self, cell_grades=cells, grades=np.bincount(uidx, cells.sum(1), minlength=n),
+            good=np.bincount(uidx, scale.page_good_probability(g[:, :5].mean(axis=1)), minlength=n))
 
     def metrics(self, w: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Metric values, weighted by ``w`` (users x replicates) for a bootstrap, else once."""
@@ -141,6 +155,8 @@ def evaluate(world: str | Path, arms: dict[str, tuple[str, dict]], batch: int = 
         exposure = np.zeros(n_items)
         pair_keys = np.where(pages >= 0, query_codes[:, None].astype(np.int64) * n_items + pages, -1)
         cell_grades = np.zeros(pages.shape, np.int8)
+        cell_relevance = np.zeros(pages.shape, np.float32)
+        grade_noise = np.zeros(pages.shape, np.float32)
         for lo in range(0, len(logged), batch):
             hi = min(len(logged), lo + batch)
             shown, uidx, urows = pages[lo:hi], user_index[lo:hi], user_rows[lo:hi]
@@ -153,9 +169,11 @@ def evaluate(world: str | Path, arms: dict[str, tuple[str, dict]], batch: int = 
             p_buy = model.purchase_probability(rel, cells, np.arange(rel.size)).reshape(rel.shape)
             buy = click * p_buy
             orders = buy * (1.0 + model.extra_orders_mean(cells[3]))
-            g = grade_pairs(truth.seed, queries, shown, rel).astype(float)
-            good = norm.sf((1.6 - g[:, :5].mean(axis=1)) / 0.3)
+            noise = pair_grade_noise(truth.seed, queries, shown)
+            g = grades(rel, noise, truth.raters).astype(float)
+            good = truth.raters.page_good_probability(g[:, :5].mean(axis=1))
             cell_grades[lo:hi] = np.where(valid, g, 0)
+            cell_relevance[lo:hi], grade_noise[lo:hi] = rel, noise
             rows = np.maximum(shown, 0)
             for key, per_session in (("clicks", click.sum(1)), ("impressions", valid.sum(1)),
                                      ("log_no_buy", np.log1p(-buy).sum(1)), ("orders", orders.sum(1)),
@@ -170,7 +188,7 @@ def evaluate(world: str | Path, arms: dict[str, tuple[str, dict]], batch: int = 
         entropy = -(np.where(share > 0, share * np.log2(np.where(share > 0, share, 1)), 0)).sum(1)
         out[name] = ArmTotals(t["clicks"], t["impressions"], -np.expm1(t["log_no_buy"]), t["orders"], t["good"],
                               t["pages"], t["grades"], t["tail"], entropy, gini(exposure), pair_keys, cell_grades,
-                              labels)
+                              labels, cell_relevance, grade_noise)
     return out
 
 

@@ -12,12 +12,14 @@ Model, per shown item i at position k of session s with intent q (leaf, attribut
 * examination: position-based, P(E_k) = EXAMINATION[k] ("pbm"), or cascade-like ("cascade"):
   the user scans down and, after a click, stops with probability 0.5 (0.8 after a purchase);
 * purchase | click: sigmoid(-5.0 + 2.0 r + 0.5 quality_i - 0.6 price_sens_u log(price_i / median));
-* orders | purchase: 1 + Poisson(max(0.01, 0.25 + 0.25 quality_i)); revenue = orders * price.
+* orders | purchase: 1 + Poisson(max(0.01, 0.25 + 0.25 quality_i)); revenue = orders * price;
+* raters (:class:`RaterScale`): grade 0-3 of a (query, item) pair by cut points 0.15, 0.45, 0.8 on r; a page is
+  good when its top 5's mean grade plus N(0, 0.3) noise reaches 1.6.
 
 The coefficients written 0.6 (attraction per unit of quality), -5.0, 2.0 and 0.5 (purchase's intercept, per unit of
 relevance and of quality) and the second 0.25 (orders per unit of quality) are those of the classic world;
-:class:`ResponseCoefficients` carries them, and a world preset may set them
-(:mod:`abplatform.world.presets`). A preset may also give items an appeal (N(0, 1), independent of popularity
+:class:`ResponseCoefficients` carries them (and :class:`RaterScale` the raters' numbers), and a world preset may
+set them (:mod:`abplatform.world.presets`). A preset may also give items an appeal (N(0, 1), independent of popularity
 and quality) that adds ``attraction_appeal`` x appeal_i to the attraction's logit only: a trait that draws clicks
 but not purchases or orders. The classic world has none.
 """
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit, pdtr
-from scipy.stats import poisson
+from scipy.stats import norm, poisson
 
 from abplatform import rng
 from abplatform.replay.behaviour import Responses
@@ -85,9 +87,35 @@ def relevance(intent: SessionIntent, items: ItemTruth, item_rows: np.ndarray,
     return rel
 
 
-def grades(rel: np.ndarray, noise_u: np.ndarray) -> np.ndarray:
-    """A rater's 0-3 grade: thresholds on relevance, moved one step by noise 10% of the time."""
-    g = np.digitize(rel, [0.15, 0.45, 0.8]).astype(np.int8)
+@dataclass(frozen=True)
+class RaterScale:
+    """How the world's raters judge (defaults: the classic world's). A (query, item) grade is 0-3 by the
+    relevance cut points ``grade_cuts`` (grade g needs relevance >= the g-th cut), moved one step by noise 10% of
+    the time; a page is good when the mean grade of its top 5 plus the rater's N(0, ``page_rater_noise``) noise
+    reaches ``page_good_threshold``. The published relevance and page good figures come from raters on a scale
+    nobody publishes, so a preset may set it (:mod:`abplatform.world.presets`); only these two metrics read it."""
+
+    grade_cuts: tuple[float, float, float] = (0.15, 0.45, 0.8)
+    page_good_threshold: float = 1.6
+    page_rater_noise: float = 0.3
+
+    def __post_init__(self) -> None:
+        cuts = self.grade_cuts
+        if len(cuts) != 3 or not 0 < cuts[0] < cuts[1] < cuts[2] <= 1:
+            raise ValueError(f"grade_cuts: three increasing relevance cut points in (0, 1], got {cuts}")
+        if not 0 <= self.page_good_threshold <= 3:
+            raise ValueError(f"page_good_threshold: a mean grade in [0, 3], got {self.page_good_threshold}")
+        if self.page_rater_noise <= 0:
+            raise ValueError(f"page_rater_noise: a standard deviation > 0, got {self.page_rater_noise}")
+
+    def page_good_probability(self, top_mean_grade: np.ndarray) -> np.ndarray:
+        """P(a page is judged good) given the mean grade of its top 5 (the rater's noise integrated out)."""
+        return norm.sf((self.page_good_threshold - top_mean_grade) / self.page_rater_noise)
+
+
+def grades(rel: np.ndarray, noise_u: np.ndarray, scale: RaterScale) -> np.ndarray:
+    """A rater's 0-3 grade: cut points on relevance, moved one step by noise 10% of the time."""
+    g = np.digitize(rel, scale.grade_cuts).astype(np.int8)
     step = np.where(noise_u < 0.05, -1, np.where(noise_u > 0.95, 1, 0))
     return np.clip(g + step, 0, 3).astype(np.int8)
 
@@ -211,8 +239,9 @@ def poisson_quantiles(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
     return k
 
 
-def judge_pages(seed: int, session_ids: np.ndarray, page_grades: np.ndarray) -> np.ndarray:
-    """A rater's good/bad verdict on a page: mean grade of the top 5 plus rater noise >= 1.6."""
-    noise = rng.normals(seed, session_ids, Stream.RATER)[:, 0] * 0.3
+def judge_pages(seed: int, session_ids: np.ndarray, page_grades: np.ndarray,
+                scale: RaterScale) -> np.ndarray:
+    """A rater's good/bad verdict on a page: mean grade of the top 5 plus rater noise >= the scale's threshold."""
+    noise = rng.normals(seed, session_ids, Stream.RATER)[:, 0] * scale.page_rater_noise
     top = page_grades[:, :5].astype(float)
-    return (top.mean(axis=1) + noise) >= 1.6
+    return (top.mean(axis=1) + noise) >= scale.page_good_threshold

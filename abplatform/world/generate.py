@@ -41,7 +41,7 @@ from abplatform.rankers.base import CandidateBatch, rank
 from abplatform.rng import Stream
 from abplatform.store import atomic_directory
 from abplatform.world import behaviour
-from abplatform.world.behaviour import BehaviourModel, ItemTruth, ResponseCoefficients, SessionIntent
+from abplatform.world.behaviour import BehaviourModel, ItemTruth, RaterScale, ResponseCoefficients, SessionIntent
 from abplatform.world.vocab import ATTRIBUTES, LEAVES
 
 USERS_PER_PARTITION = 5000
@@ -82,6 +82,11 @@ class WorldParams:
     purchase_quality: float = 0.5  # ... per unit of item quality
     orders_quality: float = 0.25  # extra orders per purchase (Poisson mean) per unit of item quality
     pre_logging_epsilon: float | None = None  # the pre-period's exploration rate (None: logging_epsilon)
+    # the raters' scale (behaviour.RaterScale): relevance cut points of grades 1-3, and the mean top-5 grade a
+    # page needs to be judged good, with the rater's noise on it
+    grade_cuts: tuple[float, float, float] = RaterScale.grade_cuts
+    page_good_threshold: float = RaterScale.page_good_threshold
+    page_rater_noise: float = RaterScale.page_rater_noise
     # the catalog's own seed (None: ``seed``). A preset calibrated on one catalog fixes it, as a marketplace has
     # one catalog: then ``seed`` draws the users, their sessions and responses, and the catalog stays the same
     catalog_seed: int | None = None
@@ -93,6 +98,7 @@ class WorldParams:
                              f"({', '.join(COMPLEXITY_SHARES)}), got {shares}")
         if self.activity_sigma < 0:
             raise ValueError(f"activity_sigma: a standard deviation >= 0, got {self.activity_sigma}")
+        self.raters()  # its own checks
         for name in ("synonym_rate", "logging_epsilon", "pre_logging_epsilon"):
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 1:
@@ -105,6 +111,10 @@ class WorldParams:
                                     purchase_intercept=self.purchase_intercept,
                                     purchase_relevance=self.purchase_relevance,
                                     purchase_quality=self.purchase_quality, orders_quality=self.orders_quality)
+
+    def raters(self) -> RaterScale:
+        """The raters' scale these parameters set."""
+        return RaterScale(self.grade_cuts, self.page_good_threshold, self.page_rater_noise)
 
     def fingerprint(self) -> str:
         """Parameters plus the generator's own code (world and logging-policy ranker modules), so a
@@ -262,11 +272,16 @@ def query_keys(queries: list[str]) -> np.ndarray:
     return keys[inv]
 
 
-def grade_pairs(seed: int, queries: list[str], items: np.ndarray, rel: np.ndarray) -> np.ndarray:
-    """Raters' grades for (query, item) cells; the same pair always gets the same grade."""
+def pair_grade_noise(seed: int, queries: list[str], items: np.ndarray) -> np.ndarray:
+    """The raters' uniform draw per (query, item) cell: the same pair always draws the same."""
     keys = (query_keys(queries)[:, None] * 1_000_003 + items).astype(np.int64)
-    noise = rng.uniforms(seed, keys.ravel(), Stream.GRADE)[:, 0].reshape(keys.shape)
-    return behaviour.grades(rel, noise)
+    return rng.uniforms(seed, keys.ravel(), Stream.GRADE)[:, 0].reshape(keys.shape)
+
+
+def grade_pairs(seed: int, queries: list[str], items: np.ndarray, rel: np.ndarray,
+                scale: RaterScale) -> np.ndarray:
+    """Raters' grades for (query, item) cells; the same pair always gets the same grade."""
+    return behaviour.grades(rel, pair_grade_noise(seed, queries, items), scale)
 
 
 # --------------------------------------------------------------------------------------------
@@ -444,7 +459,7 @@ def _build_partition(p: WorldParams, it: ItemTruth, log_pop: np.ndarray, users: 
     is_cand = (cands >= 0).ravel()
     candidates = pa.table({"session_id": np.repeat(ids, cands.shape[1])[is_cand], "item_id": cands.ravel()[is_cand]},
                           schema=CANDIDATES.schema)
-    rel_labels, page_labels = judge(p.seed, p.label_rate, ids, queries, intent, it, shown)
+    rel_labels, page_labels = judge(p.seed, p.label_rate, ids, queries, intent, it, shown, p.raters())
     queries_truth = pa.table({"query": queries, "leaf": leaf, "parent": intent.parent,
                               **{f"attr_{a}": attrs[:, j] for j, a in enumerate(ATTRIBUTE_NAMES)},
                               "price_cap": caps})
@@ -452,14 +467,14 @@ def _build_partition(p: WorldParams, it: ItemTruth, log_pop: np.ndarray, users: 
 
 
 def judge(seed: int, label_rate: float, ids: np.ndarray, queries: Sequence[str], intent: SessionIntent,
-          it: ItemTruth, shown: np.ndarray) -> tuple[pa.Table, pa.Table]:
+          it: ItemTruth, shown: np.ndarray, scale: RaterScale) -> tuple[pa.Table, pa.Table]:
     """Manual evaluation of a sample of pages: a grade per shown (query, item) and a page verdict."""
     judged = rng.uniforms(seed, ids, Stream.LABEL)[:, 0] < label_rate
     sel = np.flatnonzero(judged)
     sel_queries = [queries[i] for i in sel.tolist()]
     rel = behaviour.relevance(intent.take(sel), it, shown[sel])
-    g = grade_pairs(seed, sel_queries, shown[sel], rel)
-    good = behaviour.judge_pages(seed, ids[sel], g)
+    g = grade_pairs(seed, sel_queries, shown[sel], rel, scale)
+    good = behaviour.judge_pages(seed, ids[sel], g, scale)
     k = shown.shape[1]
     valid = shown[sel].ravel() >= 0
     rel_labels = pa.table({

@@ -40,7 +40,7 @@ class WorldRaters:
     def judge(self, session_ids: np.ndarray, queries: Encoded, shown_rows: np.ndarray) -> tuple[pa.Table, pa.Table]:
         intents = queries.per_value(self.truth.intents).take(queries.codes)  # the oracle's lookups, once per query
         return judge(self.truth.seed, self.truth.label_rate, session_ids, queries, intents, self.truth.items,
-                     shown_rows)
+                     shown_rows, self.truth.raters)
 
 
 def oracle_users_and_raters(world_dir: Path) -> tuple[OracleBehaviour, WorldRaters]:

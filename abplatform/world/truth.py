@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from abplatform.errors import InputError
-from abplatform.world.behaviour import BehaviourModel, ItemTruth, ResponseCoefficients, SessionIntent
+from abplatform.world.behaviour import BehaviourModel, ItemTruth, RaterScale, ResponseCoefficients, SessionIntent
 
 ATTR_COLUMNS = ("attr_brand", "attr_colour", "attr_material", "attr_style")
 
@@ -23,6 +23,7 @@ class WorldTruth:
     model: BehaviourModel
     seed: int
     label_rate: float
+    raters: RaterScale
     queries: pa.Array  # query strings, aligned with the intent arrays
     intent_leaf: np.ndarray
     intent_parent: np.ndarray
@@ -63,9 +64,14 @@ def load_truth(world_dir: Path) -> WorldTruth:
     coefficients = ResponseCoefficients(**{k: params[k] for k in ResponseCoefficients.__dataclass_fields__
                                            if k in params})
     model = BehaviourModel(items, pref, u["price_sens"].to_numpy(), params["behaviour"], coefficients)
+    # ... and one written before the raters' scale was, the classic raters
+    default = RaterScale()
+    raters = RaterScale(tuple(params.get("grade_cuts", default.grade_cuts)),
+                        params.get("page_good_threshold", default.page_good_threshold),
+                        params.get("page_rater_noise", default.page_rater_noise))
     q = pq.read_table(world_dir / "truth" / "queries.parquet")
     return WorldTruth(
-        items=items, model=model, seed=params["seed"], label_rate=params["label_rate"],
+        items=items, model=model, seed=params["seed"], label_rate=params["label_rate"], raters=raters,
         queries=q["query"].combine_chunks(), intent_leaf=q["leaf"].to_numpy(), intent_parent=q["parent"].to_numpy(),
         intent_attrs=np.stack([q[c].to_numpy() for c in ATTR_COLUMNS], axis=1), intent_cap=q["price_cap"].to_numpy(),
     )

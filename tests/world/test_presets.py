@@ -202,3 +202,46 @@ def test_onesearch_is_calibrated_at_the_demos_size_with_valid_ranker_settings():
         made = make_ranker(ranker, params)
         assert all(getattr(made, k) == v for k, v in params.items()), (ranker, params)
     assert preset_ranker_params("onesearch", "v2")["w_rel"] >= 0.45  # off the w_rel threshold near 0.3
+
+
+def test_the_raters_scale_sets_grades_and_page_verdicts(tmp_path):
+    """The raters' scale moves only the labels: the same world with stricter raters (grade 1 from relevance 0.26,
+    a good page from a mean top-5 grade of 2.3) has the same sessions and responses, grades no higher on every
+    pair (lower on some), and good pages a strict subset of the classic raters'; the truth carries the scale."""
+    from abplatform.world.behaviour import RaterScale
+    from abplatform.world.truth import load_truth
+
+    strict = {"grade_cuts": (0.26, 0.45, 0.8), "page_good_threshold": 2.3}
+    worlds = {name: generate_world(dataclasses.replace(preset_world_params("classic", **TINY), **knobs),
+                                   tmp_path / name) for name, knobs in (("classic", {}), ("strict", strict))}
+    read = {name: {t: pq.read_table(w / t).to_pydict() for t in ("sessions", "impressions", "relevance_labels",
+                                                                  "page_labels")} for name, w in worlds.items()}
+    for table in ("sessions", "impressions"):
+        assert read["classic"][table] == read["strict"][table]
+    grade = {name: {(q, i): g for q, i, g in zip(*(r["relevance_labels"][c] for c in ("query", "item_id", "grade")),
+                                                  strict=True)} for name, r in read.items()}
+    assert grade["classic"].keys() == grade["strict"].keys()
+    lower = [grade["strict"][k] < g for k, g in grade["classic"].items()]
+    assert all(grade["strict"][k] <= g for k, g in grade["classic"].items()) and any(lower)
+    good = {name: {s for s, ok in zip(r["page_labels"]["session_id"], r["page_labels"]["good"], strict=True) if ok}
+            for name, r in read.items()}
+    assert good["strict"] < good["classic"]
+    assert load_truth(worlds["strict"]).raters == RaterScale((0.26, 0.45, 0.8), 2.3, 0.3)
+    assert load_truth(worlds["classic"]).raters == RaterScale()
+    for bad in ({"grade_cuts": (0.5, 0.45, 0.8)}, {"page_good_threshold": 3.5}, {"page_rater_noise": 0.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            WorldParams(**bad)
+
+
+def test_the_expected_page_verdict_is_the_raters_draws_mean():
+    """``RaterScale.page_good_probability`` (what the calibration takes in expectation) is the share of pages the
+    raters' draws (``judge_pages``) call good, per mean top-5 grade: 40,000 draws each, binomial bounds."""
+    from abplatform.world.behaviour import RaterScale, judge_pages
+
+    scale = RaterScale((0.26, 0.45, 0.8), 2.3, 0.3)
+    n = 40_000
+    for grades in ([3, 3, 2, 2, 1], [3, 3, 3, 2, 1], [3, 3, 3, 3, 0], [3, 3, 3, 3, 3]):
+        page = np.tile(np.array([*grades, 0, 0, 0, 0, 0], np.int8), (n, 1))
+        share = judge_pages(5, np.arange(n, dtype=np.int64), page, scale).mean()
+        p = float(scale.page_good_probability(np.array([np.mean(grades)]))[0])
+        assert abs(share - p) <= 4.5 * np.sqrt(p * (1 - p) / n) + 1e-12, (grades, share, p)
