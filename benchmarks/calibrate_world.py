@@ -2,7 +2,8 @@
 
 Run by hand (each step rewrites its section of ``benchmarks/calibration.md``)::
 
-    .venv/bin/python benchmarks/calibrate_world.py search     # the knob search (Levenberg-Marquardt), ~15 min/iteration
+    .venv/bin/python benchmarks/calibrate_world.py search     # the knob search (Levenberg-Marquardt), ~25 min
+    .venv/bin/python benchmarks/calibrate_world.py raters     # relevance and page good under other raters' scales
     .venv/bin/python benchmarks/calibrate_world.py table      # the preset's lifts on the calibration seeds
     .venv/bin/python benchmarks/calibrate_world.py validate   # real offline runs on worlds of fresh seeds, pooled
 
@@ -13,14 +14,19 @@ each ranks *every* experiment-period session (common random numbers within a see
 purchases, orders and raters' verdicts are taken in expectation under the world's true (oracle) users
 (``benchmarks/calib_eval.py``; relevance over the labelled (query, item) pairs as the scorecard measures it): no
 sampled response, no fitted click model. The lifts are ratios of those expectations, averaged over the seeds; the
-residuals are their distances to the eight published figures in percentage points, plus a penalty when V2's mean
-category entropy per user is not above V1's by :data:`ENTROPY_MARGIN` and one when V1's buyer conversion falls
-below :data:`BUYER_LEVEL`.
+residuals are their distances to the eight published figures in percentage points (growing faster beyond
+:data:`SPREAD`), plus a penalty when V2's mean category entropy per user is not above V1's by
+:data:`ENTROPY_MARGIN` and one when V1's buyer conversion falls below :data:`BUYER_LEVEL`.
 
 **Search**: Levenberg-Marquardt on the residuals over the knobs of :data:`KNOBS` (a forward-difference
 Jacobian at the start, one point per knob, then Broyden's rank-one updates, one point per iteration; each point's
 seeds two worlds at a time), from the preset's current values, within each knob's range. Every evaluation is
-appended to ``data/calib/search9.jsonl``.
+appended to ``data/calib/search10.jsonl``.
+
+**Raters** (``raters``): the raters' scale (``WorldParams.grade_cuts``, ``page_good_threshold``) changes no
+page and no response, only the grades, so one replay per calibration seed gives V2 vs V1's relevance and page good
+lifts under every scale of a grid; the preset's grade cut points were set from it (the page threshold is also a
+knob of the search).
 
 **Validation** (``validate``): the preset on worlds of :data:`VALIDATION_SEEDS` (never used in the search) with
 :data:`VALIDATION_USERS` users, replayed through the real pipeline (``run_offline``, ``simulation.behaviour:
@@ -80,6 +86,7 @@ KNOBS = {
     "purchase_quality": (0.0, 1.5, 0.15),
     "orders_quality": (0.0, 0.8, 0.1),
     "v2.w_purchase": (0.0, 1.5, 0.1),
+    "page_good_threshold": (1.0, 3.0, 0.1),
 }
 #: the attribute queries' share, searched in the earlier runs and then held (its effect was within the noise)
 HELD_ATTRIBUTE_SHARE = 0.0183
@@ -93,6 +100,7 @@ ENTROPY_MARGIN = 0.5  # % above V1's that V2's category entropy aims for, so a f
 #: a baseline not far below one half (the relative MDE grows with sqrt((1 - p) / p)); residual LEVEL_WEIGHT per
 #: unit below
 BUYER_LEVEL = 0.36
+SPREAD = 0.35  # pp: the distance from a target beyond which a figure's residual grows faster than linearly
 LEVEL_WEIGHT = 20.0
 
 
@@ -159,7 +167,10 @@ def measure(knobs: dict, seed: int = CALIBRATION_SEEDS[0], replicates: int = 0, 
 
 
 def residuals(result: dict) -> np.ndarray:
-    r = [result["lifts"][f"{t}/{c}/{m}"][0] - target for (t, c, m), target in TARGETS.items()]
+    # r sqrt(1 + (r / SPREAD)^2): least squares near the targets, about r^4 beyond SPREAD, so that the search
+    # brings the worst figure in rather than trimming the ones already close
+    r = [(d := result["lifts"][f"{t}/{c}/{m}"][0] - target) * np.sqrt(1 + (d / SPREAD) ** 2)
+         for (t, c, m), target in TARGETS.items()]
     entropy = result["lifts"]["v2/v1/category_entropy"][0]
     level = result["levels"]["v1"]["buyer_conversion"]
     return np.array([*r, ENTROPY_WEIGHT * min(entropy - ENTROPY_MARGIN, 0.0),
@@ -319,6 +330,60 @@ def table(replicates: int, from_log: Path | None = None, seeds: tuple[int, ...] 
     print("\n".join(lines))
 
 
+#: the raters' scales the ``raters`` step compares: the grade-1 cut point (the others stay 0.45, 0.8) and the
+#: page good threshold (the noise stays the preset's)
+GRADE1_CUTS = (0.15, 0.19, 0.22, 0.26, 0.31)
+PAGE_THRESHOLDS = (1.6, 2.0, 2.2, 2.3, 2.4, 2.6)
+
+
+def _rater_lifts(seed: int) -> dict[tuple[float, float], tuple[float, float]]:
+    """On the preset's world of ``seed``: V2 vs V1's (relevance, page good) lifts, %, per (grade-1 cut, page
+    threshold) of :data:`GRADE1_CUTS` x :data:`PAGE_THRESHOLDS`, from one replay (the raters change no page)."""
+    params = preset_world_params("onesearch", **CALIBRATION_SIZE, seed=seed)
+    world = ensure_world(params, CACHE / f"p{os.getpid()}")
+    try:
+        totals = evaluate(world, {n: a for n, a in arms(WORLD_PRESETS["onesearch"].rankers).items() if n != "cascade"})
+    finally:
+        shutil.rmtree(world, ignore_errors=True)
+    out = {}
+    scale = params.raters()
+    for cut in GRADE1_CUTS:
+        for threshold in PAGE_THRESHOLDS:
+            other = dataclasses.replace(scale, grade_cuts=(cut, *scale.grade_cuts[1:]), page_good_threshold=threshold)
+            lift = lifts({n: t.rescored(other) for n, t in totals.items()}, "v2", "v1", replicates=0)
+            out[(cut, threshold)] = (100 * lift["relevance"][0], 100 * lift["page_good_rate"][0])
+    return out
+
+
+def rater_grid() -> None:
+    """The ``raters`` section: V2 vs V1's relevance and page good lifts under other raters' scales, mean over the
+    calibration seeds (no other figure reads the raters)."""
+    started, load = time.perf_counter(), os.getloadavg()[0]
+    with ProcessPoolExecutor(2) as ex:
+        per_seed = list(ex.map(_rater_lifts, CALIBRATION_SEEDS))
+    scale = preset_world_params("onesearch").raters()
+    mean = {k: np.mean([s[k] for s in per_seed], axis=0) for k in per_seed[0]}
+    target_rel, target_good = TARGETS[("v2", "v1", "relevance")], TARGETS[("v2", "v1", "page_good_rate")]
+    lines = ["", conditions(started, load, ["raters"]), "",
+             f"V2 vs V1 on the preset's worlds (seeds {', '.join(map(str, CALIBRATION_SEEDS))}, the calibration "
+             f"size), mean over the seeds: relevance lift / page good lift (%) under raters whose grade 1 starts at "
+             f"the row's relevance (grades 2 and 3 at {scale.grade_cuts[1]:g} and {scale.grade_cuts[2]:g}) and who "
+             f"call a page good from the column's mean top-5 grade (noise {scale.page_rater_noise:g}); bold: both "
+             f"within ±0.5 pp of +{target_rel:.2f}% / +{target_good:.2f}%. The preset's: "
+             f"{scale.grade_cuts[0]:g} and {scale.page_good_threshold:g}.", "",
+             "| grade 1 from | " + " | ".join(f"page good from {t:g}" for t in PAGE_THRESHOLDS) + " |",
+             "|---|" + "---|" * len(PAGE_THRESHOLDS)]
+    for cut in GRADE1_CUTS:
+        cells = []
+        for threshold in PAGE_THRESHOLDS:
+            rel, good = mean[(cut, threshold)]
+            text = f"{rel:+.2f}% / {good:+.2f}%"
+            cells.append(f"**{text}**" if abs(rel - target_rel) <= 0.5 and abs(good - target_good) <= 0.5 else text)
+        lines.append(f"| {cut:g} | " + " | ".join(cells) + " |")
+    write_section("raters", [*lines, ""])
+    print("\n".join(lines))
+
+
 def pool(values: list[tuple[float, float, float]]) -> tuple[float, float, float, float]:
     """Inverse-variance pooling of per-seed (estimate, 95% low, 95% high): (estimate, low, high, Cochran's Q p)."""
     from scipy.stats import chi2
@@ -425,7 +490,7 @@ def validate(users: int, seeds: list[int], cache_dir: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("search", "table", "validate"))
+    parser.add_argument("step", choices=("search", "table", "validate", "raters"))
     parser.add_argument("--iterations", type=int, default=6)
     parser.add_argument("--replicates", type=int, default=200)
     parser.add_argument("--users", type=int, default=VALIDATION_USERS)
@@ -437,8 +502,10 @@ def main() -> None:
     args = parser.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
     if args.step == "search":
-        x = search(args.iterations, CACHE / "search9.jsonl")
+        x = search(args.iterations, CACHE / "search10.jsonl")
         print("best knobs:", world_knobs(x))
+    elif args.step == "raters":
+        rater_grid()
     elif args.step == "table":
         table(args.replicates, args.from_log, tuple(args.seeds or CALIBRATION_SEEDS))
     else:
