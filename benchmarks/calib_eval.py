@@ -87,8 +87,8 @@ class ArmTotals:
     judged: np.ndarray | None = None  # per user labelled impressions (None: every impression counts)
 
     def rescored(self, scale: RaterScale) -> ArmTotals:
-        """These totals as raters on another scale would judge the same pages: the rankers' pages and the users'
-        responses do not read the raters, so only the grades, relevance and the page good rate change."""
+        """These totals with the grades, relevance and page good rate of raters on ``scale`` (the world's own, or
+        another: the rankers' pages and the users' responses do not read the raters, so nothing else changes)."""
         assert self.cell_relevance is not None and self.grade_noise is not None and self.labels is not None
         assert self.pair_keys is not None
         g = grades(self.cell_relevance, self.grade_noise, scale)
@@ -149,14 +149,12 @@ def evaluate(world: str | Path, arms: dict[str, tuple[str, dict]], batch: int = 
     for name, (ranker_name, params) in arms.items():
         ranker = make_ranker(ranker_name, params).fit(ds, catalog)
         pages = catalog.rows(ranker_pages(ranker, catalog, logged, k=10))
-        t = {k: np.zeros(n_users) for k in ("clicks", "impressions", "log_no_buy", "orders", "good", "pages",
-                                             "grades", "tail")}
+        t = {k: np.zeros(n_users) for k in ("clicks", "impressions", "log_no_buy", "orders", "pages", "tail")}
         cat_counts = np.zeros((n_users, n_cat))
         exposure = np.zeros(n_items)
         pair_keys = np.where(pages >= 0, query_codes[:, None].astype(np.int64) * n_items + pages, -1)
-        cell_grades = np.zeros(pages.shape, np.int8)
-        cell_relevance = np.zeros(pages.shape, np.float32)
-        grade_noise = np.zeros(pages.shape, np.float32)
+        cell_relevance = np.zeros(pages.shape)
+        grade_noise = np.zeros(pages.shape)
         for lo in range(0, len(logged), batch):
             hi = min(len(logged), lo + batch)
             shown, uidx, urows = pages[lo:hi], user_index[lo:hi], user_rows[lo:hi]
@@ -169,26 +167,22 @@ def evaluate(world: str | Path, arms: dict[str, tuple[str, dict]], batch: int = 
             p_buy = model.purchase_probability(rel, cells, np.arange(rel.size)).reshape(rel.shape)
             buy = click * p_buy
             orders = buy * (1.0 + model.extra_orders_mean(cells[3]))
-            noise = pair_grade_noise(truth.seed, queries, shown)
-            g = grades(rel, noise, truth.raters).astype(float)
-            good = truth.raters.page_good_probability(g[:, :5].mean(axis=1))
-            cell_grades[lo:hi] = np.where(valid, g, 0)
-            cell_relevance[lo:hi], grade_noise[lo:hi] = rel, noise
+            cell_relevance[lo:hi], grade_noise[lo:hi] = rel, pair_grade_noise(truth.seed, queries, shown)
             rows = np.maximum(shown, 0)
             for key, per_session in (("clicks", click.sum(1)), ("impressions", valid.sum(1)),
                                      ("log_no_buy", np.log1p(-buy).sum(1)), ("orders", orders.sum(1)),
-                                     ("good", good), ("pages", np.ones(hi - lo)),
-                                     ("grades", np.where(valid, g, 0).sum(1)),
-                                     ("tail", (valid & tail[rows]).sum(1))):
+                                     ("pages", np.ones(hi - lo)), ("tail", (valid & tail[rows]).sum(1))):
                 t[key] += np.bincount(uidx, per_session, minlength=n_users)
             leaf = truth.items.leaf[rows]
             np.add.at(cat_counts, (np.repeat(uidx, shown.shape[1])[valid.ravel()], leaf.ravel()[valid.ravel()]), 1)
             exposure += np.bincount(shown[valid], minlength=n_items)
         share = cat_counts / np.maximum(cat_counts.sum(1, keepdims=True), 1)
         entropy = -(np.where(share > 0, share * np.log2(np.where(share > 0, share, 1)), 0)).sum(1)
-        out[name] = ArmTotals(t["clicks"], t["impressions"], -np.expm1(t["log_no_buy"]), t["orders"], t["good"],
-                              t["pages"], t["grades"], t["tail"], entropy, gini(exposure), pair_keys, cell_grades,
-                              labels, cell_relevance, grade_noise)
+        # the raters' part (grades, relevance, page good) from the cells, on the world's own scale
+        unjudged = np.zeros(n_users)
+        out[name] = ArmTotals(t["clicks"], t["impressions"], -np.expm1(t["log_no_buy"]), t["orders"], unjudged,
+                              t["pages"], unjudged, t["tail"], entropy, gini(exposure), pair_keys, None, labels,
+                              cell_relevance, grade_noise).rescored(truth.raters)
     return out
 
 
