@@ -21,7 +21,7 @@ residuals are their distances to the eight published figures in percentage point
 **Search**: Levenberg-Marquardt on the residuals over the knobs of :data:`KNOBS` (a forward-difference
 Jacobian at the start, one point per knob, then Broyden's rank-one updates, one point per iteration; each point's
 seeds two worlds at a time), from the preset's current values, within each knob's range. Every evaluation is
-appended to ``data/calib/search10.jsonl``.
+appended to ``data/calib/search12.jsonl``.
 
 **Raters** (``raters``): the raters' scale (``WorldParams.grade_cuts``, ``page_good_threshold``) changes no
 page and no response, only the grades, so one replay per calibration seed gives V2 vs V1's relevance and page good
@@ -84,7 +84,9 @@ KNOBS = {
     "pre_logging_epsilon": (0.05, 1.0, 0.1),
     "popularity_quality": (0.0, 1.5, 0.15),
     "purchase_quality": (0.0, 1.5, 0.15),
-    "orders_quality": (0.0, 0.8, 0.1),
+    "orders_quality": (0.0, 1.5, 0.1),
+    "orders_quality_cap": (1.0, 6.0, 0.3),
+    "v1.w_ctr": (0.5, 2.0, 0.1),
     "v2.w_purchase": (0.0, 1.5, 0.1),
     "page_good_threshold": (1.0, 3.0, 0.1),
 }
@@ -502,7 +504,7 @@ def main() -> None:
     args = parser.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
     if args.step == "search":
-        x = search(args.iterations, CACHE / "search10.jsonl")
+        x = search(args.iterations, CACHE / "search12.jsonl")
         print("best knobs:", world_knobs(x))
     elif args.step == "raters":
         rater_grid()

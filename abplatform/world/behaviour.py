@@ -12,12 +12,13 @@ Model, per shown item i at position k of session s with intent q (leaf, attribut
 * examination: position-based, P(E_k) = EXAMINATION[k] ("pbm"), or cascade-like ("cascade"):
   the user scans down and, after a click, stops with probability 0.5 (0.8 after a purchase);
 * purchase | click: sigmoid(-5.0 + 2.0 r + 0.5 quality_i - 0.6 price_sens_u log(price_i / median));
-* orders | purchase: 1 + Poisson(max(0.01, 0.25 + 0.25 quality_i)); revenue = orders * price;
+* orders | purchase: 1 + Poisson(max(0.01, 0.25 + 0.25 min(quality_i, cap))); revenue = orders * price, with no cap
+  in the classic world;
 * raters (:class:`RaterScale`): grade 0-3 of a (query, item) pair by cut points 0.15, 0.45, 0.8 on r; a page is
   good when its top 5's mean grade plus N(0, 0.3) noise reaches 1.6.
 
 The coefficients written 0.6 (attraction per unit of quality), -5.0, 2.0 and 0.5 (purchase's intercept, per unit of
-relevance and of quality) and the second 0.25 (orders per unit of quality) are those of the classic world;
+relevance and of quality) and the second 0.25 (orders per unit of quality, up to the cap) are those of the classic world;
 :class:`ResponseCoefficients` carries them (and :class:`RaterScale` the raters' numbers), and a world preset may
 set them (:mod:`abplatform.world.presets`). A preset may also give items an appeal (N(0, 1), independent of popularity
 and quality) that adds ``attraction_appeal`` x appeal_i to the attraction's logit only: a trait that draws clicks
@@ -132,6 +133,7 @@ class ResponseCoefficients:
     purchase_relevance: float = 2.0
     purchase_quality: float = 0.5
     orders_quality: float = 0.25
+    orders_quality_cap: float | None = None  # the quality beyond which extra orders stop growing (None: never)
 
 
 class BehaviourModel:
@@ -174,7 +176,9 @@ class BehaviourModel:
 
     def extra_orders_mean(self, quality: np.ndarray) -> np.ndarray:
         """The Poisson mean of a purchase's orders beyond the first, per item quality."""
-        return np.maximum(0.25 + self.coefficients.orders_quality * quality, 0.01)
+        c = self.coefficients
+        capped = quality if c.orders_quality_cap is None else np.minimum(quality, c.orders_quality_cap)
+        return np.maximum(0.25 + c.orders_quality * capped, 0.01)
 
     def click_probabilities(self, intent: SessionIntent, user_rows: np.ndarray, shown: np.ndarray) -> np.ndarray:
         """Marginal P(click) per cell under the "pbm" mode (the cascade mode is sampled only)."""

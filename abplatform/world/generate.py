@@ -80,7 +80,9 @@ class WorldParams:
     purchase_intercept: float = -5.0  # the logit of the oracle's P(purchase | click) at relevance and quality 0
     purchase_relevance: float = 2.0  # the oracle's P(purchase | click) per unit of relevance
     purchase_quality: float = 0.5  # ... per unit of item quality
-    orders_quality: float = 0.25  # extra orders per purchase (Poisson mean) per unit of item quality
+    orders_quality: float = 0.25  # extra orders per purchase (Poisson mean) per unit of item quality ...
+    # ... up to this quality, beyond which re-orders saturate (None: they never do)
+    orders_quality_cap: float | None = None
     pre_logging_epsilon: float | None = None  # the pre-period's exploration rate (None: logging_epsilon)
     # the raters' scale (behaviour.RaterScale): relevance cut points of grades 1-3, and the mean top-5 grade a
     # page needs to be judged good, with the rater's noise on it
@@ -110,7 +112,8 @@ class WorldParams:
                                     attraction_appeal=self.attraction_appeal,
                                     purchase_intercept=self.purchase_intercept,
                                     purchase_relevance=self.purchase_relevance,
-                                    purchase_quality=self.purchase_quality, orders_quality=self.orders_quality)
+                                    purchase_quality=self.purchase_quality, orders_quality=self.orders_quality,
+                                    orders_quality_cap=self.orders_quality_cap)
 
     def raters(self) -> RaterScale:
         """The raters' scale these parameters set."""

@@ -245,3 +245,31 @@ def test_the_expected_page_verdict_is_the_raters_draws_mean():
         share = judge_pages(5, np.arange(n, dtype=np.int64), page, scale).mean()
         p = float(scale.page_good_probability(np.array([np.mean(grades)]))[0])
         assert abs(share - p) <= 4.5 * np.sqrt(p * (1 - p) / n) + 1e-12, (grades, share, p)
+
+
+def test_extra_orders_grow_with_quality_up_to_the_cap():
+    """``orders_quality_cap``: a purchase's orders beyond the first are Poisson with mean 0.25 + orders_quality x
+    min(quality, cap); the oracle's draws for items of quality 0, 2, 4 and 8 (cap 3) match it (sample means of
+    ~10^4 purchases each, Poisson bounds) and, without the cap (the classic world's), keep growing past 3."""
+    from abplatform.world.behaviour import BehaviourModel, ItemTruth, ResponseCoefficients, SessionIntent
+
+    quality = np.array([0.0, 2.0, 4.0, 8.0])
+    n_items, n = len(quality), 40_000
+    items = ItemTruth(leaf=np.zeros(n_items, np.int64), parent=np.zeros(n_items, np.int64),
+                      attrs=np.zeros((n_items, 4), np.int64), price=np.full(n_items, 10.0),
+                      median_price=np.full(n_items, 10.0), quality=quality)
+    shown = np.full((n * n_items, 10), -1)
+    shown[:, 0] = np.repeat(np.arange(n_items), n)  # each item alone at the top of n pages
+    intent = SessionIntent(np.zeros(len(shown), np.int64), np.zeros(len(shown), np.int64),
+                           np.full((len(shown), 4), -1), np.full(len(shown), np.inf))
+    for cap in (3.0, None):
+        coefficients = ResponseCoefficients(purchase_intercept=3.0, orders_quality=0.5, orders_quality_cap=cap)
+        model = BehaviourModel(items, np.zeros((1, 1)), np.ones(1), coefficients=coefficients)
+        r = model.respond(7, np.arange(len(shown), dtype=np.int64), intent, np.zeros(len(shown), np.int64), shown)
+        bought = r.purchased[:, 0]
+        extra = (r.orders[:, 0] - 1)[bought]
+        item = shown[bought, 0]
+        for i, q in enumerate(quality):
+            lam = 0.25 + 0.5 * (q if cap is None else min(q, cap))
+            m = (item == i).sum()
+            assert m > 5_000 and abs(extra[item == i].mean() - lam) <= 4.5 * np.sqrt(lam / m), (cap, q)
