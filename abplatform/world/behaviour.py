@@ -20,9 +20,9 @@ Model, per shown item i at position k of session s with intent q (leaf, attribut
 The coefficients written 0.6 (attraction per unit of quality), -5.0, 2.0 and 0.5 (purchase's intercept, per unit of
 relevance and of quality) and the second 0.25 (orders per unit of quality, up to the cap) are those of the classic
 world; :class:`ResponseCoefficients` carries them (and :class:`RaterScale` the raters' numbers), and a world preset
-may set them (:mod:`abplatform.world.presets`). A preset may also give items an appeal (N(0, 1), independent of popularity
-and quality) that adds ``attraction_appeal`` x appeal_i to the attraction's logit only: a trait that draws clicks
-but not purchases or orders. The classic world has none.
+may set them (:mod:`abplatform.world.presets`). A preset may also give items an appeal (N(0, 1), independent of
+popularity and quality) that adds ``attraction_appeal`` x appeal_i to the attraction's logit only: a trait that draws
+clicks but not purchases or orders. The classic world has none.
 """
 
 from __future__ import annotations
