@@ -172,7 +172,8 @@ def onesearch(users: int, cache_dir: str, workdir: Path) -> None:
              "The world of the `onesearch` preset (abplatform/world/presets.py; seed 7, 14 days, 7 pre-period days, "
              "20,000 items: one of the calibration worlds of benchmarks/calibration.md), PBM-like true users; "
              "the arms with the preset's ranker settings (V1: "
-             f"{preset_ranker_params('onesearch', 'v1')}; V2: {preset_ranker_params('onesearch', 'v2')}). Same statistics as above (CUPED, no "
+             f"{preset_ranker_params('onesearch', 'v1')}; V2: {preset_ranker_params('onesearch', 'v2')}). "
+             "Same statistics as above (CUPED, no "
              "multiplicity correction); both runs split the users alike (one salt), so the prediction and the truth "
              "differ by the users' model alone — the page good rate, judged by the same raters on the same pages, "
              "is the same in both.", "",
