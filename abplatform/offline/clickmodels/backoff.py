@@ -13,7 +13,10 @@ pair gets ``b``. The back-off ``b`` is, in order of availability:
 
 1. a model of the parameter on query-item features (a GLM: logistic for probabilities, log-link
    Poisson for rates, statsmodels, fitted on the smoothed per-pair estimates weighted by their
-   trials), when the caller supplies ``features``;
+   trials), when the caller supplies ``features``; with ``item_level``, the item's own rate over
+   its other queries shrunk towards that model by ``m``, ``b_qu = (S_u + m GLM_qu) / (T_u + m)``
+   (S_u, T_u the item's successes and trials in its other pairs), so the model speaks only for
+   the items the log has little of;
 2. otherwise the item's own estimate over all queries, itself shrunk by ``m`` towards
 3. the global estimate (all pairs pooled), used for items never seen.
 
@@ -93,12 +96,14 @@ class BackedOffRate:
     """A probability (``binomial``) or a Poisson rate (``poisson``) per (query, item) pair, backed off."""
 
     def __init__(self, family: Family = "binomial", prior_strength: float = 5.0, raw_targets: bool = False,
-                 calibration: float = 1.0) -> None:
+                 calibration: float = 1.0, item_level: bool = False) -> None:
         """``raw_targets``: fit the feature model on the unsmoothed rates ``successes / trials`` with a
         log-link (Poisson) GLM, which stays unbiased when a rate's estimate exceeds 1 (a click at a
         rarely examined rank divided by its expected examinations); predictions are capped below 1.
-        ``calibration``: the factor applied to the back-off, as a prior and for unseen pairs."""
+        ``calibration``: the factor applied to the back-off, as a prior and for unseen pairs.
+        ``item_level``: back off to the item's own rate before the feature model (the module's level 1)."""
         self.family = family
+        self.item_level = item_level
         self.prior_strength = prior_strength
         self.raw_targets = raw_targets
         self.calibration = calibration
@@ -155,7 +160,12 @@ class BackedOffRate:
             self.feature_model_ = self._fit_feature_model(index, target, weights, features)
             seen = pair_trials > 0
             self.prediction_cap_ = float(target[seen].max()) if seen.any() else float(target.max())
-            return self._feature_predictions(index.pair_queries, index.items[index.pair_items])
+            model = self._feature_predictions(index.pair_queries, index.items[index.pair_items])
+            if not self.item_level:
+                return model
+            self.item_successes_, self.item_trials_ = item_successes, item_trials
+            items = index.pair_items  # each pair's prior from its item's other pairs only
+            return (item_successes[items] - pair_successes + m * model) / (item_trials[items] - pair_trials + m)
         return self._calibrated(self.item_[index.pair_items])
 
     def __call__(self, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
@@ -165,7 +175,14 @@ class BackedOffRate:
         unseen = (pair < 0) & (item_ids != NO_ITEM)
         if self.feature_model_ is not None:
             rows, cols = np.nonzero(unseen)
-            values[rows, cols] = self._feature_predictions(np.asarray(query_ids)[rows], item_ids[rows, cols])
+            backoff = self._feature_predictions(np.asarray(query_ids)[rows], item_ids[rows, cols])
+            if self.item_level:  # an item never in the log has no trials: the feature model alone
+                item = dense[rows, cols]
+                known = item >= 0
+                s = np.where(known, self.item_successes_[np.maximum(item, 0)], 0.0)
+                t = np.where(known, self.item_trials_[np.maximum(item, 0)], 0.0)
+                backoff = (s + self.prior_strength * backoff) / (t + self.prior_strength)
+            values[rows, cols] = backoff
         else:
             values = np.where(unseen, self._calibrated(np.where(dense >= 0, self.item_[dense], self.global_)), values)
         return values

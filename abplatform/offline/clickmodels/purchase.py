@@ -38,8 +38,11 @@ class PurchaseModel:
         # first biases it towards the items' best queries (see BackedOffRate, raw_targets)
         self.purchase_ = BackedOffRate("binomial", self.prior_strength, raw_targets=True,
                                        calibration=self.purchase_calibration)
+        # re-orders are the item's trait more than the query's: an unseen pair backs off to the item's rate over
+        # its other queries before the feature model, which, fitted on the items that sold, speaks too high for
+        # the items that seldom do (benchmarks/calibration.md, fitted users)
         self.extra_orders_ = BackedOffRate("poisson", self.prior_strength, raw_targets=True,
-                                           calibration=self.orders_calibration)
+                                           calibration=self.orders_calibration, item_level=True)
         fit_pair_rate(self.purchase_, index, pair_slots, purchased.astype(float), log.clicks.astype(float), features)
         extra = np.where(purchased, log.orders - 1, 0).astype(float)
         fit_pair_rate(self.extra_orders_, index, pair_slots, extra, purchased.astype(float), features)
