@@ -39,8 +39,9 @@ class PurchaseModel:
         self.purchase_ = BackedOffRate("binomial", self.prior_strength, raw_targets=True,
                                        calibration=self.purchase_calibration)
         # re-orders are the item's trait more than the query's: an unseen pair backs off to the item's rate over
-        # its other queries before the feature model, which, fitted on the items that sold, speaks too high for
-        # the items that seldom do (benchmarks/calibration.md, fitted users)
+        # its other queries before the feature model, which cannot see what makes an item re-ordered: too low for
+        # the new pairs of items that sell, and once recalibrated for them, too high for the items that seldom do
+        # (benchmarks/calibration.md, fitted users)
         self.extra_orders_ = BackedOffRate("poisson", self.prior_strength, raw_targets=True,
                                            calibration=self.orders_calibration, item_level=True)
         fit_pair_rate(self.purchase_, index, pair_slots, purchased.astype(float), log.clicks.astype(float), features)
