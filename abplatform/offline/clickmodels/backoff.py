@@ -165,7 +165,7 @@ class BackedOffRate:
                 return model
             self.item_successes_, self.item_trials_ = item_successes, item_trials
             items = index.pair_items  # each pair's prior from its item's other pairs only
-            return (item_successes[items] - pair_successes + m * model) / (item_trials[items] - pair_trials + m)
+            return self._through_item(item_successes[items] - pair_successes, item_trials[items] - pair_trials, model)
         return self._calibrated(self.item_[index.pair_items])
 
     def __call__(self, query_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
@@ -177,15 +177,17 @@ class BackedOffRate:
             rows, cols = np.nonzero(unseen)
             backoff = self._feature_predictions(np.asarray(query_ids)[rows], item_ids[rows, cols])
             if self.item_level:  # an item never in the log has no trials: the feature model alone
-                item = dense[rows, cols]
-                known = item >= 0
-                s = np.where(known, self.item_successes_[np.maximum(item, 0)], 0.0)
-                t = np.where(known, self.item_trials_[np.maximum(item, 0)], 0.0)
-                backoff = (s + self.prior_strength * backoff) / (t + self.prior_strength)
+                known, item = dense[rows, cols] >= 0, np.maximum(dense[rows, cols], 0)
+                backoff = self._through_item(np.where(known, self.item_successes_[item], 0.0),
+                                             np.where(known, self.item_trials_[item], 0.0), backoff)
             values[rows, cols] = backoff
         else:
             values = np.where(unseen, self._calibrated(np.where(dense >= 0, self.item_[dense], self.global_)), values)
         return values
+
+    def _through_item(self, successes: np.ndarray, trials: np.ndarray, model: np.ndarray) -> np.ndarray:
+        """``(S + m model) / (T + m)``: an item's rate over its other pairs, shrunk towards the feature model."""
+        return (successes + self.prior_strength * model) / (trials + self.prior_strength)
 
     def _calibrated(self, backoff: np.ndarray) -> np.ndarray:
         """``calibration * backoff``, capped below 1 for a probability."""
